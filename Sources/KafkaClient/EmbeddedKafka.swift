@@ -1,0 +1,96 @@
+import CRdKafka
+import Logging
+
+/// An in-process Kafka cluster: librdkafka's mock cluster, speaking the real Kafka protocol
+/// over TCP on loopback, so any client (this module, `kcat`) can use `bootstrapServers`.
+///
+/// Limits of the mock (librdkafka 2.0.2) that shape how it is used here:
+/// - each partition keeps only about 5 MiB and silently drops older data, read or not:
+///   create enough partitions that none holds more than ~4 MiB of a run;
+/// - an empty fetch is answered only after the client's `fetch.wait.max.ms`: clients of the
+///   embedded broker use `recommendedClientProperties` (10 ms) so latency is the product's;
+/// - a consumer that dies without leaving its group holds its partitions until its
+///   `session.timeout.ms` expires; embedded-mode clients use 6 s.
+public final class EmbeddedKafka: Sendable {
+    private let handle: KafkaHandle
+    private let cluster: MockCluster
+    /// `host:port,…` of the mock brokers.
+    public let bootstrapServers: String
+    /// Broker ids are 1…brokerCount.
+    public let brokerCount: Int
+
+    /// A topic to create at start.
+    public struct Topic: Sendable {
+        public var name: String
+        public var partitions: Int
+        public init(_ name: String, partitions: Int) {
+            self.name = name
+            self.partitions = partitions
+        }
+    }
+
+    /// Client properties that keep the mock's own delays out of measurements and tests.
+    public static let recommendedClientProperties: [String: String] = [
+        "fetch.wait.max.ms": "10",
+        "session.timeout.ms": "6000",
+        "heartbeat.interval.ms": "500",
+        "topic.metadata.refresh.interval.ms": "10000",
+    ]
+
+    public init(brokers: Int = 1, topics: [Topic] = [], logger: Logger = Logger(label: "kafka.embedded")) throws(KafkaError) {
+        let context = KafkaCallbackContext(logger: logger) { _ in }
+        // The mock cluster lives inside a client handle; this one never talks to a broker.
+        handle = try KafkaHandle(type: RD_KAFKA_PRODUCER, configuration: KafkaConfiguration(["log_level": "3"]), context: context) { _ in }
+        guard let made = rd_kafka_mock_cluster_new(handle.pointer, Int32(brokers)) else {
+            throw KafkaError(kind: .embeddedBroker, message: "rd_kafka_mock_cluster_new(\(brokers)) failed")
+        }
+        cluster = MockCluster(made)
+        bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(made))
+        brokerCount = brokers
+        for topic in topics {
+            try createTopic(topic.name, partitions: topic.partitions)
+        }
+    }
+
+    /// Creates a topic with the given partition count (replication factor 1).
+    public func createTopic(_ name: String, partitions: Int) throws(KafkaError) {
+        let error = rd_kafka_mock_topic_create(cluster.pointer, name, Int32(partitions), 1)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(kind: .embeddedBroker, error: error, context: "create topic \(name) with \(partitions) partitions")
+        }
+    }
+
+    /// Takes a broker down: its connections are closed and new ones refused until `setBrokerUp`.
+    public func setBrokerDown(_ id: Int32 = 1) throws(KafkaError) {
+        let error = rd_kafka_mock_broker_set_down(cluster.pointer, id)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) down") }
+    }
+
+    /// Brings a broker back up.
+    public func setBrokerUp(_ id: Int32 = 1) throws(KafkaError) {
+        let error = rd_kafka_mock_broker_set_up(cluster.pointer, id)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) up") }
+    }
+
+    /// `bootstrap.servers` plus `recommendedClientProperties`, ready for a client of this broker.
+    public func clientConfiguration(_ extra: [String: String] = [:]) -> KafkaConfiguration {
+        var properties = Self.recommendedClientProperties
+        properties["bootstrap.servers"] = bootstrapServers
+        for (key, value) in extra { properties[key] = value }
+        return KafkaConfiguration(properties)
+    }
+}
+
+/// Owns the mock cluster; destroyed before the handle that hosts it (declaration order in
+/// `EmbeddedKafka` does not guarantee that, so the cluster keeps its own reference to it).
+private final class MockCluster: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init(_ pointer: OpaquePointer) {
+        self.pointer = pointer
+    }
+
+    deinit {
+        rd_kafka_mock_cluster_destroy(pointer)
+    }
+}

@@ -1,0 +1,296 @@
+import CRdKafka
+import Dispatch
+import Logging
+import Synchronization
+
+/// A consumer in a consumer group with manual offset handling.
+///
+/// Offsets: `enable.auto.offset.store` is forced to `false`. An offset becomes eligible for
+/// commit only when the application calls `storeOffsets(for:)` after it has finished with the
+/// messages; stored offsets are committed every `auto.commit.interval.ms` (default 1 s here),
+/// before partitions are revoked in a rebalance, on `commit()` and on `close()`. A crash
+/// therefore re-delivers at most the messages processed since the last commit: at least once.
+///
+/// Threads: `nextBatch` runs the blocking `rd_kafka_consumer_poll` on the consumer's own serial
+/// queue, never on Swift's cooperative pool; rebalance callbacks run there too, inside poll.
+/// All methods may be called from any task (`Sendable`); `nextBatch` calls are serialised.
+public final class KafkaConsumer: Sendable {
+    private let handle: KafkaHandle
+    private let pollQueue: DispatchQueue
+    private let controlQueue: DispatchQueue
+    private let closed = Mutex(false)
+    private let eventContinuation: AsyncStream<KafkaClientEvent>.Continuation
+    /// Rebalances, errors and statistics, bounded (newest 1,000 kept if nobody reads).
+    public let events: AsyncStream<KafkaClientEvent>
+    public let configuration: KafkaConfiguration
+
+    /// Creates the consumer. `group.id` and `bootstrap.servers` must be set.
+    public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "kafka.consumer")) throws(KafkaError) {
+        var config = configuration
+        guard config["group.id"] != nil else {
+            throw KafkaError(kind: .configuration, message: "group.id is required for a consumer")
+        }
+        config["enable.auto.offset.store"] = "false"
+        if config["auto.commit.interval.ms"] == nil { config["auto.commit.interval.ms"] = "1000" }
+        if config["auto.offset.reset"] == nil { config["auto.offset.reset"] = "earliest" }
+        self.configuration = config
+        let (stream, continuation) = AsyncStream<KafkaClientEvent>.makeStream(bufferingPolicy: .bufferingNewest(1000))
+        events = stream
+        eventContinuation = continuation
+        let context = ConsumerContext(logger: logger) { continuation.yield($0) }
+        handle = try KafkaHandle(type: RD_KAFKA_CONSUMER, configuration: config, context: context) { conf in
+            rd_kafka_conf_set_rebalance_cb(conf, kafkaRebalanceCallback)
+        }
+        rd_kafka_poll_set_consumer(handle.pointer)
+        let label = config["group.id"] ?? "consumer"
+        pollQueue = DispatchQueue(label: "kafka-consumer.poll.\(label)")
+        controlQueue = DispatchQueue(label: "kafka-consumer.control.\(label)")
+    }
+
+    deinit {
+        eventContinuation.finish()
+    }
+
+    /// Subscribes to topics (replacing any earlier subscription); partitions arrive by rebalance.
+    public func subscribe(topics: [String]) throws(KafkaError) {
+        let list = KafkaTopicPartition.makeNative(topics.map { KafkaTopicPartition(topic: $0, partition: RD_KAFKA_PARTITION_UA) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let error = rd_kafka_subscribe(handle.pointer, list)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(kind: .consume, error: error, context: "subscribe to \(topics)")
+        }
+    }
+
+    /// Waits up to `timeout` for the first message, then takes what is already fetched, up to
+    /// `maxMessages`; with `linger` it keeps waiting that long for more. Returns `[]` on timeout.
+    /// Per-message errors (broker gone, unknown topic) are reported on `events`, not returned.
+    public func nextBatch(maxMessages: Int, timeout: Duration, linger: Duration = .zero) async throws(KafkaError) -> [KafkaMessage] {
+        let handle = self.handle
+        let result: Result<[KafkaMessage], KafkaError> = await withCheckedContinuation { continuation in
+            pollQueue.async {
+                if self.closed.withLock({ $0 }) {
+                    continuation.resume(returning: .failure(KafkaError(kind: .closed, message: "consumer closed")))
+                    return
+                }
+                continuation.resume(returning: .success(Self.poll(handle, maxMessages: maxMessages, timeout: timeout, linger: linger)))
+            }
+        }
+        return try result.get()
+    }
+
+    private static func poll(_ handle: KafkaHandle, maxMessages: Int, timeout: Duration, linger: Duration) -> [KafkaMessage] {
+        var batch: [KafkaMessage] = []
+        let clock = ContinuousClock()
+        let start = clock.now
+        var lingerEnd: ContinuousClock.Instant?
+        while batch.count < maxMessages {
+            let now = clock.now
+            let waitUntil = lingerEnd ?? (start + timeout)
+            let remaining = waitUntil - now
+            let ms: Int32 = remaining <= .zero ? 0 : Int32(min(ReconnectMath.milliseconds(remaining), 60_000))
+            guard let message = rd_kafka_consumer_poll(handle.pointer, ms) else {
+                if ms == 0 { break }
+                continue
+            }
+            defer { rd_kafka_message_destroy(message) }
+            let error = message.pointee.err
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                if error != RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    let text = message.pointee.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? ""
+                    handle.context.onEvent(.error(KafkaError(kind: .consume, error: error, context: text), fatal: false))
+                }
+                continue
+            }
+            batch.append(KafkaMessage(copying: message))
+            if lingerEnd == nil { lingerEnd = linger > .zero ? clock.now + linger : clock.now }
+        }
+        return batch
+    }
+
+    /// Marks messages as processed: for each partition the offset after the highest message is
+    /// stored and will be committed. Partitions no longer assigned are skipped.
+    public func storeOffsets(for messages: [KafkaMessage]) throws(KafkaError) {
+        var next: [KafkaTopicPartition: Int64] = [:]
+        for message in messages {
+            let key = KafkaTopicPartition(topic: message.topic, partition: message.partition)
+            next[key] = max(next[key] ?? 0, message.offset + 1)
+        }
+        try storeOffsets(next.map { KafkaTopicPartition(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) })
+    }
+
+    /// Stores explicit next-offsets (the offset of the next message to read, per partition).
+    public func storeOffsets(_ offsets: [KafkaTopicPartition]) throws(KafkaError) {
+        if offsets.isEmpty { return }
+        let list = KafkaTopicPartition.makeNative(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let error = rd_kafka_offsets_store(handle.pointer, list)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR && error != RD_KAFKA_RESP_ERR__STATE {
+            throw KafkaError(kind: .commit, error: error, context: "store offsets \(offsets)")
+        }
+    }
+
+    /// Commits stored offsets now and waits for the broker's answer.
+    public func commit() async throws(KafkaError) {
+        let handle = self.handle
+        let result: Result<Void, KafkaError> = await withCheckedContinuation { continuation in
+            controlQueue.async {
+                let error = rd_kafka_commit(handle.pointer, nil, 0)
+                if error == RD_KAFKA_RESP_ERR_NO_ERROR || error == RD_KAFKA_RESP_ERR__NO_OFFSET {
+                    continuation.resume(returning: .success(()))
+                } else {
+                    continuation.resume(returning: .failure(KafkaError(kind: .commit, error: error, context: "commit")))
+                }
+            }
+        }
+        try result.get()
+    }
+
+    /// The partitions currently assigned.
+    public func assignment() throws(KafkaError) -> [KafkaTopicPartition] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        let error = rd_kafka_assignment(handle.pointer, &list)
+        defer { if let list { rd_kafka_topic_partition_list_destroy(list) } }
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .consume, error: error, context: "assignment") }
+        return KafkaTopicPartition.list(list)
+    }
+
+    /// Stops fetching from the partitions (keeps group membership: keep calling `nextBatch`).
+    public func pause(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
+        try changePause(partitions, pause: true)
+    }
+
+    /// Resumes fetching from paused partitions.
+    public func resume(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
+        try changePause(partitions, pause: false)
+    }
+
+    private func changePause(_ partitions: [KafkaTopicPartition], pause: Bool) throws(KafkaError) {
+        if partitions.isEmpty { return }
+        let list = KafkaTopicPartition.makeNative(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let error = pause ? rd_kafka_pause_partitions(handle.pointer, list) : rd_kafka_resume_partitions(handle.pointer, list)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .consume, error: error, context: pause ? "pause" : "resume") }
+    }
+
+    /// Rewinds a partition to an offset (used to re-read messages that were fetched but not
+    /// processed, e.g. after a pause).
+    public func seek(_ partition: KafkaTopicPartition) throws(KafkaError) {
+        let list = KafkaTopicPartition.makeNative([partition])
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if let error = rd_kafka_seek_partitions(handle.pointer, list, 5000) {
+            defer { rd_kafka_error_destroy(error) }
+            throw KafkaError(kind: .consume, code: rd_kafka_error_code(error).rawValue, message: "seek \(partition): \(String(cString: rd_kafka_error_string(error)))")
+        }
+    }
+
+    /// The group's committed offsets for the given partitions, asked of the coordinator.
+    public func committedOffsets(_ partitions: [KafkaTopicPartition], timeout: Duration = .seconds(5)) async throws(KafkaError) -> [KafkaTopicPartition] {
+        let handle = self.handle
+        let result: Result<[KafkaTopicPartition], KafkaError> = await withCheckedContinuation { continuation in
+            controlQueue.async {
+                let list = KafkaTopicPartition.makeNative(partitions)
+                defer { rd_kafka_topic_partition_list_destroy(list) }
+                let error = rd_kafka_committed(handle.pointer, list, Int32(ReconnectMath.milliseconds(timeout)))
+                if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    continuation.resume(returning: .failure(KafkaError(kind: .request, error: error, context: "committed offsets")))
+                } else {
+                    continuation.resume(returning: .success(KafkaTopicPartition.list(list)))
+                }
+            }
+        }
+        return try result.get()
+    }
+
+    /// Low and high watermarks of a partition, asked of its leader.
+    public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(5)) async throws(KafkaError) -> (low: Int64, high: Int64) {
+        let handle = self.handle
+        let result: Result<(Int64, Int64), KafkaError> = await withCheckedContinuation { continuation in
+            controlQueue.async {
+                var low: Int64 = 0
+                var high: Int64 = 0
+                let error = rd_kafka_query_watermark_offsets(handle.pointer, topic, partition, &low, &high, Int32(ReconnectMath.milliseconds(timeout)))
+                if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    continuation.resume(returning: .failure(KafkaError(kind: .request, error: error, context: "watermarks of \(topic)[\(partition)]")))
+                } else {
+                    continuation.resume(returning: .success((low, high)))
+                }
+            }
+        }
+        let (low, high) = try result.get()
+        return (low, high)
+    }
+
+    /// The number of partitions of a topic, from cluster metadata.
+    public func partitionCount(topic: String, timeout: Duration = .seconds(5)) async throws(KafkaError) -> Int {
+        try await KafkaMetadata.partitionCount(handle: handle, queue: controlQueue, topic: topic, timeout: timeout)
+    }
+
+    /// Commits stored offsets, leaves the group (revoking partitions) and stops consuming.
+    /// Idempotent. Waits for an in-flight `nextBatch` to return first.
+    public func close() async {
+        let handle = self.handle
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            pollQueue.async {
+                let first = self.closed.withLock { wasClosed -> Bool in
+                    defer { wasClosed = true }
+                    return !wasClosed
+                }
+                if first {
+                    let error = rd_kafka_consumer_close(handle.pointer)
+                    if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                        handle.context.logger.warning("consumer close: \(String(cString: rd_kafka_err2str(error)))")
+                    }
+                }
+                continuation.resume()
+            }
+        }
+    }
+}
+
+final class ConsumerContext: KafkaCallbackContext, @unchecked Sendable {}
+
+/// Assigns on assignment; on revocation commits what was stored first, so the next owner of the
+/// partition starts right after the last processed message.
+private let kafkaRebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = { handle, error, partitions, opaque in
+    guard let handle, let context = KafkaHandle.context(of: opaque) else { return }
+    let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+    let list = KafkaTopicPartition.list(partitions)
+    switch error {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        if cooperative {
+            if let failure = rd_kafka_incremental_assign(handle, partitions) {
+                context.logger.error("incremental assign failed: \(String(cString: rd_kafka_error_string(failure)))")
+                rd_kafka_error_destroy(failure)
+            }
+        } else {
+            rd_kafka_assign(handle, partitions)
+        }
+        context.logger.info("partitions assigned", metadata: ["partitions": "\(list)"])
+        context.onEvent(.assigned(list))
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        if rd_kafka_assignment_lost(handle) == 0 {
+            let commitError = rd_kafka_commit(handle, nil, 0)
+            if commitError != RD_KAFKA_RESP_ERR_NO_ERROR && commitError != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                context.logger.warning("commit before revoke failed: \(String(cString: rd_kafka_err2str(commitError)))")
+            }
+        }
+        if cooperative {
+            if let failure = rd_kafka_incremental_unassign(handle, partitions) { rd_kafka_error_destroy(failure) }
+        } else {
+            rd_kafka_assign(handle, nil)
+        }
+        context.logger.info("partitions revoked", metadata: ["partitions": "\(list)"])
+        context.onEvent(.revoked(list))
+    default:
+        context.logger.error("rebalance error: \(String(cString: rd_kafka_err2str(error)))")
+        rd_kafka_assign(handle, nil)
+        context.onEvent(.error(KafkaError(kind: .consume, error: error, context: "rebalance"), fatal: false))
+    }
+}
+
+enum ReconnectMath {
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let c = duration.components
+        return c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,196 @@
+import Dispatch
+import Logging
+import Synchronization
+
+/// An async Redis client over one hiredis connection.
+///
+/// Thread-safety: `RedisClient` is `Sendable`; any task may call it. Commands are executed in
+/// call order on one serial dispatch queue that owns the blocking connection, so hiredis never
+/// blocks a thread of Swift's cooperative pool. Concurrent callers are serialised; for
+/// parallelism use several clients, for throughput use `execute(_:)` with a pipeline.
+///
+/// Reconnect: when the connection breaks, the failing command throws `.connectionLost` (it may
+/// or may not have run; the client never re-sends it). Later calls reconnect, spaced by the
+/// configuration's capped, jittered back-off; a call made before the next attempt is due fails
+/// fast with `retryAfter` set, so callers can wait without hammering the server.
+public final class RedisClient: Sendable {
+    public let configuration: RedisConfiguration
+    private let queue: DispatchQueue
+    private let slot: ConnectionSlot
+    private let scriptHashes = Mutex<[String: String]>([:])
+
+    /// Counters about the connection's life, for metrics.
+    public struct Statistics: Sendable, Equatable {
+        /// Successful connects after the first one.
+        public var reconnects = 0
+        /// Failed connect attempts.
+        public var connectFailures = 0
+        /// Connections dropped because of a transport error or timeout.
+        public var connectionsLost = 0
+    }
+
+    /// Creates a client that connects on first use.
+    public init(configuration: RedisConfiguration, label: String = "redis", logger: Logger = Logger(label: "redis")) {
+        self.configuration = configuration
+        self.queue = DispatchQueue(label: "redis-client.\(label)")
+        self.slot = ConnectionSlot(configuration: configuration, logger: logger)
+    }
+
+    /// Creates a client and connects now, so configuration errors (wrong address, AUTH) surface here.
+    public static func connect(configuration: RedisConfiguration, label: String = "redis", logger: Logger = Logger(label: "redis")) async throws(RedisError) -> RedisClient {
+        let client = RedisClient(configuration: configuration, label: label, logger: logger)
+        _ = try await client.send(.ping())
+        return client
+    }
+
+    /// A snapshot of the connection counters.
+    public var statistics: Statistics { slot.statistics.withLock { $0 } }
+
+    /// True while a connection is open (it may still turn out to be broken on next use).
+    public var isConnected: Bool { slot.connected.withLock { $0 } }
+
+    /// Sends one command and decodes its reply; an error reply throws `.server`.
+    public func send<Value>(_ command: RedisCommand<Value>) async throws(RedisError) -> Value {
+        let reply = try await perform { connection throws(RedisError) in try connection.send(command.arguments) }
+        return try command.value(from: reply)
+    }
+
+    /// Sends every command of the pipeline in one write and returns the replies in order.
+    /// Error replies stay in the array as `.error`; only transport failures throw.
+    public func execute(_ pipeline: RedisPipeline) async throws(RedisError) -> [RedisReply] {
+        if pipeline.isEmpty { return [] }
+        let commands = pipeline.commands
+        return try await perform { connection throws(RedisError) in try connection.pipeline(commands) }
+    }
+
+    /// Runs a Lua script with `EVALSHA`, loading it first when the server does not know it.
+    public func run(_ script: RedisScript, keys: [String], arguments: [[UInt8]]) async throws(RedisError) -> RedisReply {
+        var sha: String
+        if let cached = scriptHashes.withLock({ $0[script.source] }) {
+            sha = cached
+        } else {
+            sha = try await load(script)
+        }
+        do {
+            return try await send(RedisScript.evalsha(sha: sha, keys: keys, arguments: arguments))
+        } catch where error.serverErrorCode == "NOSCRIPT" {
+            sha = try await load(script)
+            return try await send(RedisScript.evalsha(sha: sha, keys: keys, arguments: arguments))
+        }
+    }
+
+    /// `SCRIPT LOAD`, remembering the digest for `run`.
+    @discardableResult
+    public func load(_ script: RedisScript) async throws(RedisError) -> String {
+        let sha = try await send(script.load)
+        scriptHashes.withLock { $0[script.source] = sha }
+        return sha
+    }
+
+    /// Sends `SHUTDOWN` (NOSAVE unless `save`); the server closing the connection is success.
+    public func shutdownServer(save: Bool = false) async throws(RedisError) {
+        do {
+            try await send(.shutdown(save: save))
+        } catch where error.kind == .connectionLost {
+            return
+        }
+    }
+
+    /// Closes the connection; later calls throw `.closed`.
+    public func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async {
+                self.slot.close()
+                continuation.resume()
+            }
+        }
+    }
+
+    private func perform<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws(RedisError) -> T) async throws(RedisError) -> T {
+        let result: Result<T, RedisError> = await withCheckedContinuation { continuation in
+            queue.async {
+                continuation.resume(returning: self.slot.run(body))
+            }
+        }
+        return try result.get()
+    }
+}
+
+/// The connection and its reconnect state; touched only on the client's serial queue
+/// (the counters are also read from other threads, hence the mutexes).
+private final class ConnectionSlot: @unchecked Sendable {
+    let configuration: RedisConfiguration
+    let logger: Logger
+    var connection: RedisConnection?
+    var backoff: ReconnectBackoff
+    var nextAttempt: ContinuousClock.Instant?
+    var lastError: RedisError?
+    var everConnected = false
+    var closed = false
+    let statistics = Mutex(RedisClient.Statistics())
+    let connected = Mutex(false)
+
+    init(configuration: RedisConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.backoff = ReconnectBackoff(policy: configuration.reconnect)
+    }
+
+    func run<T>(_ body: (RedisConnection) throws(RedisError) -> T) -> Result<T, RedisError> {
+        do {
+            let connection = try ensureConnection()
+            return .success(try body(connection))
+        } catch {
+            switch error.kind {
+            case .connectionLost, .timeout, .protocol:
+                if self.connection != nil {
+                    self.connection = nil
+                    connected.withLock { $0 = false }
+                    statistics.withLock { $0.connectionsLost += 1 }
+                    logger.warning("Redis connection lost", metadata: ["redis": "\(configuration)", "error": "\(error.message)"])
+                }
+            default:
+                break
+            }
+            return .failure(error)
+        }
+    }
+
+    func close() {
+        closed = true
+        connection = nil
+        connected.withLock { $0 = false }
+    }
+
+    private func ensureConnection() throws(RedisError) -> RedisConnection {
+        if let connection { return connection }
+        if closed { throw RedisError(kind: .closed, message: "the client was closed") }
+        let now = ContinuousClock.now
+        if let nextAttempt, now < nextAttempt {
+            var error = lastError ?? RedisError(kind: .connectionLost, message: "not connected")
+            error.retryAfter = nextAttempt - now
+            throw error
+        }
+        do {
+            let made = try RedisConnection(configuration: configuration)
+            connection = made
+            connected.withLock { $0 = true }
+            backoff.recordSuccess()
+            nextAttempt = nil
+            if everConnected {
+                statistics.withLock { $0.reconnects += 1 }
+                logger.info("Redis reconnected", metadata: ["redis": "\(configuration)"])
+            }
+            everConnected = true
+            return made
+        } catch {
+            let delay = backoff.recordFailure()
+            nextAttempt = now + delay
+            var failure = error
+            failure.retryAfter = delay
+            lastError = failure
+            statistics.withLock { $0.connectFailures += 1 }
+            throw failure
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import CHiredis
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One blocking hiredis connection.
+///
+/// Thread-safety: **not** `Sendable`. A connection must be used from one thread at a time;
+/// `RedisClient` confines each one to its own serial queue and `RedisSubscriber` to its own
+/// thread. The `redisContext` is freed in `deinit` and lent out only inside `withContextPointer`.
+public final class RedisConnection {
+    private let context: UnsafeMutablePointer<redisContext>
+    /// Scratch space for argv pointers, reused across commands (grown on demand).
+    private var argv: UnsafeMutablePointer<UnsafePointer<CChar>?>
+    private var argvCapacity: Int
+
+    /// Connects, sets the command timeout, authenticates and selects the database.
+    public init(configuration: RedisConfiguration) throws(RedisError) {
+        let connectTimeout = timeval(configuration.connectTimeout)
+        let made: UnsafeMutablePointer<redisContext>?
+        switch configuration.endpoint {
+        case .tcp(let host, let port):
+            made = redisConnectWithTimeout(host, Int32(port), connectTimeout)
+        case .unix(let path):
+            made = redisConnectUnixWithTimeout(path, connectTimeout)
+        }
+        guard let made else {
+            throw RedisError(kind: .connectionFailed, message: "cannot allocate a hiredis context for \(configuration)")
+        }
+        if made.pointee.err != 0 {
+            let error = Self.contextError(made, connecting: true, target: configuration.description)
+            redisFree(made)
+            throw error
+        }
+        context = made
+        argvCapacity = 16
+        argv = .allocate(capacity: argvCapacity)
+        redisSetTimeout(context, timeval(configuration.commandTimeout))
+        if case .tcp = configuration.endpoint {
+            redisEnableKeepAlive(context)
+        }
+
+        if let password = configuration.password {
+            var auth = RedisArguments(["AUTH"])
+            if let user = configuration.username { auth.append(user) }
+            auth.append(password)
+            if case .error(let message) = try send(auth) {
+                throw RedisError(kind: .authenticationFailed, message: "\(configuration): \(message)")
+            }
+        }
+        if configuration.database != 0 {
+            if case .error(let message) = try send(RedisArguments(["SELECT", String(configuration.database)])) {
+                throw RedisError(kind: .invalidConfiguration, message: "SELECT \(configuration.database) on \(configuration): \(message)")
+            }
+        }
+    }
+
+    deinit {
+        redisFree(context)
+        argv.deallocate()
+    }
+
+    /// Lends the hiredis context for the duration of `body`.
+    public func withContextPointer<R, E: Error>(_ body: (UnsafeMutablePointer<redisContext>) throws(E) -> R) throws(E) -> R {
+        try body(context)
+    }
+
+    /// The socket, for callers that wait on it with `poll(2)`.
+    public var fileDescriptor: Int32 { context.pointee.fd }
+
+    /// Sends one command and waits for its reply. Error replies come back as `.error`;
+    /// only transport failures throw.
+    public func send(_ arguments: RedisArguments) throws(RedisError) -> RedisReply {
+        try append(arguments)
+        return try readReply()
+    }
+
+    /// Sends all commands in one write and reads their replies in order: one round trip.
+    public func pipeline(_ commands: [RedisArguments]) throws(RedisError) -> [RedisReply] {
+        for command in commands { try append(command) }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands { replies.append(try readReply()) }
+        return replies
+    }
+
+    /// Queues one command in hiredis' output buffer without sending it.
+    public func append(_ arguments: RedisArguments) throws(RedisError) {
+        let count = arguments.count
+        if count > argvCapacity {
+            argv.deallocate()
+            argvCapacity = max(count, argvCapacity * 2)
+            argv = .allocate(capacity: argvCapacity)
+        }
+        let status: Int32 = arguments.storage.withUnsafeBufferPointer { bytes in
+            arguments.lengths.withUnsafeBufferPointer { lengths in
+                let base = UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+                var offset = 0
+                for index in 0..<count {
+                    argv[index] = (base + offset).assumingMemoryBound(to: CChar.self)
+                    offset += lengths[index]
+                }
+                return redisAppendCommandArgv(context, Int32(count), argv, lengths.baseAddress)
+            }
+        }
+        if status != REDIS_OK { throw Self.contextError(context) }
+    }
+
+    /// Writes everything queued by `append` (blocking until the kernel took it).
+    public func flush() throws(RedisError) {
+        var done: Int32 = 0
+        while done == 0 {
+            if redisBufferWrite(context, &done) != REDIS_OK { throw Self.contextError(context) }
+        }
+    }
+
+    /// Blocks until the next reply has arrived (flushing pending output first).
+    public func readReply() throws(RedisError) -> RedisReply {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+            throw Self.contextError(context)
+        }
+        defer { freeReplyObject(raw) }
+        return RedisReply(copying: raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Reads whatever the socket has now (one `read(2)`); use after `poll(2)` said readable.
+    public func readAvailable() throws(RedisError) {
+        if redisBufferRead(context) != REDIS_OK { throw Self.contextError(context) }
+    }
+
+    /// Returns the next complete reply already in the input buffer, without touching the socket.
+    public func bufferedReply() throws(RedisError) -> RedisReply? {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw Self.contextError(context) }
+        guard let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        return RedisReply(copying: raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    static func contextError(_ context: UnsafeMutablePointer<redisContext>, connecting: Bool = false, target: String = "") -> RedisError {
+        let code = context.pointee.err
+        let text = withUnsafeBytes(of: context.pointee.errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        let suffix = target.isEmpty ? "" : " (\(target))"
+        if text.contains("temporarily unavailable") || text.lowercased().contains("timed out") {
+            return RedisError(kind: .timeout, message: (connecting ? "connect: " : "") + text + suffix, code: code)
+        }
+        if connecting {
+            return RedisError(kind: .connectionFailed, message: text + suffix, code: code)
+        }
+        switch code {
+        case REDIS_ERR_PROTOCOL:
+            return RedisError(kind: .protocol, message: text, code: code)
+        case REDIS_ERR_EOF, REDIS_ERR_IO:
+            return RedisError(kind: .connectionLost, message: text.isEmpty ? "connection closed" : text, code: code)
+        default:
+            return RedisError(kind: .connectionLost, message: text, code: code)
+        }
+    }
+}
+
+extension timeval {
+    init(_ duration: Duration) {
+        let c = duration.components
+        self.init(tv_sec: Int(c.seconds), tv_usec: Int(c.attoseconds / 1_000_000_000_000))
+    }
+}

@@ -1,0 +1,101 @@
+import Testing
+import TestSupport
+@testable import RedisClient
+
+@Suite struct RedisPubSubTests {
+    @Test func deliversChannelMessagesInPublishOrder() async throws {
+        let server = try await RedisServer()
+        let publisher = try await RedisClient.connect(configuration: server.configuration)
+        let (subscriber, events) = RedisSubscriber.makeStream(configuration: server.configuration)
+        let channel = uniqueName("camera")
+        try await subscriber.subscribe([channel])
+        #expect(subscriber.subscriptions.channels == [channel])
+
+        let count = 2_000
+        var pipeline = RedisPipeline()
+        for i in 0..<count { pipeline.append(.publish(channel, Array("\(i)".utf8))) }
+        let replies = try await publisher.execute(pipeline)
+        #expect(replies.allSatisfy { $0 == .integer(1) })
+
+        var received: [Int] = []
+        for await event in events {
+            if case .message(let message) = event {
+                #expect(message.channel == channel && message.pattern == nil)
+                received.append(Int(String(decoding: message.payload, as: UTF8.self))!)
+                if received.count == count { break }
+            }
+        }
+        #expect(received == Array(0..<count))
+        await subscriber.close()
+    }
+
+    @Test func patternSubscriptionAndUnsubscribe() async throws {
+        let server = try await RedisServer()
+        let publisher = try await RedisClient.connect(configuration: server.configuration)
+        let messages = Collector<RedisPubSubMessage>()
+        let subscriber = RedisSubscriber(configuration: server.configuration) { event in
+            if case .message(let message) = event { messages.append(message) }
+        }
+        let ns = uniqueName("ns")
+        try await subscriber.psubscribe(["\(ns):camera:*"])
+        try await subscriber.subscribe(["\(ns):other"])
+        _ = try await publisher.send(.publish("\(ns):camera:7", Array("a".utf8)))
+        _ = try await publisher.send(.publish("\(ns):other", Array("b".utf8)))
+        try await waitUntil("both messages arrived") { messages.count == 2 }
+        #expect(messages.values[0] == RedisPubSubMessage(channel: "\(ns):camera:7", pattern: "\(ns):camera:*", payload: Array("a".utf8)))
+        #expect(messages.values[1] == RedisPubSubMessage(channel: "\(ns):other", pattern: nil, payload: Array("b".utf8)))
+
+        try await subscriber.punsubscribe(["\(ns):camera:*"])
+        #expect(try await publisher.send(.publish("\(ns):camera:7", Array("c".utf8))) == 0, "no subscriber may remain on the pattern")
+        _ = try await publisher.send(.publish("\(ns):other", Array("d".utf8)))
+        try await waitUntil("the channel message after punsubscribe arrived") { messages.count == 3 }
+        #expect(messages.values[2].payload == Array("d".utf8))
+        await subscriber.close()
+        await #expect(throws: RedisError.self) { try await subscriber.subscribe(["x"]) }
+    }
+
+    @Test func resubscribesAfterTheServerIsKilledAndRestarted() async throws {
+        let server = try await RedisServer()
+        let events = Collector<RedisSubscriberEvent>()
+        let subscriber = RedisSubscriber(configuration: server.configuration) { events.append($0) }
+        let channel = uniqueName("camera")
+        try await subscriber.subscribe([channel])
+        server.kill()
+        try await waitUntil("the subscriber saw the disconnect") {
+            events.values.contains { if case .disconnected = $0 { true } else { false } }
+        }
+        try await server.start()
+        try await waitUntil("the subscriber reconnected", timeout: .seconds(10)) {
+            events.values.contains(.reconnected)
+        }
+        let publisher = try await RedisClient.connect(configuration: server.configuration)
+        // The re-subscribe is confirmed after `.reconnected`; publish until a subscriber counts.
+        try await waitUntil("the channel has its subscriber again") {
+            try await publisher.send(.publish(channel, Array("after".utf8))) == 1
+        }
+        try await waitUntil("the message published after the restart arrived") {
+            events.values.contains(.message(RedisPubSubMessage(channel: channel, pattern: nil, payload: Array("after".utf8))))
+        }
+        await subscriber.close()
+    }
+
+    @Test func boundedStreamDropsOldestAndCountsThem() async throws {
+        let server = try await RedisServer()
+        let publisher = try await RedisClient.connect(configuration: server.configuration)
+        let (subscriber, events) = RedisSubscriber.makeStream(configuration: server.configuration, bufferCapacity: 10, overflow: .dropOldest)
+        let channel = uniqueName("slow")
+        try await subscriber.subscribe([channel])
+        var pipeline = RedisPipeline()
+        for i in 0..<100 { pipeline.append(.publish(channel, Array("\(i)".utf8))) }
+        _ = try await publisher.execute(pipeline)
+        // Nobody reads: 100 messages (+1 confirmation) into a 10-slot buffer.
+        try await waitUntil("drops were counted") { subscriber.droppedEvents >= 90 }
+        var last: [UInt8] = []
+        var iterator = events.makeAsyncIterator()
+        for _ in 0..<10 {
+            if case .message(let m)? = await iterator.next() { last = m.payload }
+        }
+        #expect(String(decoding: last, as: UTF8.self) == "99", "the newest message is kept")
+        await subscriber.close()
+    }
+}

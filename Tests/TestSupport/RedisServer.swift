@@ -1,0 +1,131 @@
+import Foundation
+import RedisClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `redis-server` on a free loopback port, in its own temporary directory.
+///
+/// No persistence unless asked. `stop()` ends it by pid; `kill()` SIGKILLs it (a crash);
+/// `start()` brings it back on the same port for fault tests.
+public final class RedisServer: @unchecked Sendable {
+    public let port: Int
+    public let directory: URL
+    public let extraArguments: [String]
+    private var process: Process?
+    private let lock = NSLock()
+
+    /// Starts a server and waits until it answers PING.
+    public init(extraArguments: [String] = [], port: Int? = nil) async throws {
+        self.port = try port ?? FreePort.find()
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-test-\(UUID().uuidString)")
+        self.extraArguments = extraArguments
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try await start()
+    }
+
+    deinit {
+        stopNow(signal: SIGKILL)
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// The URL clients use.
+    public var url: String { "redis://127.0.0.1:\(port)" }
+
+    public var configuration: RedisConfiguration {
+        var config = try! RedisConfiguration(url: url)
+        config.connectTimeout = .seconds(1)
+        config.commandTimeout = .seconds(5)
+        config.reconnect = .init(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(300))
+        return config
+    }
+
+    public var pid: Int32? { lock.withLock { process?.processIdentifier } }
+
+    /// Starts (or restarts) the server on its port and waits until it answers.
+    public func start() async throws {
+        let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let executable else { throw TestSupportError("redis-server is not installed (apt-get install redis-server)") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = [
+            "--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path,
+            "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
+            "--logfile", directory.appendingPathComponent("redis.log").path,
+        ] + extraArguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        lock.withLock { self.process = process }
+        try await waitUntil("redis-server on port \(port) answers", timeout: .seconds(10)) {
+            Self.ping(port: self.port)
+        }
+    }
+
+    /// Ends the server with SIGTERM and waits for the process to exit.
+    public func stop() { stopNow(signal: SIGTERM) }
+
+    /// SIGKILLs the server (no shutdown work), as a crash would.
+    public func kill() { stopNow(signal: SIGKILL) }
+
+    private func stopNow(signal: Int32) {
+        let current: Process? = lock.withLock {
+            defer { process = nil }
+            return process
+        }
+        guard let current, current.isRunning else { return }
+        Glibc.kill(current.processIdentifier, signal)
+        current.waitUntilExit()
+    }
+
+    /// A raw TCP PING, independent of the client under test.
+    public static func ping(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return false }
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let request = Array("PING\r\n".utf8)
+        guard write(fd, request, request.count) == request.count else { return false }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = read(fd, &buffer, buffer.count)
+        // "+PONG" or "-NOAUTH …" both prove the server is up.
+        return n > 0 && (buffer[0] == UInt8(ascii: "+") || buffer[0] == UInt8(ascii: "-"))
+    }
+}
+
+/// Finds a free TCP port on loopback by binding port 0.
+public enum FreePort {
+    public static func find() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestSupportError("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw TestSupportError("bind() failed") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// A failure of the test harness itself.
+public struct TestSupportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,34 @@
+import Foundation
+
+/// Polls `condition` until it holds or `timeout` passes; throws naming what was awaited.
+/// Tests wait on conditions with deadlines this way, never with blind sleeps.
+public func waitUntil(_ what: String, timeout: Duration = .seconds(10), every interval: Duration = .milliseconds(10), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try await condition() { return }
+        if ContinuousClock.now >= deadline {
+            throw TestSupportError("timed out after \(timeout) waiting until \(what)")
+        }
+        try await Task.sleep(for: interval)
+    }
+}
+
+/// A name no other test uses, for keys, topics and groups, so tests can run in parallel.
+public func uniqueName(_ prefix: String) -> String {
+    "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+}
+
+/// Collects values from concurrent callbacks for later assertions.
+public final class Collector<Element: Sendable>: @unchecked Sendable {
+    private var items: [Element] = []
+    private let lock = NSLock()
+
+    public init() {}
+
+    public func append(_ item: Element) {
+        lock.withLock { items.append(item) }
+    }
+
+    public var values: [Element] { lock.withLock { items } }
+    public var count: Int { lock.withLock { items.count } }
+}
