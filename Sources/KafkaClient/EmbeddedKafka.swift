@@ -12,7 +12,6 @@ import Logging
 /// - a consumer that dies without leaving its group holds its partitions until its
 ///   `session.timeout.ms` expires; embedded-mode clients use 6 s.
 public final class EmbeddedKafka: Sendable {
-    private let handle: KafkaHandle
     private let cluster: MockCluster
     /// `host:port,…` of the mock brokers.
     public let bootstrapServers: String
@@ -29,22 +28,21 @@ public final class EmbeddedKafka: Sendable {
         }
     }
 
-    /// Client properties that keep the mock's own delays out of measurements and tests.
-    public static let recommendedClientProperties: [String: String] = [
+    /// Consumer properties that keep the mock's own delays out of measurements and tests.
+    public static let recommendedConsumerProperties: [String: String] = [
         "fetch.wait.max.ms": "10",
         "session.timeout.ms": "6000",
         "heartbeat.interval.ms": "500",
-        "topic.metadata.refresh.interval.ms": "10000",
     ]
 
     public init(brokers: Int = 1, topics: [Topic] = [], logger: Logger = Logger(label: "kafka.embedded")) throws(KafkaError) {
         let context = KafkaCallbackContext(logger: logger) { _ in }
         // The mock cluster lives inside a client handle; this one never talks to a broker.
-        handle = try KafkaHandle(type: RD_KAFKA_PRODUCER, configuration: KafkaConfiguration(["log_level": "3"]), context: context) { _ in }
+        let handle = try KafkaHandle(type: RD_KAFKA_PRODUCER, configuration: KafkaConfiguration(["log_level": "3"]), context: context) { _ in }
         guard let made = rd_kafka_mock_cluster_new(handle.pointer, Int32(brokers)) else {
             throw KafkaError(kind: .embeddedBroker, message: "rd_kafka_mock_cluster_new(\(brokers)) failed")
         }
-        cluster = MockCluster(made)
+        cluster = MockCluster(made, host: handle)
         bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(made))
         brokerCount = brokers
         for topic in topics {
@@ -72,22 +70,32 @@ public final class EmbeddedKafka: Sendable {
         if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) up") }
     }
 
-    /// `bootstrap.servers` plus `recommendedClientProperties`, ready for a client of this broker.
-    public func clientConfiguration(_ extra: [String: String] = [:]) -> KafkaConfiguration {
-        var properties = Self.recommendedClientProperties
+    /// `bootstrap.servers` plus `recommendedConsumerProperties` and the group, for a consumer.
+    public func consumerConfiguration(group: String, _ extra: [String: String] = [:]) -> KafkaConfiguration {
+        var properties = Self.recommendedConsumerProperties
         properties["bootstrap.servers"] = bootstrapServers
+        properties["group.id"] = group
         for (key, value) in extra { properties[key] = value }
+        return KafkaConfiguration(properties)
+    }
+
+    /// `bootstrap.servers` (plus `extra`), for a producer.
+    public func producerConfiguration(_ extra: [String: String] = [:]) -> KafkaConfiguration {
+        var properties = extra
+        properties["bootstrap.servers"] = bootstrapServers
         return KafkaConfiguration(properties)
     }
 }
 
-/// Owns the mock cluster; destroyed before the handle that hosts it (declaration order in
-/// `EmbeddedKafka` does not guarantee that, so the cluster keeps its own reference to it).
+/// Owns the mock cluster and the client handle hosting it: librdkafka requires the cluster to
+/// be destroyed first, and `deinit` runs before the stored `host` is released.
 private final class MockCluster: @unchecked Sendable {
     let pointer: OpaquePointer
+    let host: KafkaHandle
 
-    init(_ pointer: OpaquePointer) {
+    init(_ pointer: OpaquePointer, host: KafkaHandle) {
         self.pointer = pointer
+        self.host = host
     }
 
     deinit {

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import KafkaClient
+
+@Suite struct KafkaFaultTests {
+    @Test func consumerResumesAfterTheBrokerIsSetDownAndUp() async throws {
+        let topic = uniqueName("results")
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 2)])
+        let producer = try KafkaProducer(configuration: kafka.producerConfiguration(["message.timeout.ms": "60000"]))
+        let consumer = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: uniqueName("g")))
+        try consumer.subscribe(topics: [topic])
+        for i in 0..<50 { try producer.produce(topic: topic, key: Array("\(i)".utf8), value: Array("\(i)".utf8)) }
+        try await producer.flush()
+        var values = Set<String>()
+        try await waitUntil("the first 50 consumed", timeout: .seconds(30)) {
+            for m in try await consumer.nextBatch(maxMessages: 100, timeout: .milliseconds(100)) { values.insert(String(decoding: m.value, as: UTF8.self)) }
+            return values.count == 50
+        }
+
+        try kafka.setBrokerDown()
+        // Produced while the broker is down: queued by the producer, delivered once it is up.
+        for i in 50..<100 { try producer.produce(topic: topic, key: Array("\(i)".utf8), value: Array("\(i)".utf8)) }
+        var duringOutage = 0
+        for _ in 0..<3 { duringOutage += try await consumer.nextBatch(maxMessages: 100, timeout: .milliseconds(100)).count }
+        #expect(duringOutage == 0)
+        try kafka.setBrokerUp()
+        try await producer.flush(timeout: .seconds(30))
+        try await waitUntil("all 100 consumed after the broker came back", timeout: .seconds(60)) {
+            for m in try await consumer.nextBatch(maxMessages: 100, timeout: .milliseconds(100)) { values.insert(String(decoding: m.value, as: UTF8.self)) }
+            return values.count == 100
+        }
+        #expect(values == Set((0..<100).map(String.init)))
+        await consumer.close()
+    }
+
+    @Test func deliveryToAMissingBrokerFailsWithAReport() async throws {
+        let port = try FreePort.find()
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": "127.0.0.1:\(port)", "message.timeout.ms": "300"]))
+        await #expect {
+            try await producer.send(topic: "t", key: nil, value: [1])
+        } throws: { error in
+            let e = error as! KafkaError
+            return e.kind == .produce && e.codeName == "_MSG_TIMED_OUT"
+        }
+    }
+}
+
+/// kcat (a C client) talking to the embedded broker proves it speaks real Kafka.
+@Suite(.enabled(if: which("kcat") != nil, "kcat is installed by the test command; missing here"))
+struct KcatInteropTests {
+    @Test func kcatProducesAndWeConsume() async throws {
+        let topic = uniqueName("results")
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 1)])
+        let input = (0..<20).map { "key\($0):value-\($0)" }.joined(separator: "\n") + "\n"
+        let produced = try await runCommand(which("kcat")!, ["-b", kafka.bootstrapServers, "-t", topic, "-P", "-K:"], input: input)
+        #expect(produced.status == 0, "kcat -P failed: \(produced.stderr)")
+        let consumer = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: uniqueName("g")))
+        try consumer.subscribe(topics: [topic])
+        var got: [KafkaMessage] = []
+        try await waitUntil("kcat's 20 messages consumed", timeout: .seconds(30)) {
+            got += try await consumer.nextBatch(maxMessages: 100, timeout: .milliseconds(100))
+            return got.count >= 20
+        }
+        #expect(got.map { String(decoding: $0.value, as: UTF8.self) } == (0..<20).map { "value-\($0)" })
+        #expect(got.map { String(decoding: $0.key ?? [], as: UTF8.self) } == (0..<20).map { "key\($0)" })
+        await consumer.close()
+    }
+
+    @Test func weProduceAndKcatConsumes() async throws {
+        let topic = uniqueName("results")
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 1)])
+        let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
+        for i in 0..<10 { try await producer.send(topic: topic, key: nil, value: Array("m\(i)".utf8)) }
+        let consumed = try await runCommand(which("kcat")!, ["-b", kafka.bootstrapServers, "-t", topic, "-C", "-o", "beginning", "-e", "-q"])
+        #expect(consumed.status == 0, "kcat -C failed: \(consumed.stderr)")
+        #expect(consumed.stdout.split(separator: "\n").map(String.init) == (0..<10).map { "m\($0)" })
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import KafkaClient
+
+/// Produce and consume through the embedded broker (librdkafka's mock cluster).
+@Suite struct KafkaRoundTripTests {
+    @Test func producesWithKeysAndHeadersAndConsumesInAGroup() async throws {
+        let topic = uniqueName("results")
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 3)])
+        let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
+        var reports: [KafkaDeliveryReport] = []
+        for i in 0..<30 {
+            reports.append(try await producer.send(topic: topic, key: Array("\(i % 5)".utf8), value: Array("v\(i)".utf8), headers: [KafkaHeader("n", "\(i)"), KafkaHeader(name: "empty", value: nil)]))
+        }
+        #expect(Set(reports.map(\.topic)) == [topic])
+        // One key always lands in one partition, with increasing offsets.
+        let consumer = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: uniqueName("g")))
+        try consumer.subscribe(topics: [topic])
+        var received: [KafkaMessage] = []
+        try await waitUntil("all 30 messages consumed", timeout: .seconds(30)) {
+            received += try await consumer.nextBatch(maxMessages: 100, timeout: .milliseconds(100))
+            return received.count >= 30
+        }
+        #expect(received.count == 30)
+        var partitionOfKey: [[UInt8]: Int32] = [:]
+        for message in received {
+            let key = try #require(message.key)
+            if let seen = partitionOfKey[key] { #expect(seen == message.partition) }
+            partitionOfKey[key] = message.partition
+            let n = try #require(message.header("n"))
+            #expect(message.value == Array("v\(String(decoding: n, as: UTF8.self))".utf8))
+            #expect(message.headers.contains(KafkaHeader(name: "empty", value: nil)))
+            #expect(message.timestampMilliseconds != nil)
+        }
+        await consumer.close()
+    }
+
+    @Test func committedOffsetsSurviveAConsumerRestart() async throws {
+        let topic = uniqueName("results")
+        let group = uniqueName("g")
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 1)])
+        let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
+        for i in 0..<100 { try producer.produce(topic: topic, key: nil, value: Array("\(i)".utf8)) }
+        try await producer.flush()
+
+        // First consumer processes 60 messages, stores and commits them, then leaves.
+        let first = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
+        try first.subscribe(topics: [topic])
+        var processed: [KafkaMessage] = []
+        try await waitUntil("60 messages consumed", timeout: .seconds(30)) {
+            let batch = try await first.nextBatch(maxMessages: 60 - processed.count, timeout: .milliseconds(100))
+            processed += batch
+            return processed.count >= 60
+        }
+        try first.storeOffsets(for: processed)
+        try await first.commit()
+        let committed = try await first.committedOffsets([KafkaTopicPartition(topic: topic, partition: 0)])
+        #expect(committed.first?.offset == 60)
+        await first.close()
+
+        // The restarted consumer resumes right after the last processed message.
+        let second = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
+        try second.subscribe(topics: [topic])
+        var rest: [KafkaMessage] = []
+        try await waitUntil("the remaining 40 consumed", timeout: .seconds(30)) {
+            rest += try await second.nextBatch(maxMessages: 100, timeout: .milliseconds(100))
+            return rest.count >= 40
+        }
+        #expect(rest.map(\.offset) == Array(60..<100))
+        #expect(rest.first?.value == Array("60".utf8))
+        let (low, high) = try await second.watermarks(topic: topic, partition: 0)
+        #expect(low == 0 && high == 100)
+        #expect(try await second.partitionCount(topic: topic) == 1)
+        await second.close()
+    }
+
+    @Test func storedButUncommittedOffsetsAreCommittedOnClose() async throws {
+        let topic = uniqueName("results")
+        let group = uniqueName("g")
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 2)])
+        let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
+        for i in 0..<20 { try await producer.send(topic: topic, partition: Int32(i % 2), key: nil, value: [UInt8(i)]) }
+        let consumer = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group, ["enable.auto.commit": "false"]))
+        try consumer.subscribe(topics: [topic])
+        var got: [KafkaMessage] = []
+        try await waitUntil("20 consumed", timeout: .seconds(30)) {
+            got += try await consumer.nextBatch(maxMessages: 100, timeout: .milliseconds(100))
+            return got.count >= 20
+        }
+        // Only what was stored may be committed: the first 5 of partition 0.
+        try consumer.storeOffsets(for: got.filter { $0.partition == 0 }.prefix(5).map { $0 })
+        try await consumer.commit()
+        await consumer.close()
+        let probe = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
+        let committed = try await probe.committedOffsets([KafkaTopicPartition(topic: topic, partition: 0), KafkaTopicPartition(topic: topic, partition: 1)])
+        #expect(committed.map(\.offset) == [5, nil])
+    }
+
+    @Test func twoMembersOfAGroupSplitThePartitions() async throws {
+        let topic = uniqueName("results")
+        let group = uniqueName("g")
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 4)])
+        let a = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
+        let b = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
+        try a.subscribe(topics: [topic])
+        try b.subscribe(topics: [topic])
+        try await waitUntil("both members hold two partitions", timeout: .seconds(30)) {
+            async let pollA = a.nextBatch(maxMessages: 1, timeout: .milliseconds(50))
+            async let pollB = b.nextBatch(maxMessages: 1, timeout: .milliseconds(50))
+            _ = try await (pollA, pollB)
+            return try a.assignment().count == 2 && b.assignment().count == 2
+        }
+        let all = try a.assignment() + b.assignment()
+        #expect(Set(all.map(\.partition)) == [0, 1, 2, 3])
+        await a.close()
+        await b.close()
+    }
+}
