@@ -51,6 +51,9 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Domain.
+        .target(name: "TrafficModel", swiftSettings: strict),
+
         // MARK: Executables.
         .executableTarget(
             name: "traffic-sim",
@@ -64,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-bench",
             dependencies: [
-                "RedisClient", "KafkaClient",
+                "RedisClient", "KafkaClient", "TestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -80,6 +83,11 @@ let package = Package(
         .testTarget(
             name: "RedisClientTests",
             dependencies: ["RedisClient", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TrafficModelTests",
+            dependencies: ["TrafficModel"],
             swiftSettings: strict
         ),
         .testTarget(

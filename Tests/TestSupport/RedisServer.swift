@@ -12,7 +12,7 @@ public final class RedisServer: @unchecked Sendable {
     public let port: Int
     public let directory: URL
     public let extraArguments: [String]
-    private var process: Process?
+    private var process: ChildProcess?
     private let lock = NSLock()
 
     /// Starts a server and waits until it answers PING.
@@ -40,22 +40,17 @@ public final class RedisServer: @unchecked Sendable {
         return config
     }
 
-    public var pid: Int32? { lock.withLock { process?.processIdentifier } }
+    public var pid: Int32? { lock.withLock { process?.pid } }
 
     /// Starts (or restarts) the server on its port and waits until it answers.
     public func start() async throws {
         let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let executable else { throw TestSupportError("redis-server is not installed (apt-get install redis-server)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = [
+        let process = try ChildProcess(executable, [
             "--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path,
             "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
             "--logfile", directory.appendingPathComponent("redis.log").path,
-        ] + extraArguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        ] + extraArguments)
         lock.withLock { self.process = process }
         try await waitUntil("redis-server on port \(port) answers", timeout: .seconds(10)) {
             Self.ping(port: self.port)
@@ -69,13 +64,17 @@ public final class RedisServer: @unchecked Sendable {
     public func kill() { stopNow(signal: SIGKILL) }
 
     private func stopNow(signal: Int32) {
-        let current: Process? = lock.withLock {
+        let current: ChildProcess? = lock.withLock {
             defer { process = nil }
             return process
         }
-        guard let current, current.isRunning else { return }
-        Glibc.kill(current.processIdentifier, signal)
-        current.waitUntilExit()
+        guard let current else { return }
+        if signal == SIGKILL {
+            current.signal(SIGKILL)
+            current.terminate(grace: .seconds(5))
+        } else {
+            current.terminate()
+        }
     }
 
     /// A raw TCP PING, independent of the client under test.

@@ -1,0 +1,39 @@
+/// The Redis key and channel names of SPEC §3, under one namespace prefix.
+///
+/// With namespace `prod:`, camera 7's channel is `prod:camera:7`. Camera ids are always written
+/// in canonical decimal form. Besides the public keys, the aggregator keeps two of its own:
+/// `camera:<id>:latest_ts` (the timestamp of `latest`, so it never goes back; same TTL) and
+/// `alerted:<requestId>` (marks an alert as pushed, so a re-delivered message pushes none).
+public struct KeySchema: Sendable, Equatable {
+    public var namespace: String
+
+    public init(namespace: String = "") {
+        self.namespace = namespace
+    }
+
+    public func detection(_ requestId: String) -> String { "\(namespace)detection:\(requestId)" }
+    public func cameraChannel(_ camera: Int) -> String { "\(namespace)camera:\(camera)" }
+    public func latest(_ camera: Int) -> String { "\(namespace)camera:\(camera):latest" }
+    public func latestTimestamp(_ camera: Int) -> String { "\(namespace)camera:\(camera):latest_ts" }
+    public func alerts(_ camera: Int) -> String { "\(namespace)alerts:\(camera)" }
+    public func alerted(_ requestId: String) -> String { "\(namespace)alerted:\(requestId)" }
+    /// The PSUBSCRIBE pattern matching every camera channel (not the `:latest` keys, which are
+    /// not channels).
+    public var allCamerasPattern: String { "\(namespace)camera:*" }
+
+    /// The camera id of a channel name of this namespace, or nil.
+    public func camera(fromChannel channel: String) -> Int? {
+        let prefix = "\(namespace)camera:"
+        guard channel.hasPrefix(prefix) else { return nil }
+        return CameraID.parse(channel.dropFirst(prefix.count))
+    }
+}
+
+/// Camera ids: integers ≥ 0, canonical decimal.
+public enum CameraID {
+    /// Parses a decimal id (leading zeros allowed on input, `007` → 7); nil when not an id.
+    public static func parse<S: StringProtocol>(_ text: S) -> Int? {
+        guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        return Int(text)
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process started with `posix_spawn`, an empty signal mask and default handlers.
+///
+/// Foundation's `Process` spawns from a dispatch thread whose signals are blocked, and the
+/// child inherits that mask: such a redis-server or service would ignore SIGTERM. Tests that
+/// stop processes by signal use this type instead.
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
+    public let executable: String
+    private let lock = NSLock()
+    private var exitStatus: Int32?
+
+    /// Starts `executable`; stdout and stderr go to `outputPath` (appended), or /dev/null.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, outputPath: String? = nil) throws {
+        self.executable = executable
+        var fileActions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fileActions)
+        defer { posix_spawn_file_actions_destroy(&fileActions) }
+        let output = outputPath ?? "/dev/null"
+        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&fileActions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let env = environment ?? ProcessInfo.processInfo.environment
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var child: pid_t = 0
+        let status = posix_spawn(&child, executable, &fileActions, &attributes, argv, envp)
+        guard status == 0 else {
+            throw TestSupportError("posix_spawn \(executable): \(String(cString: strerror(status)))")
+        }
+        pid = child
+    }
+
+    deinit {
+        if isRunning {
+            Glibc.kill(pid, SIGKILL)
+            _ = try? waitForExitBlocking(timeout: .seconds(5))
+        }
+    }
+
+    /// Sends a signal (SIGTERM, SIGKILL, SIGSTOP, …).
+    public func signal(_ signal: Int32) {
+        Glibc.kill(pid, signal)
+    }
+
+    /// True until the process has exited (reaps it when it has).
+    public var isRunning: Bool {
+        lock.withLock {
+            if exitStatus != nil { return false }
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid {
+                exitStatus = status
+                return false
+            }
+            return result == 0
+        }
+    }
+
+    /// The exit code (or 128 + signal) once the process has exited.
+    public var terminationStatus: Int32? {
+        _ = isRunning
+        return lock.withLock {
+            guard let status = exitStatus else { return nil }
+            let signal = status & 0x7f
+            return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        }
+    }
+
+    /// Waits (polling, with a deadline) until the process has exited; returns its status.
+    @discardableResult
+    public func waitForExit(timeout: Duration = .seconds(10)) async throws -> Int32 {
+        try await waitUntil("\(executable) (pid \(pid)) exits", timeout: timeout, every: .milliseconds(5)) { !self.isRunning }
+        return terminationStatus ?? -1
+    }
+
+    private func waitForExitBlocking(timeout: Duration) throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while isRunning {
+            if ContinuousClock.now > deadline { throw TestSupportError("\(executable) did not exit") }
+            usleep(2_000)
+        }
+        return terminationStatus ?? -1
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`; blocks at most `grace` + 5 s.
+    public func terminate(grace: Duration = .seconds(5)) {
+        guard isRunning else { return }
+        signal(SIGTERM)
+        if (try? waitForExitBlocking(timeout: grace)) == nil {
+            signal(SIGKILL)
+            _ = try? waitForExitBlocking(timeout: .seconds(5))
+        }
+    }
+}
