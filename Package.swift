@@ -10,6 +10,7 @@ let package = Package(
     name: "traffic-aggregator",
     platforms: [.macOS(.v15)],
     products: [
+        .executable(name: "traffic-aggregator", targets: ["traffic-aggregator"]),
         .executable(name: "traffic-sim", targets: ["traffic-sim"]),
         .executable(name: "traffic-bench", targets: ["traffic-bench"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
@@ -18,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
     ],
     targets: [
         // MARK: C libraries (Debian packages), one wrapper module each.
@@ -54,11 +56,31 @@ let package = Package(
         // MARK: Domain.
         .target(name: "TrafficModel", swiftSettings: strict),
 
+        // MARK: Services.
+        .target(
+            name: "Aggregator",
+            dependencies: [
+                "TrafficModel", "RedisClient", "KafkaClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: Executables.
+        .executableTarget(
+            name: "traffic-aggregator",
+            dependencies: [
+                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "traffic-sim",
             dependencies: [
-                "RedisClient", "KafkaClient",
+                "RedisClient", "KafkaClient", "TrafficModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,0 +1,70 @@
+import KafkaClient
+import RedisClient
+import TrafficModel
+
+/// Everything `traffic-aggregator run` can be told, with the product's defaults.
+public struct AggregatorConfiguration: Sendable {
+    /// `bootstrap.servers`; nil runs on the embedded broker.
+    public var kafkaBootstrap: String?
+    public var topic = "risk-assessment-results"
+    public var group = "result-aggregator"
+    public var deadLetterTopic = "risk-assessment-results.dlq"
+    /// Extra librdkafka properties (`-X key=value`), passed through unchanged.
+    public var kafkaProperties: [String: String] = [:]
+    /// nil with `noRedis`.
+    public var redisURL: String? = "redis://127.0.0.1:6379"
+    /// Consume, validate, count and commit without Redis.
+    public var noRedis = false
+    public var keys = KeySchema()
+    public var latestTTLSeconds = 300
+    public var alertListLength = 100
+    public var alertRule = AlertRule()
+    /// How long an `alerted:<requestId>` marker keeps a re-delivered message from alerting again.
+    public var alertMarkerTTLSeconds = 7 * 24 * 3600
+    public var batchSize = 1_000
+    /// How long a batch may wait for more messages after the first one arrived.
+    public var batchLinger: Duration = .zero
+    public var maximumMessageBytes = AssessmentMessage.defaultMaximumBytes
+    /// Partitions of the topic when the embedded broker creates it.
+    public var embeddedPartitions = 16
+    /// Port of the HTTP endpoint with /metrics and /healthz (0: none).
+    public var metricsPort = 9464
+
+    public init() {}
+
+    /// The consumer's librdkafka properties: product defaults, then the operator's `-X` values.
+    public func consumerProperties(bootstrap: String) -> KafkaConfiguration {
+        var properties: [String: String] = [
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": "true",
+            "auto.commit.interval.ms": "1000",
+            // A Redis outage pauses processing; polling continues, so this only guards a hang.
+            "max.poll.interval.ms": "300000",
+            "partition.assignment.strategy": "cooperative-sticky",
+        ]
+        if kafkaBootstrap == nil {
+            for (key, value) in EmbeddedKafka.recommendedConsumerProperties { properties[key] = value }
+        }
+        for (key, value) in kafkaProperties { properties[key] = value }
+        return KafkaConfiguration(properties)
+    }
+
+    /// The dead-letter producer's properties: acks from all replicas, idempotent.
+    public func producerProperties(bootstrap: String) -> KafkaConfiguration {
+        var properties: [String: String] = [
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": "true",
+            "linger.ms": "5",
+        ]
+        for (key, value) in kafkaProperties where !Self.consumerOnly.contains(key) { properties[key] = value }
+        return KafkaConfiguration(properties)
+    }
+
+    static let consumerOnly: Set<String> = [
+        "group.id", "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms", "max.poll.interval.ms",
+        "session.timeout.ms", "heartbeat.interval.ms", "fetch.wait.max.ms", "fetch.min.bytes", "partition.assignment.strategy",
+        "enable.auto.offset.store", "group.instance.id", "isolation.level", "enable.partition.eof",
+    ]
+}

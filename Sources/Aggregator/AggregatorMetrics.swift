@@ -1,0 +1,48 @@
+import Prometheus
+import TrafficModel
+
+/// The aggregator's Prometheus metrics.
+public final class AggregatorMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let consumed: Counter
+    let published: Counter
+    let alertsPushed: Counter
+    let alertsDeduplicated: Counter
+    let latestSkipped: Counter
+    let detectionMissing: Counter
+    let deadLettered: [InputRejection.Reason: Counter]
+    let batchSize: ValueHistogram
+    let batchLatency: DurationHistogram
+    let endToEndLag: DurationHistogram
+    let redisErrors: Counter
+    let redisReconnects: Gauge
+    let consumerLag: Gauge
+    let redisUp: Gauge
+    let kafkaUp: Gauge
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        consumed = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "messages_consumed", unitName: "total", helpText: "Kafka messages consumed"))
+        published = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "results_published", unitName: "total", helpText: "Merged results published to camera channels"))
+        alertsPushed = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "alerts_pushed", unitName: "total", helpText: "Alerts pushed to alerts:<camera>"))
+        alertsDeduplicated = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "alerts_deduplicated", unitName: "total", helpText: "Alerts not pushed because their requestId already alerted"))
+        latestSkipped = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "latest_skipped", unitName: "total", helpText: "latest updates skipped because the stored state is newer"))
+        detectionMissing = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "detection_missing", unitName: "total", helpText: "Results published without a usable detection"))
+        var dead: [InputRejection.Reason: Counter] = [:]
+        for reason in InputRejection.Reason.allCases {
+            dead[reason] = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "dead_letters", unitName: "total", helpText: "Messages sent to the dead-letter topic, by reason"), labels: [("reason", reason.rawValue)])
+        }
+        deadLettered = dead
+        batchSize = registry.makeValueHistogram(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "batch_size", unitName: "", helpText: "Messages per processed batch"), buckets: [1, 10, 50, 100, 250, 500, 1000, 2000, 5000])
+        batchLatency = registry.makeDurationHistogram(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "batch", unitName: "seconds", helpText: "Time from poll to committed-ready for a batch"), buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)])
+        endToEndLag = registry.makeDurationHistogram(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "end_to_end_lag", unitName: "seconds", helpText: "Kafka message timestamp to results written"), buckets: [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30)])
+        redisErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "redis_errors", unitName: "total", helpText: "Failed Redis round trips (retried)"))
+        redisReconnects = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "redis_reconnects", unitName: "", helpText: "Redis reconnects since start"))
+        consumerLag = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "consumer_lag", unitName: "messages", helpText: "Messages behind the partition ends, summed over assigned partitions"))
+        redisUp = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "redis_up", unitName: "", helpText: "1 when the last Redis round trip succeeded"))
+        kafkaUp = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "kafka_up", unitName: "", helpText: "1 unless all brokers are reported down"))
+    }
+
+    /// Prometheus text exposition format.
+    public func render() -> [UInt8] { registry.emitToBuffer() }
+}

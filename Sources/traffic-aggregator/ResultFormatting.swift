@@ -1,0 +1,23 @@
+import Foundation
+
+/// One-line human summaries of merged results for the operator commands.
+enum ResultFormatting {
+    static func summary(_ json: [UInt8], highlightAlerts: Bool) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any] else {
+            return "(unreadable result: \(String(decoding: json.prefix(80), as: UTF8.self)))"
+        }
+        let camera = object["cameraId"].map { "\($0)" } ?? "?"
+        let time = object["timestamp"] as? String ?? "?"
+        let risk = object["riskAssessment"] as? [String: Any]
+        let level = risk?["maxRiskLevel"] as? String ?? "?"
+        let dangerous = risk?["hasDangerousDriving"] as? Bool ?? false
+        let objects = (object["detectedObjects"] as? [Any])?.count ?? 0
+        let model = object["llmModel"] as? String ?? "-"
+        let request = object["requestId"] as? String ?? "?"
+        let missing = object["detectionMissing"] as? Bool == true ? " (detection missing)" : ""
+        let isAlert = dangerous || level == "high" || level == "critical"
+        var line = "camera \(camera)  \(time)  risk=\(level)\(dangerous ? " DANGEROUS-DRIVING" : "")  objects=\(objects)\(missing)  model=\(model)  id=\(request)"
+        if highlightAlerts && isAlert { line = "\u{1B}[1;31m" + line + "\u{1B}[0m" }
+        return line
+    }
+}

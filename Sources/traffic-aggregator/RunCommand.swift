@@ -1,0 +1,131 @@
+import Aggregator
+import ArgumentParser
+import Dispatch
+import Foundation
+import KafkaClient
+import Logging
+import RedisClient
+import TrafficModel
+
+/// `traffic-aggregator run`: the service.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the aggregator service until SIGTERM/SIGINT.",
+        discussion: """
+        Every option also reads an environment variable (named in its help); a flag wins over the
+        environment. With no Kafka address the service starts an embedded broker (librdkafka's
+        mock cluster) and prints its address, so it works out of the box.
+        """
+    )
+
+    @Option(name: .customLong("kafka-bootstrap"), help: "Kafka bootstrap servers (env KAFKA_BOOTSTRAP). Omit to use the embedded broker.")
+    var kafkaBootstrap: String?
+    @Option(help: "Input topic (env KAFKA_TOPIC).") var topic: String?
+    @Option(help: "Consumer group (env KAFKA_GROUP).") var group: String?
+    @Option(name: .customLong("dlq-topic"), help: "Dead-letter topic (env KAFKA_DLQ_TOPIC).") var deadLetterTopic: String?
+    @Option(name: .customShort("X"), help: ArgumentHelp("librdkafka property key=value, repeatable (env KAFKA_PROPERTIES, comma-separated).", valueName: "key=value"))
+    var kafkaProperties: [String] = []
+    @OptionGroup var redis: RedisOptions
+    @Flag(name: .customLong("no-redis"), help: "Consume, validate, count and commit without Redis.") var noRedis = false
+    @Option(name: .customLong("latest-ttl"), help: "TTL of camera:<id>:latest in seconds (env LATEST_TTL).") var latestTTL: Int?
+    @Option(name: .customLong("alert-list-length"), help: "Entries kept in alerts:<id> (env ALERT_LIST_LENGTH).") var alertListLength: Int?
+    @Option(name: .customLong("alert-level"), help: "Lowest maxRiskLevel that alerts: none|low|medium|high|critical (env ALERT_LEVEL).") var alertLevel: String?
+    @Option(name: .customLong("batch-size"), help: "Messages per batch (env BATCH_SIZE).") var batchSize: Int?
+    @Option(name: .customLong("batch-linger-ms"), help: "Wait for more messages after the first of a batch (env BATCH_LINGER_MS).") var batchLingerMs: Int?
+    @Option(name: .customLong("max-message-bytes"), help: "Messages larger than this are dead-lettered (env MAX_MESSAGE_BYTES).") var maxMessageBytes: Int?
+    @Option(name: .customLong("embedded-partitions"), help: "Partitions of the input topic on the embedded broker.") var embeddedPartitions = 16
+    @Option(name: .customLong("bootstrap-file"), help: "Write the embedded broker's address to this file.") var bootstrapFile: String?
+    @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (env LOG_LEVEL).") var logLevel: String?
+
+    func validate() throws {
+        if let level = alertLevel ?? env("ALERT_LEVEL"), RiskLevel(name: level) == nil {
+            throw ValidationError("--alert-level '\(level)' is not one of none|low|medium|high|critical")
+        }
+        for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL)] {
+            if let value, value <= 0 { throw ValidationError("\(name) must be positive, got \(value)") }
+        }
+    }
+
+    func run() async throws {
+        bootstrapLogging(logLevel)
+        let logger = Logger(label: "traffic-aggregator")
+        var config = AggregatorConfiguration()
+        config.kafkaBootstrap = kafkaBootstrap ?? env("KAFKA_BOOTSTRAP")
+        config.topic = topic ?? env("KAFKA_TOPIC") ?? config.topic
+        config.group = group ?? env("KAFKA_GROUP") ?? config.group
+        config.deadLetterTopic = deadLetterTopic ?? env("KAFKA_DLQ_TOPIC") ?? config.deadLetterTopic
+        var properties = KafkaConfiguration()
+        if let list = env("KAFKA_PROPERTIES") { try properties.apply(environmentList: list) }
+        try properties.apply(assignments: kafkaProperties)
+        config.kafkaProperties = properties.properties
+        config.noRedis = noRedis
+        config.redisURL = noRedis ? nil : redis.resolvedURL
+        config.keys = KeySchema(namespace: redis.resolvedNamespace)
+        config.latestTTLSeconds = latestTTL ?? env("LATEST_TTL").flatMap(Int.init) ?? config.latestTTLSeconds
+        config.alertListLength = alertListLength ?? env("ALERT_LIST_LENGTH").flatMap(Int.init) ?? config.alertListLength
+        if let level = (alertLevel ?? env("ALERT_LEVEL")).flatMap(RiskLevel.init(name:)) { config.alertRule = AlertRule(minimumLevel: level) }
+        config.batchSize = batchSize ?? env("BATCH_SIZE").flatMap(Int.init) ?? config.batchSize
+        config.batchLinger = .milliseconds(batchLingerMs ?? env("BATCH_LINGER_MS").flatMap(Int.init) ?? 0)
+        config.maximumMessageBytes = maxMessageBytes ?? env("MAX_MESSAGE_BYTES").flatMap(Int.init) ?? config.maximumMessageBytes
+        config.embeddedPartitions = embeddedPartitions
+
+        var embedded: EmbeddedKafka?
+        let bootstrap: String
+        if let given = config.kafkaBootstrap {
+            bootstrap = given
+        } else {
+            let broker = try EmbeddedKafka(topics: [.init(config.topic, partitions: config.embeddedPartitions), .init(config.deadLetterTopic, partitions: 1)])
+            embedded = broker
+            bootstrap = broker.bootstrapServers
+            logger.notice("no Kafka address given: running on the embedded broker at \(bootstrap)")
+            if let bootstrapFile {
+                try bootstrap.write(toFile: bootstrapFile, atomically: true, encoding: .utf8)
+            }
+        }
+        if config.noRedis {
+            logger.warning("*** --no-redis: results are validated, counted and committed but NOT written to Redis ***")
+        }
+        logger.info("""
+            starting: kafka=\(bootstrap) topic=\(config.topic) group=\(config.group) dlq=\(config.deadLetterTopic) \
+            redis=\(config.redisURL.map { RedisConfigurationMask.mask($0) } ?? "disabled") namespace='\(config.keys.namespace)' \
+            latestTTL=\(config.latestTTLSeconds)s alertList=\(config.alertListLength) alertLevel=\(config.alertRule.minimumLevel) \
+            batch=\(config.batchSize) linger=\(config.batchLinger) maxMessage=\(config.maximumMessageBytes)B \
+            kafkaProperties=[\(KafkaConfiguration(config.kafkaProperties))]
+            """)
+
+        let service = try AggregatorService(configuration: config, bootstrap: bootstrap, logger: logger)
+        let signals = SignalWatcher { signal in
+            logger.notice("received signal \(signal): finishing the in-flight batch, committing, leaving the group")
+            service.requestStop()
+        }
+        try await service.run()
+        signals.cancel()
+        _ = embedded
+    }
+}
+
+enum RedisConfigurationMask {
+    static func mask(_ url: String) -> String { RedisConfiguration.masked(url) }
+}
+
+/// Turns SIGTERM/SIGINT into a callback (on a dispatch queue, never in a signal handler).
+final class SignalWatcher {
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ handler: @escaping @Sendable (Int32) -> Void) {
+        var made: [any DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { handler(sig) }
+            source.resume()
+            made.append(source)
+        }
+        sources = made
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: installs what is missing, builds in release mode,
+# starts a private redis-server, the aggregator (which hosts the embedded Kafka broker) and the
+# simulator, and tails the live results. Ctrl-C stops everything.
+#   DEMO_SECONDS=N  stop by itself after N seconds (default: run until interrupted)
+#   DEMO_RATE=R     simulated results per second (default 20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+scripts/install-deps.sh
+swift build -c release --product traffic-aggregator
+swift build -c release --product traffic-sim
+BIN=.build/release
+
+DEMO_DIR="$PWD/.demo"
+rm -rf "$DEMO_DIR" && mkdir -p "$DEMO_DIR"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "demo stopped; logs in $DEMO_DIR"
+}
+trap cleanup EXIT INT TERM
+
+redis-server --port "$PORT" --bind 127.0.0.1 --dir "$DEMO_DIR" --save "" --appendonly no \
+  --logfile "$DEMO_DIR/redis.log" --daemonize no &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+export REDIS_URL="redis://127.0.0.1:$PORT"
+echo "==> private redis-server at $REDIS_URL"
+
+"$BIN/traffic-aggregator" run --bootstrap-file "$DEMO_DIR/bootstrap" > "$DEMO_DIR/aggregator.log" 2>&1 &
+pids+=($!)
+"$BIN/traffic-sim" --bootstrap-file "$DEMO_DIR/bootstrap" --rate "${DEMO_RATE:-20}" > "$DEMO_DIR/sim.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$DEMO_DIR/bootstrap" ] && break; sleep 0.1; done
+echo "==> embedded Kafka at $(cat "$DEMO_DIR/bootstrap"); aggregator log: $DEMO_DIR/aggregator.log"
+echo "==> live results (alerts in red); try: $BIN/traffic-aggregator alerts 7 --redis-url $REDIS_URL"
+
+if [ -n "${DEMO_SECONDS:-}" ]; then
+  timeout "$DEMO_SECONDS" "$BIN/traffic-aggregator" watch || true
+else
+  "$BIN/traffic-aggregator" watch
+fi
