@@ -98,7 +98,7 @@ let package = Package(
         // MARK: Tests.
         .target(
             name: "TestSupport",
-            dependencies: ["RedisClient", "KafkaClient"],
+            dependencies: ["RedisClient", "KafkaClient", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: strict
         ),
@@ -110,6 +110,11 @@ let package = Package(
         .testTarget(
             name: "TrafficModelTests",
             dependencies: ["TrafficModel"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AggregatorTests",
+            dependencies: ["Aggregator", "TestSupport", "TrafficModel", "RedisClient", "KafkaClient"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,73 @@
+import Foundation
+import KafkaClient
+import RedisClient
+import Testing
+import TestSupport
+import TrafficModel
+@testable import Aggregator
+
+@Suite struct AggregatorFaultTests {
+    @Test func redisKilledAndRestartedMidStreamLosesNothing() async throws {
+        // Acknowledged writes must survive the crash, as with production's append-only file.
+        let h = try await AggregatorHarness(partitions: 8, redisArguments: ["--appendonly", "yes", "--appendfsync", "always"]) {
+            $0.batchSize = 500
+            $0.alertListLength = 10_000 // keep every alert so the check can be exact
+        }
+        try h.start()
+        var simulator = ResultSimulator(cameras: 50, alertRatio: 0.2, seed: 5, runTag: "redisfault")
+        let frames = (0..<20_000).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
+        // Detections are written before the outage; the stream is produced across it.
+        var detections = RedisPipeline()
+        for frame in frames { detections.append(.set(h.keys.detection(frame.requestId), frame.detection)) }
+        _ = try await h.redis.execute(detections)
+        for frame in frames.prefix(8_000) { try h.produce(frame.assessment, camera: frame.cameraId) }
+        try await h.flush()
+        try await waitUntil("some results written", timeout: .seconds(30)) {
+            (try? await h.redis.send(.exists([h.keys.latest(frames[0].cameraId)]))) == 1
+        }
+        // Crash Redis, keep producing, bring it back.
+        h.redisServer.kill()
+        for frame in frames.dropFirst(8_000) { try h.produce(frame.assessment, camera: frame.cameraId) }
+        try await h.flush()
+        try await waitUntil("the aggregator noticed", timeout: .seconds(10)) { h.service?.isHealthy.redis == false }
+        try await h.redisServer.start()
+        try await h.waitUntilCommitted(timeout: .seconds(120))
+        try await waitUntil("the test's own client reconnected") { (try? await h.redis.send(.ping())) == "PONG" }
+
+        let byCamera = Dictionary(grouping: frames, by: \.cameraId)
+        for (camera, mine) in byCamera {
+            let alerts = try await h.alerts(camera)
+            #expect(Set(alerts).count == alerts.count, "camera \(camera): no duplicate alerts")
+            let latest = try #require(try await h.latest(camera))
+            #expect(AggregatorHarness.requestId(latest) == mine.last?.requestId, "camera \(camera): latest is the newest")
+            let expected = Set(mine.filter(\.isAlert).map(\.requestId))
+            #expect(Set(alerts) == expected, "camera \(camera): every alert present once")
+        }
+        try await h.stop()
+    }
+
+    @Test func brokerSetDownAndUpResumesWithoutLoss() async throws {
+        let h = try await AggregatorHarness(partitions: 4) { $0.alertListLength = 10_000 }
+        try h.start()
+        var simulator = ResultSimulator(cameras: 10, alertRatio: 0.5, seed: 3, runTag: "brokerfault")
+        let frames = (0..<2_000).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
+        try await h.send(Array(frames.prefix(1_000)))
+        try await h.waitUntilCommitted()
+        try h.kafka.setBrokerDown()
+        var detections = RedisPipeline()
+        for frame in frames.dropFirst(1_000) { detections.append(.set(h.keys.detection(frame.requestId), frame.detection)) }
+        _ = try await h.redis.execute(detections)
+        for frame in frames.dropFirst(1_000) { try h.produce(frame.assessment, camera: frame.cameraId) }
+        try h.kafka.setBrokerUp()
+        try await h.producer.flush(timeout: .seconds(60))
+        try await h.waitUntilCommitted(timeout: .seconds(120))
+        #expect(h.producer.unreportedFailures == 0)
+        for camera in 0..<10 {
+            let mine = frames.filter { $0.cameraId == camera }
+            let got = Set(try await h.alerts(camera))
+            let want = Set(mine.filter(\.isAlert).map(\.requestId))
+            #expect(got == want, "camera \(camera): missing \(want.subtracting(got).sorted().prefix(5)) extra \(got.subtracting(want).count)")
+        }
+        try await h.stop()
+    }
+}
