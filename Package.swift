@@ -53,6 +53,12 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "HTTPServer",
+            dependencies: ["CWebsockets"],
+            swiftSettings: strict
+        ),
+
         // MARK: Domain.
         .target(name: "TrafficModel", swiftSettings: strict),
 
@@ -71,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-aggregator",
             dependencies: [
-                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient",
+                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -115,6 +121,11 @@ let package = Package(
         .testTarget(
             name: "AggregatorTests",
             dependencies: ["Aggregator", "TestSupport", "TrafficModel", "RedisClient", "KafkaClient"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HTTPServerTests",
+            dependencies: ["HTTPServer", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

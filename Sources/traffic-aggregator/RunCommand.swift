@@ -2,6 +2,7 @@ import Aggregator
 import ArgumentParser
 import Dispatch
 import Foundation
+import HTTPServer
 import KafkaClient
 import Logging
 import RedisClient
@@ -36,6 +37,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-message-bytes"), help: "Messages larger than this are dead-lettered (env MAX_MESSAGE_BYTES).") var maxMessageBytes: Int?
     @Option(name: .customLong("embedded-partitions"), help: "Partitions of the input topic on the embedded broker.") var embeddedPartitions = 16
     @Option(name: .customLong("bootstrap-file"), help: "Write the embedded broker's address to this file.") var bootstrapFile: String?
+    @Option(name: .customLong("metrics-port"), help: "Port of /metrics and /healthz, 0 for none (env METRICS_PORT).") var metricsPort: Int?
+    @Option(name: .customLong("metrics-host"), help: "Address the metrics endpoint binds to (env METRICS_HOST).") var metricsHost: String?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (env LOG_LEVEL).") var logLevel: String?
 
     func validate() throws {
@@ -69,6 +72,7 @@ struct RunCommand: AsyncParsableCommand {
         config.batchLinger = .milliseconds(batchLingerMs ?? env("BATCH_LINGER_MS").flatMap(Int.init) ?? 0)
         config.maximumMessageBytes = maxMessageBytes ?? env("MAX_MESSAGE_BYTES").flatMap(Int.init) ?? config.maximumMessageBytes
         config.embeddedPartitions = embeddedPartitions
+        config.metricsPort = metricsPort ?? env("METRICS_PORT").flatMap(Int.init) ?? config.metricsPort
 
         var embedded: EmbeddedKafka?
         let bootstrap: String
@@ -95,12 +99,29 @@ struct RunCommand: AsyncParsableCommand {
             """)
 
         let service = try AggregatorService(configuration: config, bootstrap: bootstrap, logger: logger)
+        var http: HTTPServer?
+        if config.metricsPort > 0 {
+            http = try HTTPServer(host: metricsHost ?? env("METRICS_HOST") ?? "0.0.0.0", port: config.metricsPort) { request in
+                switch request.path {
+                case "/metrics":
+                    return HTTPResponse(contentType: "text/plain; version=0.0.4", body: service.metrics.render())
+                case "/healthz":
+                    let health = service.isHealthy
+                    let ready = health.kafka && health.redis
+                    return .json(#"{"ready":\#(ready),"kafka":\#(health.kafka),"redis":\#(health.redis)}"#, status: ready ? 200 : 503)
+                default:
+                    return .json(#"{"error":"not found","paths":["/metrics","/healthz"]}"#, status: 404)
+                }
+            }
+            logger.info("metrics and health on http://\(metricsHost ?? "0.0.0.0"):\(config.metricsPort)/metrics and /healthz")
+        }
         let signals = SignalWatcher { signal in
             logger.notice("received signal \(signal): finishing the in-flight batch, committing, leaving the group")
             service.requestStop()
         }
         try await service.run()
         signals.cancel()
+        http?.stop()
         _ = embedded
     }
 }

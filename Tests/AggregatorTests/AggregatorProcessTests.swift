@@ -1,0 +1,118 @@
+import Foundation
+import KafkaClient
+import RedisClient
+import Testing
+import TestSupport
+import TrafficModel
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `traffic-aggregator` executable as operators run it: signals, restarts, HTTP endpoints,
+/// and interop with kcat and redis-cli.
+@Suite struct AggregatorProcessTests {
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("traffic-aggregator").path
+    }
+
+    struct Setup {
+        let h: AggregatorHarness
+        let metricsPort: Int
+        let log: String
+
+        func launch() throws -> ChildProcess {
+            try ChildProcess(AggregatorProcessTests.binary, [
+                "run", "--kafka-bootstrap", h.kafka.bootstrapServers, "--topic", h.topic, "--dlq-topic", h.dlqTopic,
+                "--group", h.configuration.group, "--redis-url", h.redisServer.url, "--namespace", h.keys.namespace,
+                "--alert-list-length", "10000", "--batch-size", "200", "--metrics-port", String(metricsPort), "--metrics-host", "127.0.0.1",
+                "-X", "fetch.wait.max.ms=10", "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
+            ], outputPath: log)
+        }
+    }
+
+    func setup() async throws -> Setup {
+        let h = try await AggregatorHarness(partitions: 4)
+        return Setup(h: h, metricsPort: try FreePort.find(), log: FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("aggregator") + ".log").path)
+    }
+
+    func frames(_ count: Int, tag: String) -> [ResultSimulator.Frame] {
+        var simulator = ResultSimulator(cameras: 20, alertRatio: 0.3, seed: 11, runTag: tag)
+        return (0..<count).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
+    }
+
+    func expectExactEndState(_ h: AggregatorHarness, _ frames: [ResultSimulator.Frame]) async throws {
+        for (camera, mine) in Dictionary(grouping: frames, by: \.cameraId) {
+            let alerts = try await h.alerts(camera)
+            #expect(alerts.count == Set(alerts).count, "camera \(camera): duplicate alerts")
+            #expect(Set(alerts) == Set(mine.filter(\.isAlert).map(\.requestId)), "camera \(camera): alerts differ")
+            #expect(AggregatorHarness.requestId(try #require(try await h.latest(camera))) == mine.last?.requestId)
+        }
+    }
+
+    @Test func sigtermFinishesTheBatchCommitsAndExitsZero() async throws {
+        let s = try await setup()
+        let all = frames(6_000, tag: "sigterm")
+        try await s.h.send(all)
+        let first = try s.launch()
+        try await waitUntil("the aggregator processed something", timeout: .seconds(30)) {
+            (try? await s.h.redis.send(.exists([s.h.keys.latest(all[0].cameraId)]))) == 1
+        }
+        let health = try await httpGet(port: s.metricsPort, path: "/healthz")
+        #expect(health.status == 200 && health.text.contains(#""ready":true"#), "\(health.text)")
+        let metrics = try await httpGet(port: s.metricsPort, path: "/metrics")
+        #expect(metrics.text.contains("aggregator_messages_consumed_total"))
+        let clock = ContinuousClock()
+        let sent = clock.now
+        first.signal(SIGTERM)
+        let status = try await first.waitForExit(timeout: .seconds(5))
+        #expect(status == 0, "exit status after SIGTERM; log: \(s.log)")
+        #expect(clock.now - sent < .seconds(5))
+        // A new instance of the same group picks up at the committed offsets.
+        let second = try s.launch()
+        try await s.h.waitUntilCommitted(timeout: .seconds(60))
+        try await expectExactEndState(s.h, all)
+        second.signal(SIGTERM)
+        #expect(try await second.waitForExit(timeout: .seconds(5)) == 0)
+    }
+
+    @Test func sigkillMidStreamThenRestartLosesNothingAndDuplicatesNoAlert() async throws {
+        let s = try await setup()
+        let all = frames(6_000, tag: "sigkill")
+        try await s.h.send(all)
+        let first = try s.launch()
+        try await waitUntil("the aggregator processed something", timeout: .seconds(30)) {
+            (try? await s.h.redis.send(.exists([s.h.keys.latest(all[0].cameraId)]))) == 1
+        }
+        first.signal(SIGKILL)
+        _ = try await first.waitForExit(timeout: .seconds(5))
+        // Everything since the last commit is processed again by the restarted instance.
+        let second = try s.launch()
+        try await s.h.waitUntilCommitted(timeout: .seconds(90))
+        try await expectExactEndState(s.h, all)
+        second.signal(SIGTERM)
+        #expect(try await second.waitForExit(timeout: .seconds(5)) == 0)
+    }
+
+    @Test(.enabled(if: which("kcat") != nil && which("redis-cli") != nil, "kcat and redis-cli are installed by the test command"))
+    func kcatInRedisCliOut() async throws {
+        let s = try await setup()
+        let process = try s.launch()
+        let lines = [
+            assessment("kcat-1", camera: 12, time: "2025-10-20T10:30:00Z", level: "critical"),
+            assessment("kcat-2", camera: 12, time: "2025-10-20T10:30:01Z", level: "low"),
+        ]
+        let produced = try await runCommand(which("kcat")!, ["-b", s.h.kafka.bootstrapServers, "-t", s.h.topic, "-P", "-K", "|"], input: lines.map { "12|\($0)" }.joined(separator: "\n") + "\n")
+        #expect(produced.status == 0, "\(produced.stderr)")
+        try await s.h.waitUntilCommitted(timeout: .seconds(60))
+        let cli = which("redis-cli")!
+        let port = String(s.h.redisServer.port)
+        let latest = try await runCommand(cli, ["-p", port, "GET", "\(s.h.keys.namespace)camera:12:latest"])
+        #expect(latest.stdout.contains(#""requestId":"kcat-2""#) && latest.stdout.contains(#""detectionMissing":true"#), "\(latest.stdout)")
+        let ttl = try await runCommand(cli, ["-p", port, "TTL", "\(s.h.keys.namespace)camera:12:latest"])
+        #expect((290...300).contains(Int(ttl.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0))
+        let alerts = try await runCommand(cli, ["-p", port, "LRANGE", "\(s.h.keys.namespace)alerts:12", "0", "-1"])
+        #expect(alerts.stdout.contains(#""requestId":"kcat-1""#) && !alerts.stdout.contains("kcat-2"), "\(alerts.stdout)")
+        process.signal(SIGTERM)
+        #expect(try await process.waitForExit(timeout: .seconds(5)) == 0)
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A minimal HTTP/1.1 GET over a loopback socket, independent of the server under test.
+public struct HTTPGetResult: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: [UInt8]
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+public func httpGet(port: Int, path: String, timeout: Duration = .seconds(5)) async throws -> HTTPGetResult {
+    try await Task.detached { try httpGetBlocking(port: port, path: path, timeout: timeout) }.value
+}
+
+private func httpGetBlocking(port: Int, path: String, timeout: Duration) throws -> HTTPGetResult {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestSupportError("socket() failed") }
+    defer { close(fd) }
+    var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestSupportError("connect to 127.0.0.1:\(port) failed") }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
+    guard write(fd, request, request.count) == request.count else { throw TestSupportError("write failed") }
+    var data: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    var headerEnd: Int?
+    var contentLength: Int?
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        if n <= 0 { break }
+        data += buffer[0..<n]
+        if headerEnd == nil, let range = findCRLFCRLF(data) {
+            headerEnd = range
+            let head = String(decoding: data[0..<range], as: UTF8.self)
+            for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+                contentLength = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces))
+            }
+        }
+        if let headerEnd, let contentLength, data.count >= headerEnd + 4 + contentLength { break }
+    }
+    guard let headerEnd else { throw TestSupportError("no HTTP response from port \(port): \(String(decoding: data, as: UTF8.self))") }
+    let head = String(decoding: data[0..<headerEnd], as: UTF8.self).split(separator: "\r\n")
+    let statusParts = head.first?.split(separator: " ") ?? []
+    var headers: [String: String] = [:]
+    for line in head.dropFirst() {
+        let parts = line.split(separator: ":", maxSplits: 1)
+        if parts.count == 2 { headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces) }
+    }
+    let body = Array(data[(headerEnd + 4)...].prefix(contentLength ?? Int.max))
+    return HTTPGetResult(status: statusParts.count > 1 ? Int(statusParts[1]) ?? 0 : 0, headers: headers, body: body)
+}
+
+private func findCRLFCRLF(_ data: [UInt8]) -> Int? {
+    guard data.count >= 4 else { return nil }
+    for i in 0...(data.count - 4) where data[i] == 13 && data[i + 1] == 10 && data[i + 2] == 13 && data[i + 3] == 10 { return i }
+    return nil
+}
