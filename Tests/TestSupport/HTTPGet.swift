@@ -12,7 +12,10 @@ public struct HTTPGetResult: Sendable {
 }
 
 public func httpGet(port: Int, path: String, timeout: Duration = .seconds(5)) async throws -> HTTPGetResult {
-    try await Task.detached { try httpGetBlocking(port: port, path: path, timeout: timeout) }.value
+    // The blocking socket calls run on a dispatch thread, not on the cooperative pool.
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try httpGetBlocking(port: port, path: path, timeout: timeout) }) }
+    }
 }
 
 private func httpGetBlocking(port: Int, path: String, timeout: Duration) throws -> HTTPGetResult {

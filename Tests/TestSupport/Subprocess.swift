@@ -23,12 +23,19 @@ public func runCommand(_ executable: String, _ arguments: [String], input: Strin
         inPipe.fileHandleForWriting.write(Data(input.utf8))
     }
     try inPipe.fileHandleForWriting.close()
-    // Read both pipes concurrently so a full pipe cannot stall the child.
-    async let stdoutData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-    async let stderrData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+    // Read both pipes on dispatch threads (blocking reads must not occupy the cooperative pool)
+    // and concurrently, so a full pipe cannot stall the child.
+    async let stdoutData = readToEnd(out.fileHandleForReading)
+    async let stderrData = readToEnd(err.fileHandleForReading)
     try await waitUntil("\(executable) exits", timeout: timeout, every: .milliseconds(20)) { !process.isRunning }
     let (o, e) = await (stdoutData, stderrData)
     return CommandResult(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+private func readToEnd(_ handle: FileHandle) async -> Data {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
+    }
 }
 
 /// The path of an installed tool, or nil.

@@ -1,0 +1,75 @@
+import Foundation
+import KafkaClient
+import Testing
+import TestSupport
+import TrafficModel
+
+/// `traffic-aggregator latest|alerts|stats|dlq|watch` against state written by a real run.
+@Suite struct OperatorCommandTests {
+    func cli(_ arguments: [String]) async throws -> CommandResult {
+        try await runCommand(AggregatorProcessTests.binary, arguments, timeout: .seconds(60))
+    }
+
+    @Test func inspectStateAndDeadLetters() async throws {
+        let h = try await AggregatorHarness(partitions: 2)
+        try h.start()
+        try h.produce(assessment("op-1", camera: 4, time: "2025-10-20T10:30:00Z", level: "high"), camera: 4)
+        try h.produce(assessment("op-2", camera: 4, time: "2025-10-20T10:30:01Z"), camera: 4)
+        try h.produce("{broken", camera: 4)
+        try await h.flush()
+        try await h.waitUntilCommitted()
+        let redisArgs = ["--redis-url", h.redisServer.url, "--namespace", h.keys.namespace]
+        let kafkaArgs = ["--kafka-bootstrap", h.kafka.bootstrapServers]
+
+        let latest = try await cli(["latest", "4", "--json"] + redisArgs)
+        #expect(latest.status == 0)
+        #expect(latest.stdout.contains(#""requestId":"op-2""#))
+        let human = try await cli(["latest", "4"] + redisArgs)
+        #expect(human.stdout.contains("camera 4") && human.stdout.contains("risk=low"))
+        let none = try await cli(["latest", "99"] + redisArgs)
+        #expect(none.status == 1 && none.stdout.contains("no latest result"))
+        let bad = try await cli(["latest", "x7"] + redisArgs)
+        #expect(bad.status != 0 && bad.stderr.contains("not an integer"))
+
+        let alerts = try await cli(["alerts", "4", "--json", "--limit", "5"] + redisArgs)
+        let array = try JSONSerialization.jsonObject(with: Data(alerts.stdout.utf8)) as? [[String: Any]]
+        #expect(array?.map { $0["requestId"] as? String } == ["op-1"])
+
+        let stats = try await cli(["stats", "--json", "--topic", h.topic, "--group", h.configuration.group] + redisArgs + kafkaArgs)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any], "\(stats.stdout) \(stats.stderr)")
+        #expect(object["camerasWithLatest"] as? [Int] == [4])
+        #expect((object["alertListLengths"] as? [String: Int])?["4"] == 1)
+        let lag = try #require(object["consumerLag"] as? [[String: Any]])
+        #expect(lag.count == 2 && lag.allSatisfy { $0["lag"] as? Int == 0 })
+
+        let list = try await cli(["dlq", "list", "--json", "--dlq-topic", h.dlqTopic] + kafkaArgs)
+        let letter = try #require(try JSONSerialization.jsonObject(with: Data((list.stdout.split(separator: "\n").first ?? "").utf8)) as? [String: Any], "\(list.stdout) \(list.stderr)")
+        #expect(letter["reason"] as? String == "malformed_json")
+        #expect(letter["sourceTopic"] as? String == h.topic)
+
+        // Replay re-injects the original bytes into the source topic (dead-lettered again here).
+        let replay = try await cli(["dlq", "replay", "--dlq-topic", h.dlqTopic] + kafkaArgs)
+        #expect(replay.stdout.contains("replayed 1 dead letters"), "\(replay.stderr)")
+        try await h.waitUntilCommitted()
+        #expect(try await h.deadLetters(expected: 2).count == 2)
+        try await h.stop()
+    }
+
+    @Test func watchTailsLiveResults() async throws {
+        let h = try await AggregatorHarness(partitions: 1)
+        try h.start()
+        let watcher = Task { try await cli(["watch", "--camera", "8", "--count", "2", "--json", "--redis-url", h.redisServer.url, "--namespace", h.keys.namespace]) }
+        let channel = h.keys.cameraChannel(8)
+        try await waitUntil("watch subscribed", timeout: .seconds(30)) {
+            try await h.redis.send(.raw(["PUBSUB", "NUMSUB", channel])) == .array([.bulk(Array(channel.utf8)), .integer(1)])
+        }
+        try h.produce(assessment("w-1", camera: 8, time: "2025-10-20T10:30:00Z"), camera: 8)
+        try h.produce(assessment("w-2", camera: 8, time: "2025-10-20T10:30:01Z"), camera: 8)
+        try await h.flush()
+        let result = try await watcher.value
+        #expect(result.status == 0)
+        #expect(result.stdout.split(separator: "\n").count == 2)
+        #expect(result.stdout.contains(#""requestId":"w-1""#) && result.stdout.contains(#""requestId":"w-2""#))
+        try await h.stop()
+    }
+}
