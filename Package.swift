@@ -95,7 +95,8 @@ let package = Package(
         .executableTarget(
             name: "traffic-bench",
             dependencies: [
-                "RedisClient", "KafkaClient", "TestSupport",
+                "RedisClient", "KafkaClient", "TestSupport", "Aggregator", "TrafficModel",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -35,7 +35,8 @@ import TrafficModel
             let latest = try #require(try await h.latest(camera))
             #expect(AggregatorHarness.requestId(latest) == mine.last?.requestId)
             let ttl = try await h.redis.send(.raw(["TTL", h.keys.latest(camera)]))
-            #expect(ttl == .integer(300) || ttl == .integer(299))
+            guard case .integer(let seconds) = ttl else { Issue.record("TTL reply \(ttl)"); continue }
+            #expect((200...300).contains(seconds), "latest carries the 300 s TTL (minus the test's own run time)")
             #expect(try await h.alerts(camera) == mine.filter(\.isAlert).map(\.requestId).reversed(), "camera \(camera): newest first, each once")
         }
         try await h.stop()

@@ -1,0 +1,116 @@
+import Aggregator
+import ArgumentParser
+import Foundation
+import KafkaClient
+import Logging
+import RedisClient
+import Synchronization
+import TestSupport
+import TrafficModel
+
+/// End to end: Kafka (embedded) → aggregator (in process) → Redis → a PSUBSCRIBE client.
+struct AggregatorEndToEndBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aggregator",
+        abstract: "End-to-end throughput (backlog drain) and publish latency at a steady rate."
+    )
+
+    @Option(help: "Messages in the throughput run.") var messages = 50_000
+    @Option(help: "Cameras (one partition each on the embedded broker).") var cameras = 50
+    @Option(help: "Share of alerts.") var alertRatio = 0.2
+    @Option(help: "Steady rate for the latency run (results/s).") var rate = 2_000
+    @Option(help: "Seconds of the latency run.") var seconds = 5
+    @Option(help: "Aggregator batch size.") var batchSize = 1_000
+    @Option(name: .customLong("fetch-wait-ms"), help: "Consumer fetch.wait.max.ms (the mock answers empty fetches only after it).") var fetchWaitMs = 5
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .error
+            return handler
+        }
+        let server = try await RedisServer()
+        let topic = "bench-results"
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: cameras), .init(topic + ".dlq", partitions: 1)])
+        let redis = try await RedisClient.connect(configuration: server.configuration)
+        let producer = try KafkaProducer(configuration: kafka.producerConfiguration(["linger.ms": "0", "queue.buffering.max.messages": "1000000"]))
+        var config = AggregatorConfiguration()
+        config.kafkaBootstrap = kafka.bootstrapServers
+        config.topic = topic
+        config.deadLetterTopic = topic + ".dlq"
+        config.redisURL = server.url
+        config.batchSize = batchSize
+        config.kafkaProperties = EmbeddedKafka.recommendedConsumerProperties.merging(["fetch.wait.max.ms": String(fetchWaitMs)]) { $1 }
+
+        // Receive side: a PSUBSCRIBE client records when each requestId arrived.
+        let arrivals = Mutex<[String: UInt64]>([:])
+        let subscriber = RedisSubscriber(configuration: server.configuration) { event in
+            guard case .message(let message) = event else { return }
+            let now = DispatchTime.now().uptimeNanoseconds
+            // requestId is the first member the simulator writes: {"requestId":"…"
+            let payload = message.payload
+            guard payload.count > 15, let end = payload[14...].firstIndex(of: UInt8(ascii: "\"")) else { return }
+            let id = String(decoding: payload[14..<end], as: UTF8.self)
+            arrivals.withLock { $0[id] = now }
+        }
+        try await subscriber.psubscribe([config.keys.allCamerasPattern])
+
+        var simulator = ResultSimulator(cameras: cameras, alertRatio: alertRatio, seed: 1, runTag: "bench")
+        let base = Int64(Date().timeIntervalSince1970 * 1000)
+        let frames = (0..<messages).map { simulator.next(at: base + Int64($0)) }
+        let averageSize = frames.reduce(0) { $0 + $1.assessment.count + $1.detection.count } / frames.count
+        var detections = RedisPipeline(capacity: frames.count)
+        for frame in frames { detections.append(.set(config.keys.detection(frame.requestId), frame.detection, expiry: .seconds(3600))) }
+        _ = try await redis.execute(detections)
+        for frame in frames {
+            try producer.produce(topic: topic, partition: Int32(frame.cameraId), key: Array(String(frame.cameraId).utf8), value: frame.assessment)
+        }
+        try await producer.flush(timeout: .seconds(120))
+        report("\(messages) results (avg \(averageSize) B assessment+detection, \(Int(alertRatio * 100))% alerts) over \(cameras) cameras/partitions, batch \(batchSize)")
+
+        // Throughput: the service drains the backlog; measured first → last arrival.
+        let service = try AggregatorService(configuration: config, bootstrap: kafka.bootstrapServers)
+        let running = Task { try await service.run() }
+        let deadline = ContinuousClock.now + .seconds(300)
+        while arrivals.withLock({ $0.count }) < messages {
+            if ContinuousClock.now > deadline { throw ValidationError("only \(arrivals.withLock { $0.count }) of \(messages) arrived") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let times = arrivals.withLock { Array($0.values) }
+        let span = Double(times.max()! - times.min()!) / 1e9
+        report(String(format: "throughput (backlog drain, at-least-once): %.0f results/s  (%d in %.2f s)", Double(messages - 1) / span, messages, span))
+
+        // Latency: a steady rate; each result's produce call → its arrival at the subscriber.
+        let total = rate * seconds
+        var latencyFrames: [ResultSimulator.Frame] = []
+        var sim2 = ResultSimulator(cameras: cameras, alertRatio: alertRatio, seed: 2, runTag: "lat")
+        for i in 0..<total { latencyFrames.append(sim2.next(at: base + Int64(messages + i))) }
+        var pipeline = RedisPipeline()
+        for frame in latencyFrames { pipeline.append(.set(config.keys.detection(frame.requestId), frame.detection, expiry: .seconds(3600))) }
+        _ = try await redis.execute(pipeline)
+        var sent: [String: UInt64] = [:]
+        let clock = ContinuousClock()
+        let start = clock.now
+        let interval = Duration.seconds(1) / rate
+        for (i, frame) in latencyFrames.enumerated() {
+            try await clock.sleep(until: start + interval * i)
+            sent[frame.requestId] = DispatchTime.now().uptimeNanoseconds
+            try producer.produce(topic: topic, partition: Int32(frame.cameraId), key: Array(String(frame.cameraId).utf8), value: frame.assessment)
+        }
+        let latencyDeadline = ContinuousClock.now + .seconds(60)
+        while arrivals.withLock({ $0.count }) < messages + total, ContinuousClock.now < latencyDeadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let got = arrivals.withLock { $0 }
+        var latencies: [Double] = []
+        for (id, at) in sent { if let arrived = got[id] { latencies.append(Double(arrived - at) / 1e6) } }
+        latencies.sort()
+        func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        report(String(format: "latency at %d results/s (%d of %d arrived): p50 %.2f ms  p99 %.2f ms  max %.2f ms  (fetch.wait.max.ms=%d, linger.ms=0)", rate, latencies.count, total, pct(0.5), pct(0.99), latencies.last ?? 0, fetchWaitMs))
+
+        service.requestStop()
+        try await running.value
+        await subscriber.close()
+        server.stop()
+    }
+}
