@@ -15,7 +15,16 @@ BIN=.build/release
 
 DEMO_DIR="$PWD/.demo"
 rm -rf "$DEMO_DIR" && mkdir -p "$DEMO_DIR"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 30000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  echo "no free port found" >&2; exit 1
+}
+PORT=$(free_port)
+METRICS_PORT=$(free_port)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -31,12 +40,13 @@ for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; slee
 export REDIS_URL="redis://127.0.0.1:$PORT"
 echo "==> private redis-server at $REDIS_URL"
 
-"$BIN/traffic-aggregator" run --bootstrap-file "$DEMO_DIR/bootstrap" > "$DEMO_DIR/aggregator.log" 2>&1 &
+"$BIN/traffic-aggregator" run --bootstrap-file "$DEMO_DIR/bootstrap" --metrics-port "$METRICS_PORT" > "$DEMO_DIR/aggregator.log" 2>&1 &
 pids+=($!)
 "$BIN/traffic-sim" --bootstrap-file "$DEMO_DIR/bootstrap" --rate "${DEMO_RATE:-20}" > "$DEMO_DIR/sim.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$DEMO_DIR/bootstrap" ] && break; sleep 0.1; done
 echo "==> embedded Kafka at $(cat "$DEMO_DIR/bootstrap"); aggregator log: $DEMO_DIR/aggregator.log"
+echo "==> metrics: http://127.0.0.1:$METRICS_PORT/metrics  health: http://127.0.0.1:$METRICS_PORT/healthz"
 echo "==> live results (alerts in red); try: $BIN/traffic-aggregator alerts 7 --redis-url $REDIS_URL"
 
 if [ -n "${DEMO_SECONDS:-}" ]; then
