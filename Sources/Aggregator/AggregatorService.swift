@@ -128,8 +128,7 @@ public final class AggregatorService: Sendable {
     /// Kafka. Returns messages polled while waiting (to be processed next, in order).
     private func process(_ batch: [KafkaMessage]) async -> [KafkaMessage]? {
         metrics.consumed.increment(by: Int64(batch.count))
-        let sources = batch.map { SourceMessage(topic: $0.topic, partition: $0.partition, offset: $0.offset, key: $0.key, value: $0.value, timestampMilliseconds: $0.timestampMilliseconds) }
-        let (valid, dead) = planner.decode(sources)
+        let (valid, dead) = planner.decode(batch)
         var extra: [KafkaMessage] = []
 
         if !dead.isEmpty {

@@ -1,31 +1,14 @@
+import KafkaClient
 import TrafficModel
 
-/// A Kafka message as the aggregator sees it: payload plus where it came from.
-public struct SourceMessage: Sendable {
-    public var topic: String
-    public var partition: Int32
-    public var offset: Int64
-    public var key: [UInt8]?
-    public var value: [UInt8]
-    /// The Kafka timestamp (producer time), epoch ms, for the end-to-end lag metric.
-    public var timestampMilliseconds: Int64?
-
-    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestampMilliseconds: Int64? = nil) {
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.key = key
-        self.value = value
-        self.timestampMilliseconds = timestampMilliseconds
-    }
-
+extension KafkaMessage {
     /// `topic[partition]@offset`, for logs and dead-letter headers.
     public var position: String { "\(topic)[\(partition)]@\(offset)" }
 }
 
 /// A message that failed validation, with the reason to record in the dead-letter topic.
 public struct DeadLetter: Sendable {
-    public var source: SourceMessage
+    public var source: KafkaMessage
     public var rejection: InputRejection
 }
 

@@ -1,3 +1,4 @@
+import KafkaClient
 import TrafficModel
 
 /// The pure core of the aggregator: validation and planning, no I/O.
@@ -13,7 +14,7 @@ public struct WritePlanner: Sendable {
     }
 
     /// Splits a batch into valid assessments (in input order) and dead letters.
-    public func decode(_ batch: [SourceMessage]) -> (valid: [AssessmentMessage], deadLetters: [DeadLetter]) {
+    public func decode(_ batch: [KafkaMessage]) -> (valid: [AssessmentMessage], deadLetters: [DeadLetter]) {
         var valid: [AssessmentMessage] = []
         var dead: [DeadLetter] = []
         valid.reserveCapacity(batch.count)

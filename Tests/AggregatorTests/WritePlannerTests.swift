@@ -1,3 +1,4 @@
+import KafkaClient
 import Testing
 import TrafficModel
 @testable import Aggregator
@@ -6,9 +7,9 @@ import TrafficModel
 @Suite struct WritePlannerTests {
     let planner = WritePlanner(keys: KeySchema(namespace: "t:"), alertRule: AlertRule(minimumLevel: .high))
 
-    func message(_ id: String, camera: Int, time: String, level: String = "low", dangerous: Bool = false) -> SourceMessage {
+    func message(_ id: String, camera: Int, time: String, level: String = "low", dangerous: Bool = false) -> KafkaMessage {
         let json = #"{"requestId":"\#(id)","cameraId":\#(camera),"timestamp":"\#(time)","riskAssessment":{"maxRiskLevel":"\#(level)","hasDangerousDriving":\#(dangerous)}}"#
-        return SourceMessage(topic: "in", partition: 0, offset: 0, key: nil, value: Array(json.utf8))
+        return KafkaMessage(topic: "in", partition: 0, offset: 0, key: nil, value: Array(json.utf8))
     }
 
     @Test func plansPublishesInOrderLatestPerCameraAndAlerts() {
@@ -33,7 +34,7 @@ import TrafficModel
     }
 
     @Test func separatesDeadLetters() {
-        let batch = [message("ok", camera: 1, time: "2025-01-01T00:00:00Z"), SourceMessage(topic: "in", partition: 3, offset: 9, key: nil, value: Array("{".utf8))]
+        let batch = [message("ok", camera: 1, time: "2025-01-01T00:00:00Z"), KafkaMessage(topic: "in", partition: 3, offset: 9, key: nil, value: Array("{".utf8))]
         let (valid, dead) = planner.decode(batch)
         #expect(valid.map(\.requestId) == ["ok"])
         #expect(dead.map(\.rejection.reason) == [.malformedJSON])

@@ -19,19 +19,10 @@ public func httpGet(port: Int, path: String, timeout: Duration = .seconds(5)) as
 }
 
 private func httpGetBlocking(port: Int, path: String, timeout: Duration) throws -> HTTPGetResult {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestSupportError("socket() failed") }
-    defer { close(fd) }
-    var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: max(1, Int(timeout.components.seconds))) else {
+        throw TestSupportError("connect to 127.0.0.1:\(port) failed")
     }
-    guard connected == 0 else { throw TestSupportError("connect to 127.0.0.1:\(port) failed") }
+    defer { close(fd) }
     let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
     guard write(fd, request, request.count) == request.count else { throw TestSupportError("write failed") }
     var data: [UInt8] = []

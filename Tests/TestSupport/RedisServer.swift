@@ -9,7 +9,7 @@ import Glibc
 /// No persistence unless asked. `stop()` ends it by pid; `kill()` SIGKILLs it (a crash);
 /// `start()` brings it back on the same port for fault tests.
 public final class RedisServer: @unchecked Sendable {
-    public let port: Int
+    public private(set) var port: Int
     public let directory: URL
     public let extraArguments: [String]
     private var process: ChildProcess?
@@ -21,7 +21,16 @@ public final class RedisServer: @unchecked Sendable {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-test-\(UUID().uuidString)")
         self.extraArguments = extraArguments
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try await start()
+        // A free port can be taken by another process before redis-server binds it (parallel
+        // tests, the embedded broker): then try another one.
+        for attempt in 1...5 {
+            do {
+                try await start()
+                return
+            } catch where port == nil && attempt < 5 {
+                self.port = try FreePort.find()
+            }
+        }
     }
 
     deinit {
@@ -52,8 +61,13 @@ public final class RedisServer: @unchecked Sendable {
             "--logfile", directory.appendingPathComponent("redis.log").path,
         ] + extraArguments)
         lock.withLock { self.process = process }
+        let log = directory.appendingPathComponent("redis.log").path
         try await waitUntil("redis-server on port \(port) answers", timeout: .seconds(10)) {
-            Self.ping(port: self.port)
+            if !process.isRunning {
+                let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? ""
+                throw TestSupportError("redis-server on port \(self.port) exited at start: \(tail)")
+            }
+            return Self.ping(port: self.port)
         }
     }
 
@@ -79,19 +93,8 @@ public final class RedisServer: @unchecked Sendable {
 
     /// A raw TCP PING, independent of the client under test.
     public static func ping(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
+        guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: 1) else { return false }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return false }
-        var timeout = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let request = Array("PING\r\n".utf8)
         guard write(fd, request, request.count) == request.count else { return false }
         var buffer = [UInt8](repeating: 0, count: 64)
@@ -99,6 +102,26 @@ public final class RedisServer: @unchecked Sendable {
         // "+PONG" or "-NOAUTH …" both prove the server is up.
         return n > 0 && (buffer[0] == UInt8(ascii: "+") || buffer[0] == UInt8(ascii: "-"))
     }
+}
+
+/// A TCP socket connected to 127.0.0.1:`port` with a receive timeout, or nil.
+public func connectLoopback(port: Int, receiveTimeoutSeconds: Int) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        close(fd)
+        return nil
+    }
+    return fd
 }
 
 /// Finds a free TCP port on loopback by binding port 0.
