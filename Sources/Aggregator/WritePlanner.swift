@@ -44,13 +44,15 @@ public struct WritePlanner: Sendable {
             if merged.detectionMissing { plan.detectionMissing += 1 }
             let camera = message.cameraId
             plan.publishes.append(.init(channel: keys.cameraChannel(camera), payload: merged.json))
-            let update = WritePlan.LatestUpdate(camera: camera, key: keys.latest(camera), timestampKey: keys.latestTimestamp(camera), timestampMilliseconds: message.timestampMilliseconds, payload: merged.json)
             if let slot = newest[camera] {
                 // Within a batch the newest timestamp wins; on a tie the later message does.
-                if message.timestampMilliseconds >= plan.latest[slot].timestampMilliseconds { plan.latest[slot] = update }
+                if message.timestampMilliseconds >= plan.latest[slot].timestampMilliseconds {
+                    plan.latest[slot].timestampMilliseconds = message.timestampMilliseconds
+                    plan.latest[slot].payload = merged.json
+                }
             } else {
                 newest[camera] = plan.latest.count
-                plan.latest.append(update)
+                plan.latest.append(WritePlan.LatestUpdate(camera: camera, key: keys.latest(camera), timestampKey: keys.latestTimestamp(camera), timestampMilliseconds: message.timestampMilliseconds, payload: merged.json))
             }
             if alertRule.isAlert(level: message.riskLevel, dangerousDriving: message.hasDangerousDriving) {
                 plan.alerts.append(.init(camera: camera, requestId: message.requestId, markerKey: keys.alerted(message.requestId), listKey: keys.alerts(camera), payload: merged.json))

@@ -76,3 +76,11 @@ enum WriteScript {
         return (Int(p), Int(l), Int(a))
     }
 }
+
+/// Exposes the script-argument encoding to benchmarks without exposing the script itself.
+public enum WriteScriptArguments {
+    /// Encodes a plan with the default settings; returns the bytes it would send.
+    public static func make(_ plan: WritePlan) -> Int {
+        WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 604_800).reduce(0) { $0 + $1.count }
+    }
+}

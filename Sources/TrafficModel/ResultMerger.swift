@@ -13,10 +13,11 @@ public enum ResultMerger {
         out.reserveCapacity(assessment.bytes.count + (detection?.count ?? 64) + 16)
         out.append(UInt8(ascii: "{"))
         var first = true
-        var present = Set<String>()
-        present.reserveCapacity(assessment.members.count)
+        // Objects have a handful of members: a linear scan beats hashing every key.
+        var present: [String] = []
+        present.reserveCapacity(assessment.members.count + 4)
         for member in assessment.members {
-            present.insert(member.key)
+            present.append(member.key)
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
             out.append(contentsOf: assessment.bytes[member.keyRange])
@@ -29,25 +30,40 @@ public enum ResultMerger {
         }
         if let detection, let detectionMembers {
             for member in detectionMembers where !present.contains(member.key) {
-                present.insert(member.key)
+                present.append(member.key)
                 out.append(UInt8(ascii: ","))
                 out.append(contentsOf: detection[member.keyRange])
                 out.append(UInt8(ascii: ":"))
                 out.append(contentsOf: detection[member.valueRange])
             }
-            appendIfAbsent("detectedObjects", "[]", &out, &present)
-            appendIfAbsent("trafficGroups", "[]", &out, &present)
+            appendIfAbsent(Self.emptyObjects, &out, &present)
+            appendIfAbsent(Self.emptyGroups, &out, &present)
         } else {
-            appendIfAbsent("detectedObjects", "[]", &out, &present)
-            appendIfAbsent("trafficGroups", "[]", &out, &present)
-            appendIfAbsent("detectionMissing", "true", &out, &present)
+            appendIfAbsent(Self.emptyObjects, &out, &present)
+            appendIfAbsent(Self.emptyGroups, &out, &present)
+            appendIfAbsent(Self.missingMarker, &out, &present)
         }
         out.append(UInt8(ascii: "}"))
         return (out, detectionMembers == nil)
     }
 
-    private static func appendIfAbsent(_ key: String, _ value: String, _ out: inout [UInt8], _ present: inout Set<String>) {
-        guard present.insert(key).inserted else { return }
-        out.append(contentsOf: ",\"\(key)\":\(value)".utf8)
+    /// A member added when absent: its name and its pre-encoded `,"name":value` bytes.
+    private struct DefaultMember: Sendable {
+        let key: String
+        let encoded: [UInt8]
+        init(_ key: String, _ value: String) {
+            self.key = key
+            self.encoded = Array(",\"\(key)\":\(value)".utf8)
+        }
+    }
+
+    private static let emptyObjects = DefaultMember("detectedObjects", "[]")
+    private static let emptyGroups = DefaultMember("trafficGroups", "[]")
+    private static let missingMarker = DefaultMember("detectionMissing", "true")
+
+    private static func appendIfAbsent(_ member: DefaultMember, _ out: inout [UInt8], _ present: inout [String]) {
+        guard !present.contains(member.key) else { return }
+        present.append(member.key)
+        out.append(contentsOf: member.encoded)
     }
 }

@@ -1,0 +1,48 @@
+import Aggregator
+import ArgumentParser
+import Foundation
+import KafkaClient
+import TrafficModel
+
+/// The aggregator's pure CPU work alone: validate, merge, plan, encode script arguments.
+/// Compared with the end-to-end figure it tells how much of a result's cost is computation.
+struct PlannerBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "planner",
+        abstract: "CPU cost of decode → merge → plan → script arguments, without I/O (breakdown for the end-to-end run)."
+    )
+
+    @Option(help: "Messages.") var messages = 50_000
+    @Option(help: "Batch size.") var batchSize = 1_000
+
+    func run() async throws {
+        var simulator = ResultSimulator(cameras: 50, alertRatio: 0.2, seed: 1, runTag: "bench")
+        let frames = (0..<messages).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
+        let batches = stride(from: 0, to: frames.count, by: batchSize).map { Array(frames[$0..<min($0 + batchSize, frames.count)]) }
+        let planner = WritePlanner(keys: KeySchema(), alertRule: AlertRule())
+        let clock = ContinuousClock()
+        var decodeTime = Duration.zero, planTime = Duration.zero, argumentTime = Duration.zero
+        var bytes = 0
+        for batch in batches {
+            let kafkaMessages = batch.enumerated().map { KafkaMessage(topic: "t", partition: 0, offset: Int64($0.offset), key: nil, value: $0.element.assessment) }
+            let detections: [[UInt8]?] = batch.map(\.detection)
+            let t0 = clock.now
+            let (valid, _) = planner.decode(kafkaMessages)
+            let t1 = clock.now
+            let plan = planner.plan(valid, detections: detections)
+            let t2 = clock.now
+            let arguments = WriteScriptArguments.make(plan)
+            let t3 = clock.now
+            bytes += arguments
+            decodeTime += t1 - t0
+            planTime += t2 - t1
+            argumentTime += t3 - t2
+        }
+        let total = decodeTime + planTime + argumentTime
+        report("\(messages) results in batches of \(batchSize) (\(bytes / messages) B of script arguments per result)")
+        report(String(format: "validate: %.2f µs/result", seconds(decodeTime) / Double(messages) * 1e6))
+        report(String(format: "merge + plan: %.2f µs/result", seconds(planTime) / Double(messages) * 1e6))
+        report(String(format: "script arguments: %.2f µs/result", seconds(argumentTime) / Double(messages) * 1e6))
+        report(String(format: "total: %.0f results/s on one core", Double(messages) / seconds(total)))
+    }
+}
