@@ -107,7 +107,12 @@ public final class AggregatorService: Sendable {
                 break
             }
             carried = extra
-            try consumer.storeOffsets(for: batch)
+            do {
+                try consumer.storeOffsets(for: batch)
+            } catch {
+                // Not fatal: the batch is re-delivered after a restart or rebalance (at least once).
+                log.log(.error, key: "offsets", "storing offsets failed: \(error)")
+            }
             metrics.batchSize.record(Double(batch.count))
             metrics.batchLatency.record(ContinuousClock.now - started)
             let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
