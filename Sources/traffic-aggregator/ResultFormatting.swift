@@ -1,7 +1,11 @@
 import Foundation
+import TrafficModel
 
 /// One-line human summaries of merged results for the operator commands.
 enum ResultFormatting {
+    /// The rule used to highlight alerts (the service's default; `ALERT_LEVEL` changes it).
+    static let alertRule = AlertRule(minimumLevel: env("ALERT_LEVEL").flatMap(RiskLevel.init(name:)) ?? .high)
+
     static func summary(_ json: [UInt8], highlightAlerts: Bool) -> String {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any] else {
             return "(unreadable result: \(String(decoding: json.prefix(80), as: UTF8.self)))"
@@ -15,7 +19,7 @@ enum ResultFormatting {
         let model = object["llmModel"] as? String ?? "-"
         let request = object["requestId"] as? String ?? "?"
         let missing = object["detectionMissing"] as? Bool == true ? " (detection missing)" : ""
-        let isAlert = dangerous || level == "high" || level == "critical"
+        let isAlert = alertRule.isAlert(level: RiskLevel(name: level) ?? .none, dangerousDriving: dangerous)
         var line = "camera \(camera)  \(time)  risk=\(level)\(dangerous ? " DANGEROUS-DRIVING" : "")  objects=\(objects)\(missing)  model=\(model)  id=\(request)"
         if highlightAlerts && isAlert { line = "\u{1B}[1;31m" + line + "\u{1B}[0m" }
         return line
