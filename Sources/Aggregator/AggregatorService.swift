@@ -64,7 +64,7 @@ public final class AggregatorService: Sendable {
             for await event in consumer.events {
                 switch event {
                 case .error(let error, let fatal):
-                    if error.code == -187 /* _ALL_BROKERS_DOWN */ || error.code == -195 /* _TRANSPORT */ {
+                    if error.isBrokerUnreachable {
                         self.health.withLock { $0.kafka = false }
                         metrics.kafkaUp.record(0.0)
                     }
@@ -141,7 +141,7 @@ public final class AggregatorService: Sendable {
                 metrics.deadLettered[letter.rejection.reason]?.increment()
                 log.log(.warning, key: letter.rejection.reason.rawValue, "dead-lettered \(letter.source.position): \(letter.rejection)")
             }
-            guard await retrying("dead-letter delivery", &extra, { () async throws -> Void in try await deadLetters.write(dead) }) != nil else { return nil }
+            guard await retrying("dead-letter delivery", touchesRedis: false, &extra, { () async throws -> Void in try await deadLetters.write(dead) }) != nil else { return nil }
         }
         guard let redis, !valid.isEmpty else { return extra }
 
@@ -164,7 +164,7 @@ public final class AggregatorService: Sendable {
     /// Runs `operation` until it succeeds. Between attempts the assigned partitions are paused
     /// and the consumer is polled for the back-off time, which keeps this member in its group;
     /// anything polled meanwhile is returned through `extra`. nil when a stop was requested.
-    private func retrying<T>(_ what: String, _ extra: inout [KafkaMessage], _ operation: () async throws -> T) async -> T? {
+    private func retrying<T>(_ what: String, touchesRedis: Bool = true, _ extra: inout [KafkaMessage], _ operation: () async throws -> T) async -> T? {
         var backoff = ReconnectBackoff(policy: .init(initialDelay: .milliseconds(50), maximumDelay: .seconds(2)))
         var paused: [KafkaTopicPartition] = []
         while true {
@@ -174,7 +174,7 @@ public final class AggregatorService: Sendable {
                     try? consumer.resume(paused)
                     logger.info("\(what) succeeded again; consuming resumed")
                 }
-                if what != "dead-letter delivery" { markRedis(up: true) }
+                if touchesRedis { markRedis(up: true) }
                 return value
             } catch {
                 if let redisError = error as? RedisError {

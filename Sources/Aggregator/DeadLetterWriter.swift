@@ -5,19 +5,21 @@ import TrafficModel
 /// Copies rejected messages to the dead-letter topic: original key and bytes, the reason and
 /// the source position in headers. `write` returns once every copy is acknowledged, so the
 /// source offsets can be committed without losing bad input.
+/// The headers of a dead letter, written by the aggregator and read by `traffic-aggregator dlq`.
+public enum DeadLetterHeader {
+    public static let reason = "dlq.reason"
+    public static let detail = "dlq.detail"
+    public static let sourceTopic = "dlq.source.topic"
+    public static let sourcePartition = "dlq.source.partition"
+    public static let sourceOffset = "dlq.source.offset"
+    public static let time = "dlq.time"
+}
+
 struct DeadLetterWriter: Sendable {
+    private typealias Header = DeadLetterHeader
+
     let producer: KafkaProducer
     let topic: String
-
-    /// Header names, shared with `traffic-aggregator dlq`.
-    enum Header {
-        static let reason = "dlq.reason"
-        static let detail = "dlq.detail"
-        static let sourceTopic = "dlq.source.topic"
-        static let sourcePartition = "dlq.source.partition"
-        static let sourceOffset = "dlq.source.offset"
-        static let time = "dlq.time"
-    }
 
     func write(_ letters: [DeadLetter]) async throws(KafkaError) {
         let now = String(Int64(Date().timeIntervalSince1970 * 1000))

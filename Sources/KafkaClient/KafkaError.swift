@@ -49,6 +49,12 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(rawValue: code)))
     }
 
+    /// True for errors that mean the brokers cannot be reached right now
+    /// (`_ALL_BROKERS_DOWN`, `_TRANSPORT`); librdkafka keeps reconnecting by itself.
+    public var isBrokerUnreachable: Bool {
+        code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue || code == RD_KAFKA_RESP_ERR__TRANSPORT.rawValue
+    }
+
     /// What an operator should do about it.
     public var hint: String {
         switch kind {

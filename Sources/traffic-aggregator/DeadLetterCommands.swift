@@ -1,3 +1,4 @@
+import Aggregator
 import ArgumentParser
 import Foundation
 import KafkaClient
@@ -24,18 +25,18 @@ struct DeadLetterCommand: AsyncParsableCommand {
 
         func run() async throws {
             let topic = topic ?? env("KAFKA_DLQ_TOPIC") ?? "risk-assessment-results.dlq"
-            let messages = try await kafka.readToEnd(topic: topic).filter { reason == nil || DeadLetterCommand.header($0, "dlq.reason") == reason }
+            let messages = try await kafka.readToEnd(topic: topic).filter { reason == nil || DeadLetterCommand.header($0, DeadLetterHeader.reason) == reason }
             for message in messages.prefix(limit) {
                 let h = { DeadLetterCommand.header(message, $0) }
                 if json {
                     let object: [String: Any] = [
-                        "dlqPartition": message.partition, "dlqOffset": message.offset, "reason": h("dlq.reason"), "detail": h("dlq.detail"),
-                        "sourceTopic": h("dlq.source.topic"), "sourcePartition": Int(h("dlq.source.partition")) ?? -1, "sourceOffset": Int(h("dlq.source.offset")) ?? -1,
+                        "dlqPartition": message.partition, "dlqOffset": message.offset, "reason": h(DeadLetterHeader.reason), "detail": h(DeadLetterHeader.detail),
+                        "sourceTopic": h(DeadLetterHeader.sourceTopic), "sourcePartition": Int(h(DeadLetterHeader.sourcePartition)) ?? -1, "sourceOffset": Int(h(DeadLetterHeader.sourceOffset)) ?? -1,
                         "key": message.key.map { String(decoding: $0, as: UTF8.self) } ?? NSNull(), "valuePreview": String(decoding: message.value.prefix(200), as: UTF8.self), "bytes": message.value.count,
                     ]
                     emit(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
                 } else {
-                    emit("\(h("dlq.source.topic"))[\(h("dlq.source.partition"))]@\(h("dlq.source.offset"))  \(h("dlq.reason")): \(h("dlq.detail"))  (\(message.value.count) bytes)")
+                    emit("\(h(DeadLetterHeader.sourceTopic))[\(h(DeadLetterHeader.sourcePartition))]@\(h(DeadLetterHeader.sourceOffset))  \(h(DeadLetterHeader.reason)): \(h(DeadLetterHeader.detail))  (\(message.value.count) bytes)")
                 }
             }
             if !json { emit("\(min(messages.count, limit)) of \(messages.count) dead letters shown") }
@@ -52,7 +53,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
 
         func run() async throws {
             let topic = topic ?? env("KAFKA_DLQ_TOPIC") ?? "risk-assessment-results.dlq"
-            let messages = try await kafka.readToEnd(topic: topic).filter { reason == nil || DeadLetterCommand.header($0, "dlq.reason") == reason }
+            let messages = try await kafka.readToEnd(topic: topic).filter { reason == nil || DeadLetterCommand.header($0, DeadLetterHeader.reason) == reason }
             if dryRun { emit("\(messages.count) dead letters would be replayed"); return }
             var config = try kafka.configuration(group: "unused")
             config["group.id"] = nil
@@ -60,7 +61,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
             config["fetch.wait.max.ms"] = nil
             let producer = try KafkaProducer(configuration: config)
             for message in messages {
-                let destination = to ?? DeadLetterCommand.header(message, "dlq.source.topic")
+                let destination = to ?? DeadLetterCommand.header(message, DeadLetterHeader.sourceTopic)
                 guard !destination.isEmpty else { throw ValidationError("dead letter at \(topic)[\(message.partition)]@\(message.offset) has no source topic; use --to") }
                 try await producer.send(topic: destination, key: message.key, value: message.value, headers: [KafkaHeader("dlq.replayed-from", "\(topic)[\(message.partition)]@\(message.offset)")])
             }

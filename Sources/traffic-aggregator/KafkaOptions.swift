@@ -4,17 +4,24 @@ import KafkaClient
 
 /// Kafka options of the operator commands.
 struct KafkaOptions: ParsableArguments {
-    @Option(name: .customLong("kafka-bootstrap"), help: "Kafka bootstrap servers (env KAFKA_BOOTSTRAP).") var kafkaBootstrap: String?
+    @Option(name: .customLong("kafka-bootstrap"), help: "Kafka bootstrap servers (env KAFKA_BOOTSTRAP); `run` without one uses the embedded broker.") var kafkaBootstrap: String?
     @Option(name: .customShort("X"), help: ArgumentHelp("librdkafka property key=value, repeatable (env KAFKA_PROPERTIES).", valueName: "key=value"))
     var kafkaProperties: [String] = []
 
     var bootstrap: String? { kafkaBootstrap ?? env("KAFKA_BOOTSTRAP") }
 
+    /// The operator's librdkafka properties: `KAFKA_PROPERTIES`, then `-X` (flags win).
+    func properties() throws -> KafkaConfiguration {
+        var config = KafkaConfiguration()
+        if let list = env("KAFKA_PROPERTIES") { try config.apply(environmentList: list) }
+        try config.apply(assignments: kafkaProperties)
+        return config
+    }
+
     func configuration(group: String) throws -> KafkaConfiguration {
         guard let bootstrap else { throw ValidationError("give --kafka-bootstrap or KAFKA_BOOTSTRAP") }
         var config = KafkaConfiguration(["bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": "false", "fetch.wait.max.ms": "10"])
-        if let list = env("KAFKA_PROPERTIES") { try config.apply(environmentList: list) }
-        try config.apply(assignments: kafkaProperties)
+        for (key, value) in try properties().properties { config[key] = value }
         return config
     }
 

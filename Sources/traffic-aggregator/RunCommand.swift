@@ -20,13 +20,10 @@ struct RunCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(name: .customLong("kafka-bootstrap"), help: "Kafka bootstrap servers (env KAFKA_BOOTSTRAP). Omit to use the embedded broker.")
-    var kafkaBootstrap: String?
+    @OptionGroup var kafka: KafkaOptions
     @Option(help: "Input topic (env KAFKA_TOPIC).") var topic: String?
     @Option(help: "Consumer group (env KAFKA_GROUP).") var group: String?
     @Option(name: .customLong("dlq-topic"), help: "Dead-letter topic (env KAFKA_DLQ_TOPIC).") var deadLetterTopic: String?
-    @Option(name: .customShort("X"), help: ArgumentHelp("librdkafka property key=value, repeatable (env KAFKA_PROPERTIES, comma-separated).", valueName: "key=value"))
-    var kafkaProperties: [String] = []
     @OptionGroup var redis: RedisOptions
     @Flag(name: .customLong("no-redis"), help: "Consume, validate, count and commit without Redis.") var noRedis = false
     @Option(name: .customLong("latest-ttl"), help: "TTL of camera:<id>:latest in seconds (env LATEST_TTL).") var latestTTL: Int?
@@ -54,14 +51,11 @@ struct RunCommand: AsyncParsableCommand {
         bootstrapLogging(logLevel)
         let logger = Logger(label: "traffic-aggregator")
         var config = AggregatorConfiguration()
-        config.kafkaBootstrap = kafkaBootstrap ?? env("KAFKA_BOOTSTRAP")
+        config.kafkaBootstrap = kafka.bootstrap
         config.topic = topic ?? env("KAFKA_TOPIC") ?? config.topic
         config.group = group ?? env("KAFKA_GROUP") ?? config.group
         config.deadLetterTopic = deadLetterTopic ?? env("KAFKA_DLQ_TOPIC") ?? config.deadLetterTopic
-        var properties = KafkaConfiguration()
-        if let list = env("KAFKA_PROPERTIES") { try properties.apply(environmentList: list) }
-        try properties.apply(assignments: kafkaProperties)
-        config.kafkaProperties = properties.properties
+        config.kafkaProperties = try kafka.properties().properties
         config.noRedis = noRedis
         config.redisURL = noRedis ? nil : redis.resolvedURL
         config.keys = KeySchema(namespace: redis.resolvedNamespace)
@@ -92,7 +86,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         logger.info("""
             starting: kafka=\(bootstrap) topic=\(config.topic) group=\(config.group) dlq=\(config.deadLetterTopic) \
-            redis=\(config.redisURL.map { RedisConfigurationMask.mask($0) } ?? "disabled") namespace='\(config.keys.namespace)' \
+            redis=\(config.redisURL.map { RedisConfiguration.masked($0) } ?? "disabled") namespace='\(config.keys.namespace)' \
             latestTTL=\(config.latestTTLSeconds)s alertList=\(config.alertListLength) alertLevel=\(config.alertRule.minimumLevel) \
             batch=\(config.batchSize) linger=\(config.batchLinger) maxMessage=\(config.maximumMessageBytes)B \
             kafkaProperties=[\(KafkaConfiguration(config.kafkaProperties))]
@@ -124,10 +118,6 @@ struct RunCommand: AsyncParsableCommand {
         http?.stop()
         _ = embedded
     }
-}
-
-enum RedisConfigurationMask {
-    static func mask(_ url: String) -> String { RedisConfiguration.masked(url) }
 }
 
 /// Turns SIGTERM/SIGINT into a callback (on a dispatch queue, never in a signal handler).
