@@ -87,7 +87,7 @@ public final class KafkaConsumer: Sendable {
             let now = clock.now
             let waitUntil = lingerEnd ?? (start + timeout)
             let remaining = waitUntil - now
-            let ms: Int32 = remaining <= .zero ? 0 : Int32(min(ReconnectMath.milliseconds(remaining), 60_000))
+            let ms: Int32 = remaining <= .zero ? 0 : Int32(min(DurationMath.milliseconds(remaining), 60_000))
             guard let message = rd_kafka_consumer_poll(handle.pointer, ms) else {
                 if ms == 0 { break }
                 continue
@@ -210,7 +210,7 @@ public final class KafkaConsumer: Sendable {
             controlQueue.async {
                 let list = KafkaTopicPartition.makeNative(partitions)
                 defer { rd_kafka_topic_partition_list_destroy(list) }
-                let error = rd_kafka_committed(handle.pointer, list, Int32(ReconnectMath.milliseconds(timeout)))
+                let error = rd_kafka_committed(handle.pointer, list, Int32(DurationMath.milliseconds(timeout)))
                 if error != RD_KAFKA_RESP_ERR_NO_ERROR {
                     continuation.resume(returning: .failure(KafkaError(kind: .request, error: error, context: "committed offsets")))
                 } else {
@@ -228,7 +228,7 @@ public final class KafkaConsumer: Sendable {
             controlQueue.async {
                 var low: Int64 = 0
                 var high: Int64 = 0
-                let error = rd_kafka_query_watermark_offsets(handle.pointer, topic, partition, &low, &high, Int32(ReconnectMath.milliseconds(timeout)))
+                let error = rd_kafka_query_watermark_offsets(handle.pointer, topic, partition, &low, &high, Int32(DurationMath.milliseconds(timeout)))
                 if error != RD_KAFKA_RESP_ERR_NO_ERROR {
                     continuation.resume(returning: .failure(KafkaError(kind: .request, error: error, context: "watermarks of \(topic)[\(partition)]")))
                 } else {
@@ -308,7 +308,8 @@ private let kafkaRebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_res
     }
 }
 
-enum ReconnectMath {
+/// Duration conversions for librdkafka's millisecond arguments.
+enum DurationMath {
     static func milliseconds(_ duration: Duration) -> Int64 {
         let c = duration.components
         return c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000

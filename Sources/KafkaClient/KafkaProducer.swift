@@ -101,7 +101,7 @@ public final class KafkaProducer: Sendable {
         let handle = self.handle
         let result: Result<Void, KafkaError> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                let error = rd_kafka_flush(handle.pointer, Int32(ReconnectMath.milliseconds(timeout)))
+                let error = rd_kafka_flush(handle.pointer, Int32(DurationMath.milliseconds(timeout)))
                 continuation.resume(returning: error == RD_KAFKA_RESP_ERR_NO_ERROR ? .success(()) : .failure(KafkaError(kind: .produce, error: error, context: "flush (\(rd_kafka_outq_len(handle.pointer)) messages still queued)")))
             }
         }

@@ -101,8 +101,7 @@ extension RedisCommand where Value == [RedisStreamEntry] {
         var rest = ["GROUP", group, consumer]
         if let count { rest += ["COUNT", String(count)] }
         if let block {
-            let ms = block.components.seconds * 1000 + block.components.attoseconds / 1_000_000_000_000_000
-            rest += ["BLOCK", String(ms)]
+            rest += ["BLOCK", String(milliseconds(block))]
         }
         if noAck { rest.append("NOACK") }
         rest += ["STREAMS", stream, id]
@@ -142,8 +141,7 @@ extension RedisCommand where Value == RedisAutoClaim {
     /// `XAUTOCLAIM key group consumer min-idle-ms start [COUNT n]`: takes over entries another
     /// consumer read but did not acknowledge within `minIdle`.
     public static func xautoclaim(_ key: String, group: String, consumer: String, minIdle: Duration, start: String = "0-0", count: Int? = nil) -> Self {
-        let ms = minIdle.components.seconds * 1000 + minIdle.components.attoseconds / 1_000_000_000_000_000
-        var rest = [key, group, consumer, String(ms), start]
+        var rest = [key, group, consumer, String(milliseconds(minIdle)), start]
         if let count { rest += ["COUNT", String(count)] }
         return Self(RedisArguments("XAUTOCLAIM", rest)) { reply throws(RedisError) in
             guard case .array(let parts) = reply, parts.count >= 2, let cursor = parts[0].string else {
@@ -156,4 +154,10 @@ extension RedisCommand where Value == RedisAutoClaim {
             return RedisAutoClaim(nextCursor: cursor, entries: try RedisStreamEntry.decodeList(parts[1]), deletedIDs: deleted)
         }
     }
+}
+
+/// Whole milliseconds of a duration, as Redis takes them.
+func milliseconds(_ duration: Duration) -> Int64 {
+    let c = duration.components
+    return c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
 }
