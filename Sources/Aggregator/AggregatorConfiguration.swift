@@ -19,6 +19,8 @@ public struct AggregatorConfiguration: Sendable {
     public var latestTTLSeconds = 300
     public var alertListLength = 100
     public var alertRule = AlertRule()
+    /// Results kept per camera in `camera:<id>:history` for gateway recovery (approximate, `MAXLEN ~`).
+    public var historyLength = 1_000
     /// How long an `alerted:<requestId>` marker keeps a re-delivered message from alerting again.
     public var alertMarkerTTLSeconds = 7 * 24 * 3600
     public var batchSize = 1_000

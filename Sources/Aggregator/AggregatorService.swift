@@ -148,7 +148,7 @@ public final class AggregatorService: Sendable {
         let keys = planner.detectionKeys(valid)
         guard let detections = await retrying("detection fetch", &extra, { try await redis.send(.mget(keys)) }) else { return nil }
         let plan = planner.plan(valid, detections: detections)
-        let arguments = WriteScript.arguments(for: plan, latestTTL: configuration.latestTTLSeconds, alertListLength: configuration.alertListLength, alertMarkerTTL: configuration.alertMarkerTTLSeconds)
+        let arguments = WriteScript.arguments(for: plan, latestTTL: configuration.latestTTLSeconds, alertListLength: configuration.alertListLength, alertMarkerTTL: configuration.alertMarkerTTLSeconds, historyLength: configuration.historyLength)
         guard let reply = await retrying("result writes", &extra, { try await redis.run(WriteScript.script, keys: [], arguments: arguments) }) else { return nil }
         if let counts = WriteScript.counts(reply) {
             metrics.published.increment(by: Int64(counts.published))

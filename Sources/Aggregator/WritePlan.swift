@@ -15,21 +15,31 @@ public struct DeadLetter: Sendable {
 /// Everything one batch writes to Redis, in the order it must happen.
 ///
 /// Built by the pure `WritePlanner` and executed by one script call: publishes in input order
-/// (so one camera's results stay in order), one conditional `latest` update per camera (the
-/// newest of the batch; the script keeps it only when it is not older than what is stored),
-/// and alerts pushed once per requestId.
+/// (so one camera's results stay in order, each given the camera's next position and appended
+/// to its history), one conditional `latest` update per camera (the newest of the batch; the
+/// script keeps it only when it is not older than what is stored), and alerts pushed once per
+/// requestId. `latest` and alerts name the publish whose positioned payload they store, so each
+/// payload travels to Redis once.
 public struct WritePlan: Sendable {
     public struct Publish: Sendable, Equatable {
         public var channel: String
         public var payload: [UInt8]
+        /// Index of this camera's entry in `latest` (one per camera of the batch).
+        public var cameraSlot: Int
     }
 
+    /// The per-camera part of a batch: its keys and the newest result for `latest`.
     public struct LatestUpdate: Sendable, Equatable {
         public var camera: Int
+        public var channel: String
+        public var historyKey: String
+        public var positionKey: String
         public var key: String
         public var timestampKey: String
         public var timestampMilliseconds: Int64
         public var payload: [UInt8]
+        /// The publish whose positioned payload becomes `latest`.
+        public var publishIndex: Int
     }
 
     public struct Alert: Sendable, Equatable {
@@ -38,6 +48,8 @@ public struct WritePlan: Sendable {
         public var markerKey: String
         public var listKey: String
         public var payload: [UInt8]
+        /// The publish whose positioned payload is pushed.
+        public var publishIndex: Int
     }
 
     public var publishes: [Publish] = []

@@ -43,19 +43,27 @@ public struct WritePlanner: Sendable {
             let merged = ResultMerger.merge(message, detection: detections[index])
             if merged.detectionMissing { plan.detectionMissing += 1 }
             let camera = message.cameraId
-            plan.publishes.append(.init(channel: keys.cameraChannel(camera), payload: merged.json))
-            if let slot = newest[camera] {
+            let publishIndex = plan.publishes.count
+            let slot: Int
+            if let existing = newest[camera] {
+                slot = existing
                 // Within a batch the newest timestamp wins; on a tie the later message does.
                 if message.timestampMilliseconds >= plan.latest[slot].timestampMilliseconds {
                     plan.latest[slot].timestampMilliseconds = message.timestampMilliseconds
                     plan.latest[slot].payload = merged.json
+                    plan.latest[slot].publishIndex = publishIndex
                 }
             } else {
-                newest[camera] = plan.latest.count
-                plan.latest.append(WritePlan.LatestUpdate(camera: camera, key: keys.latest(camera), timestampKey: keys.latestTimestamp(camera), timestampMilliseconds: message.timestampMilliseconds, payload: merged.json))
+                slot = plan.latest.count
+                newest[camera] = slot
+                plan.latest.append(WritePlan.LatestUpdate(
+                    camera: camera, channel: keys.cameraChannel(camera), historyKey: keys.history(camera), positionKey: keys.position(camera),
+                    key: keys.latest(camera), timestampKey: keys.latestTimestamp(camera),
+                    timestampMilliseconds: message.timestampMilliseconds, payload: merged.json, publishIndex: publishIndex))
             }
+            plan.publishes.append(.init(channel: plan.latest[slot].channel, payload: merged.json, cameraSlot: slot))
             if alertRule.isAlert(level: message.riskLevel, dangerousDriving: message.hasDangerousDriving) {
-                plan.alerts.append(.init(camera: camera, requestId: message.requestId, markerKey: keys.alerted(message.requestId), listKey: keys.alerts(camera), payload: merged.json))
+                plan.alerts.append(.init(camera: camera, requestId: message.requestId, markerKey: keys.alerted(message.requestId), listKey: keys.alerts(camera), payload: merged.json, publishIndex: publishIndex))
             }
         }
         return plan

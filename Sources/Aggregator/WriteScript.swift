@@ -5,35 +5,70 @@ import RedisClient
 /// Keys travel in ARGV because one batch touches many cameras; the aggregator therefore needs a
 /// single Redis (or a proxy that routes scripts), not Redis Cluster.
 ///
-/// ARGV: latestTTL, trimStop, alertMarkerTTL, #publishes, #latest, #alerts, then
-/// publishes (channel, payload)…, latest (key, tsKey, ts, payload)…, alerts (marker, list, payload)….
-/// Returns {published, latestWritten, alertsPushed}.
+/// ARGV: latestTTL, trimStop, alertMarkerTTL, historyLength, #cameras, #publishes, #alerts, then
+/// cameras (channel, historyKey, positionKey, latestKey, latestTsKey, latestTs, latestPublish)…,
+/// publishes (cameraSlot, payload)…, alerts (marker, list, publish)…; slots and publish indexes
+/// are 1-based. Returns {published, latestWritten, alertsPushed}.
+///
+/// Each publish takes the camera's next offset (`HINCRBY position offset 1`); when the counter
+/// starts at 1 the camera gets a new epoch (server time in µs) and its old history is dropped,
+/// because offsets of the old epoch mean nothing in the new one. The payload is published with
+/// its position spliced in first (see `ResultPosition`), and the same bytes are appended to the
+/// history stream (entry id `<offset>-0`, `MAXLEN ~ historyLength`), stored as `latest` and
+/// pushed as the alert, so every reader sees one representation.
 enum WriteScript {
     static let script = RedisScript(#"""
     local ttl = ARGV[1]
     local trimStop = tonumber(ARGV[2])
     local markerTTL = ARGV[3]
-    local np, nl, na = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-    local i = 7
-    for _ = 1, np do
-      redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+    local historyLength = ARGV[4]
+    local nc, np, na = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+    local i = 8
+    local cameras = {}
+    for c = 1, nc do
+      cameras[c] = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])}
+      i = i + 7
+    end
+    local bodies = {}
+    for p = 1, np do
+      local camera = cameras[tonumber(ARGV[i])]
+      local offset = redis.call('HINCRBY', camera[3], 'offset', 1)
+      local epoch = camera[8]
+      if offset == 1 then
+        local now = redis.call('TIME')
+        epoch = now[1] .. string.format('%06d', tonumber(now[2]))
+        redis.call('HSET', camera[3], 'epoch', epoch)
+        redis.call('DEL', camera[2])
+      elseif not epoch then
+        epoch = redis.call('HGET', camera[3], 'epoch')
+        if not epoch then
+          local now = redis.call('TIME')
+          epoch = now[1] .. string.format('%06d', tonumber(now[2]))
+          redis.call('HSET', camera[3], 'epoch', epoch)
+        end
+      end
+      camera[8] = epoch
+      local body = '{"position":{"offset":' .. string.format('%d', offset) .. ',"epoch":"' .. epoch .. '"},' .. string.sub(ARGV[i + 1], 2)
+      redis.call('XADD', camera[2], 'MAXLEN', '~', historyLength, string.format('%d', offset) .. '-0', 'r', body)
+      redis.call('PUBLISH', camera[1], body)
+      bodies[p] = body
       i = i + 2
     end
     local written = 0
-    for _ = 1, nl do
-      local current = redis.call('GET', ARGV[i + 1])
-      if (not current) or tonumber(current) <= tonumber(ARGV[i + 2]) then
-        redis.call('SETEX', ARGV[i], ttl, ARGV[i + 3])
-        redis.call('SETEX', ARGV[i + 1], ttl, ARGV[i + 2])
+    for c = 1, nc do
+      local camera = cameras[c]
+      local current = redis.call('GET', camera[5])
+      if (not current) or tonumber(current) <= tonumber(camera[6]) then
+        redis.call('SETEX', camera[4], ttl, bodies[camera[7]])
+        redis.call('SETEX', camera[5], ttl, camera[6])
         written = written + 1
       end
-      i = i + 4
     end
     local pushed = 0
     local trimmed = {}
     for _ = 1, na do
       if redis.call('SET', ARGV[i], '1', 'NX', 'EX', markerTTL) then
-        redis.call('LPUSH', ARGV[i + 1], ARGV[i + 2])
+        redis.call('LPUSH', ARGV[i + 1], bodies[tonumber(ARGV[i + 2])])
         trimmed[ARGV[i + 1]] = true
         pushed = pushed + 1
       end
@@ -45,26 +80,29 @@ enum WriteScript {
     return {np, written, pushed}
     """#)
 
-    static func arguments(for plan: WritePlan, latestTTL: Int, alertListLength: Int, alertMarkerTTL: Int) -> [[UInt8]] {
+    static func arguments(for plan: WritePlan, latestTTL: Int, alertListLength: Int, alertMarkerTTL: Int, historyLength: Int) -> [[UInt8]] {
         var args: [[UInt8]] = []
-        args.reserveCapacity(6 + plan.publishes.count * 2 + plan.latest.count * 4 + plan.alerts.count * 3)
-        for number in [latestTTL, alertListLength - 1, alertMarkerTTL, plan.publishes.count, plan.latest.count, plan.alerts.count] {
+        args.reserveCapacity(7 + plan.latest.count * 7 + plan.publishes.count * 2 + plan.alerts.count * 3)
+        for number in [latestTTL, alertListLength - 1, alertMarkerTTL, historyLength, plan.latest.count, plan.publishes.count, plan.alerts.count] {
             args.append(Array(String(number).utf8))
         }
-        for publish in plan.publishes {
-            args.append(Array(publish.channel.utf8))
-            args.append(publish.payload)
+        for camera in plan.latest {
+            args.append(Array(camera.channel.utf8))
+            args.append(Array(camera.historyKey.utf8))
+            args.append(Array(camera.positionKey.utf8))
+            args.append(Array(camera.key.utf8))
+            args.append(Array(camera.timestampKey.utf8))
+            args.append(Array(String(camera.timestampMilliseconds).utf8))
+            args.append(Array(String(camera.publishIndex + 1).utf8))
         }
-        for update in plan.latest {
-            args.append(Array(update.key.utf8))
-            args.append(Array(update.timestampKey.utf8))
-            args.append(Array(String(update.timestampMilliseconds).utf8))
-            args.append(update.payload)
+        for publish in plan.publishes {
+            args.append(Array(String(publish.cameraSlot + 1).utf8))
+            args.append(publish.payload)
         }
         for alert in plan.alerts {
             args.append(Array(alert.markerKey.utf8))
             args.append(Array(alert.listKey.utf8))
-            args.append(alert.payload)
+            args.append(Array(String(alert.publishIndex + 1).utf8))
         }
         return args
     }
@@ -81,6 +119,6 @@ enum WriteScript {
 public enum WriteScriptArguments {
     /// Encodes a plan with the default settings; returns the bytes it would send.
     public static func make(_ plan: WritePlan) -> Int {
-        WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 604_800).reduce(0) { $0 + $1.count }
+        WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 604_800, historyLength: 1000).reduce(0) { $0 + $1.count }
     }
 }

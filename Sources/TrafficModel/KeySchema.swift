@@ -4,6 +4,9 @@
 /// in canonical decimal form. Besides the public keys, the aggregator keeps two of its own:
 /// `camera:<id>:latest_ts` (the timestamp of `latest`, so it never goes back; same TTL) and
 /// `alerted:<requestId>` (marks an alert as pushed, so a re-delivered message pushes none).
+/// For gap-free recovery it also keeps, per camera, `camera:<id>:position` (hash: `offset`, the
+/// last position handed out, and `epoch`, which changes whenever the counter starts over) and
+/// `camera:<id>:history` (a stream of the last published results, entry id `<offset>-0`).
 public struct KeySchema: Sendable, Equatable {
     public var namespace: String
 
@@ -15,6 +18,8 @@ public struct KeySchema: Sendable, Equatable {
     public func cameraChannel(_ camera: Int) -> String { "\(namespace)camera:\(camera)" }
     public func latest(_ camera: Int) -> String { "\(namespace)camera:\(camera):latest" }
     public func latestTimestamp(_ camera: Int) -> String { "\(namespace)camera:\(camera):latest_ts" }
+    public func position(_ camera: Int) -> String { "\(namespace)camera:\(camera):position" }
+    public func history(_ camera: Int) -> String { "\(namespace)camera:\(camera):history" }
     public func alerts(_ camera: Int) -> String { "\(namespace)alerts:\(camera)" }
     public func alerted(_ requestId: String) -> String { "\(namespace)alerted:\(requestId)" }
     /// The PSUBSCRIBE pattern matching every camera channel (not the `:latest` keys, which are

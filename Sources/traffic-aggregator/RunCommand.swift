@@ -28,6 +28,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-redis"), help: "Consume, validate, count and commit without Redis.") var noRedis = false
     @Option(name: .customLong("latest-ttl"), help: "TTL of camera:<id>:latest in seconds (env LATEST_TTL).") var latestTTL: Int?
     @Option(name: .customLong("alert-list-length"), help: "Entries kept in alerts:<id> (env ALERT_LIST_LENGTH).") var alertListLength: Int?
+    @Option(name: .customLong("history-length"), help: "Results kept per camera in camera:<id>:history for gateway recovery (env HISTORY_LENGTH).") var historyLength: Int?
     @Option(name: .customLong("alert-level"), help: "Lowest maxRiskLevel that alerts: none|low|medium|high|critical (env ALERT_LEVEL).") var alertLevel: String?
     @Option(name: .customLong("batch-size"), help: "Messages per batch (env BATCH_SIZE).") var batchSize: Int?
     @Option(name: .customLong("batch-linger-ms"), help: "Wait for more messages after the first of a batch (env BATCH_LINGER_MS).") var batchLingerMs: Int?
@@ -42,7 +43,7 @@ struct RunCommand: AsyncParsableCommand {
         if let level = alertLevel ?? env("ALERT_LEVEL"), RiskLevel(name: level) == nil {
             throw ValidationError("--alert-level '\(level)' is not one of none|low|medium|high|critical")
         }
-        for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL)] {
+        for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL), ("--history-length", historyLength)] {
             if let value, value <= 0 { throw ValidationError("\(name) must be positive, got \(value)") }
         }
     }
@@ -61,6 +62,7 @@ struct RunCommand: AsyncParsableCommand {
         config.keys = KeySchema(namespace: redis.resolvedNamespace)
         config.latestTTLSeconds = latestTTL ?? env("LATEST_TTL").flatMap(Int.init) ?? config.latestTTLSeconds
         config.alertListLength = alertListLength ?? env("ALERT_LIST_LENGTH").flatMap(Int.init) ?? config.alertListLength
+        config.historyLength = historyLength ?? env("HISTORY_LENGTH").flatMap(Int.init) ?? config.historyLength
         if let level = (alertLevel ?? env("ALERT_LEVEL")).flatMap(RiskLevel.init(name:)) { config.alertRule = AlertRule(minimumLevel: level) }
         config.batchSize = batchSize ?? env("BATCH_SIZE").flatMap(Int.init) ?? config.batchSize
         config.batchLinger = .milliseconds(batchLingerMs ?? env("BATCH_LINGER_MS").flatMap(Int.init) ?? 0)
@@ -87,7 +89,7 @@ struct RunCommand: AsyncParsableCommand {
         logger.info("""
             starting: kafka=\(bootstrap) topic=\(config.topic) group=\(config.group) dlq=\(config.deadLetterTopic) \
             redis=\(config.redisURL.map { RedisConfiguration.masked($0) } ?? "disabled") namespace='\(config.keys.namespace)' \
-            latestTTL=\(config.latestTTLSeconds)s alertList=\(config.alertListLength) alertLevel=\(config.alertRule.minimumLevel) \
+            latestTTL=\(config.latestTTLSeconds)s alertList=\(config.alertListLength) history=\(config.historyLength) alertLevel=\(config.alertRule.minimumLevel) \
             batch=\(config.batchSize) linger=\(config.batchLinger) maxMessage=\(config.maximumMessageBytes)B \
             kafkaProperties=[\(KafkaConfiguration(config.kafkaProperties))]
             """)

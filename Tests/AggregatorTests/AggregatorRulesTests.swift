@@ -139,4 +139,47 @@ import TrafficModel
         #expect(try await h.deadLetters(expected: 1).count == 1)
         try await h.stop()
     }
+
+    @Test func everyPublishCarriesAGapFreePositionAndLandsInHistory() async throws {
+        let h = try await AggregatorHarness { $0.historyLength = 1_000 }
+        let (subscriber, events) = RedisSubscriber.makeStream(configuration: h.redisServer.configuration)
+        try await subscriber.psubscribe([h.keys.allCamerasPattern])
+        try h.start()
+        for i in 0..<30 { try h.produce(assessment("pos-\(i)", camera: i % 3, time: "2025-10-20T10:30:\(10 + i)Z", level: i % 5 == 0 ? "high" : "low"), camera: i % 3) }
+        try await h.flush()
+        try await h.waitUntilCommitted()
+
+        var positions: [Int: [ResultPosition]] = [:]
+        var seen = 0
+        for await event in events {
+            guard case .message(let m) = event else { continue }
+            let camera = try #require(h.keys.camera(fromChannel: m.channel))
+            positions[camera, default: []].append(try #require(ResultPosition.parse(prefixOf: m.payload), "published payload starts with its position"))
+            #expect(try JSONSerialization.jsonObject(with: Data(m.payload)) is [String: Any], "still one valid JSON object")
+            seen += 1
+            if seen == 30 { break }
+        }
+        for camera in 0..<3 {
+            let mine = try #require(positions[camera])
+            #expect(mine.map(\.offset) == Array(1...10), "camera \(camera): offsets 1…10 in publish order")
+            #expect(Set(mine.map(\.epoch)).count == 1)
+            let history = try await h.redis.send(.xrange(h.keys.history(camera)))
+            #expect(history.map(\.id) == (1...10).map { "\($0)-0" })
+            let latest = try #require(try await h.latest(camera))
+            #expect(ResultPosition.parse(prefixOf: latest) == mine.last, "latest carries the position of the result it holds")
+        }
+        // Losing the counter starts a new epoch and drops the old history.
+        _ = try await h.redis.send(.del([h.keys.position(0)]))
+        let oldEpoch = try #require(positions[0]?.first?.epoch)
+        try h.produce(assessment("pos-new", camera: 0, time: "2025-10-20T10:31:00Z"), camera: 0)
+        try await h.flush()
+        try await h.waitUntilCommitted()
+        let history = try await h.redis.send(.xrange(h.keys.history(0)))
+        #expect(history.map(\.id) == ["1-0"])
+        let freshLatest = try #require(try await h.latest(0))
+        let fresh = try #require(ResultPosition.parse(prefixOf: freshLatest))
+        #expect(fresh.offset == 1 && fresh.epoch != oldEpoch)
+        try await h.stop()
+        await subscriber.close()
+    }
 }

@@ -44,11 +44,11 @@ import TrafficModel
     @Test func scriptArgumentsFollowTheDocumentedLayout() {
         let (valid, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z", level: "high")])
         let plan = planner.plan(valid, detections: [nil])
-        let args = WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 60).map { String(decoding: $0, as: UTF8.self) }
-        #expect(Array(args[0..<6]) == ["300", "99", "60", "1", "1", "1"])
-        #expect(args[6] == "t:camera:4")
-        #expect(args[8] == "t:camera:4:latest" && args[9] == "t:camera:4:latest_ts")
-        #expect(args[12] == "t:alerted:x" && args[13] == "t:alerts:4")
-        #expect(args.count == 6 + 2 + 4 + 3)
+        let args = WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 60, historyLength: 500).map { String(decoding: $0, as: UTF8.self) }
+        #expect(Array(args[0..<7]) == ["300", "99", "60", "500", "1", "1", "1"])
+        #expect(Array(args[7..<14]) == ["t:camera:4", "t:camera:4:history", "t:camera:4:position", "t:camera:4:latest", "t:camera:4:latest_ts", String(RFC3339.milliseconds("2025-01-01T00:00:00Z")!), "1"])
+        #expect(args[14] == "1" && args[15].hasPrefix("{"), "publish: camera slot, then the payload")
+        #expect(Array(args[16..<19]) == ["t:alerted:x", "t:alerts:4", "1"], "the alert names its publish instead of repeating the payload")
+        #expect(args.count == 7 + 7 + 2 + 3)
     }
 }
