@@ -38,7 +38,7 @@ let package = Package(
         .systemLibrary(
             name: "CWebsockets",
             pkgConfig: "libwebsockets",
-            providers: [.apt(["libwebsockets-dev"])]
+            providers: [.apt(["libwebsockets-dev", "libssl-dev"])]
         ),
 
         // MARK: Client layer.
@@ -54,7 +54,7 @@ let package = Package(
         ),
 
         .target(
-            name: "HTTPServer",
+            name: "Websockets",
             dependencies: ["CWebsockets"],
             swiftSettings: strict
         ),
@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-aggregator",
             dependencies: [
-                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient", "HTTPServer",
+                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient", "Websockets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -105,7 +105,7 @@ let package = Package(
         // MARK: Tests.
         .target(
             name: "TestSupport",
-            dependencies: ["RedisClient", "KafkaClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RedisClient", "KafkaClient", "Websockets", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: strict
         ),
@@ -125,8 +125,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "HTTPServerTests",
-            dependencies: ["HTTPServer", "TestSupport"],
+            name: "WebsocketsTests",
+            dependencies: ["Websockets", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

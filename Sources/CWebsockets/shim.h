@@ -1,22 +1,81 @@
 #ifndef TRAFFIC_CWEBSOCKETS_SHIM_H
 #define TRAFFIC_CWEBSOCKETS_SHIM_H
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <libwebsockets.h>
+#include <openssl/hmac.h>
+#include <openssl/evp.h>
+#include <openssl/crypto.h>
 
 /// LWS_PRE is a computed macro Swift cannot import.
 static inline size_t traffic_lws_pre(void) { return LWS_PRE; }
 
 /// Creates a server context on `iface:port` (iface NULL: all interfaces). The creation info is a
 /// large struct of unions: zeroing it here keeps every field lws does not need at its default.
+/// `ping_seconds`/`hangup_seconds` (0: lws defaults) set the idle policy: a connection silent for
+/// `ping_seconds` gets a PING, one without valid traffic for `hangup_seconds` is closed. The
+/// policy is copied into `policy_storage`, which must outlive the context.
 static inline struct lws_context *
-traffic_lws_create_server(const char *iface, int port, const struct lws_protocols *protocols, void *user) {
+traffic_lws_create_server(const char *iface, int port, const struct lws_protocols *protocols, void *user,
+                          uint16_t ping_seconds, uint16_t hangup_seconds, lws_retry_bo_t *policy_storage) {
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.iface = iface;
     info.port = port;
     info.protocols = protocols;
     info.user = user;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (policy_storage && ping_seconds && hangup_seconds) {
+        memset(policy_storage, 0, sizeof *policy_storage);
+        policy_storage->secs_since_valid_ping = ping_seconds;
+        policy_storage->secs_since_valid_hangup = hangup_seconds;
+        info.retry_and_idle_policy = policy_storage;
+    }
+    // The per-connection receive buffer; inbound frames are reassembled above it.
+    info.pt_serv_buf_size = 16 * 1024;
     return lws_create_context(&info);
+}
+
+/// Creates a client-only context (no listening socket).
+static inline struct lws_context *
+traffic_lws_create_client(const struct lws_protocols *protocols, void *user) {
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.user = user;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.fd_limit_per_thread = 0;
+    return lws_create_context(&info);
+}
+
+/// Opens a plain-TCP WebSocket client connection; `tag` comes back from lws_get_opaque_user_data.
+static inline struct lws *
+traffic_lws_client_connect(struct lws_context *context, const char *address, int port, const char *path,
+                           const char *origin, const char *protocol_name, void *tag) {
+    struct lws_client_connect_info info;
+    memset(&info, 0, sizeof info);
+    info.context = context;
+    info.address = address;
+    info.port = port;
+    info.path = path;
+    info.host = address;
+    info.origin = origin;
+    info.local_protocol_name = protocol_name;
+    info.opaque_user_data = tag;
+    return lws_client_connect_via_info(&info);
+}
+
+/// HMAC-SHA256 (OpenSSL, which libwebsockets already links): writes 32 bytes to `out`.
+static inline int
+traffic_hmac_sha256(const void *key, int key_length, const unsigned char *data, size_t length, unsigned char *out) {
+    unsigned int out_length = 32;
+    return HMAC(EVP_sha256(), key, key_length, data, length, out, &out_length) != NULL && out_length == 32 ? 0 : -1;
+}
+
+/// Constant-time comparison (OpenSSL).
+static inline int traffic_memequal(const void *a, const void *b, size_t length) {
+    return CRYPTO_memcmp(a, b, length) == 0;
 }
 #endif

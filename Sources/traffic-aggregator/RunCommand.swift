@@ -2,7 +2,7 @@ import Aggregator
 import ArgumentParser
 import Dispatch
 import Foundation
-import HTTPServer
+import Websockets
 import KafkaClient
 import Logging
 import RedisClient

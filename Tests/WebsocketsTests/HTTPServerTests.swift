@@ -1,4 +1,4 @@
-import HTTPServer
+import Websockets
 import Testing
 import TestSupport
 

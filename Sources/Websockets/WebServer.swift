@@ -1,0 +1,370 @@
+import CWebsockets
+import Foundation
+
+/// Identifies one open WebSocket connection of a `WebServer`.
+public typealias WebSocketID = UInt64
+
+/// How a `WebServer` listens and how much it lets each connection hold.
+public struct WebServerConfiguration: Sendable {
+    /// Address to bind; nil binds all interfaces.
+    public var host: String? = "127.0.0.1"
+    public var port: Int
+    /// Largest inbound WebSocket message (all fragments together); larger ones close the
+    /// connection with 1009.
+    public var maximumInboundMessageBytes = 64 * 1024
+    /// Bytes a connection may have queued for sending; over it, `send` refuses and the connection
+    /// is closed with 1008 (a slow client never grows memory without bound).
+    public var maximumQueuedBytes = 1 << 20
+    /// A connection silent this long gets a PING (nil: lws default).
+    public var pingInterval: Duration? = .seconds(20)
+    /// A connection without valid traffic (a PONG counts) this long is closed.
+    public var idleTimeout: Duration? = .seconds(60)
+    /// Thread name.
+    public var name = "web"
+
+    public init(host: String? = "127.0.0.1", port: Int) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// What a `WebServer` asks of its owner. Every method runs on the server's service thread and
+/// must return quickly without blocking; slow work goes elsewhere and comes back with
+/// `WebServer.execute(_:)` or an `HTTPResponder`.
+public protocol WebServerDelegate: AnyObject, Sendable {
+    /// An HTTP request; answer through `responder`, now or later, from any thread.
+    func handle(_ request: HTTPRequest, responder: HTTPResponder)
+    /// A WebSocket upgrade request; the default refuses them all.
+    func shouldAccept(_ request: HTTPRequest) -> UpgradeDecision
+    /// A WebSocket connection is open.
+    func opened(_ connection: WebSocketID, request: HTTPRequest)
+    /// A complete inbound message (fragments reassembled).
+    func received(_ connection: WebSocketID, message: [UInt8], isBinary: Bool)
+    /// A WebSocket connection is gone (closed by either side or dropped).
+    func closed(_ connection: WebSocketID)
+}
+
+extension WebServerDelegate {
+    public func shouldAccept(_ request: HTTPRequest) -> UpgradeDecision { .reject(status: 404, reason: "no WebSocket here") }
+    public func opened(_ connection: WebSocketID, request: HTTPRequest) {}
+    public func received(_ connection: WebSocketID, message: [UInt8], isBinary: Bool) {}
+    public func closed(_ connection: WebSocketID) {}
+}
+
+/// What became of a frame handed to `WebServer.send`.
+public enum SendOutcome: Sendable, Equatable {
+    case queued
+    /// The connection's queue would exceed `maximumQueuedBytes`: it is being closed with 1008.
+    case overLimit
+    /// No such connection (already closed).
+    case unknownConnection
+}
+
+/// An HTTP and WebSocket server on one libwebsockets context and one port.
+///
+/// One dedicated thread runs `lws_service`; the delegate's methods and the connection methods
+/// (`send`, `close`, `queuedBytes`) run there. Each connection has its own bounded queue of shared
+/// `OutboundFrame`s, written as the socket accepts them.
+public final class WebServer: @unchecked Sendable {
+    public let configuration: WebServerConfiguration
+    let loop: ServiceLoop
+    private var delegate: (any WebServerDelegate)?
+    private let table = ProtocolTable(name: "traffic", callback: webServerCallback)
+
+    // Service-thread state.
+    private var connections: [WebSocketID: Connection] = [:]
+    private var upgrades: [OpaquePointer: HTTPRequest] = [:]
+    private var exchanges: [UInt64: Exchange] = [:]
+    private var nextID: UInt64 = 1
+
+    /// Starts listening; throws when the port cannot be bound.
+    public init(configuration: WebServerConfiguration, delegate: any WebServerDelegate) throws {
+        lws_set_log_level(Int32(LLL_ERR), nil)
+        self.configuration = configuration
+        self.delegate = delegate
+        loop = ServiceLoop()
+        let protocols = table.protocols
+        let policy = table.policy
+        let ping = UInt16(clamping: configuration.pingInterval.map { $0.components.seconds } ?? 0)
+        let hangup = UInt16(clamping: configuration.idleTimeout.map { $0.components.seconds } ?? 0)
+        let user = Unmanaged.passUnretained(self).toOpaque()
+        let context: OpaquePointer? = if let host = configuration.host {
+            host.withCString { traffic_lws_create_server($0, Int32(configuration.port), protocols, user, ping, hangup, policy) }
+        } else {
+            traffic_lws_create_server(nil, Int32(configuration.port), protocols, user, ping, hangup, policy)
+        }
+        guard let context else {
+            throw HTTPServerError(message: "cannot listen on \(configuration.host ?? "*"):\(configuration.port) (port in use?)")
+        }
+        loop.start(context: context, name: "\(configuration.name)-\(configuration.port)")
+    }
+
+    deinit { loop.stop() }
+
+    /// Stops serving: open connections are dropped, the thread ends. Not from the service thread.
+    public func stop() {
+        loop.stop()
+        delegate = nil
+    }
+
+    /// Runs `work` on the service thread. Safe from any thread.
+    public func execute(_ work: @escaping @Sendable () -> Void) {
+        loop.execute(work)
+    }
+
+    // MARK: Service-thread API
+
+    /// Queues `frame` for `connection`. Service thread only.
+    @discardableResult
+    public func send(_ frame: OutboundFrame, to connection: WebSocketID) -> SendOutcome {
+        guard let c = connections[connection], c.closeRequest == nil else { return .unknownConnection }
+        if c.queuedBytes + frame.count > configuration.maximumQueuedBytes {
+            requestClose(c, code: 1008, reason: "send queue over \(configuration.maximumQueuedBytes) bytes: client too slow")
+            return .overLimit
+        }
+        c.frames.append(frame)
+        c.queuedBytes += frame.count
+        if c.frames.count - c.head == 1 { lws_callback_on_writable(c.wsi) }
+        return .queued
+    }
+
+    /// Closes `connection` with a close code and reason once its current write is done; queued
+    /// frames are dropped. Service thread only.
+    public func close(_ connection: WebSocketID, code: UInt16, reason: String) {
+        guard let c = connections[connection], c.closeRequest == nil else { return }
+        requestClose(c, code: code, reason: reason)
+    }
+
+    /// Bytes queued for `connection`, nil when it is gone. Service thread only.
+    public func queuedBytes(_ connection: WebSocketID) -> Int? {
+        connections[connection]?.queuedBytes
+    }
+
+    /// Open WebSocket connections. Service thread only.
+    public var connectionCount: Int { connections.count }
+
+    private func requestClose(_ c: Connection, code: UInt16, reason: String) {
+        c.closeRequest = (code, reason)
+        c.frames.removeAll()
+        c.head = 0
+        c.queuedBytes = 0
+        lws_callback_on_writable(c.wsi)
+        // A client that does not read never makes the socket writable for the close frame:
+        // give the close handshake a bounded time, then drop the connection.
+        lws_set_timeout(c.wsi, PENDING_TIMEOUT_USER_OK, 2)
+    }
+
+    // MARK: Callback handling
+
+    fileprivate func callback(_ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+        switch reason {
+        case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+            loop.drain()
+            return 0
+
+        case LWS_CALLBACK_HTTP:
+            let path = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "/"
+            let id = nextID
+            nextID += 1
+            lws_set_opaque_user_data(wsi, UnsafeMutableRawPointer(bitPattern: UInt(id)))
+            exchanges[id] = Exchange(wsi: wsi)
+            let request = readRequest(wsi, path: path)
+            let responder = HTTPResponder { [weak self] response in
+                guard let server = self else { return }
+                server.loop.execute { server.finish(exchange: id, with: response) }
+            }
+            guard let delegate else { finish(exchange: id, with: .error(503, "shutting down")); return 0 }
+            delegate.handle(request, responder: responder)
+            return 0
+
+        case LWS_CALLBACK_HTTP_WRITEABLE:
+            let id = UInt64(UInt(bitPattern: lws_get_opaque_user_data(wsi)))
+            guard let exchange = exchanges[id], let response = exchange.response else { return 0 }
+            exchanges[id] = nil
+            return write(response, on: wsi)
+
+        case LWS_CALLBACK_CLOSED_HTTP:
+            let id = UInt64(UInt(bitPattern: lws_get_opaque_user_data(wsi)))
+            exchanges[id] = nil
+            upgrades[wsi] = nil
+            return 0
+
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+            let path = header(wsi, WSI_TOKEN_GET_URI) ?? "/"
+            let request = readRequest(wsi, path: path)
+            switch delegate?.shouldAccept(request) ?? .reject(status: 503, reason: "shutting down") {
+            case .accept:
+                upgrades[wsi] = request
+                return 0
+            case .reject(let status, let reason):
+                _ = lws_return_http_status(wsi, UInt32(status), reason)
+                return 1
+            }
+
+        case LWS_CALLBACK_ESTABLISHED:
+            let id = nextID
+            nextID += 1
+            lws_set_opaque_user_data(wsi, UnsafeMutableRawPointer(bitPattern: UInt(id)))
+            connections[id] = Connection(id: id, wsi: wsi)
+            let request = upgrades.removeValue(forKey: wsi) ?? HTTPRequest(path: "/")
+            delegate?.opened(id, request: request)
+            return 0
+
+        case LWS_CALLBACK_RECEIVE:
+            guard let c = connection(of: wsi), c.closeRequest == nil else { return 0 }
+            if lws_is_first_fragment(wsi) != 0 { c.inbound.removeAll(keepingCapacity: true) }
+            if c.inbound.count + length > configuration.maximumInboundMessageBytes {
+                requestClose(c, code: 1009, reason: "message over \(configuration.maximumInboundMessageBytes) bytes")
+                c.inbound = []
+                return 0
+            }
+            if let input, length > 0 {
+                c.inbound.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length))
+            }
+            if lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 {
+                let message = c.inbound
+                c.inbound.removeAll(keepingCapacity: c.inbound.count <= 4096)
+                delegate?.received(c.id, message: message, isBinary: lws_frame_is_binary(wsi) != 0)
+            }
+            return 0
+
+        case LWS_CALLBACK_SERVER_WRITEABLE:
+            guard let c = connection(of: wsi) else { return 0 }
+            if let (code, reason) = c.closeRequest {
+                var bytes = Array(reason.utf8.prefix(120))
+                lws_close_reason(wsi, lws_close_status(rawValue: UInt32(code)), &bytes, bytes.count)
+                return -1
+            }
+            while c.head < c.frames.count {
+                let frame = c.frames[c.head]
+                if lws_write(wsi, frame.payload, frame.count, LWS_WRITE_TEXT) < 0 { return -1 }
+                c.head += 1
+                c.queuedBytes -= frame.count
+                if lws_send_pipe_choked(wsi) != 0 { break }
+            }
+            if c.head == c.frames.count {
+                c.frames.removeAll(keepingCapacity: c.frames.count <= 64)
+                c.head = 0
+            } else {
+                if c.head >= 64 {
+                    c.frames.removeFirst(c.head)
+                    c.head = 0
+                }
+                lws_callback_on_writable(wsi)
+            }
+            return 0
+
+        case LWS_CALLBACK_CLOSED:
+            guard let c = connection(of: wsi) else { return 0 }
+            connections[c.id] = nil
+            delegate?.closed(c.id)
+            return 0
+
+        default:
+            return lws_callback_http_dummy(wsi, reason, user, input, length)
+        }
+    }
+
+    private func connection(of wsi: OpaquePointer) -> Connection? {
+        connections[UInt64(UInt(bitPattern: lws_get_opaque_user_data(wsi)))]
+    }
+
+    private func finish(exchange id: UInt64, with response: HTTPResponse) {
+        guard let exchange = exchanges[id], exchange.response == nil else { return }
+        exchange.response = response
+        lws_callback_on_writable(exchange.wsi)
+    }
+
+    private func write(_ response: HTTPResponse, on wsi: OpaquePointer) -> Int32 {
+        let pre = traffic_lws_pre()
+        var header = [UInt8](repeating: 0, count: pre + 2048)
+        let ok = header.withUnsafeMutableBufferPointer { buffer -> Bool in
+            let start = buffer.baseAddress! + pre
+            var cursor: UnsafeMutablePointer<UInt8>? = start
+            let end = buffer.baseAddress! + buffer.count - 1
+            if lws_add_http_common_headers(wsi, UInt32(response.status), response.contentType, lws_filepos_t(response.body.count), &cursor, end) != 0 { return false }
+            for (name, value) in response.headers {
+                let added = "\(name.lowercased()):".withCString { n in
+                    value.withCString { v in
+                        lws_add_http_header_by_name(wsi, UnsafeRawPointer(n).assumingMemoryBound(to: UInt8.self), UnsafeRawPointer(v).assumingMemoryBound(to: UInt8.self), Int32(strlen(v)), &cursor, end)
+                    }
+                }
+                if added != 0 { return false }
+            }
+            return lws_finalize_write_http_header(wsi, start, &cursor, end) == 0
+        }
+        if !ok { return -1 }
+        if !response.body.isEmpty {
+            var frame = [UInt8](repeating: 0, count: pre + response.body.count)
+            frame.replaceSubrange(pre..<(pre + response.body.count), with: response.body)
+            let written = frame.withUnsafeMutableBufferPointer { buffer in
+                lws_write(wsi, buffer.baseAddress! + pre, response.body.count, LWS_WRITE_HTTP_FINAL)
+            }
+            if written < response.body.count { return -1 }
+        }
+        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+    }
+
+    private func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> String? {
+        let length = Int(lws_hdr_total_length(wsi, token))
+        guard length > 0, length < 8192 else { return nil }
+        var buffer = [CChar](repeating: 0, count: length + 1)
+        guard lws_hdr_copy(wsi, &buffer, Int32(buffer.count), token) >= 0 else { return nil }
+        return string(fromCBuffer: buffer)
+    }
+
+    private func readRequest(_ wsi: OpaquePointer, path: String) -> HTTPRequest {
+        var request = HTTPRequest(path: path)
+        if let q = path.firstIndex(of: "?") { request.path = String(path[..<q]) }
+        for (name, token) in [("authorization", WSI_TOKEN_HTTP_AUTHORIZATION), ("origin", WSI_TOKEN_ORIGIN), ("user-agent", WSI_TOKEN_HTTP_USER_AGENT), ("x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR)] {
+            if let value = header(wsi, token) { request.headers[name] = value }
+        }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        var index: Int32 = 0
+        while index < 64, lws_hdr_copy_fragment(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_HTTP_URI_ARGS, index) > 0 {
+            let argument = string(fromCBuffer: buffer)
+            if let eq = argument.firstIndex(of: "=") {
+                request.query[String(argument[..<eq])] = String(argument[argument.index(after: eq)...])
+            } else {
+                request.query[argument] = ""
+            }
+            index += 1
+        }
+        if lws_get_peer_simple(wsi, &buffer, buffer.count) != nil { request.peer = string(fromCBuffer: buffer) }
+        return request
+    }
+}
+
+/// One WebSocket connection's state; service thread only.
+private final class Connection {
+    let id: WebSocketID
+    let wsi: OpaquePointer
+    var frames: [OutboundFrame] = []
+    var head = 0
+    var queuedBytes = 0
+    var closeRequest: (UInt16, String)?
+    var inbound: [UInt8] = []
+
+    init(id: WebSocketID, wsi: OpaquePointer) {
+        self.id = id
+        self.wsi = wsi
+    }
+}
+
+/// One HTTP request waiting for its response; service thread only.
+private final class Exchange {
+    let wsi: OpaquePointer
+    var response: HTTPResponse?
+    init(wsi: OpaquePointer) { self.wsi = wsi }
+}
+
+/// A server that could not start.
+public struct HTTPServerError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { "HTTP server: \(message)" }
+}
+
+private let webServerCallback: LWSCallback = { wsi, reason, user, input, length in
+    guard let wsi, let context = lws_get_context(wsi), let raw = lws_context_user(context) else { return 0 }
+    return Unmanaged<WebServer>.fromOpaque(raw).takeUnretainedValue().callback(wsi, reason, user, input, length)
+}

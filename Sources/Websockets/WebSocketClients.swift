@@ -1,0 +1,189 @@
+import CWebsockets
+import Foundation
+
+/// Something that happened to a client connection of `WebSocketClients`.
+public enum WebSocketClientEvent: Sendable {
+    case opened(WebSocketID)
+    /// One complete message (fragments reassembled).
+    case message(WebSocketID, [UInt8])
+    /// The connection closed; `code` and `reason` are the peer's close frame, when it sent one.
+    case closed(WebSocketID, code: UInt16?, reason: String)
+    /// The connection could not be opened (refused, handshake not 101…).
+    case failed(WebSocketID, reason: String)
+}
+
+/// Many WebSocket client connections on one libwebsockets client context and one thread.
+///
+/// For load generators, tests and tools: thousands of connections cost one thread. Events reach
+/// `handler` on the service thread, which must return quickly; the other methods are safe from
+/// any thread.
+public final class WebSocketClients: @unchecked Sendable {
+    private let loop: ServiceLoop
+    private let handler: @Sendable (WebSocketClientEvent) -> Void
+    private let table = ProtocolTable(name: "traffic-client", callback: webSocketClientCallback)
+    private let idLock = NSLock()
+    private var nextID: WebSocketID = 1
+    // Service-thread state.
+    private var clients: [WebSocketID: Client] = [:]
+
+    public init(name: String = "ws-clients", handler: @escaping @Sendable (WebSocketClientEvent) -> Void) throws {
+        lws_set_log_level(Int32(LLL_ERR), nil)
+        self.handler = handler
+        loop = ServiceLoop()
+        guard let context = traffic_lws_create_client(table.protocols, Unmanaged.passUnretained(self).toOpaque()) else {
+            throw HTTPServerError(message: "cannot create a WebSocket client context")
+        }
+        loop.start(context: context, name: name)
+    }
+
+    deinit { loop.stop() }
+
+    /// Closes every connection and ends the thread.
+    public func stop() { loop.stop() }
+
+    /// Opens `ws://host:port/path`; the id is valid at once, events follow.
+    @discardableResult
+    public func connect(host: String = "127.0.0.1", port: Int, path: String, origin: String? = nil, headers: [String: String] = [:]) -> WebSocketID {
+        let id = idLock.withLock { () -> WebSocketID in
+            defer { nextID += 1 }
+            return nextID
+        }
+        loop.execute { [self] in
+            guard let context = loop.context else { return }
+            // lws would prefix its own `http://` to info.origin; send the exact header instead.
+            var headers = headers
+            if let origin { headers["origin"] = origin }
+            let client = Client(headers: headers)
+            clients[id] = client
+            let tag = UnsafeMutableRawPointer(bitPattern: UInt(id))
+            let wsi = host.withCString { h in
+                path.withCString { p in
+                    traffic_lws_client_connect(context, h, Int32(port), p, nil, table.name, tag)
+                }
+            }
+            if wsi == nil, clients[id] != nil {
+                clients[id] = nil
+                handler(.failed(id, reason: "connect failed"))
+            }
+        }
+        return id
+    }
+
+    /// Sends one text message.
+    public func send(_ text: [UInt8], to id: WebSocketID) {
+        loop.execute { [self] in
+            guard let client = clients[id] else { return }
+            client.outbound.append(OutboundFrame(text))
+            if let wsi = client.wsi { lws_callback_on_writable(wsi) }
+        }
+    }
+
+    /// Sends one text message.
+    public func send(_ text: String, to id: WebSocketID) { send(Array(text.utf8), to: id) }
+
+    /// Stops (or resumes) reading from the socket, as a slow client would.
+    public func pauseReading(_ id: WebSocketID, _ paused: Bool = true) {
+        loop.execute { [self] in
+            guard let client = clients[id] else { return }
+            client.paused = paused
+            if let wsi = client.wsi { _ = lws_rx_flow_control(wsi, paused ? 0 : 1) }
+        }
+    }
+
+    /// Closes with a normal close (1000).
+    public func close(_ id: WebSocketID) {
+        loop.execute { [self] in
+            guard let client = clients[id] else { return }
+            client.closing = true
+            if let wsi = client.wsi { lws_callback_on_writable(wsi) }
+        }
+    }
+
+    fileprivate func callback(_ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+        if reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED {
+            loop.drain()
+            return 0
+        }
+        let id = UInt64(UInt(bitPattern: lws_get_opaque_user_data(wsi)))
+        switch reason {
+        case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+            guard let client = clients[id], !client.headers.isEmpty, let input else { return 0 }
+            let cursor = input.assumingMemoryBound(to: UnsafeMutablePointer<UInt8>?.self)
+            guard let start = cursor.pointee else { return 0 }
+            let end = start + length
+            for (name, value) in client.headers {
+                let failed = "\(name.lowercased()):".withCString { n in
+                    value.withCString { v in
+                        lws_add_http_header_by_name(wsi, UnsafeRawPointer(n).assumingMemoryBound(to: UInt8.self), UnsafeRawPointer(v).assumingMemoryBound(to: UInt8.self), Int32(strlen(v)), cursor, end)
+                    }
+                }
+                if failed != 0 { return -1 }
+            }
+            return 0
+        case LWS_CALLBACK_CLIENT_ESTABLISHED:
+            guard let client = clients[id] else { return -1 }
+            client.wsi = wsi
+            if client.paused { _ = lws_rx_flow_control(wsi, 0) }
+            if !client.outbound.isEmpty || client.closing { lws_callback_on_writable(wsi) }
+            handler(.opened(id))
+            return 0
+        case LWS_CALLBACK_CLIENT_RECEIVE:
+            guard let client = clients[id] else { return 0 }
+            if lws_is_first_fragment(wsi) != 0 { client.inbound.removeAll(keepingCapacity: true) }
+            if let input, length > 0 { client.inbound.append(contentsOf: UnsafeRawBufferPointer(start: input, count: length)) }
+            if lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 {
+                let message = client.inbound
+                client.inbound.removeAll(keepingCapacity: true)
+                handler(.message(id, message))
+            }
+            return 0
+        case LWS_CALLBACK_CLIENT_WRITEABLE:
+            guard let client = clients[id] else { return -1 }
+            if client.closing {
+                var bytes: [UInt8] = []
+                lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, &bytes, 0)
+                return -1
+            }
+            guard !client.outbound.isEmpty else { return 0 }
+            let frame = client.outbound.removeFirst()
+            if lws_write(wsi, frame.payload, frame.count, LWS_WRITE_TEXT) < 0 { return -1 }
+            if !client.outbound.isEmpty { lws_callback_on_writable(wsi) }
+            return 0
+        case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+            guard let client = clients[id], let input, length >= 2 else { return 0 }
+            let bytes = UnsafeRawBufferPointer(start: input, count: length)
+            client.closeCode = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+            client.closeReason = String(decoding: bytes.dropFirst(2), as: UTF8.self)
+            return 0
+        case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+            guard clients.removeValue(forKey: id) != nil else { return 0 }
+            let reason = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "connection error"
+            handler(.failed(id, reason: reason))
+            return 0
+        case LWS_CALLBACK_CLIENT_CLOSED:
+            guard let client = clients.removeValue(forKey: id) else { return 0 }
+            handler(.closed(id, code: client.closeCode, reason: client.closeReason))
+            return 0
+        default:
+            return lws_callback_http_dummy(wsi, reason, user, input, length)
+        }
+    }
+}
+
+private final class Client {
+    var wsi: OpaquePointer?
+    let headers: [String: String]
+    var outbound: [OutboundFrame] = []
+    var inbound: [UInt8] = []
+    var paused = false
+    var closing = false
+    var closeCode: UInt16?
+    var closeReason = ""
+    init(headers: [String: String]) { self.headers = headers }
+}
+
+
+private let webSocketClientCallback: LWSCallback = { wsi, reason, user, input, length in
+    guard let wsi, let context = lws_get_context(wsi), let raw = lws_context_user(context) else { return 0 }
+    return Unmanaged<WebSocketClients>.fromOpaque(raw).takeUnretainedValue().callback(wsi, reason, user, input, length)
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Websockets
+
+/// Many WebSocket clients for tests: records every event per connection and waits on them with
+/// deadlines.
+public final class WebSocketTestClients: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [WebSocketID: [String]] = [:]
+    private var opened: Set<WebSocketID> = []
+    private var closed: [WebSocketID: (code: UInt16?, reason: String)] = [:]
+    private var failed: [WebSocketID: String] = [:]
+    private var clients: WebSocketClients!
+    public let port: Int
+
+    public init(port: Int) throws {
+        self.port = port
+        clients = try WebSocketClients(name: "test-ws") { [weak self] event in self?.record(event) }
+    }
+
+    deinit { clients.stop() }
+
+    private func record(_ event: WebSocketClientEvent) {
+        lock.withLock {
+            switch event {
+            case .opened(let id): opened.insert(id)
+            case .message(let id, let bytes): messages[id, default: []].append(String(decoding: bytes, as: UTF8.self))
+            case .closed(let id, let code, let reason): closed[id] = (code, reason)
+            case .failed(let id, let reason): failed[id] = reason
+            }
+        }
+    }
+
+    /// Opens a connection without waiting.
+    @discardableResult
+    public func connect(path: String = "/ws", origin: String? = nil, headers: [String: String] = [:]) -> WebSocketID {
+        clients.connect(port: port, path: path, origin: origin, headers: headers)
+    }
+
+    /// Opens a connection and waits until it is open (throws when it fails or times out).
+    public func open(path: String = "/ws", origin: String? = nil, headers: [String: String] = [:], timeout: Duration = .seconds(10)) async throws -> WebSocketID {
+        let id = connect(path: path, origin: origin, headers: headers)
+        try await waitUntil("connection \(id) to \(path) opens", timeout: timeout) {
+            if let reason = failure(id) { throw WebSocketTestError(message: "connection to \(path) failed: \(reason)") }
+            return isOpen(id)
+        }
+        return id
+    }
+
+    public func send(_ text: String, to id: WebSocketID) { clients.send(text, to: id) }
+    public func pauseReading(_ id: WebSocketID, _ paused: Bool = true) { clients.pauseReading(id, paused) }
+    public func close(_ id: WebSocketID) { clients.close(id) }
+    public func stop() { clients.stop() }
+
+    public func isOpen(_ id: WebSocketID) -> Bool { lock.withLock { opened.contains(id) && closed[id] == nil } }
+    public func received(_ id: WebSocketID) -> [String] { lock.withLock { messages[id] ?? [] } }
+    public func closeInfo(_ id: WebSocketID) -> (code: UInt16?, reason: String)? { lock.withLock { closed[id] } }
+    public func failure(_ id: WebSocketID) -> String? { lock.withLock { failed[id] } }
+
+    /// The received messages decoded as JSON objects.
+    public func objects(_ id: WebSocketID) -> [[String: Any]] {
+        received(id).compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    /// Waits until `id` has received a message of `type` matching `predicate`, returns it.
+    @discardableResult
+    public func waitFor(_ id: WebSocketID, type: String, timeout: Duration = .seconds(10), where predicate: ([String: Any]) -> Bool = { _ in true }) async throws -> [String: Any] {
+        var found: [String: Any]?
+        try await waitUntil("connection \(id) receives a '\(type)' message", timeout: timeout) {
+            found = objects(id).first { $0["type"] as? String == type && predicate($0) }
+            return found != nil
+        }
+        return found!
+    }
+
+    /// Waits until `id` is closed by the server; returns its close code and reason.
+    public func waitClosed(_ id: WebSocketID, timeout: Duration = .seconds(10)) async throws -> (code: UInt16?, reason: String) {
+        try await waitUntil("connection \(id) closes", timeout: timeout) { closeInfo(id) != nil || failure(id) != nil }
+        return closeInfo(id) ?? (nil, failure(id) ?? "")
+    }
+}
+
+/// A test client that could not do what it was asked.
+public struct WebSocketTestError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+    public init(message: String) { self.message = message }
+}
