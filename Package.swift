@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "traffic-aggregator", targets: ["traffic-aggregator"]),
+        .executable(name: "traffic-gateway", targets: ["traffic-gateway"]),
         .executable(name: "traffic-sim", targets: ["traffic-sim"]),
         .executable(name: "traffic-bench", targets: ["traffic-bench"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
@@ -73,11 +74,38 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "TrafficModel", "RedisClient", "Websockets",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: Executables.
+        .target(
+            name: "ServiceCLI",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "traffic-aggregator",
             dependencies: [
-                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient", "Websockets",
+                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "ServiceCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "traffic-gateway",
+            dependencies: [
+                "Gateway", "TrafficModel", "RedisClient", "ServiceCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -127,6 +155,11 @@ let package = Package(
         .testTarget(
             name: "WebsocketsTests",
             dependencies: ["Websockets", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "Aggregator", "TestSupport", "TrafficModel", "RedisClient", "Websockets"],
             swiftSettings: strict
         ),
         .testTarget(

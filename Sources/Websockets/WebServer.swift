@@ -128,11 +128,11 @@ public final class WebServer: @unchecked Sendable {
         return .queued
     }
 
-    /// Closes `connection` with a close code and reason once its current write is done; queued
-    /// frames are dropped. Service thread only.
-    public func close(_ connection: WebSocketID, code: UInt16, reason: String) {
+    /// Closes `connection` with a close code and reason: after the frames already queued when
+    /// `flush` (bounded by the close timeout), else at once, dropping them. Service thread only.
+    public func close(_ connection: WebSocketID, code: UInt16, reason: String, flush: Bool = false) {
         guard let c = connections[connection], c.closeRequest == nil else { return }
-        requestClose(c, code: code, reason: reason)
+        requestClose(c, code: code, reason: reason, keepQueued: flush)
     }
 
     /// Bytes queued for `connection`, nil when it is gone. Service thread only.
@@ -143,11 +143,13 @@ public final class WebServer: @unchecked Sendable {
     /// Open WebSocket connections. Service thread only.
     public var connectionCount: Int { connections.count }
 
-    private func requestClose(_ c: Connection, code: UInt16, reason: String) {
+    private func requestClose(_ c: Connection, code: UInt16, reason: String, keepQueued: Bool = false) {
         c.closeRequest = (code, reason)
-        c.frames.removeAll()
-        c.head = 0
-        c.queuedBytes = 0
+        if !keepQueued {
+            c.frames.removeAll()
+            c.head = 0
+            c.queuedBytes = 0
+        }
         lws_callback_on_writable(c.wsi)
         // A client that does not read never makes the socket writable for the close frame:
         // give the close handshake a bounded time, then drop the connection.
@@ -230,7 +232,7 @@ public final class WebServer: @unchecked Sendable {
 
         case LWS_CALLBACK_SERVER_WRITEABLE:
             guard let c = connection(of: wsi) else { return 0 }
-            if let (code, reason) = c.closeRequest {
+            if let (code, reason) = c.closeRequest, c.head == c.frames.count {
                 var bytes = Array(reason.utf8.prefix(120))
                 lws_close_reason(wsi, lws_close_status(rawValue: UInt32(code)), &bytes, bytes.count)
                 return -1
@@ -245,6 +247,7 @@ public final class WebServer: @unchecked Sendable {
             if c.head == c.frames.count {
                 c.frames.removeAll(keepingCapacity: c.frames.count <= 64)
                 c.head = 0
+                if c.closeRequest != nil { lws_callback_on_writable(wsi) }
             } else {
                 if c.head >= 64 {
                     c.frames.removeFirst(c.head)

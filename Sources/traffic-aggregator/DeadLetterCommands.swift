@@ -1,3 +1,4 @@
+import ServiceCLI
 import Aggregator
 import ArgumentParser
 import Foundation

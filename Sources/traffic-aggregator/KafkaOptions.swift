@@ -1,3 +1,4 @@
+import ServiceCLI
 import ArgumentParser
 import Foundation
 import KafkaClient

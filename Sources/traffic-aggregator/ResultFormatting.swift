@@ -1,3 +1,4 @@
+import ServiceCLI
 import Foundation
 import TrafficModel
 

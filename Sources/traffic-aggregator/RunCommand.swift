@@ -1,3 +1,4 @@
+import ServiceCLI
 import Aggregator
 import ArgumentParser
 import Dispatch
@@ -119,26 +120,5 @@ struct RunCommand: AsyncParsableCommand {
         signals.cancel()
         http?.stop()
         _ = embedded
-    }
-}
-
-/// Turns SIGTERM/SIGINT into a callback (on a dispatch queue, never in a signal handler).
-final class SignalWatcher {
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ handler: @escaping @Sendable (Int32) -> Void) {
-        var made: [any DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { handler(sig) }
-            source.resume()
-            made.append(source)
-        }
-        sources = made
-    }
-
-    func cancel() {
-        for source in sources { source.cancel() }
     }
 }

@@ -1,3 +1,4 @@
+import ServiceCLI
 import ArgumentParser
 
 /// `traffic-aggregator`: the result aggregator service and its operator commands.

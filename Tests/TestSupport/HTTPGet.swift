@@ -11,19 +11,20 @@ public struct HTTPGetResult: Sendable {
     public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-public func httpGet(port: Int, path: String, timeout: Duration = .seconds(5)) async throws -> HTTPGetResult {
+public func httpGet(port: Int, path: String, headers: [String: String] = [:], timeout: Duration = .seconds(5)) async throws -> HTTPGetResult {
     // The blocking socket calls run on a dispatch thread, not on the cooperative pool.
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try httpGetBlocking(port: port, path: path, timeout: timeout) }) }
+        DispatchQueue.global().async { continuation.resume(with: Result { try httpGetBlocking(port: port, path: path, headers: headers, timeout: timeout) }) }
     }
 }
 
-private func httpGetBlocking(port: Int, path: String, timeout: Duration) throws -> HTTPGetResult {
+private func httpGetBlocking(port: Int, path: String, headers: [String: String], timeout: Duration) throws -> HTTPGetResult {
     guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: max(1, Int(timeout.components.seconds))) else {
         throw TestSupportError("connect to 127.0.0.1:\(port) failed")
     }
     defer { close(fd) }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
+    let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\(extra)\r\n".utf8)
     guard write(fd, request, request.count) == request.count else { throw TestSupportError("write failed") }
     var data: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65_536)

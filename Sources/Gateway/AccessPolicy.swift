@@ -1,0 +1,118 @@
+import Foundation
+import Websockets
+
+/// Who may connect and which cameras they may watch.
+///
+/// Off by default. With a static token every client must present it; with an HS256 secret every
+/// client must present a valid JWT signed with it, whose optional `cameras` claim (an array of
+/// camera ids, or `"*"`) limits what it may watch. The token comes as `Authorization: Bearer …`
+/// or, for browsers (which cannot set headers on a WebSocket), as `?token=…`. An Origin
+/// allow-list, when given, applies to every upgrade.
+public struct AccessPolicy: Sendable {
+    public enum Mode: Sendable, Equatable {
+        case open
+        case staticToken(String)
+        case jwtHS256(secret: [UInt8])
+    }
+
+    public var mode: Mode
+    /// Allowed `Origin` values (exact, e.g. `https://ops.example.com`); empty allows any.
+    public var allowedOrigins: Set<String>
+
+    public init(mode: Mode = .open, allowedOrigins: Set<String> = []) {
+        self.mode = mode
+        self.allowedOrigins = allowedOrigins
+    }
+
+    /// Checks an upgrade (or API) request; returns what the client may watch.
+    public func authorize(_ request: HTTPRequest, now: Date = Date()) -> Result<CameraPermission, AccessDenied> {
+        if !allowedOrigins.isEmpty {
+            guard let origin = request.headers["origin"], allowedOrigins.contains(origin) else {
+                return .failure(.init(status: 403, reason: "origin '\(request.headers["origin"] ?? "none")' is not allowed"))
+            }
+        }
+        switch mode {
+        case .open:
+            return .success(.all)
+        case .staticToken(let expected):
+            guard let token = Self.token(in: request) else { return .failure(.init(status: 401, reason: "a bearer token is required")) }
+            guard HMACSHA256.constantTimeEqual(Array(token.utf8), Array(expected.utf8)) else {
+                return .failure(.init(status: 401, reason: "invalid token"))
+            }
+            return .success(.all)
+        case .jwtHS256(let secret):
+            guard let token = Self.token(in: request) else { return .failure(.init(status: 401, reason: "a bearer token is required")) }
+            return JWT.verify(token, secret: secret, now: now).mapError { AccessDenied(status: 401, reason: $0.reason) }
+        }
+    }
+
+    static func token(in request: HTTPRequest) -> String? {
+        if let header = request.headers["authorization"] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]).trimmingCharacters(in: .whitespaces) }
+        }
+        if let token = request.query["token"], !token.isEmpty { return token }
+        return nil
+    }
+}
+
+/// A refused connection: the HTTP status and why.
+public struct AccessDenied: Error, Sendable, Equatable {
+    public var status: Int
+    public var reason: String
+}
+
+/// HS256 JSON Web Tokens: verification (and signing, for tools and tests).
+public enum JWT {
+    public struct Invalid: Error, Sendable, Equatable {
+        public var reason: String
+    }
+
+    /// Verifies signature, `alg`, `exp` and `nbf`; returns the `cameras` claim as a permission.
+    public static func verify(_ token: String, secret: [UInt8], now: Date = Date()) -> Result<CameraPermission, Invalid> {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return .failure(.init(reason: "token is not a JWT (expected header.payload.signature)")) }
+        guard let headerBytes = base64URLDecode(parts[0]),
+              let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any] else {
+            return .failure(.init(reason: "JWT header is not base64url JSON"))
+        }
+        guard header["alg"] as? String == "HS256" else { return .failure(.init(reason: "JWT alg must be HS256")) }
+        guard let signature = base64URLDecode(parts[2]) else { return .failure(.init(reason: "JWT signature is not base64url")) }
+        let expected = HMACSHA256.authenticate(Array("\(parts[0]).\(parts[1])".utf8), key: secret)
+        guard HMACSHA256.constantTimeEqual(signature, expected) else { return .failure(.init(reason: "JWT signature does not match")) }
+        guard let payloadBytes = base64URLDecode(parts[1]),
+              let claims = try? JSONSerialization.jsonObject(with: Data(payloadBytes)) as? [String: Any] else {
+            return .failure(.init(reason: "JWT payload is not base64url JSON"))
+        }
+        let seconds = now.timeIntervalSince1970
+        if let exp = claims["exp"] as? NSNumber, exp.doubleValue <= seconds { return .failure(.init(reason: "JWT expired")) }
+        if let nbf = claims["nbf"] as? NSNumber, nbf.doubleValue > seconds { return .failure(.init(reason: "JWT not valid yet")) }
+        guard let cameras = claims["cameras"] else { return .success(.all) }
+        if let text = cameras as? String, text == "*" { return .success(.all) }
+        guard let list = cameras as? [Any] else { return .failure(.init(reason: "JWT claim 'cameras' must be an array of camera ids or \"*\"")) }
+        var allowed: Set<Int> = []
+        for item in list {
+            guard let camera = ClientRequest.cameraID(item) else { return .failure(.init(reason: "JWT claim 'cameras' holds a value that is not a camera id")) }
+            allowed.insert(camera)
+        }
+        return .success(.only(allowed))
+    }
+
+    /// Signs `claims` (a JSON object text) with HS256.
+    public static func sign(claims: String, secret: [UInt8]) -> String {
+        let header = base64URLEncode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+        let payload = base64URLEncode(Array(claims.utf8))
+        let signature = HMACSHA256.authenticate(Array("\(header).\(payload)".utf8), key: secret)
+        return "\(header).\(payload).\(base64URLEncode(signature))"
+    }
+
+    static func base64URLDecode(_ text: Substring) -> [UInt8]? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        return Data(base64Encoded: base64).map { Array($0) }
+    }
+
+    static func base64URLEncode(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+}

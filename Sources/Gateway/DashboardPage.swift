@@ -1,0 +1,1 @@
+enum DashboardPage { static let html = Array("<html></html>".utf8) }

@@ -1,0 +1,35 @@
+import TrafficModel
+
+/// Everything `traffic-gateway run` can be told, with the product's defaults.
+public struct GatewayConfiguration: Sendable {
+    /// Address to bind (nil: all interfaces).
+    public var host: String? = "127.0.0.1"
+    public var port = 8080
+    public var redisURL = "redis://127.0.0.1:6379"
+    public var keys = KeySchema()
+    /// Bytes a client may have queued before it is disconnected as too slow (1008).
+    public var maximumQueuedBytes = 1 << 20
+    /// Largest inbound message; larger ones close the connection (1009).
+    public var maximumInboundBytes = 64 * 1024
+    /// Idle connections get a PING after this long and are closed after `idleTimeout`.
+    public var pingInterval: Duration = .seconds(20)
+    public var idleTimeout: Duration = .seconds(60)
+    /// Open WebSocket connections this node accepts; more are refused with 503.
+    public var maximumConnections = 20_000
+    /// New connections per second (sustained) and burst; more are refused with 429.
+    public var connectRate = 1_000.0
+    public var connectBurst = 2_000.0
+    public var access = AccessPolicy()
+    /// How often a probe message goes through Redis pub/sub (health proves delivery).
+    public var probeInterval: Duration = .seconds(1)
+    /// How long SIGTERM waits for clients to close before dropping them.
+    public var drainTimeout: Duration = .seconds(5)
+    /// Matches the aggregator's `--latest-ttl`: cached latest results older than this are stale.
+    public var latestTTLSeconds = 300
+    /// Most history entries one recovery or catch-up reads.
+    public var historyReadLimit = 5_000
+    /// Results buffered for a client while its snapshot or recovery is in flight.
+    public var maximumBufferedPerClient = 10_000
+
+    public init() {}
+}

@@ -1,0 +1,195 @@
+import Foundation
+import RedisClient
+import TrafficModel
+import Websockets
+
+/// The HTTP side of the gateway: dashboard, API, health and metrics (service thread).
+extension GatewayService {
+    public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+        let path = request.path
+        switch path {
+        case "/", "/index.html":
+            responder.respond(HTTPResponse(contentType: "text/html; charset=utf-8", body: DashboardPage.html, headers: [("cache-control", "no-cache")]))
+        case "/healthz":
+            let health = self.health
+            responder.respond(.json(health.detail, status: health.healthy ? 200 : 503))
+        case "/metrics":
+            responder.respond(HTTPResponse(contentType: "text/plain; version=0.0.4", body: metrics.render()))
+        case "/api/cameras":
+            guard let permission = authorizeAPI(request, responder) else { return }
+            listCameras { [self] list in
+                guard let list else { return responder.respond(.error(503, "Redis unavailable")) }
+                let visible = list.filter(permission.allows)
+                latestResults(visible) { entries in
+                    responder.respond(.json("[" + entries.compactMap(Self.summary).joined(separator: ",") + "]"))
+                }
+            }
+        default:
+            routeCamera(request, responder)
+        }
+    }
+
+    private func routeCamera(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: false)
+        // ["", "api", "cameras", "<id>", "latest"|"alerts"]
+        guard parts.count == 5, parts[1] == "api", parts[2] == "cameras", parts[4] == "latest" || parts[4] == "alerts" else {
+            return responder.respond(.error(404, "no such endpoint: \(request.path)"))
+        }
+        guard let camera = CameraID.parse(parts[3]) else {
+            return responder.respond(.error(400, "'\(parts[3].prefix(32))' is not a camera id (integer ≥ 0)"))
+        }
+        guard let permission = authorizeAPI(request, responder) else { return }
+        guard permission.allows(camera) else { return responder.respond(.error(403, "not allowed to watch camera \(camera)")) }
+        if parts[4] == "latest" {
+            latestResults([camera]) { entries in
+                if let result = entries.first?.latest {
+                    responder.respond(HTTPResponse(contentType: "application/json", body: result.payload, headers: [("cache-control", "no-store")]))
+                } else {
+                    responder.respond(.error(404, "camera \(camera) has no latest result"))
+                }
+            }
+            return
+        }
+        var limit = 20
+        if let text = request.query["limit"] {
+            guard let value = Int(text), (1...1000).contains(value) else {
+                return responder.respond(.error(400, "limit must be an integer from 1 to 1000, got '\(text.prefix(16))'"))
+            }
+            limit = value
+        }
+        let state = self.state
+        Task {
+            do {
+                let (alerts, known) = try await state.alerts(camera: camera, limit: limit)
+                guard known || !alerts.isEmpty else { return responder.respond(.error(404, "camera \(camera) is unknown (no results stored)")) }
+                var body = Array(#"{"camera":\#(camera),"alerts":["#.utf8)
+                for (index, alert) in alerts.enumerated() {
+                    if index > 0 { body.append(UInt8(ascii: ",")) }
+                    body += alert
+                }
+                body += Array("]}".utf8)
+                responder.respond(HTTPResponse(contentType: "application/json", body: body, headers: [("cache-control", "no-store")]))
+            } catch let error as RedisError {
+                responder.respond(.error(503, "Redis unavailable: \(error.message)"))
+            } catch {
+                responder.respond(.error(503, "Redis unavailable"))
+            }
+        }
+    }
+
+    private func authorizeAPI(_ request: HTTPRequest, _ responder: HTTPResponder) -> CameraPermission? {
+        switch configuration.access.authorize(request) {
+        case .success(let permission): return permission
+        case .failure(let denied):
+            responder.respond(.error(denied.status, denied.reason))
+            return nil
+        }
+    }
+
+    /// One row of `/api/cameras`.
+    static func summary(_ entry: SnapshotEntry) -> String? {
+        guard let result = entry.latest,
+              let object = try? JSONSerialization.jsonObject(with: Data(result.payload)) as? [String: Any] else { return nil }
+        let assessment = object["riskAssessment"] as? [String: Any]
+        var fields = [#""camera":\#(entry.camera)"#]
+        if let timestamp = object["timestamp"] as? String { fields.append(#""timestamp":\#(JSONText.quoted(timestamp))"#) }
+        if let level = assessment?["maxRiskLevel"] as? String { fields.append(#""maxRiskLevel":\#(JSONText.quoted(level))"#) }
+        if let dangerous = assessment?["hasDangerousDriving"] as? Bool { fields.append(#""hasDangerousDriving":\#(dangerous)"#) }
+        if let position = result.position { fields.append(#""offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#) }
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    // MARK: Latest lookups with single flight (service thread)
+
+    /// The latest result of each camera, in order: from the cache, else from Redis with at most
+    /// one read in flight per camera however many ask. `done` runs on the service thread.
+    func latestResults(_ cameras: [Int], done: @escaping ([SnapshotEntry]) -> Void) {
+        let assembly = SnapshotAssembly(cameras: cameras, done: done)
+        var toFetch: [Int] = []
+        for camera in cameras {
+            if let hit = cache.lookup(camera) {
+                assembly.fill(camera, hit)
+                continue
+            }
+            if inflightLatest[camera] != nil {
+                inflightLatest[camera]!.append { assembly.fill(camera, $0) }
+            } else {
+                inflightLatest[camera] = [{ assembly.fill(camera, $0) }]
+                toFetch.append(camera)
+            }
+        }
+        assembly.finishIfComplete()
+        guard !toFetch.isEmpty else { return }
+        let fetching = toFetch
+        let state = self.state
+        let subscriptions = self.subscriptionQueue
+        Task { [self] in
+            await subscriptions.barrier()
+            var delay = Duration.milliseconds(50)
+            var found: [Int: LiveResult] = [:]
+            for attempt in 0..<8 {
+                do {
+                    found = try await state.latest(fetching)
+                    break
+                } catch let error as RedisError {
+                    if case .closed = error.kind { break }
+                    if attempt == 7 { logger.warning("latest read failed", metadata: ["error": "\(error)"]) }
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(1))
+                } catch {
+                    break
+                }
+            }
+            let results = found
+            server.execute { [self] in
+                for camera in fetching {
+                    cache.store(camera, results[camera], following: hub.receives(camera))
+                    for waiter in inflightLatest.removeValue(forKey: camera) ?? [] { waiter(results[camera]) }
+                }
+            }
+        }
+    }
+
+    /// Cameras with a latest result (Redis SCAN plus followed cameras), single flight.
+    func listCameras(done: @escaping ([Int]?) -> Void) {
+        if inflightCameraList != nil {
+            inflightCameraList!.append(done)
+            return
+        }
+        inflightCameraList = [done]
+        let state = self.state
+        let subscriptions = self.subscriptionQueue
+        Task { [self] in
+            await subscriptions.barrier()
+            let list = try? await state.camerasWithLatest()
+            server.execute { [self] in
+                let merged = list.map { Array(Set($0).union(cache.followedCameras)).sorted() }
+                for waiter in inflightCameraList ?? [] { waiter(merged) }
+                inflightCameraList = nil
+            }
+        }
+    }
+}
+
+/// Collects the answers of one multi-camera latest lookup (service thread only).
+final class SnapshotAssembly {
+    private let cameras: [Int]
+    private var results: [Int: LiveResult?] = [:]
+    private var done: (([SnapshotEntry]) -> Void)?
+
+    init(cameras: [Int], done: @escaping ([SnapshotEntry]) -> Void) {
+        self.cameras = cameras
+        self.done = done
+    }
+
+    func fill(_ camera: Int, _ result: LiveResult?) {
+        results[camera] = .some(result)
+        finishIfComplete()
+    }
+
+    func finishIfComplete() {
+        guard let done, results.count >= Set(cameras).count else { return }
+        self.done = nil
+        done(cameras.map { SnapshotEntry(camera: $0, latest: results[$0] ?? nil) })
+    }
+}

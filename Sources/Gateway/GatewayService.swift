@@ -1,0 +1,385 @@
+import Foundation
+import Logging
+import RedisClient
+import Synchronization
+import TrafficModel
+import Websockets
+
+/// The WebSocket gateway: browsers watch cameras live (SPEC §6, docs/gateway.md).
+///
+/// Threads: the lws service thread owns every connection, the `SubscriptionHub` and the latest
+/// cache (all touched only there); the Redis subscriber has its own thread and hands each event
+/// over with `WebServer.execute`; Redis reads run as tasks whose results come back the same
+/// way. Nothing on the service thread waits on Redis.
+public final class GatewayService: WebServerDelegate, @unchecked Sendable {
+    public let configuration: GatewayConfiguration
+    public let metrics: GatewayMetrics
+    let logger: Logger
+    let redis: RedisClient
+    let state: RedisState
+    private(set) var server: WebServer!
+    private var subscriber: RedisSubscriber!
+    private var subscriptions: SubscriptionQueue!
+    var subscriptionQueue: SubscriptionQueue { subscriptions }
+    private var probeTask: Task<Void, Never>?
+    let probeChannel: String
+    let probe = Mutex(ProbeState())
+
+    // Service-thread state.
+    var hub: SubscriptionHub
+    var clients: [ConnectionID: ClientInfo] = [:]
+    var cache: LatestCache
+    var connectBucket: TokenBucket
+    var draining = false
+    var inflightLatest: [Int: [(LiveResult?) -> Void]] = [:]
+    var inflightCameraList: [([Int]?) -> Void]?
+
+    struct ClientInfo {
+        var permission: CameraPermission
+        var listenOnly: Bool
+        var peer: String
+    }
+
+    struct ProbeState {
+        var lastReceived: ContinuousClock.Instant?
+        var lastLag: Duration?
+        var subscriberUp = false
+    }
+
+    public init(configuration: GatewayConfiguration, logger: Logger = Logger(label: "gateway"), metrics: GatewayMetrics = GatewayMetrics()) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.metrics = metrics
+        let redisConfiguration = try RedisConfiguration(url: configuration.redisURL)
+        redis = RedisClient(configuration: redisConfiguration, label: "gateway.redis", logger: logger)
+        state = RedisState(redis: redis, keys: configuration.keys, historyReadLimit: configuration.historyReadLimit)
+        hub = SubscriptionHub(maximumBuffered: configuration.maximumBufferedPerClient)
+        cache = LatestCache(liveTTL: .seconds(configuration.latestTTLSeconds))
+        connectBucket = TokenBucket(rate: configuration.connectRate, burst: configuration.connectBurst)
+        probeChannel = "\(configuration.keys.namespace)gateway:probe:\(UUID().uuidString.prefix(8).lowercased())"
+
+        var web = WebServerConfiguration(host: configuration.host, port: configuration.port)
+        web.maximumInboundMessageBytes = configuration.maximumInboundBytes
+        web.maximumQueuedBytes = configuration.maximumQueuedBytes
+        web.pingInterval = configuration.pingInterval
+        web.idleTimeout = configuration.idleTimeout
+        web.name = "gateway"
+        server = try WebServer(configuration: web, delegate: self)
+
+        subscriber = RedisSubscriber(configuration: redisConfiguration, logger: logger) { [weak self] event in
+            guard let self else { return }
+            // Parse off the service thread; only the hand-over happens there.
+            switch event {
+            case .message(let message):
+                if message.channel == self.probeChannel {
+                    self.probeReceived(message.payload)
+                    return
+                }
+                guard let camera = self.configuration.keys.camera(fromChannel: message.channel) else { return }
+                let result = LiveResult(camera: camera, payload: message.payload)
+                let timestamp = LatestCache.timestamp(of: message.payload)
+                self.server.execute { self.liveResult(result, timestamp: timestamp) }
+            case .disconnected(let reason):
+                self.probe.withLock { $0.subscriberUp = false }
+                self.metrics.redisUp.set(Int64(0))
+                self.logger.warning("Redis pub/sub lost; clients are told and will catch up from history", metadata: ["reason": "\(reason)"])
+                self.server.execute { self.perform(self.hub.redisLost()) }
+            case .reconnected:
+                self.probe.withLock { $0.subscriberUp = true }
+                self.metrics.redisUp.set(Int64(1))
+                self.metrics.redisReconnects.increment()
+                self.logger.notice("Redis pub/sub back and resubscribed; catching up from history")
+                self.server.execute { self.perform(self.hub.redisRestored()) }
+            case .subscribed(let name, _) where name == self.probeChannel:
+                self.probe.withLock { $0.subscriberUp = true }
+                self.metrics.redisUp.set(Int64(1))
+            case .subscribed, .unsubscribed:
+                break
+            }
+        }
+        subscriptions = SubscriptionQueue(subscriber: subscriber, logger: logger)
+        subscriptions.subscribe(probeChannel)
+        probeTask = Task { [weak self] in await self?.runProbe() }
+    }
+
+    /// The port the gateway listens on.
+    public var port: Int { configuration.port }
+
+    // MARK: Life cycle
+
+    /// SIGTERM: refuse new connections, tell every client to reconnect elsewhere, close them,
+    /// wait up to `drainTimeout`, then stop.
+    public func drain() async {
+        server.execute { [self] in
+            draining = true
+            for id in clients.keys.sorted() {
+                send(.shutdown, to: id)
+                server.close(id, code: 1001, reason: "server shutting down; reconnect with your positions", flush: true)
+            }
+        }
+        let deadline = ContinuousClock.now + configuration.drainTimeout
+        while ContinuousClock.now < deadline {
+            if await connectionCount() == 0 { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        await stop()
+    }
+
+    /// Stops at once: connections dropped, Redis closed.
+    public func stop() async {
+        probeTask?.cancel()
+        server.stop()
+        subscriptions.finish()
+        await subscriber.close()
+        await redis.close()
+    }
+
+    /// Open client connections (asks the service thread).
+    public func connectionCount() async -> Int {
+        await onServiceThread { $0.clients.count }
+    }
+
+    /// Runs `body` on the service thread and returns its value.
+    func onServiceThread<T: Sendable>(_ body: @escaping @Sendable (GatewayService) -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            server.execute { [self] in continuation.resume(returning: body(self)) }
+        }
+    }
+
+    // MARK: Health probe
+
+    private func runProbe() async {
+        while !Task.isCancelled {
+            let sent = Date().timeIntervalSince1970
+            _ = try? await redis.send(.publish(probeChannel, Array(String(format: "%.6f", sent).utf8)))
+            try? await Task.sleep(for: configuration.probeInterval)
+        }
+    }
+
+    private func probeReceived(_ payload: [UInt8]) {
+        let now = ContinuousClock.now
+        let lag = Double(String(decoding: payload, as: UTF8.self)).map { Date().timeIntervalSince1970 - $0 }
+        probe.withLock { state in
+            state.lastReceived = now
+            state.subscriberUp = true
+            if let lag { state.lastLag = .microseconds(Int64(max(lag, 0) * 1e6)) }
+        }
+        if let lag { metrics.pubsubLag.record(.microseconds(Int64(max(lag, 0) * 1e6))) }
+    }
+
+    /// Healthy when the subscriber is connected and a probe went through pub/sub recently.
+    public var health: (healthy: Bool, detail: String) {
+        let state = probe.withLock { $0 }
+        let window = max(configuration.probeInterval * 3, .seconds(3))
+        let age = state.lastReceived.map { ContinuousClock.now - $0 }
+        let pubsub = age.map { $0 <= window } ?? false
+        let healthy = pubsub && state.subscriberUp
+        let ageMs = age.map { String(Int($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000)) } ?? "null"
+        let lagMs = state.lastLag.map { String(format: "%.3f", Double($0.components.attoseconds) / 1e15 + Double($0.components.seconds) * 1000) } ?? "null"
+        return (healthy, #"{"ready":\#(healthy),"redis":\#(state.subscriberUp),"pubsub":\#(pubsub),"lastProbeAgeMs":\#(ageMs),"pubsubLagMs":\#(lagMs)}"#)
+    }
+
+    // MARK: WebSocket connections (service thread)
+
+    public func shouldAccept(_ request: HTTPRequest) -> UpgradeDecision {
+        guard let target = Endpoint(path: request.path) else {
+            metrics.refused["path"]?.increment()
+            return .reject(status: 404, reason: "WebSocket endpoints are /ws and /ws/cameras/<id>")
+        }
+        if draining {
+            metrics.refused["draining"]?.increment()
+            return .reject(status: 503, reason: "shutting down; connect to another node")
+        }
+        if clients.count >= configuration.maximumConnections {
+            metrics.refused["limit"]?.increment()
+            return .reject(status: 503, reason: "connection limit of \(configuration.maximumConnections) reached")
+        }
+        switch configuration.access.authorize(request) {
+        case .failure(let denied):
+            metrics.refused[denied.status == 403 ? "origin" : "auth"]?.increment()
+            return .reject(status: denied.status, reason: denied.reason)
+        case .success(let permission):
+            if case .camera(let camera) = target, !permission.allows(camera) {
+                metrics.refused["auth"]?.increment()
+                return .reject(status: 403, reason: "not allowed to watch camera \(camera)")
+            }
+        }
+        guard connectBucket.take() else {
+            metrics.refused["rate"]?.increment()
+            return .reject(status: 429, reason: "too many new connections; retry shortly")
+        }
+        return .accept
+    }
+
+    public func opened(_ connection: WebSocketID, request: HTTPRequest) {
+        let permission = (try? configuration.access.authorize(request).get()) ?? .only([])
+        let target = Endpoint(path: request.path)
+        clients[connection] = ClientInfo(permission: permission, listenOnly: target != .all, peer: request.peer)
+        hub.connect(connection, permission: permission)
+        metrics.connections.set(Double(clients.count))
+        send(.status(redis: hub.redisUp), to: connection)
+        if case .camera(let camera) = target {
+            var since: [Int: ResultPosition] = [:]
+            if let offset = request.query["offset"].flatMap({ Int64($0) }), let epoch = request.query["epoch"], !epoch.isEmpty {
+                since[camera] = ResultPosition(offset: offset, epoch: epoch)
+            }
+            perform(hub.subscribe(connection, .cameras([camera]), since: since))
+        }
+    }
+
+    public func received(_ connection: WebSocketID, message: [UInt8], isBinary: Bool) {
+        guard let info = clients[connection] else { return }
+        if isBinary {
+            clientError(connection, ClientRequestError(reason: "binary_not_supported", detail: "send JSON text frames"))
+            return
+        }
+        switch ClientRequest.parse(message) {
+        case .failure(let error):
+            clientError(connection, error)
+        case .success(.ping):
+            send(.pong, to: connection)
+        case .success(let request) where info.listenOnly:
+            clientError(connection, ClientRequestError(reason: "listen_only", detail: "this path streams one camera; use /ws to \(request.verb)"))
+        case .success(.subscribe(let selection, let since)):
+            perform(hub.subscribe(connection, selection, since: since))
+        case .success(.unsubscribe(let selection)):
+            perform(hub.unsubscribe(connection, selection))
+        }
+        metrics.subscriptions.set(Double(hub.subscriptionCount))
+    }
+
+    public func closed(_ connection: WebSocketID) {
+        clients[connection] = nil
+        perform(hub.disconnect(connection))
+        metrics.connections.set(Double(clients.count))
+        metrics.subscriptions.set(Double(hub.subscriptionCount))
+    }
+
+    private func clientError(_ connection: ConnectionID, _ error: ClientRequestError) {
+        metrics.clientErrors.increment()
+        send(.error(reason: error.reason, detail: error.detail), to: connection)
+    }
+
+    // MARK: Live stream (service thread)
+
+    func liveResult(_ result: LiveResult, timestamp: Int64?) {
+        metrics.resultsReceived.increment()
+        if hub.receives(result.camera) { cache.offer(result, timestamp: timestamp) }
+        perform(hub.receive(result))
+    }
+
+    func send(_ message: ServerMessage, to connection: ConnectionID) {
+        enqueue(OutboundFrame(message.encoded()), to: connection)
+    }
+
+    private func enqueue(_ frame: OutboundFrame, to connection: ConnectionID) {
+        switch server.send(frame, to: connection) {
+        case .queued:
+            metrics.messagesOut.increment()
+            metrics.bytesOut.increment(by: Int64(frame.count))
+        case .overLimit:
+            metrics.slowClientDisconnects.increment()
+            logger.notice("client too slow: send queue over limit, disconnected", metadata: ["connection": "\(connection)", "peer": "\(clients[connection]?.peer ?? "")"])
+        case .unknownConnection:
+            break
+        }
+    }
+
+    /// Carries out the hub's actions, in order.
+    func perform(_ actions: [HubAction]) {
+        for action in actions {
+            switch action {
+            case .deliver(let result, let ids):
+                let frame = OutboundFrame(ResultFrame.encoded(result))
+                for id in ids { enqueue(frame, to: id) }
+            case .send(let id, let message):
+                switch message {
+                case .recovered: metrics.recoveriesOK.increment()
+                case .recoveryFailed: metrics.recoveriesFailed.increment()
+                case .gap: metrics.gaps.increment()
+                default: break
+                }
+                send(message, to: id)
+            case .close(let id, let code, let reason):
+                server.close(id, code: code, reason: reason)
+            case .subscribe(let camera):
+                subscriptions.subscribe(configuration.keys.cameraChannel(camera))
+            case .unsubscribe(let camera):
+                subscriptions.unsubscribe(configuration.keys.cameraChannel(camera))
+                if !hub.receives(camera) { cache.stopFollowing(camera) }
+            case .subscribeAll:
+                subscriptions.psubscribe(configuration.keys.allCamerasPattern)
+            case .unsubscribeAll:
+                subscriptions.punsubscribe(configuration.keys.allCamerasPattern)
+                cache.stopFollowing { !hub.receives($0) }
+            case .fetchSnapshot(let id, let cameras, let all):
+                fetchSnapshot(id, cameras: cameras, all: all)
+            case .fetchRecovery(let id, let camera, let since):
+                readHistory(camera: camera, after: since) { [self] read in perform(hub.recoveryReady(id, camera: camera, since: since, read: read)) }
+            case .fetchCatchUp(let camera, let after):
+                readHistory(camera: camera, after: after) { [self] read in perform(hub.catchUpReady(camera: camera, read: read)) }
+            }
+        }
+    }
+
+    /// Reads history after the subscription changes queued so far are active; retries while
+    /// Redis is unreachable. `done` runs on the service thread.
+    private func readHistory(camera: Int, after: ResultPosition, done: @escaping @Sendable (HistoryRead) -> Void) {
+        Task { [self] in
+            await subscriptions.barrier()
+            var delay = Duration.milliseconds(50)
+            while true {
+                do {
+                    let read = try await state.history(camera: camera, after: after)
+                    server.execute { done(read) }
+                    return
+                } catch let error as RedisError {
+                    if case .closed = error.kind { return }
+                    logger.debug("history read failed; retrying", metadata: ["camera": "\(camera)", "error": "\(error)"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(2))
+                } catch {
+                    return
+                }
+            }
+        }
+    }
+
+    private func fetchSnapshot(_ id: ConnectionID, cameras: [Int], all: Bool) {
+        if all {
+            listCameras { [self] list in
+                latestResults(list ?? []) { [self] entries in perform(hub.snapshotReady(id, entries: entries, all: true)) }
+            }
+        } else {
+            latestResults(cameras) { [self] entries in perform(hub.snapshotReady(id, entries: entries, all: false)) }
+        }
+    }
+}
+
+extension ClientRequest {
+    var verb: String {
+        switch self {
+        case .subscribe: "subscribe"
+        case .unsubscribe: "unsubscribe"
+        case .ping: "ping"
+        }
+    }
+}
+
+/// The WebSocket endpoints.
+enum Endpoint: Equatable {
+    /// `/ws`: the full protocol.
+    case all
+    /// `/ws/cameras/<id>`: listen-only stream of one camera.
+    case camera(Int)
+
+    init?(path: String) {
+        if path == "/ws" || path == "/ws/" {
+            self = .all
+        } else if path.hasPrefix("/ws/cameras/"), let camera = CameraID.parse(path.dropFirst("/ws/cameras/".count)) {
+            self = .camera(camera)
+        } else {
+            return nil
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import TrafficModel
+
+/// The latest result per camera, kept in process (service thread only).
+///
+/// Cameras the gateway follows live are fed by the live stream and stay valid for the latest
+/// TTL (newer timestamps win, as in Redis: `latest` never goes back). Results read from Redis
+/// for cameras it does not follow, and "no result" answers, are kept only briefly.
+struct LatestCache {
+    struct Entry {
+        var result: LiveResult?
+        var timestamp: Int64?
+        var storedAt: ContinuousClock.Instant
+        /// Kept current by the live stream.
+        var following: Bool
+    }
+
+    private(set) var entries: [Int: Entry] = [:]
+    let liveTTL: Duration
+    let fallbackTTL: Duration
+
+    init(liveTTL: Duration, fallbackTTL: Duration = .seconds(1)) {
+        self.liveTTL = liveTTL
+        self.fallbackTTL = fallbackTTL
+    }
+
+    /// A live result of a followed camera.
+    mutating func offer(_ result: LiveResult, timestamp: Int64?, now: ContinuousClock.Instant = .now) {
+        if let existing = entries[result.camera], existing.following, let old = existing.timestamp, let new = timestamp, new < old { return }
+        entries[result.camera] = Entry(result: result, timestamp: timestamp, storedAt: now, following: true)
+    }
+
+    /// A value read from Redis (nil: the camera has no latest).
+    mutating func store(_ camera: Int, _ result: LiveResult?, following: Bool, now: ContinuousClock.Instant = .now) {
+        let timestamp = result.flatMap { Self.timestamp(of: $0.payload) }
+        if let existing = entries[camera], existing.following, let old = existing.timestamp, let new = timestamp, new < old { return }
+        entries[camera] = Entry(result: result, timestamp: timestamp, storedAt: now, following: following && result != nil)
+    }
+
+    /// `.some(value)` when the cache can answer, nil when Redis must be asked.
+    func lookup(_ camera: Int, now: ContinuousClock.Instant = .now) -> LiveResult?? {
+        guard let entry = entries[camera] else { return nil }
+        let ttl = entry.following ? liveTTL : fallbackTTL
+        guard now - entry.storedAt < ttl else { return nil }
+        return .some(entry.result)
+    }
+
+    /// The camera is no longer followed: its entry becomes a short-lived fallback.
+    mutating func stopFollowing(_ camera: Int) {
+        entries[camera]?.following = false
+    }
+
+    mutating func stopFollowing(where predicate: (Int) -> Bool) {
+        for camera in entries.keys where predicate(camera) { entries[camera]?.following = false }
+    }
+
+    /// Cameras with a cached result (followed ones).
+    var followedCameras: [Int] { entries.filter { $0.value.following && $0.value.result != nil }.map(\.key) }
+
+    /// The `timestamp` member of a result, in epoch milliseconds.
+    static func timestamp(of payload: [UInt8]) -> Int64? {
+        payload.withUnsafeBufferPointer { bytes -> Int64? in
+            guard let members = try? JSONScanner.objectMembers(bytes),
+                  let member = members.first(where: { $0.key == "timestamp" }), member.kind == .string else { return nil }
+            return RFC3339.milliseconds(JSONScanner.decodeString(bytes, member.valueRange))
+        }
+    }
+}

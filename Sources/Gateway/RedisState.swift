@@ -1,0 +1,65 @@
+import RedisClient
+import TrafficModel
+
+/// The gateway's reads of the aggregator's state in Redis (SPEC §3 plus the position and history
+/// keys of docs/aggregator.md). Every read is one round trip.
+struct RedisState: Sendable {
+    let redis: RedisClient
+    let keys: KeySchema
+    let historyReadLimit: Int
+
+    /// The camera's position and its history after `after` (oldest first).
+    func history(camera: Int, after: ResultPosition) async throws(RedisError) -> HistoryRead {
+        var pipeline = RedisPipeline()
+        let positionCommand = RedisCommand<[String: [UInt8]]>.hgetall(keys.position(camera))
+        let rangeCommand = RedisCommand<[RedisStreamEntry]>.xrange(keys.history(camera), start: "\(after.offset + 1)-0", count: historyReadLimit)
+        let p = pipeline.append(positionCommand)
+        let r = pipeline.append(rangeCommand)
+        let replies = try await redis.execute(pipeline)
+        let hash = try positionCommand.value(from: replies[p])
+        let entries = try rangeCommand.value(from: replies[r])
+        var current: ResultPosition?
+        if let offsetBytes = hash["offset"], let offset = Int64(String(decoding: offsetBytes, as: UTF8.self)), let epoch = hash["epoch"] {
+            current = ResultPosition(offset: offset, epoch: String(decoding: epoch, as: UTF8.self))
+        }
+        let results = entries.compactMap { entry in entry["r"].map { LiveResult(camera: camera, payload: $0) } }
+        return HistoryRead(current: current, entries: results)
+    }
+
+    /// The stored latest result of each camera (nil where none).
+    func latest(_ cameras: [Int]) async throws(RedisError) -> [Int: LiveResult] {
+        guard !cameras.isEmpty else { return [:] }
+        let values = try await redis.send(.mget(cameras.map(keys.latest)))
+        var out: [Int: LiveResult] = [:]
+        for (camera, value) in zip(cameras, values) {
+            if let value { out[camera] = LiveResult(camera: camera, payload: value) }
+        }
+        return out
+    }
+
+    /// Every camera with a stored latest result (SCAN over `camera:*:latest`).
+    func camerasWithLatest() async throws(RedisError) -> [Int] {
+        var cursor: UInt64 = 0
+        var cameras: Set<Int> = []
+        let prefix = keys.cameraChannel(0).dropLast(1) // "<ns>camera:"
+        repeat {
+            let page = try await redis.send(.scan(cursor: cursor, match: "\(keys.allCamerasPattern):latest", count: 1000))
+            for key in page.keys where key.hasPrefix(prefix) && key.hasSuffix(":latest") {
+                if let camera = CameraID.parse(key.dropFirst(prefix.count).dropLast(":latest".count)) { cameras.insert(camera) }
+            }
+            cursor = page.cursor
+        } while cursor != 0
+        return cameras.sorted()
+    }
+
+    /// The newest `limit` alerts of a camera, and whether the camera is known at all.
+    func alerts(camera: Int, limit: Int) async throws(RedisError) -> (alerts: [[UInt8]], known: Bool) {
+        var pipeline = RedisPipeline()
+        let range = RedisCommand<[[UInt8]]>.lrange(keys.alerts(camera), start: 0, stop: limit - 1)
+        let exists = RedisCommand<Int>.exists([keys.position(camera), keys.latest(camera), keys.alerts(camera)])
+        let a = pipeline.append(range)
+        let e = pipeline.append(exists)
+        let replies = try await redis.execute(pipeline)
+        return (try range.value(from: replies[a]), try exists.value(from: replies[e]) > 0)
+    }
+}

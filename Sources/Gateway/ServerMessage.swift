@@ -1,0 +1,96 @@
+import TrafficModel
+import Websockets
+
+/// Identifies a client connection inside the gateway.
+public typealias ConnectionID = UInt64
+
+/// A control message the gateway sends a client (results travel as `result` frames, see
+/// `ResultFrame`). The wire format is in docs/websocket-protocol.md.
+public enum ServerMessage: Sendable, Equatable {
+    /// Acknowledges a subscribe: the cameras now watched (`all` for `"*"`), and those refused.
+    case subscribed(cameras: [Int], all: Bool)
+    case unsubscribed(cameras: [Int], all: Bool)
+    /// The cached latest result of each camera, sent once when it is subscribed without `since`.
+    case snapshot([SnapshotEntry])
+    /// Recovery from `since` succeeded: exactly `missed` results follow, then live ones.
+    case recovered(camera: Int, missed: Int)
+    /// Recovery was impossible; a snapshot of the camera follows instead.
+    case recoveryFailed(camera: Int, reason: String)
+    /// Results `from…to` of the camera's sequence are lost to every client (history trimmed,
+    /// or the sequence restarted under a new epoch).
+    case gap(camera: Int, from: Int64?, to: Int64?, reason: String)
+    /// Redis (and so the live stream) is lost or back.
+    case status(redis: Bool)
+    /// The gateway is shutting down: reconnect (elsewhere) with your positions.
+    case shutdown
+    /// A client frame was refused; the connection stays open.
+    case error(reason: String, detail: String)
+    case pong
+
+    /// The JSON text of the message.
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        func add(_ text: String) { out.append(contentsOf: text.utf8) }
+        switch self {
+        case .subscribed(let cameras, let all):
+            add(#"{"type":"subscribed","cameras":"#)
+            add(all ? #""*""# : "[" + cameras.map(String.init).joined(separator: ",") + "]")
+            add("}")
+        case .unsubscribed(let cameras, let all):
+            add(#"{"type":"unsubscribed","cameras":"#)
+            add(all ? #""*""# : "[" + cameras.map(String.init).joined(separator: ",") + "]")
+            add("}")
+        case .snapshot(let entries):
+            add(#"{"type":"snapshot","cameras":["#)
+            for (index, entry) in entries.enumerated() {
+                if index > 0 { add(",") }
+                add(#"{"camera":\#(entry.camera)"#)
+                if let latest = entry.latest {
+                    if let position = latest.position { add(#","offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#) }
+                    add(#","result":"#)
+                    out.append(contentsOf: latest.payload)
+                } else {
+                    add(#","result":null"#)
+                }
+                add("}")
+            }
+            add("]}")
+        case .recovered(let camera, let missed):
+            add(#"{"type":"recovered","camera":\#(camera),"recovered":true,"missed":\#(missed)}"#)
+        case .recoveryFailed(let camera, let reason):
+            add(#"{"type":"recovered","camera":\#(camera),"recovered":false,"reason":\#(JSONText.quoted(reason))}"#)
+        case .gap(let camera, let from, let to, let reason):
+            add(#"{"type":"gap","camera":\#(camera)"#)
+            if let from { add(#","from":\#(from)"#) }
+            if let to { add(#","to":\#(to)"#) }
+            add(#","reason":\#(JSONText.quoted(reason))}"#)
+        case .status(let redis):
+            add(#"{"type":"status","redis":\#(redis ? #""up""# : #""down""#)}"#)
+        case .shutdown:
+            add(#"{"type":"status","shutdown":true,"reconnect":true}"#)
+        case .error(let reason, let detail):
+            add(#"{"type":"error","reason":\#(JSONText.quoted(reason)),"detail":\#(JSONText.quoted(detail))}"#)
+        case .pong:
+            add(#"{"type":"pong"}"#)
+        }
+        return out
+    }
+}
+
+/// The `result` frame: `{"type":"result","camera":7,"offset":12,"epoch":"…","result":{…}}`,
+/// built once per published result and shared by every client that gets it.
+public enum ResultFrame {
+    public static func encoded(_ result: LiveResult) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(result.payload.count + 96)
+        out.append(contentsOf: #"{"type":"result","camera":\#(result.camera)"#.utf8)
+        if let position = result.position {
+            out.append(contentsOf: #","offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#.utf8)
+        }
+        out.append(contentsOf: #","result":"#.utf8)
+        out.append(contentsOf: result.payload)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// What every service executable shares: environment, Redis options, logging, signals.
+
+/// Reads an environment variable, treating empty as unset.
+public func env(_ name: String) -> String? {
+    guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+    return value
+}
+
+/// Options shared by every command that talks to Redis.
+public struct RedisOptions: ParsableArguments {
+    public init() {}
+
+    @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL). redis://[user:password@]host:port/db or unix:///path")
+    public var redisURL: String?
+
+    @Option(help: "Key namespace prefix, e.g. 'prod:' (env TRAFFIC_NAMESPACE).")
+    public var namespace: String?
+
+    public var resolvedURL: String { redisURL ?? env("REDIS_URL") ?? "redis://127.0.0.1:6379" }
+    public var resolvedNamespace: String { namespace ?? env("TRAFFIC_NAMESPACE") ?? "" }
+}
+
+/// Sets up swift-log once, at the level asked for.
+public func bootstrapLogging(_ level: String?) {
+    let parsed = Logger.Level(rawValue: (level ?? env("LOG_LEVEL") ?? "info").lowercased()) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = parsed
+        return handler
+    }
+}
+
+/// Writes a line to stdout without buffering (so pipes see it at once).
+public func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Whether stdout is a terminal (colours and highlighting only then).
+public var stdoutIsTTY: Bool { isatty(1) == 1 }
+
+/// Turns SIGTERM/SIGINT into a callback (on a dispatch queue, never in a signal handler).
+public final class SignalWatcher {
+    private let sources: [any DispatchSourceSignal]
+
+    public init(_ handler: @escaping @Sendable (Int32) -> Void) {
+        var made: [any DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { handler(sig) }
+            source.resume()
+            made.append(source)
+        }
+        sources = made
+    }
+
+    public func cancel() {
+        for source in sources { source.cancel() }
+    }
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import Logging
+import RedisClient
+import ServiceCLI
+import TrafficModel
+
+/// `traffic-gateway`: live camera results to browsers over WebSocket, plus HTTP API and dashboard.
+@main
+struct TrafficGateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "traffic-gateway",
+        abstract: "WebSocket gateway: Redis camera channels → browsers, with snapshot, recovery, HTTP API and dashboard.",
+        subcommands: [RunGateway.self, TokenCommand.self]
+    )
+}
+
+/// `traffic-gateway run`.
+struct RunGateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the gateway (HTTP + WebSocket on one port).")
+
+    @Option(help: "Port for HTTP and WebSocket (env GATEWAY_PORT).") var port: Int?
+    @Option(help: "Address to bind; 0.0.0.0 for all interfaces (env GATEWAY_HOST).") var host: String?
+    @OptionGroup var redis: RedisOptions
+    @Option(name: .customLong("max-queue-bytes"), help: "Bytes queued per client before it is disconnected as too slow (env GATEWAY_MAX_QUEUE_BYTES).") var maxQueueBytes: Int?
+    @Option(name: .customLong("max-frame-bytes"), help: "Largest inbound client message (env GATEWAY_MAX_FRAME_BYTES).") var maxFrameBytes: Int?
+    @Option(name: .customLong("max-connections"), help: "WebSocket connections this node accepts (env GATEWAY_MAX_CONNECTIONS).") var maxConnections: Int?
+    @Option(name: .customLong("connect-rate"), help: "New connections per second, sustained (env GATEWAY_CONNECT_RATE); bursts of twice that.") var connectRate: Double?
+    @Option(name: .customLong("ping-interval"), help: "Seconds of silence before the server pings a client (env GATEWAY_PING_INTERVAL).") var pingInterval: Int?
+    @Option(name: .customLong("idle-timeout"), help: "Seconds without valid traffic before a client is dropped (env GATEWAY_IDLE_TIMEOUT).") var idleTimeout: Int?
+    @Option(name: .customLong("auth-token"), help: "Require this static bearer token (env GATEWAY_AUTH_TOKEN).") var authToken: String?
+    @Option(name: .customLong("jwt-secret"), help: "Require an HS256 JWT signed with this secret; claim 'cameras' limits what a client may watch (env GATEWAY_JWT_SECRET).") var jwtSecret: String?
+    @Option(name: .customLong("allowed-origin"), help: "Allowed Origin, repeatable (env GATEWAY_ALLOWED_ORIGINS, comma-separated); default any.") var allowedOrigins: [String] = []
+    @Option(name: .customLong("latest-ttl"), help: "The aggregator's latest TTL in seconds (env LATEST_TTL).") var latestTTL: Int?
+    @Option(name: .customLong("drain-seconds"), help: "On SIGTERM, how long clients get to close (env GATEWAY_DRAIN_SECONDS).") var drainSeconds: Int?
+    @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (env LOG_LEVEL).") var logLevel: String?
+
+    func validate() throws {
+        if authToken ?? env("GATEWAY_AUTH_TOKEN") != nil, jwtSecret ?? env("GATEWAY_JWT_SECRET") != nil {
+            throw ValidationError("--auth-token and --jwt-secret are exclusive: choose one way to authenticate")
+        }
+        for (name, value) in [("--port", port), ("--max-queue-bytes", maxQueueBytes), ("--max-frame-bytes", maxFrameBytes), ("--max-connections", maxConnections), ("--ping-interval", pingInterval), ("--idle-timeout", idleTimeout)] {
+            if let value, value <= 0 { throw ValidationError("\(name) must be positive, got \(value)") }
+        }
+    }
+
+    func run() async throws {
+        bootstrapLogging(logLevel)
+        let logger = Logger(label: "traffic-gateway")
+        var config = GatewayConfiguration()
+        config.port = port ?? env("GATEWAY_PORT").flatMap(Int.init) ?? config.port
+        config.host = host ?? env("GATEWAY_HOST") ?? config.host
+        if config.host == "0.0.0.0" || config.host == "*" { config.host = nil }
+        config.redisURL = redis.resolvedURL
+        config.keys = KeySchema(namespace: redis.resolvedNamespace)
+        config.maximumQueuedBytes = maxQueueBytes ?? env("GATEWAY_MAX_QUEUE_BYTES").flatMap(Int.init) ?? config.maximumQueuedBytes
+        config.maximumInboundBytes = maxFrameBytes ?? env("GATEWAY_MAX_FRAME_BYTES").flatMap(Int.init) ?? config.maximumInboundBytes
+        config.maximumConnections = maxConnections ?? env("GATEWAY_MAX_CONNECTIONS").flatMap(Int.init) ?? config.maximumConnections
+        if let rate = connectRate ?? env("GATEWAY_CONNECT_RATE").flatMap(Double.init) {
+            config.connectRate = rate
+            config.connectBurst = rate * 2
+        }
+        if let seconds = pingInterval ?? env("GATEWAY_PING_INTERVAL").flatMap(Int.init) { config.pingInterval = .seconds(seconds) }
+        if let seconds = idleTimeout ?? env("GATEWAY_IDLE_TIMEOUT").flatMap(Int.init) { config.idleTimeout = .seconds(seconds) }
+        if let seconds = drainSeconds ?? env("GATEWAY_DRAIN_SECONDS").flatMap(Int.init) { config.drainTimeout = .seconds(seconds) }
+        config.latestTTLSeconds = latestTTL ?? env("LATEST_TTL").flatMap(Int.init) ?? config.latestTTLSeconds
+        let origins = allowedOrigins + (env("GATEWAY_ALLOWED_ORIGINS")?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
+        var mode = AccessPolicy.Mode.open
+        if let token = authToken ?? env("GATEWAY_AUTH_TOKEN") { mode = .staticToken(token) }
+        if let secret = jwtSecret ?? env("GATEWAY_JWT_SECRET") { mode = .jwtHS256(secret: Array(secret.utf8)) }
+        config.access = AccessPolicy(mode: mode, allowedOrigins: Set(origins))
+
+        let auth = switch mode {
+        case .open: "off"
+        case .staticToken: "static token"
+        case .jwtHS256: "HS256 JWT"
+        }
+        logger.info("""
+            starting: listen=\(config.host ?? "0.0.0.0"):\(config.port) redis=\(RedisConfiguration.masked(config.redisURL)) \
+            namespace='\(config.keys.namespace)' maxQueue=\(config.maximumQueuedBytes)B maxFrame=\(config.maximumInboundBytes)B \
+            maxConnections=\(config.maximumConnections) connectRate=\(config.connectRate)/s ping=\(config.pingInterval) \
+            idle=\(config.idleTimeout) auth=\(auth) origins=\(origins.isEmpty ? "any" : origins.joined(separator: ","))
+            """)
+        let gateway = try GatewayService(configuration: config, logger: logger)
+        logger.notice("dashboard on http://\(config.host ?? "0.0.0.0"):\(config.port)/ , WebSocket /ws, API /api/cameras, /healthz, /metrics")
+        let stop = AsyncStream<Int32>.makeStream()
+        let signals = SignalWatcher { signal in stop.continuation.yield(signal) }
+        for await signal in stop.stream {
+            logger.notice("received signal \(signal): draining (no new connections, clients told to reconnect elsewhere)")
+            break
+        }
+        await gateway.drain()
+        signals.cancel()
+        logger.notice("stopped")
+    }
+}
+
+/// `traffic-gateway token`: signs an HS256 JWT for a client (operators and tests).
+struct TokenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "token", abstract: "Print an HS256 JWT for the gateway's --jwt-secret.")
+
+    @Option(name: .customLong("jwt-secret"), help: "The gateway's secret (env GATEWAY_JWT_SECRET).") var jwtSecret: String?
+    @Option(help: "Cameras the token may watch, comma-separated, or '*' (default).") var cameras = "*"
+    @Option(name: .customLong("ttl"), help: "Seconds until the token expires.") var ttl = 3600
+    @Option(help: "Subject (who the token is for).") var subject = "operator"
+
+    func run() throws {
+        guard let secret = jwtSecret ?? env("GATEWAY_JWT_SECRET") else { throw ValidationError("--jwt-secret (or GATEWAY_JWT_SECRET) is required") }
+        let claim: String
+        if cameras == "*" {
+            claim = #""*""#
+        } else {
+            let ids = try cameras.split(separator: ",").map { text -> Int in
+                guard let id = CameraID.parse(text.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("'\(text)' is not a camera id") }
+                return id
+            }
+            claim = "[" + ids.map(String.init).joined(separator: ",") + "]"
+        }
+        let exp = Int(Date().timeIntervalSince1970) + ttl
+        print(JWT.sign(claims: #"{"sub":"\#(subject)","exp":\#(exp),"cameras":\#(claim)}"#, secret: Array(secret.utf8)))
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Logging
+import RedisClient
+import TestSupport
+import TrafficModel
+import Websockets
+@testable import Aggregator
+@testable import Gateway
+
+/// A real redis-server, an in-process gateway on a free port, WebSocket test clients, and a
+/// publisher that writes results exactly as the aggregator does (its planner and write script).
+final class GatewayHarness: @unchecked Sendable {
+    let redisServer: RedisServer
+    let redis: RedisClient
+    let keys: KeySchema
+    let gateway: GatewayService
+    let clients: WebSocketTestClients
+    let historyLength: Int
+    private let planner: WritePlanner
+    private var sequence = 0
+    private let lock = NSLock()
+
+    init(historyLength: Int = 1_000, redisArguments: [String] = [], configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws {
+        redisServer = try await RedisServer(extraArguments: redisArguments)
+        redis = try await RedisClient.connect(configuration: redisServer.configuration)
+        keys = KeySchema(namespace: uniqueName("gw") + ":")
+        self.historyLength = historyLength
+        planner = WritePlanner(keys: keys, alertRule: AlertRule())
+        var made: GatewayService?
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            var config = GatewayConfiguration()
+            config.port = try FreePort.find()
+            config.redisURL = redisServer.url
+            config.keys = keys
+            config.probeInterval = .milliseconds(200)
+            config.drainTimeout = .seconds(3)
+            configure(&config)
+            do {
+                made = try GatewayService(configuration: config, logger: Logger(label: "test.gateway"))
+                break
+            } catch {
+                lastError = error
+            }
+        }
+        guard let made else { throw lastError ?? TestSupportError("gateway did not start") }
+        gateway = made
+        clients = try WebSocketTestClients(port: made.port)
+    }
+
+    var port: Int { gateway.port }
+
+    func shutdown() async {
+        clients.stop()
+        await gateway.stop()
+        await redis.close()
+        redisServer.stop()
+    }
+
+    /// Writes results for `camera` through the aggregator's script; returns their requestIds.
+    @discardableResult
+    func publish(camera: Int, count: Int = 1, level: String = "low", padding: Int = 0) async throws -> [String] {
+        var valid: [AssessmentMessage] = []
+        var ids: [String] = []
+        for _ in 0..<count {
+            let n = lock.withLock { () -> Int in sequence += 1; return sequence }
+            let id = "gw-\(camera)-\(n)"
+            let seconds = 1_760_000_000 + n
+            let extra = padding > 0 ? #","padding":"\#(String(repeating: "p", count: padding))""# : ""
+            let json = #"{"requestId":"\#(id)","cameraId":\#(camera),"timestamp":"\#(ResultSimulator.rfc3339(Int64(seconds) * 1000))","riskAssessment":{"maxRiskLevel":"\#(level)","hasDangerousDriving":false},"llmModel":"test-vl"\#(extra)}"#
+            valid.append(try AssessmentMessage(validating: Array(json.utf8)))
+            ids.append(id)
+        }
+        let plan = planner.plan(valid, detections: Array(repeating: nil, count: valid.count))
+        let arguments = WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 3600, historyLength: historyLength)
+        _ = try await redis.run(WriteScript.script, keys: [], arguments: arguments)
+        return ids
+    }
+
+    /// The `result` frames a client received: (camera, offset, requestId), in order.
+    func results(_ id: WebSocketID) -> [(camera: Int, offset: Int64, requestId: String)] {
+        clients.objects(id).compactMap { object in
+            guard object["type"] as? String == "result", let camera = object["camera"] as? Int,
+                  let offset = (object["offset"] as? NSNumber)?.int64Value,
+                  let result = object["result"] as? [String: Any], let requestId = result["requestId"] as? String else { return nil }
+            return (camera, offset, requestId)
+        }
+    }
+
+    /// The message types a client received, in order.
+    func types(_ id: WebSocketID) -> [String] {
+        clients.objects(id).compactMap { $0["type"] as? String }
+    }
+
+    func waitForResults(_ id: WebSocketID, count: Int, timeout: Duration = .seconds(10)) async throws {
+        try await waitUntil("client \(id) has \(count) results", timeout: timeout) { results(id).count >= count }
+    }
+
+    func waitHealthy() async throws {
+        try await waitUntil("gateway healthy (probe through pub/sub)") { gateway.health.healthy }
+    }
+}
