@@ -7,7 +7,7 @@ import Websockets
 /// client must present a valid JWT signed with it, whose optional `cameras` claim (an array of
 /// camera ids, or `"*"`) limits what it may watch. The token comes as `Authorization: Bearer …`
 /// or, for browsers (which cannot set headers on a WebSocket), as `?token=…`. An Origin
-/// allow-list, when given, applies to every upgrade.
+/// allow-list, when given, refuses requests whose `Origin` is not on it.
 public struct AccessPolicy: Sendable {
     public enum Mode: Sendable, Equatable {
         case open
@@ -26,10 +26,10 @@ public struct AccessPolicy: Sendable {
 
     /// Checks an upgrade (or API) request; returns what the client may watch.
     public func authorize(_ request: HTTPRequest, now: Date = Date()) -> Result<CameraPermission, AccessDenied> {
-        if !allowedOrigins.isEmpty {
-            guard let origin = request.headers["origin"], allowedOrigins.contains(origin) else {
-                return .failure(.init(status: 403, reason: "origin '\(request.headers["origin"] ?? "none")' is not allowed"))
-            }
+        // Browsers always send Origin on a WebSocket upgrade, so a page from elsewhere is refused;
+        // clients that are not browsers send none and are judged by their token alone.
+        if !allowedOrigins.isEmpty, let origin = request.headers["origin"], !allowedOrigins.contains(origin) {
+            return .failure(.init(status: 403, reason: "origin '\(origin)' is not allowed"))
         }
         switch mode {
         case .open:

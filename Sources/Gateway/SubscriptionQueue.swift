@@ -32,8 +32,10 @@ final class SubscriptionQueue: Sendable {
                     case .punsubscribe(let pattern): try await subscriber.punsubscribe([pattern])
                     case .barrier(let waiter): waiter.resume()
                     }
-                } catch {
+                } catch let error as RedisError {
                     if case .closed = error.kind { continue } // shutting down
+                    logger.warning("pub/sub subscription change failed", metadata: ["error": "\(error)"])
+                } catch {
                     logger.warning("pub/sub subscription change failed", metadata: ["error": "\(error)"])
                 }
             }

@@ -99,11 +99,13 @@ public final class KafkaProducer: Sendable {
     /// Waits until every enqueued message was delivered or failed, at most `timeout`.
     public func flush(timeout: Duration = .seconds(10)) async throws(KafkaError) {
         let handle = self.handle
+        // rd_kafka_flush blocks: a thread of its own, never Dispatch's global queue, which on
+        // Linux shares its width with Swift's cooperative pool.
         let result: Result<Void, KafkaError> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread {
                 let error = rd_kafka_flush(handle.pointer, Int32(DurationMath.milliseconds(timeout)))
                 continuation.resume(returning: error == RD_KAFKA_RESP_ERR_NO_ERROR ? .success(()) : .failure(KafkaError(kind: .produce, error: error, context: "flush (\(rd_kafka_outq_len(handle.pointer)) messages still queued)")))
-            }
+            }.start()
         }
         try result.get()
     }

@@ -12,9 +12,11 @@ public struct HTTPGetResult: Sendable {
 }
 
 public func httpGet(port: Int, path: String, headers: [String: String] = [:], timeout: Duration = .seconds(5)) async throws -> HTTPGetResult {
-    // The blocking socket calls run on a dispatch thread, not on the cooperative pool.
+    // The blocking socket calls run on a thread of their own: not on the cooperative pool, and
+    // not on Dispatch's global queue either, which on Linux shares its width with that pool
+    // (forty blocked requests there would starve the in-process server they are waiting on).
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try httpGetBlocking(port: port, path: path, headers: headers, timeout: timeout) }) }
+        Thread { continuation.resume(with: Result { try httpGetBlocking(port: port, path: path, headers: headers, timeout: timeout) }) }.start()
     }
 }
 

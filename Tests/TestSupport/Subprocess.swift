@@ -34,7 +34,7 @@ public func runCommand(_ executable: String, _ arguments: [String], input: Strin
 
 private func readToEnd(_ handle: FileHandle) async -> Data {
     await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
+        Thread { continuation.resume(returning: handle.readDataToEndOfFile()) }.start()
     }
 }
 
