@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: installs what is missing, builds in release mode,
-# starts a private redis-server, the aggregator (which hosts the embedded Kafka broker) and the
-# simulator, and tails the live results. Ctrl-C stops everything.
+# starts a private redis-server, the aggregator (which hosts the embedded Kafka broker), the
+# simulator and the WebSocket gateway with its live dashboard, and tails the live results.
+# Ctrl-C stops everything.
 #   DEMO_SECONDS=N  stop by itself after N seconds (default: run until interrupted)
 #   DEMO_RATE=R     simulated results per second (default 20)
+#   GATEWAY_PORT=P  dashboard and WebSocket port (default 8080, or a free one if taken)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -11,6 +13,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 scripts/install-deps.sh
 swift build -c release --product traffic-aggregator
 swift build -c release --product traffic-sim
+swift build -c release --product traffic-gateway
 BIN=.build/release
 
 DEMO_DIR="$PWD/.demo"
@@ -25,6 +28,8 @@ free_port() {
 }
 PORT=$(free_port)
 METRICS_PORT=$(free_port)
+GATEWAY_PORT=${GATEWAY_PORT:-8080}
+if (exec 3<>"/dev/tcp/127.0.0.1/$GATEWAY_PORT") 2>/dev/null; then GATEWAY_PORT=$(free_port); fi
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -44,9 +49,12 @@ echo "==> private redis-server at $REDIS_URL"
 pids+=($!)
 "$BIN/traffic-sim" --bootstrap-file "$DEMO_DIR/bootstrap" --rate "${DEMO_RATE:-20}" > "$DEMO_DIR/sim.log" 2>&1 &
 pids+=($!)
+"$BIN/traffic-gateway" run --port "$GATEWAY_PORT" --host "${GATEWAY_HOST:-127.0.0.1}" > "$DEMO_DIR/gateway.log" 2>&1 &
+pids+=($!)
 for _ in $(seq 100); do [ -s "$DEMO_DIR/bootstrap" ] && break; sleep 0.1; done
 echo "==> embedded Kafka at $(cat "$DEMO_DIR/bootstrap"); aggregator log: $DEMO_DIR/aggregator.log"
 echo "==> metrics: http://127.0.0.1:$METRICS_PORT/metrics  health: http://127.0.0.1:$METRICS_PORT/healthz"
+echo "==> live dashboard: http://127.0.0.1:$GATEWAY_PORT/  (WebSocket ws://127.0.0.1:$GATEWAY_PORT/ws, API /api/cameras)"
 echo "==> live results (alerts in red); try: $BIN/traffic-aggregator alerts 7 --redis-url $REDIS_URL"
 
 if [ -n "${DEMO_SECONDS:-}" ]; then
