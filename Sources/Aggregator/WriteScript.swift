@@ -115,10 +115,19 @@ enum WriteScript {
     }
 }
 
-/// Exposes the script-argument encoding to benchmarks without exposing the script itself.
+/// Exposes the script-argument encoding to benchmarks and load generators.
 public enum WriteScriptArguments {
     /// Encodes a plan with the default settings; returns the bytes it would send.
     public static func make(_ plan: WritePlan) -> Int {
-        WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 604_800, historyLength: 1000).reduce(0) { $0 + $1.count }
+        encode(plan).reduce(0) { $0 + $1.count }
+    }
+
+    /// The write script, for load generators that publish exactly as the aggregator does.
+    public static var script: RedisScript { WriteScript.script }
+
+    /// The script arguments of a plan with the default settings.
+    public static func encode(_ plan: WritePlan) -> [[UInt8]] {
+        WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 604_800, historyLength: 1000)
     }
 }
+

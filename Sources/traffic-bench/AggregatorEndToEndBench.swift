@@ -47,10 +47,7 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
         let subscriber = RedisSubscriber(configuration: server.configuration) { event in
             guard case .message(let message) = event else { return }
             let now = DispatchTime.now().uptimeNanoseconds
-            // requestId is the first member the simulator writes: {"requestId":"…"
-            let payload = message.payload
-            guard payload.count > 15, let end = payload[14...].firstIndex(of: UInt8(ascii: "\"")) else { return }
-            let id = String(decoding: payload[14..<end], as: UTF8.self)
+            guard let id = requestID(in: message.payload) else { return }
             arrivals.withLock { $0[id] = now }
         }
         try await subscriber.psubscribe([config.keys.allCamerasPattern])

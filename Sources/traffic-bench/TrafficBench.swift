@@ -7,7 +7,7 @@ struct TrafficBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "traffic-bench",
         abstract: "Benchmarks: prints throughput and latency figures with a reference run for comparison.",
-        subcommands: [RedisPipelineBench.self, KafkaThroughputBench.self, AggregatorEndToEndBench.self, PlannerBench.self]
+        subcommands: [RedisPipelineBench.self, KafkaThroughputBench.self, AggregatorEndToEndBench.self, PlannerBench.self, GatewayBench.self]
     )
 }
 
@@ -18,4 +18,34 @@ func report(_ line: String) {
 
 func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+/// The value of the first `"requestId":"…"` in a JSON text (results put their position first,
+/// then the simulator's requestId), found by a byte scan instead of a parse.
+func requestID<Bytes: RandomAccessCollection>(in bytes: Bytes) -> String? where Bytes.Element == UInt8, Bytes.Index == Int {
+    let needle = Array(#""requestId":""#.utf8)
+    guard bytes.count > needle.count else { return nil }
+    var i = bytes.startIndex
+    let last = bytes.endIndex - needle.count
+    while i <= last {
+        if bytes[i] == needle[0] {
+            var j = 1
+            while j < needle.count, bytes[i + j] == needle[j] { j += 1 }
+            if j == needle.count {
+                let start = i + needle.count
+                guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+                return String(decoding: bytes[start..<end], as: UTF8.self)
+            }
+        }
+        i += 1
+    }
+    return nil
+}
+
+/// Resident memory of a process in bytes (from /proc), nil when unreadable.
+func residentBytes(pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+    return kb * 1024
 }

@@ -1,0 +1,151 @@
+import Aggregator
+import ArgumentParser
+import Foundation
+import Logging
+import RedisClient
+import Synchronization
+import TestSupport
+import TrafficModel
+import Websockets
+
+/// The WebSocket gateway under load: a private redis-server, the release `traffic-gateway`
+/// binary as a child process, results written exactly as the aggregator writes them, and many
+/// WebSocket clients on one lws client thread in this process.
+struct GatewayBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Fan-out deliveries/s and publish → client latency; memory per idle connection."
+    )
+
+    @Option(help: "Concurrent WebSocket clients in the fan-out run.") var clients = 1_000
+    @Option(help: "Cameras; each client watches one.") var cameras = 50
+    @Option(help: "Results per second published into Redis.") var rate = 2_000
+    @Option(name: .customLong("seconds"), help: "Seconds of the fan-out run.") var duration = 10
+    @Option(help: "Idle connections in the memory run (0: skip).") var idle = 10_000
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .error
+            return handler
+        }
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+
+        let server = try await RedisServer()
+        let redis = try await RedisClient.connect(configuration: server.configuration)
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("traffic-gateway").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw ValidationError("build traffic-gateway first: swift build -c release --product traffic-gateway") }
+        let port = try FreePort.find()
+        let gateway = try ChildProcess(binary, ["run", "--port", String(port), "--redis-url", server.url, "--connect-rate", "100000", "--max-connections", "50000", "--log-level", "error"],
+                                       outputPath: FileManager.default.temporaryDirectory.appendingPathComponent("bench-gateway.log").path)
+        defer { gateway.terminate() }
+        try await waitUntil("gateway healthy", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }
+
+        try await fanOut(port: port, redis: redis)
+        if idle > 0 { try await idleConnections(port: port, gatewayPID: gateway.pid) }
+        await redis.close()
+        server.stop()
+    }
+
+    /// `clients` connections over `cameras` cameras, `rate` results/s for `seconds`.
+    private func fanOut(port: Int, redis: RedisClient) async throws {
+        let opened = Atomic<Int>(0)
+        let snapshots = Atomic<Int>(0)
+        let deliveries = Atomic<Int>(0)
+        let sentAt = Mutex<[String: UInt64]>([:])
+        let latencies = Mutex<[Double]>([])
+        let measuring = Atomic<Bool>(false)
+        let pool = try WebSocketClients(name: "bench-clients") { event in
+            switch event {
+            case .opened: opened.add(1, ordering: .relaxed)
+            case .message(_, let bytes):
+                // {"type":"result",… or another type: only results are counted.
+                guard bytes.count > 16, bytes[9] == UInt8(ascii: "r"), bytes[10] == UInt8(ascii: "e"), bytes[11] == UInt8(ascii: "s") else {
+                    if bytes.count > 16, bytes[9] == UInt8(ascii: "s"), bytes[10] == UInt8(ascii: "n") { snapshots.add(1, ordering: .relaxed) }
+                    return
+                }
+                let now = DispatchTime.now().uptimeNanoseconds
+                guard measuring.load(ordering: .relaxed), let id = requestID(in: bytes), let at = sentAt.withLock({ $0[id] }) else { return }
+                deliveries.add(1, ordering: .relaxed)
+                latencies.withLock { $0.append(Double(now - at) / 1e6) }
+            case .closed, .failed: break
+            }
+        }
+        defer { pool.stop() }
+        var ids: [WebSocketID] = []
+        for i in 0..<clients { ids.append(pool.connect(port: port, path: "/ws")) ; if i % 200 == 199 { try await Task.sleep(for: .milliseconds(20)) } }
+        try await waitUntil("\(clients) clients open", timeout: .seconds(60)) { opened.load(ordering: .relaxed) == clients }
+        for (i, id) in ids.enumerated() { pool.send(#"{"type":"subscribe","cameras":[\#(i % cameras)]}"#, to: id) }
+        try await waitUntil("every client has its snapshot", timeout: .seconds(60)) { snapshots.load(ordering: .relaxed) == clients }
+
+        // Publisher: the aggregator's planner and write script, batches every 5 ms.
+        let keys = KeySchema()
+        let planner = WritePlanner(keys: keys, alertRule: AlertRule())
+        var simulator = ResultSimulator(cameras: cameras, alertRatio: 0.2, seed: 3, runTag: "gw")
+        let base = Int64(Date().timeIntervalSince1970 * 1000)
+        let total = rate * duration
+        let frames = (0..<total).map { simulator.next(at: base + Int64($0)) }
+        let averageSize = frames.reduce(0) { $0 + $1.assessment.count + $1.detection.count } / max(frames.count, 1)
+        let tick = Duration.milliseconds(5)
+        let perTick = max(1, rate / 200)
+        let clock = ContinuousClock()
+        let start = clock.now
+        measuring.store(true, ordering: .relaxed)
+        var index = 0
+        var tickNumber = 0
+        while index < frames.count {
+            try await clock.sleep(until: start + tick * tickNumber)
+            tickNumber += 1
+            let batch = frames[index..<min(index + perTick, frames.count)]
+            index += batch.count
+            let valid = try batch.map { try AssessmentMessage(validating: $0.assessment) }
+            let plan = planner.plan(valid, detections: batch.map(\.detection))
+            let now = DispatchTime.now().uptimeNanoseconds
+            sentAt.withLock { for frame in batch { $0[frame.requestId] = now } }
+            _ = try await redis.run(WriteScriptArguments.script, keys: [], arguments: WriteScriptArguments.encode(plan))
+        }
+        let publishSpan = seconds(clock.now - start)
+        let expected = total * clients / cameras
+        let drainDeadline = ContinuousClock.now + .seconds(30)
+        while deliveries.load(ordering: .relaxed) < expected, ContinuousClock.now < drainDeadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let span = seconds(clock.now - start)
+        let delivered = deliveries.load(ordering: .relaxed)
+        var sorted = latencies.withLock { $0 }
+        sorted.sort()
+        func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        report("\(clients) clients over \(cameras) cameras, \(total) results (avg \(averageSize) B before merge) at \(rate)/s for \(String(format: "%.1f", publishSpan)) s")
+        report(String(format: "deliveries: %d of %d expected, %.0f deliveries/s; publish → client receive p50 %.2f ms  p99 %.2f ms  max %.2f ms",
+                      delivered, expected, Double(delivered) / span, pct(0.5), pct(0.99), sorted.last ?? 0))
+    }
+
+    /// Opens `idle` connections that only stay open; reports the gateway's memory per connection.
+    private func idleConnections(port: Int, gatewayPID: Int32) async throws {
+        let opened = Atomic<Int>(0)
+        let failed = Atomic<Int>(0)
+        let pool = try WebSocketClients(name: "bench-idle") { event in
+            switch event {
+            case .opened: opened.add(1, ordering: .relaxed)
+            case .failed: failed.add(1, ordering: .relaxed)
+            default: break
+            }
+        }
+        defer { pool.stop() }
+        try await Task.sleep(for: .milliseconds(500))
+        let before = residentBytes(pid: gatewayPID) ?? 0
+        for i in 0..<idle {
+            pool.connect(port: port, path: "/ws")
+            if i % 500 == 499 { try await Task.sleep(for: .milliseconds(30)) }
+        }
+        try await waitUntil("\(idle) idle connections open", timeout: .seconds(120)) { opened.load(ordering: .relaxed) + failed.load(ordering: .relaxed) >= idle }
+        try await Task.sleep(for: .seconds(1))
+        let after = residentBytes(pid: gatewayPID) ?? 0
+        let held = opened.load(ordering: .relaxed)
+        report(String(format: "idle connections held: %d (failed %d); gateway RSS %.1f MiB → %.1f MiB: %.1f KB per connection",
+                      held, failed.load(ordering: .relaxed), Double(before) / 1_048_576, Double(after) / 1_048_576, Double(after - before) / Double(max(held, 1)) / 1000))
+    }
+}
