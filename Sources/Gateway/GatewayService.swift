@@ -24,6 +24,8 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
     private var probeTask: Task<Void, Never>?
     let probeChannel: String
     let probe = Mutex(ProbeState())
+    /// Live results handed from the subscriber thread to the lws thread, in arrival order.
+    private let inbox = Mutex<[(LiveResult, Int64?)]>([])
 
     // Service-thread state.
     var hub: SubscriptionHub
@@ -78,7 +80,12 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
                 guard let camera = self.configuration.keys.camera(fromChannel: message.channel) else { return }
                 let result = LiveResult(camera: camera, payload: message.payload)
                 let timestamp = LatestCache.timestamp(of: message.payload)
-                self.server.execute { self.liveResult(result, timestamp: timestamp) }
+                // A burst (one aggregator batch) is handed over as one wake-up of the lws thread.
+                let first = self.inbox.withLock { inbox -> Bool in
+                    inbox.append((result, timestamp))
+                    return inbox.count == 1
+                }
+                if first { self.server.execute { self.drainInbox() } }
             case .disconnected(let reason):
                 self.probe.withLock { $0.subscriberUp = false }
                 self.metrics.redisUp.set(Int64(0))
@@ -261,6 +268,14 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
     }
 
     // MARK: Live stream (service thread)
+
+    private func drainInbox() {
+        let batch = inbox.withLock { inbox -> [(LiveResult, Int64?)] in
+            defer { inbox.removeAll(keepingCapacity: true) }
+            return inbox
+        }
+        for (result, timestamp) in batch { liveResult(result, timestamp: timestamp) }
+    }
 
     func liveResult(_ result: LiveResult, timestamp: Int64?) {
         metrics.resultsReceived.increment()

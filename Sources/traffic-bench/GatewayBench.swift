@@ -22,6 +22,7 @@ struct GatewayBench: AsyncParsableCommand {
     @Option(help: "Results per second published into Redis.") var rate = 2_000
     @Option(name: .customLong("seconds"), help: "Seconds of the fan-out run.") var duration = 10
     @Option(help: "Idle connections in the memory run (0: skip).") var idle = 10_000
+    @Option(name: .customLong("client-threads"), help: "Client service threads (lws polls every socket of its thread on each wake-up).") var clientThreads = 2
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -55,10 +56,11 @@ struct GatewayBench: AsyncParsableCommand {
         let opened = Atomic<Int>(0)
         let snapshots = Atomic<Int>(0)
         let deliveries = Atomic<Int>(0)
-        let sentAt = Mutex<[String: UInt64]>([:])
+        // Publish time per (camera, offset): a fresh Redis numbers each camera's results 1, 2, 3…
+        let sentAt = Mutex<[[UInt64]]>(Array(repeating: [0], count: cameras))
         let latencies = Mutex<[Double]>([])
         let measuring = Atomic<Bool>(false)
-        let pool = try WebSocketClients(name: "bench-clients") { event in
+        let handler: @Sendable (WebSocketClientEvent) -> Void = { event in
             switch event {
             case .opened: opened.add(1, ordering: .relaxed)
             case .message(_, let bytes):
@@ -68,17 +70,23 @@ struct GatewayBench: AsyncParsableCommand {
                     return
                 }
                 let now = DispatchTime.now().uptimeNanoseconds
-                guard measuring.load(ordering: .relaxed), let id = requestID(in: bytes), let at = sentAt.withLock({ $0[id] }) else { return }
+                guard measuring.load(ordering: .relaxed), let (camera, offset) = cameraAndOffset(bytes),
+                      let at = sentAt.withLock({ camera < $0.count && offset < $0[camera].count ? $0[camera][offset] : nil }), at > 0 else { return }
                 deliveries.add(1, ordering: .relaxed)
                 latencies.withLock { $0.append(Double(now - at) / 1e6) }
             case .closed, .failed: break
             }
         }
-        defer { pool.stop() }
-        var ids: [WebSocketID] = []
-        for i in 0..<clients { ids.append(pool.connect(port: port, path: "/ws")) ; if i % 200 == 199 { try await Task.sleep(for: .milliseconds(20)) } }
+        let pools = try (0..<max(1, clientThreads)).map { try WebSocketClients(name: "bench-clients-\($0)", handler: handler) }
+        defer { for pool in pools { pool.stop() } }
+        var ids: [(WebSocketClients, WebSocketID)] = []
+        for i in 0..<clients {
+            let pool = pools[i % pools.count]
+            ids.append((pool, pool.connect(port: port, path: "/ws")))
+            if i % 200 == 199 { try await Task.sleep(for: .milliseconds(20)) }
+        }
         try await waitUntil("\(clients) clients open", timeout: .seconds(60)) { opened.load(ordering: .relaxed) == clients }
-        for (i, id) in ids.enumerated() { pool.send(#"{"type":"subscribe","cameras":[\#(i % cameras)]}"#, to: id) }
+        for (i, (pool, id)) in ids.enumerated() { pool.send(#"{"type":"subscribe","cameras":[\#(i % cameras)]}"#, to: id) }
         try await waitUntil("every client has its snapshot", timeout: .seconds(60)) { snapshots.load(ordering: .relaxed) == clients }
 
         // Publisher: the aggregator's planner and write script, batches every 5 ms.
@@ -104,7 +112,7 @@ struct GatewayBench: AsyncParsableCommand {
             let valid = try batch.map { try AssessmentMessage(validating: $0.assessment) }
             let plan = planner.plan(valid, detections: batch.map(\.detection))
             let now = DispatchTime.now().uptimeNanoseconds
-            sentAt.withLock { for frame in batch { $0[frame.requestId] = now } }
+            sentAt.withLock { for frame in batch { $0[frame.cameraId].append(now) } }
             _ = try await redis.run(WriteScriptArguments.script, keys: [], arguments: WriteScriptArguments.encode(plan))
         }
         let publishSpan = seconds(clock.now - start)
@@ -121,6 +129,19 @@ struct GatewayBench: AsyncParsableCommand {
         report("\(clients) clients over \(cameras) cameras, \(total) results (avg \(averageSize) B before merge) at \(rate)/s for \(String(format: "%.1f", publishSpan)) s")
         report(String(format: "deliveries: %d of %d expected, %.0f deliveries/s; publish → client receive p50 %.2f ms  p99 %.2f ms  max %.2f ms",
                       delivered, expected, Double(delivered) / span, pct(0.5), pct(0.99), sorted.last ?? 0))
+    }
+
+    /// `camera` and `offset` from the head of a result frame: `{"type":"result","camera":7,"offset":12,…`.
+    private func cameraAndOffset(_ bytes: [UInt8]) -> (Int, Int)? {
+        let head = 26 // {"type":"result","camera":
+        guard bytes.count > head + 12 else { return nil }
+        var i = head
+        var camera = 0
+        while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 { camera = camera * 10 + Int(bytes[i] - 48); i += 1 }
+        i += 10 // ,"offset":
+        var offset = 0
+        while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 { offset = offset * 10 + Int(bytes[i] - 48); i += 1 }
+        return (camera, offset)
     }
 
     /// Opens `idle` connections that only stay open; reports the gateway's memory per connection.
