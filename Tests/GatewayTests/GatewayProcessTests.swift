@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Gateway
+
+/// The `traffic-gateway` executable as operators run it, and the per-node limits.
+@Suite struct GatewayProcessTests {
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("traffic-gateway").path
+    }
+
+    @Test func sigtermDrainsClientsAndExitsZero() async throws {
+        let redis = try await RedisServer()
+        let port = try FreePort.find()
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
+        let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--drain-seconds", "3"], outputPath: log)
+        try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }
+        let clients = try WebSocketTestClients(port: port)
+        let a = try await clients.open()
+        let b = try await clients.open(path: "/ws/cameras/3")
+        let started = ContinuousClock.now
+        process.signal(SIGTERM)
+        for id in [a, b] {
+            try await clients.waitFor(id, type: "status") { $0["shutdown"] as? Bool == true }
+            #expect(try await clients.waitClosed(id).code == 1001)
+        }
+        let status = try await process.waitForExit(timeout: .seconds(10))
+        #expect(status == 0)
+        #expect(ContinuousClock.now - started < .seconds(5), "drained and exited within its bound")
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(output.contains("draining"))
+        clients.stop()
+        redis.stop()
+    }
+
+    @Test func connectionLimitAndNewConnectionRateRefuseTheExcess() async throws {
+        let limited = try await GatewayHarness { $0.maximumConnections = 3 }
+        let open = try await (0..<3).asyncMap { _ in try await limited.clients.open() }
+        #expect(open.count == 3)
+        let fourth = limited.clients.connect()
+        try await waitUntil("fourth connection refused") { limited.clients.failure(fourth) != nil }
+        await limited.shutdown()
+
+        let throttled = try await GatewayHarness { $0.connectRate = 0.001; $0.connectBurst = 2 }
+        _ = try await throttled.clients.open()
+        _ = try await throttled.clients.open()
+        let third = throttled.clients.connect()
+        try await waitUntil("third connection refused by the rate limit") { throttled.clients.failure(third) != nil }
+        let metrics = String(decoding: throttled.gateway.metrics.render(), as: UTF8.self)
+        #expect(metrics.contains(#"gateway_connections_refused_total{reason="rate"} 1"#))
+        await throttled.shutdown()
+    }
+
+    @Test func aClientThatStopsAnsweringIsDroppedAfterTheIdleTimeout() async throws {
+        let h = try await GatewayHarness { $0.pingInterval = .seconds(1); $0.idleTimeout = .seconds(2) }
+        let silent = try await h.clients.open()
+        let alive = try await h.clients.open()
+        h.clients.pauseReading(silent) // never reads the PING, so never answers it
+        try await waitUntil("silent client dropped", timeout: .seconds(15)) { await h.gateway.connectionCount() == 1 }
+        #expect(h.clients.isOpen(alive), "a client that answers pings stays")
+        await h.shutdown()
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
+    }
+}
