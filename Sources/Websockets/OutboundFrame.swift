@@ -17,7 +17,7 @@ public final class OutboundFrame: @unchecked Sendable {
         count = bytes.count
         storage = .allocate(byteCount: pre + max(count, 1), alignment: 16)
         let payload = UnsafeMutableRawBufferPointer(start: storage + pre, count: count)
-        _ = payload.copyBytes(from: bytes)
+        payload.copyBytes(from: bytes)
     }
 
     /// A frame holding the UTF-8 of `text`.
