@@ -7,12 +7,13 @@ import RedisClient
 ///
 /// ARGV: latestTTL, trimStop, alertMarkerTTL, historyLength, #cameras, #publishes, #alerts, then
 /// cameras (channel, historyKey, positionKey, latestKey, latestTsKey, latestTs, latestPublish)…,
-/// publishes (cameraSlot, payload)…, alerts (marker, list, publish)…; slots and publish indexes
-/// are 1-based. Returns {published, latestWritten, alertsPushed}.
+/// publishes (cameraSlot, payload without its opening `{`)…, alerts (marker, list, publish)…;
+/// slots and publish indexes are 1-based. Returns {published, latestWritten, alertsPushed}.
 ///
-/// Each publish takes the camera's next offset (`HINCRBY position offset 1`); when the counter
-/// starts at 1 the camera gets a new epoch (server time in µs) and its old history is dropped,
-/// because offsets of the old epoch mean nothing in the new one. The payload is published with
+/// Each publish takes the camera's next offset (the counter in `camera:<id>:position` is read
+/// once per camera and batch and written back at the end); when there is no counter the camera
+/// gets a new epoch (server time in µs) and its old history is dropped, because offsets of the
+/// old epoch mean nothing in the new one. The payload is published with
 /// its position spliced in first (see `ResultPosition`), and the same bytes are appended to the
 /// history stream (entry id `<offset>-0`, `MAXLEN ~ historyLength`), stored as `latest` and
 /// pushed as the alert, so every reader sees one representation.
@@ -29,30 +30,39 @@ enum WriteScript {
       cameras[c] = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])}
       i = i + 7
     end
+    -- Each camera's counter is read once and written once per batch (offsets are plain
+    -- arithmetic in between, which the script's atomicity makes safe).
+    local function start(camera)
+      local state = redis.call('HMGET', camera[3], 'offset', 'epoch')
+      local offset, epoch = tonumber(state[1]), state[2]
+      if (not offset) or offset < 1 or not epoch then
+        -- No counter (first result, or Redis lost it): a new epoch, and the old history is
+        -- meaningless under it.
+        local now = redis.call('TIME')
+        epoch = now[1] .. string.format('%06d', tonumber(now[2]))
+        offset = 0
+        redis.call('DEL', camera[2])
+      end
+      camera[8], camera[9], camera[10] = epoch, offset, offset
+    end
     local bodies = {}
     for p = 1, np do
       local camera = cameras[tonumber(ARGV[i])]
-      local offset = redis.call('HINCRBY', camera[3], 'offset', 1)
-      local epoch = camera[8]
-      if offset == 1 then
-        local now = redis.call('TIME')
-        epoch = now[1] .. string.format('%06d', tonumber(now[2]))
-        redis.call('HSET', camera[3], 'epoch', epoch)
-        redis.call('DEL', camera[2])
-      elseif not epoch then
-        epoch = redis.call('HGET', camera[3], 'epoch')
-        if not epoch then
-          local now = redis.call('TIME')
-          epoch = now[1] .. string.format('%06d', tonumber(now[2]))
-          redis.call('HSET', camera[3], 'epoch', epoch)
-        end
-      end
-      camera[8] = epoch
-      local body = '{"position":{"offset":' .. string.format('%d', offset) .. ',"epoch":"' .. epoch .. '"},' .. string.sub(ARGV[i + 1], 2)
-      redis.call('XADD', camera[2], 'MAXLEN', '~', historyLength, string.format('%d', offset) .. '-0', 'r', body)
+      if not camera[8] then start(camera) end
+      local offset = camera[10] + 1
+      camera[10] = offset
+      local id = string.format('%d', offset)
+      local body = '{"position":{"offset":' .. id .. ',"epoch":"' .. camera[8] .. '"},' .. ARGV[i + 1]
+      redis.call('XADD', camera[2], 'MAXLEN', '~', historyLength, id .. '-0', 'r', body)
       redis.call('PUBLISH', camera[1], body)
       bodies[p] = body
       i = i + 2
+    end
+    for c = 1, nc do
+      local camera = cameras[c]
+      if camera[8] and camera[10] ~= camera[9] then
+        redis.call('HSET', camera[3], 'offset', camera[10], 'epoch', camera[8])
+      end
     end
     local written = 0
     for c = 1, nc do
@@ -97,7 +107,8 @@ enum WriteScript {
         }
         for publish in plan.publishes {
             args.append(Array(String(publish.cameraSlot + 1).utf8))
-            args.append(publish.payload)
+            // Without its opening brace: the script puts `{"position":…},` in front.
+            args.append(Array(publish.payload.dropFirst()))
         }
         for alert in plan.alerts {
             args.append(Array(alert.markerKey.utf8))

@@ -21,7 +21,7 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
     @Option(help: "Steady rate for the latency run (results/s).") var rate = 2_000
     @Option(help: "Seconds of the latency run.") var seconds = 5
     @Option(help: "Aggregator batch size.") var batchSize = 1_000
-    @Option(name: .customLong("fetch-wait-ms"), help: "Consumer fetch.wait.max.ms (the mock answers empty fetches only after it).") var fetchWaitMs = 5
+    @Option(name: .customLong("fetch-wait-ms"), help: "Consumer fetch.wait.max.ms (the mock answers empty fetches only after it, so it bounds the latency it adds).") var fetchWaitMs = 1
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -76,6 +76,17 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
         let times = arrivals.withLock { Array($0.values) }
         let span = Double(times.max()! - times.min()!) / 1e9
         report(String(format: "throughput (backlog drain, at-least-once): %.0f results/s  (%d in %.2f s)", Double(messages - 1) / span, messages, span))
+        // Redis' own CPU per result, from its command statistics (where the time goes).
+        let stats = try await redis.send(.info("commandstats"))
+        var redisMicros = 0.0
+        for line in stats.split(separator: "\r\n") where line.hasPrefix("cmdstat_") {
+            let fields = line.split(separator: ",")
+            guard let usec = fields.first(where: { $0.hasPrefix("usec=") || $0.contains(":calls=") && false }) ?? fields.first(where: { $0.hasPrefix("usec=") }),
+                  let value = Double(usec.dropFirst(5)) else { continue }
+            redisMicros += value
+            if value > 10_000 { report("  redis \(line.prefix(while: { $0 != "," }).dropFirst(8)): \(String(format: "%.1f", value / Double(messages))) µs per result") }
+        }
+        report(String(format: "  redis total: %.1f µs of command time per result", redisMicros / Double(messages)))
 
         // Latency: a steady rate; each result's produce call → its arrival at the subscriber.
         let total = rate * seconds
