@@ -18,7 +18,7 @@ import Websockets
             return
         }
         let h = try await GatewayHarness()
-        for camera in 1...12 { try await h.publish(camera: camera, count: 2, level: ["none", "low", "medium", "high"][camera % 4]) }
+        for camera in 1...50 { try await h.publish(camera: camera, count: 2, level: ["none", "low", "medium", "high"][camera % 4]) }
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("chromium"))
         try FileManager.default.createDirectory(at: profile, withIntermediateDirectories: true)
         let browser = try ChildProcess(chromium, [
@@ -73,14 +73,24 @@ import Websockets
         try await waitUntil("the page is live (connected, subscribed, snapshot shown)", timeout: .seconds(20)) {
             try await evaluate("document.getElementById('status').dataset.state") as? String == "live"
         }
-        #expect(try await evaluate("document.querySelectorAll('.camera-card').length") as? Int == 12, "the snapshot shows every camera")
+        #expect(try await evaluate("document.querySelectorAll('.camera-card').length") as? Int == 50, "the snapshot shows all 50 cameras")
 
         // A result published to Redis shows on the page within a second.
-        let live = try await h.publish(camera: 42, level: "medium")[0]
-        try await waitUntil("camera 42's result is on the page", timeout: .seconds(1), every: .milliseconds(20)) {
-            try await evaluate("document.querySelector('[data-camera=\"42\"]')?.dataset.request") as? String == live
+        let live = try await h.publish(camera: 77, level: "medium")[0]
+        try await waitUntil("camera 77's result is on the page", timeout: .seconds(1), every: .milliseconds(20)) {
+            try await evaluate("document.querySelector('[data-camera=\"77\"]')?.dataset.request") as? String == live
         }
-        #expect(try await evaluate("document.querySelector('[data-camera=\"42\"]').dataset.level") as? String == "medium")
+        #expect(try await evaluate("document.querySelector('[data-camera=\"77\"]').dataset.level") as? String == "medium")
+
+        // A burst over every camera renders completely (batched per animation frame).
+        var newest: [String] = []
+        for camera in 1...50 {
+            newest.append(try await h.publish(camera: camera, count: 3, level: ["low", "medium", "none", "low", "high", "low", "medium"][camera % 7], objects: camera % 9 + 1)[2])
+        }
+        let check = "[" + newest.enumerated().map { #"document.querySelector('[data-camera="\#($0.offset + 1)"]')?.dataset.request === '\#($0.element)'"# }.joined(separator: ",") + "].every(Boolean)"
+        try await waitUntil("all 50 cameras show their newest result", timeout: .seconds(5), every: .milliseconds(50)) {
+            try await evaluate(check) as? Bool == true
+        }
 
         // An alert flashes and joins the alert list.
         let alert = try await h.publish(camera: 7, level: "critical")[0]

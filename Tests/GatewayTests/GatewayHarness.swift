@@ -59,8 +59,9 @@ final class GatewayHarness: @unchecked Sendable {
 
     /// Writes results for `camera` through the aggregator's script; returns their requestIds.
     @discardableResult
-    func publish(camera: Int, count: Int = 1, level: String = "low", padding: Int = 0) async throws -> [String] {
+    func publish(camera: Int, count: Int = 1, level: String = "low", padding: Int = 0, objects: Int = 0) async throws -> [String] {
         var valid: [AssessmentMessage] = []
+        var detections: [[UInt8]?] = []
         var ids: [String] = []
         for _ in 0..<count {
             let n = lock.withLock { () -> Int in sequence += 1; return sequence }
@@ -70,8 +71,15 @@ final class GatewayHarness: @unchecked Sendable {
             let json = #"{"requestId":"\#(id)","cameraId":\#(camera),"timestamp":"\#(ResultSimulator.rfc3339(Int64(seconds) * 1000))","riskAssessment":{"maxRiskLevel":"\#(level)","hasDangerousDriving":false},"llmModel":"test-vl"\#(extra)}"#
             valid.append(try AssessmentMessage(validating: Array(json.utf8)))
             ids.append(id)
+            if objects > 0 {
+                let list = (0..<objects).map { #"{"class":"\#(["car", "truck", "bus", "person"][$0 % 4])","confidence":0.9,"bbox":[10,20,110,90]}"# }
+                let groups = stride(from: 0, to: objects - 1, by: 2).map { #"{"groupId":\#($0),"objectIds":[\#($0),\#($0 + 1)],"relation":"following"}"# }
+                detections.append(Array(#"{"cameraId":\#(camera),"detectedObjects":[\#(list.joined(separator: ","))],"trafficGroups":[\#(groups.joined(separator: ","))]}"#.utf8))
+            } else {
+                detections.append(nil)
+            }
         }
-        let plan = planner.plan(valid, detections: Array(repeating: nil, count: valid.count))
+        let plan = planner.plan(valid, detections: detections)
         let arguments = WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 3600, historyLength: historyLength)
         _ = try await redis.run(WriteScript.script, keys: [], arguments: arguments)
         return ids

@@ -106,4 +106,42 @@ import TrafficModel
         try await h.waitHealthy()
         await h.shutdown()
     }
+
+    @Test func aWildcardClientResumesEveryCameraItKnewAndGetsSnapshotsOfTheRest() async throws {
+        // What the dashboard does after a reconnect: "*" with the position of each camera it saw.
+        let h = try await GatewayHarness()
+        try await h.publish(camera: 51, count: 3)
+        try await h.publish(camera: 52, count: 2)
+        let first = try await h.clients.open()
+        h.clients.send(#"{"type":"subscribe","cameras":"*"}"#, to: first)
+        let snapshot = try await h.clients.waitFor(first, type: "snapshot")
+        let entries = try #require(snapshot["cameras"] as? [[String: Any]])
+        var since: [String: String] = [:]
+        for entry in entries {
+            guard let camera = entry["camera"] as? Int, let offset = entry["offset"] as? Int, let epoch = entry["epoch"] as? String else { continue }
+            since[String(camera)] = #"{"offset":\#(offset),"epoch":"\#(epoch)"}"#
+        }
+        #expect(Set(since.keys) == ["51", "52"])
+        h.clients.close(first)
+        _ = try await h.clients.waitClosed(first)
+
+        try await h.publish(camera: 51, count: 2)   // missed: offsets 4, 5
+        try await h.publish(camera: 53, count: 1)   // a camera it never saw
+        let second = try await h.clients.open()
+        let sinceJSON = "{" + since.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
+        h.clients.send(#"{"type":"subscribe","cameras":"*","since":\#(sinceJSON)}"#, to: second)
+        let recovered51 = try await h.clients.waitFor(second, type: "recovered") { $0["camera"] as? Int == 51 }
+        #expect(recovered51["recovered"] as? Bool == true && recovered51["missed"] as? Int == 2)
+        let recovered52 = try await h.clients.waitFor(second, type: "recovered") { $0["camera"] as? Int == 52 }
+        #expect(recovered52["recovered"] as? Bool == true && recovered52["missed"] as? Int == 0)
+        let rest = try await h.clients.waitFor(second, type: "snapshot")
+        let restCameras = (rest["cameras"] as? [[String: Any]])?.compactMap { $0["camera"] as? Int } ?? []
+        #expect(restCameras == [53], "cameras under recovery are not in the wildcard snapshot")
+        try await h.waitForResults(second, count: 2)
+        try await h.publish(camera: 52)
+        try await h.publish(camera: 54)
+        try await h.waitForResults(second, count: 4)
+        #expect(h.results(second).map { "\($0.camera)/\($0.offset)" } == ["51/4", "51/5", "52/3", "54/1"])
+        await h.shutdown()
+    }
 }
