@@ -28,8 +28,12 @@ public struct GatewayConfiguration: Sendable {
     public var latestTTLSeconds = 300
     /// Most history entries one recovery or catch-up reads.
     public var historyReadLimit = 5_000
-    /// Results buffered for a client while its snapshot or recovery is in flight.
-    public var maximumBufferedPerClient = 10_000
+    /// Bytes of live results held for a client while its snapshot or recovery is in flight
+    /// (over it: closed with 1013), and for a camera while its history is read.
+    public var maximumBufferedBytes = 8 << 20
+    /// How far a snapshot or recovery burst may take a client's send queue past
+    /// `maximumQueuedBytes` (a recovery replays up to the whole history at once).
+    public var replayAllowanceBytes = 8 << 20
 
     public init() {}
 }

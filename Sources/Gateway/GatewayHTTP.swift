@@ -21,6 +21,7 @@ extension GatewayService {
                 guard let list else { return responder.respond(.error(503, "Redis unavailable")) }
                 let visible = list.filter(permission.allows)
                 latestResults(visible) { entries in
+                    guard let entries else { return responder.respond(.error(503, "Redis unavailable")) }
                     responder.respond(.json("[" + entries.compactMap(Self.summary).joined(separator: ",") + "]"))
                 }
             }
@@ -42,6 +43,7 @@ extension GatewayService {
         guard permission.allows(camera) else { return responder.respond(.error(403, "not allowed to watch camera \(camera)")) }
         if parts[4] == "latest" {
             latestResults([camera]) { entries in
+                guard let entries else { return responder.respond(.error(503, "Redis unavailable")) }
                 if let result = entries.first?.latest {
                     responder.respond(HTTPResponse(contentType: "application/json", body: result.payload, headers: [("cache-control", "no-store")]))
                 } else {
@@ -101,14 +103,15 @@ extension GatewayService {
 
     // MARK: Latest lookups with single flight (service thread)
 
-    /// The latest result of each camera, in order: from the cache, else from Redis with at most
-    /// one read in flight per camera however many ask. `done` runs on the service thread.
-    func latestResults(_ cameras: [Int], done: @escaping ([SnapshotEntry]) -> Void) {
+    /// The latest result of each camera, in order, for the HTTP API: from the cache, else from
+    /// Redis with at most one read in flight per camera however many ask. `done` runs on the
+    /// service thread, with nil when Redis could not be read.
+    func latestResults(_ cameras: [Int], done: @escaping ([SnapshotEntry]?) -> Void) {
         let assembly = SnapshotAssembly(cameras: cameras, done: done)
         var toFetch: [Int] = []
         for camera in cameras {
             if let hit = cache.lookup(camera) {
-                assembly.fill(camera, hit)
+                assembly.fill(camera, .some(hit))
                 continue
             }
             if inflightLatest[camera] != nil {
@@ -122,29 +125,20 @@ extension GatewayService {
         guard !toFetch.isEmpty else { return }
         let fetching = toFetch
         let state = self.state
-        let subscriptions = self.subscriptionQueue
         Task { [self] in
-            await subscriptions.barrier()
-            var delay = Duration.milliseconds(50)
-            var found: [Int: LiveResult] = [:]
-            for attempt in 0..<8 {
-                do {
-                    found = try await state.latest(fetching)
-                    break
-                } catch let error as RedisError {
-                    if case .closed = error.kind { break }
-                    if attempt == 7 { logger.warning("latest read failed", metadata: ["error": "\(error)"]) }
-                    try? await Task.sleep(for: delay)
-                    delay = min(delay * 2, .seconds(1))
-                } catch {
-                    break
-                }
+            let outcome: Result<[Int: LiveResult], RedisError>
+            do throws(RedisError) {
+                outcome = .success(try await state.latest(fetching))
+            } catch {
+                logger.warning("latest read failed", metadata: ["error": "\(error)"])
+                outcome = .failure(error)
             }
-            let results = found
             server.execute { [self] in
+                let found = try? outcome.get()
                 for camera in fetching {
-                    cache.store(camera, results[camera], following: hub.receives(camera))
-                    for waiter in inflightLatest.removeValue(forKey: camera) ?? [] { waiter(results[camera]) }
+                    if let found { cache.store(camera, found[camera], following: hub.receives(camera)) }
+                    let answer: LiveResult?? = found.map { $0[camera] }
+                    for waiter in inflightLatest.removeValue(forKey: camera) ?? [] { waiter(answer) }
                 }
             }
         }
@@ -158,9 +152,7 @@ extension GatewayService {
         }
         inflightCameraList = [done]
         let state = self.state
-        let subscriptions = self.subscriptionQueue
         Task { [self] in
-            await subscriptions.barrier()
             let list = try? await state.camerasWithLatest()
             server.execute { [self] in
                 let merged = list.map { Array(Set($0).union(cache.followedCameras)).sorted() }
@@ -175,20 +167,28 @@ extension GatewayService {
 final class SnapshotAssembly {
     private let cameras: [Int]
     private var results: [Int: LiveResult?] = [:]
-    private var done: (([SnapshotEntry]) -> Void)?
+    private var failed = false
+    private var done: (([SnapshotEntry]?) -> Void)?
 
-    init(cameras: [Int], done: @escaping ([SnapshotEntry]) -> Void) {
+    init(cameras: [Int], done: @escaping ([SnapshotEntry]?) -> Void) {
         self.cameras = cameras
         self.done = done
     }
 
-    func fill(_ camera: Int, _ result: LiveResult?) {
-        results[camera] = .some(result)
+    /// One camera's answer: `.some(result)` (nil result: none stored), or nil when the read failed.
+    func fill(_ camera: Int, _ answer: LiveResult??) {
+        if let answer { results[camera] = .some(answer) } else { failed = true }
         finishIfComplete()
     }
 
     func finishIfComplete() {
-        guard let done, results.count >= Set(cameras).count else { return }
+        guard let done else { return }
+        if failed {
+            self.done = nil
+            done(nil)
+            return
+        }
+        guard results.count >= Set(cameras).count else { return }
         self.done = nil
         done(cameras.map { SnapshotEntry(camera: $0, latest: results[$0] ?? nil) })
     }

@@ -24,6 +24,11 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
     private var probeTask: Task<Void, Never>?
     let probeChannel: String
     let probe = Mutex(ProbeState())
+    private struct ServerSlot {
+        var server: WebServer?
+        var early: [@Sendable () -> Void] = []
+    }
+    private let serverSlot = Mutex(ServerSlot())
     /// Live results handed from the subscriber thread to the lws thread, in arrival order.
     private let inbox = Mutex<[(LiveResult, Int64?)]>([])
 
@@ -33,7 +38,7 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
     var cache: LatestCache
     var connectBucket: TokenBucket
     var draining = false
-    var inflightLatest: [Int: [(LiveResult?) -> Void]] = [:]
+    var inflightLatest: [Int: [(LiveResult??) -> Void]] = [:]
     var inflightCameraList: [([Int]?) -> Void]?
 
     struct ClientInfo {
@@ -55,19 +60,14 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
         let redisConfiguration = try RedisConfiguration(url: configuration.redisURL)
         redis = RedisClient(configuration: redisConfiguration, label: "gateway.redis", logger: logger)
         state = RedisState(redis: redis, keys: configuration.keys, historyReadLimit: configuration.historyReadLimit)
-        hub = SubscriptionHub(maximumBuffered: configuration.maximumBufferedPerClient)
+        // Redis counts as down until the subscriber's first confirmation.
+        hub = SubscriptionHub(maximumBufferedBytes: configuration.maximumBufferedBytes, redisUp: false)
         cache = LatestCache(liveTTL: .seconds(configuration.latestTTLSeconds))
         connectBucket = TokenBucket(rate: configuration.connectRate, burst: configuration.connectBurst)
         probeChannel = "\(configuration.keys.namespace)gateway:probe:\(UUID().uuidString.prefix(8).lowercased())"
 
-        var web = WebServerConfiguration(host: configuration.host, port: configuration.port)
-        web.maximumInboundMessageBytes = configuration.maximumInboundBytes
-        web.maximumQueuedBytes = configuration.maximumQueuedBytes
-        web.pingInterval = configuration.pingInterval
-        web.idleTimeout = configuration.idleTimeout
-        web.name = "gateway"
-        server = try WebServer(configuration: web, delegate: self)
-
+        // Everything the delegate methods use exists before the port opens; the subscriber's
+        // events reach the lws thread through `post`, which holds them until it exists.
         subscriber = RedisSubscriber(configuration: redisConfiguration, logger: logger) { [weak self] event in
             guard let self else { return }
             // Parse off the service thread; only the hand-over happens there.
@@ -85,28 +85,60 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
                     inbox.append((result, timestamp))
                     return inbox.count == 1
                 }
-                if first { self.server.execute { self.drainInbox() } }
+                if first { self.post { self.drainInbox() } }
             case .disconnected(let reason):
                 self.probe.withLock { $0.subscriberUp = false }
                 self.metrics.redisUp.set(Int64(0))
                 self.logger.warning("Redis pub/sub lost; clients are told and will catch up from history", metadata: ["reason": "\(reason)"])
-                self.server.execute { self.perform(self.hub.redisLost()) }
+                self.post { self.perform(self.hub.redisLost()) }
             case .reconnected:
                 self.probe.withLock { $0.subscriberUp = true }
                 self.metrics.redisUp.set(Int64(1))
                 self.metrics.redisReconnects.increment()
                 self.logger.notice("Redis pub/sub back and resubscribed; catching up from history")
-                self.server.execute { self.perform(self.hub.redisRestored()) }
+                self.post { self.perform(self.hub.redisRestored()) }
             case .subscribed(let name, _) where name == self.probeChannel:
+                // The first confirmation (Redis reachable at last) also tells waiting clients.
                 self.probe.withLock { $0.subscriberUp = true }
                 self.metrics.redisUp.set(Int64(1))
+                self.post { self.perform(self.hub.redisRestored()) }
             case .subscribed, .unsubscribed:
                 break
             }
         }
         subscriptions = SubscriptionQueue(subscriber: subscriber, logger: logger)
+
+        var web = WebServerConfiguration(host: configuration.host, port: configuration.port)
+        web.maximumInboundMessageBytes = configuration.maximumInboundBytes
+        web.maximumQueuedBytes = configuration.maximumQueuedBytes
+        web.pingInterval = configuration.pingInterval
+        web.idleTimeout = configuration.idleTimeout
+        web.name = "gateway"
+        do {
+            let server = try WebServer(configuration: web, delegate: self)
+            self.server = server
+            serverSlot.withLock { slot in
+                slot.server = server
+                for work in slot.early { server.execute(work) }
+                slot.early = []
+            }
+        } catch {
+            subscriptions.finish()
+            let subscriber = self.subscriber!
+            Task { await subscriber.close() }
+            throw error
+        }
         subscriptions.subscribe(probeChannel)
         probeTask = Task { [weak self] in await self?.runProbe() }
+    }
+
+    /// Hands `work` to the lws service thread (held until the server exists).
+    private func post(_ work: @escaping @Sendable () -> Void) {
+        let server = serverSlot.withLock { slot -> WebServer? in
+            if slot.server == nil { slot.early.append(work) }
+            return slot.server
+        }
+        server?.execute(work)
     }
 
     /// The port the gateway listens on.
@@ -143,13 +175,14 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
 
     /// Open client connections (asks the service thread).
     public func connectionCount() async -> Int {
-        await onServiceThread { $0.clients.count }
+        await onServiceThread(stopped: 0) { $0.clients.count }
     }
 
-    /// Runs `body` on the service thread and returns its value.
-    func onServiceThread<T: Sendable>(_ body: @escaping @Sendable (GatewayService) -> T) async -> T {
+    /// Runs `body` on the service thread and returns its value (`stopped` once it has stopped).
+    func onServiceThread<T: Sendable>(stopped: T, _ body: @escaping @Sendable (GatewayService) -> T) async -> T {
         await withCheckedContinuation { continuation in
-            server.execute { [self] in continuation.resume(returning: body(self)) }
+            let accepted = server.execute { [self] in continuation.resume(returning: body(self)) }
+            if !accepted { continuation.resume(returning: stopped) }
         }
     }
 
@@ -283,12 +316,32 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
         perform(hub.receive(result))
     }
 
-    func send(_ message: ServerMessage, to connection: ConnectionID) {
-        enqueue(OutboundFrame(message.encoded()), to: connection)
+    func send(_ message: ServerMessage, to connection: ConnectionID, allowance: Int = 0) {
+        if case .snapshot(let entries) = message, entries.count > 1 {
+            // Big snapshots go out in several frames of bounded size.
+            var chunk: [SnapshotEntry] = []
+            var bytes = 0
+            for entry in entries {
+                let size = (entry.latest?.payload.count ?? 0) + 96
+                if !chunk.isEmpty, bytes + size > Self.snapshotFrameBytes {
+                    enqueue(OutboundFrame(ServerMessage.snapshot(chunk).encoded()), to: connection, allowance: allowance)
+                    chunk = []
+                    bytes = 0
+                }
+                chunk.append(entry)
+                bytes += size
+            }
+            enqueue(OutboundFrame(ServerMessage.snapshot(chunk).encoded()), to: connection, allowance: allowance)
+            return
+        }
+        enqueue(OutboundFrame(message.encoded()), to: connection, allowance: allowance)
     }
 
-    private func enqueue(_ frame: OutboundFrame, to connection: ConnectionID) {
-        switch server.send(frame, to: connection) {
+    /// Snapshot frames stay under this size.
+    static let snapshotFrameBytes = 256 * 1024
+
+    private func enqueue(_ frame: OutboundFrame, to connection: ConnectionID, allowance: Int = 0) {
+        switch server.send(frame, to: connection, allowance: allowance) {
         case .queued:
             metrics.messagesOut.increment()
             metrics.bytesOut.increment(by: Int64(frame.count))
@@ -307,6 +360,8 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
             case .deliver(let result, let ids):
                 let frame = OutboundFrame(ResultFrame.encoded(result))
                 for id in ids { enqueue(frame, to: id) }
+            case .replay(let result, let id):
+                enqueue(OutboundFrame(ResultFrame.encoded(result)), to: id, allowance: configuration.replayAllowanceBytes)
             case .send(let id, let message):
                 switch message {
                 case .recovered: metrics.recoveriesOK.increment()
@@ -314,7 +369,7 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
                 case .gap: metrics.gaps.increment()
                 default: break
                 }
-                send(message, to: id)
+                send(message, to: id, allowance: configuration.replayAllowanceBytes)
             case .close(let id, let code, let reason):
                 server.close(id, code: code, reason: reason)
             case .subscribe(let camera):
@@ -327,12 +382,18 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
             case .unsubscribeAll:
                 subscriptions.punsubscribe(configuration.keys.allCamerasPattern)
                 cache.stopFollowing { !hub.receives($0) }
-            case .fetchSnapshot(let id, let cameras, let all):
-                fetchSnapshot(id, cameras: cameras, all: all)
-            case .fetchRecovery(let id, let camera, let since):
-                readHistory(camera: camera, after: since) { [self] read in perform(hub.recoveryReady(id, camera: camera, since: since, read: read)) }
-            case .fetchCatchUp(let camera, let after):
-                readHistory(camera: camera, after: after) { [self] read in perform(hub.catchUpReady(camera: camera, read: read)) }
+            case .fetchSnapshot(let id, let cameras, let all, let generation):
+                fetchSnapshot(id, cameras: cameras, all: all, generation: generation)
+            case .fetchRecovery(let id, let camera, let since, let generation):
+                readHistory(camera: camera, after: since) { [self] read in perform(hub.recoveryReady(id, camera: camera, since: since, generation: generation, read: read)) }
+            case .fetchCatchUp(let camera, let after, let generation):
+                readHistory(camera: camera, after: after) { [self] read in
+                    // What pub/sub missed also keeps the latest cache current.
+                    if hub.receives(camera) {
+                        for entry in read.entries { cache.offer(entry, timestamp: LatestCache.timestamp(of: entry.payload)) }
+                    }
+                    perform(hub.catchUpReady(camera: camera, generation: generation, read: read))
+                }
             }
         }
     }
@@ -360,13 +421,43 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
         }
     }
 
-    private func fetchSnapshot(_ id: ConnectionID, cameras: [Int], all: Bool) {
-        if all {
-            listCameras { [self] list in
-                latestResults(list ?? []) { [self] entries in perform(hub.snapshotReady(id, entries: entries, all: true)) }
+    /// A snapshot for a subscribe: cached latest results of cameras the live stream keeps
+    /// current, the rest read from Redis after the subscription barrier (never an older read),
+    /// retried until Redis answers. `snapshotReady` runs on the service thread.
+    private func fetchSnapshot(_ id: ConnectionID, cameras: [Int], all: Bool, generation: UInt64) {
+        var known: [Int: LiveResult?] = [:]
+        if !all {
+            for camera in cameras { if let hit = cache.lookup(camera, followingOnly: true) { known[camera] = hit } }
+            if known.count == cameras.count {
+                perform(hub.snapshotReady(id, entries: cameras.map { SnapshotEntry(camera: $0, latest: known[$0] ?? nil) }, all: false, generation: generation))
+                return
             }
-        } else {
-            latestResults(cameras) { [self] entries in perform(hub.snapshotReady(id, entries: entries, all: false)) }
+        }
+        let missing = cameras.filter { known[$0] == nil }
+        let cached = known
+        let state = self.state
+        let subscriptions = self.subscriptionQueue
+        Task { [self] in
+            await subscriptions.barrier()
+            var delay = Duration.milliseconds(50)
+            while true {
+                do throws(RedisError) {
+                    let list = all ? try await state.camerasWithLatest() : missing
+                    let found = try await state.latest(list)
+                    server.execute { [self] in
+                        for camera in list { cache.store(camera, found[camera], following: hub.receives(camera)) }
+                        let names = all ? list : cameras
+                        let entries = names.map { camera in SnapshotEntry(camera: camera, latest: cached[camera] ?? found[camera]) }
+                        perform(hub.snapshotReady(id, entries: entries, all: all, generation: generation))
+                    }
+                    return
+                } catch {
+                    if case .closed = error.kind { return }
+                    logger.debug("snapshot read failed; retrying", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(2))
+                }
+            }
         }
     }
 }

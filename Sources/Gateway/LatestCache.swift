@@ -29,16 +29,27 @@ struct LatestCache {
         entries[result.camera] = Entry(result: result, timestamp: timestamp, storedAt: now, following: true)
     }
 
-    /// A value read from Redis (nil: the camera has no latest).
+    /// A value read from Redis. "No latest" is not kept (any camera id can be asked for; the
+    /// cache must not grow with them); expired fallback entries are swept as new ones come.
     mutating func store(_ camera: Int, _ result: LiveResult?, following: Bool, now: ContinuousClock.Instant = .now) {
-        let timestamp = result.flatMap { Self.timestamp(of: $0.payload) }
+        guard let result else {
+            if entries[camera]?.following == false { entries[camera] = nil }
+            return
+        }
+        if entries.count >= 4_096 { sweep(now: now) }
+        let timestamp = Self.timestamp(of: result.payload)
         if let existing = entries[camera], existing.following, let old = existing.timestamp, let new = timestamp, new < old { return }
-        entries[camera] = Entry(result: result, timestamp: timestamp, storedAt: now, following: following && result != nil)
+        entries[camera] = Entry(result: result, timestamp: timestamp, storedAt: now, following: following)
     }
 
-    /// `.some(value)` when the cache can answer, nil when Redis must be asked.
-    func lookup(_ camera: Int, now: ContinuousClock.Instant = .now) -> LiveResult?? {
-        guard let entry = entries[camera] else { return nil }
+    private mutating func sweep(now: ContinuousClock.Instant) {
+        entries = entries.filter { $0.value.following || now - $0.value.storedAt < fallbackTTL }
+    }
+
+    /// `.some(value)` when the cache can answer, nil when Redis must be asked. `followingOnly`
+    /// answers only from entries the live stream keeps current (what a snapshot may use).
+    func lookup(_ camera: Int, followingOnly: Bool = false, now: ContinuousClock.Instant = .now) -> LiveResult?? {
+        guard let entry = entries[camera], entry.following || !followingOnly else { return nil }
         let ttl = entry.following ? liveTTL : fallbackTTL
         guard now - entry.storedAt < ttl else { return nil }
         return .some(entry.result)

@@ -2,8 +2,11 @@ import TrafficModel
 
 /// What the hub asks its shell to do, in order.
 public enum HubAction: Sendable, Equatable {
-    /// Send this result to these clients (one shared frame).
+    /// Send this live result to these clients (one shared frame).
     case deliver(LiveResult, to: [ConnectionID])
+    /// Send a result to one client as part of a recovery or after its snapshot (may exceed the
+    /// client's live queue limit by the replay allowance: it is one bounded burst).
+    case replay(LiveResult, to: ConnectionID)
     case send(ConnectionID, ServerMessage)
     case close(ConnectionID, code: UInt16, reason: String)
     /// Start or stop the Redis channel subscription of a camera.
@@ -12,14 +15,15 @@ public enum HubAction: Sendable, Equatable {
     /// Start or stop the pattern subscription covering every camera.
     case subscribeAll
     case unsubscribeAll
-    /// Read the latest result of these cameras (every camera when `all`), then `snapshotReady`.
-    case fetchSnapshot(ConnectionID, cameras: [Int], all: Bool)
-    /// Once the camera's subscription is active, read its history after `since`, then
-    /// `recoveryReady`.
-    case fetchRecovery(ConnectionID, camera: Int, since: ResultPosition)
+    /// Once the subscriptions asked for so far are active, read the latest result of these
+    /// cameras (every camera when `all`), then `snapshotReady` with the same generation.
+    case fetchSnapshot(ConnectionID, cameras: [Int], all: Bool, generation: UInt64)
+    /// Once the subscriptions are active, read the camera's history after `since`, then
+    /// `recoveryReady` with the same generation.
+    case fetchRecovery(ConnectionID, camera: Int, since: ResultPosition, generation: UInt64)
     /// Read the camera's history after `after` (results pub/sub did not bring), then
-    /// `catchUpReady`.
-    case fetchCatchUp(camera: Int, after: ResultPosition)
+    /// `catchUpReady` with the same generation.
+    case fetchCatchUp(camera: Int, after: ResultPosition, generation: UInt64)
 }
 
 /// Who watches which camera, and the ordering rules of the live stream: snapshot or recovery
@@ -33,13 +37,18 @@ public enum HubAction: Sendable, Equatable {
 ///   camera's live results back and fetches the missing ones from the camera's history; only
 ///   when history no longer has them do clients get a `gap` notice.
 /// - A client subscribing to a camera is *pending* until its snapshot or recovery arrives; live
-///   results meanwhile are buffered for it, and after the snapshot (or recovered results) only
-///   those newer than what it already got are delivered.
+///   results meanwhile are buffered for it (within a byte budget), and afterwards only those
+///   newer than what it already got are delivered. A client whose next result is not the one
+///   after its last (its snapshot was older than the stream) is repaired from history the same
+///   way.
+/// - Every fetch carries a generation; an answer for a watch that was replaced meanwhile
+///   (unsubscribed and subscribed again) is ignored.
 public struct SubscriptionHub: Sendable {
     struct Watch: Sendable {
         /// Subscribed by name (not only through `"*"`).
         var explicit: Bool
         var pending: Bool
+        var generation: UInt64
         var buffer: [LiveResult] = []
         /// The last position this client got for the camera.
         var delivered: ResultPosition?
@@ -50,38 +59,51 @@ public struct SubscriptionHub: Sendable {
         var watches: [Int: Watch] = [:]
         var all = false
         var allPending = false
+        var allGeneration: UInt64 = 0
         var allBuffer: [LiveResult] = []
+        /// Bytes held in this client's buffers (all watches and `allBuffer`).
+        var bufferedBytes = 0
     }
 
     struct Camera: Sendable {
         var last: ResultPosition?
         var catchingUp = false
+        var generation: UInt64 = 0
         var held: [LiveResult] = []
+        var heldBytes = 0
     }
 
-    /// Results a pending client (or a camera catching up) may buffer before it is given up on.
-    public var maximumBuffered: Int
+    /// Bytes of live results a pending client may buffer before it is given up on (1013), and
+    /// a camera catching up may hold before continuity is given up (with a `gap` notice).
+    public var maximumBufferedBytes: Int
 
     private(set) var clients: [ConnectionID: Client] = [:]
     private(set) var watchers: [Int: Set<ConnectionID>] = [:]
     private(set) var allClients: Set<ConnectionID> = []
     private(set) var cameras: [Int: Camera] = [:]
-    public private(set) var redisUp = true
+    private var nextGeneration: UInt64 = 1
+    public private(set) var redisUp: Bool
+    /// Camera subscriptions summed over clients (`"*"` counts once), kept as they change.
+    public private(set) var subscriptionCount = 0
 
-    public init(maximumBuffered: Int = 10_000) {
-        self.maximumBuffered = maximumBuffered
+    public init(maximumBufferedBytes: Int = 8 << 20, redisUp: Bool = true) {
+        self.maximumBufferedBytes = maximumBufferedBytes
+        self.redisUp = redisUp
     }
 
     /// Connections known to the hub.
     public var clientCount: Int { clients.count }
-    /// Camera subscriptions summed over clients (`"*"` counts once).
-    public var subscriptionCount: Int { clients.values.reduce(0) { $0 + $1.watches.values.filter(\.explicit).count + ($1.all ? 1 : 0) } }
     /// Cameras with a channel subscription.
     public var subscribedCameras: Set<Int> { Set(watchers.keys) }
     /// Whether some client watches every camera (the pattern subscription is on).
     public var watchesAll: Bool { !allClients.isEmpty }
     /// Whether the gateway currently receives the camera's live results.
     public func receives(_ camera: Int) -> Bool { watchesAll || !(watchers[camera]?.isEmpty ?? true) }
+
+    private mutating func generation() -> UInt64 {
+        defer { nextGeneration += 1 }
+        return nextGeneration
+    }
 
     // MARK: Connections
 
@@ -100,54 +122,62 @@ public struct SubscriptionHub: Sendable {
     // MARK: Client requests
 
     public mutating func subscribe(_ id: ConnectionID, _ selection: CameraSelection, since: [Int: ResultPosition] = [:]) -> [HubAction] {
-        guard var client = clients[id] else { return [] }
+        guard let permission = clients[id]?.permission else { return [] }
         var actions: [HubAction] = []
         switch selection {
         case .all:
-            guard client.permission == .all else {
+            guard permission == .all else {
                 return [.send(id, .error(reason: "forbidden", detail: "this connection may not watch every camera"))]
             }
-            guard !client.all else { return [.send(id, .subscribed(cameras: [], all: true))] }
-            client.all = true
-            client.allPending = true
+            guard clients[id]?.all == false else { return [.send(id, .subscribed(cameras: [], all: true))] }
+            let snapshotGeneration = generation()
+            clients[id]!.all = true
+            clients[id]!.allPending = true
+            clients[id]!.allGeneration = snapshotGeneration
+            subscriptionCount += 1
             if allClients.isEmpty { actions.append(.subscribeAll) }
             allClients.insert(id)
             actions.append(.send(id, .subscribed(cameras: [], all: true)))
-            for (camera, position) in since.sorted(by: { $0.key < $1.key }) where client.watches[camera] == nil {
-                client.watches[camera] = Watch(explicit: false, pending: true)
-                actions.append(.fetchRecovery(id, camera: camera, since: position))
+            for (camera, position) in since.sorted(by: { $0.key < $1.key }) where clients[id]!.watches[camera] == nil {
+                let g = generation()
+                clients[id]!.watches[camera] = Watch(explicit: false, pending: true, generation: g)
+                actions.append(.fetchRecovery(id, camera: camera, since: position, generation: g))
             }
-            clients[id] = client
-            actions.append(.fetchSnapshot(id, cameras: [], all: true))
+            actions.append(.fetchSnapshot(id, cameras: [], all: true, generation: snapshotGeneration))
         case .cameras(let requested):
             let unique = Array(Set(requested)).sorted()
-            let refused = unique.filter { !client.permission.allows($0) }
+            let refused = unique.filter { !permission.allows($0) }
             if !refused.isEmpty {
                 actions.append(.send(id, .error(reason: "forbidden", detail: "not allowed to watch camera(s) \(refused.map(String.init).joined(separator: ","))")))
             }
             var accepted: [Int] = []
             var snapshot: [Int] = []
-            for camera in unique where client.permission.allows(camera) {
+            let snapshotGeneration = generation()
+            var fetches: [HubAction] = []
+            for camera in unique where permission.allows(camera) {
                 accepted.append(camera)
-                if client.watches[camera]?.explicit == true { continue }
-                if watchers[camera, default: []].isEmpty { actions.append(.subscribe(camera: camera)) }
+                if clients[id]!.watches[camera]?.explicit == true { continue }
+                if watchers[camera, default: []].isEmpty { fetches.append(.subscribe(camera: camera)) }
                 watchers[camera, default: []].insert(id)
-                if var existing = client.watches[camera], !existing.pending {
-                    // Already live through "*": keep its position, nothing to fetch.
-                    existing.explicit = true
-                    client.watches[camera] = existing
+                subscriptionCount += 1
+                if clients[id]!.watches[camera] != nil {
+                    // Already watched through "*" (live, or its recovery in flight): it keeps its
+                    // state and its fetch; it only becomes explicit.
+                    clients[id]!.watches[camera]!.explicit = true
                     continue
                 }
-                client.watches[camera] = Watch(explicit: true, pending: true)
                 if let position = since[camera] {
-                    actions.append(.fetchRecovery(id, camera: camera, since: position))
+                    let g = generation()
+                    clients[id]!.watches[camera] = Watch(explicit: true, pending: true, generation: g)
+                    fetches.append(.fetchRecovery(id, camera: camera, since: position, generation: g))
                 } else {
+                    clients[id]!.watches[camera] = Watch(explicit: true, pending: true, generation: snapshotGeneration)
                     snapshot.append(camera)
                 }
             }
-            clients[id] = client
-            if !accepted.isEmpty || refused.isEmpty { actions.insert(.send(id, .subscribed(cameras: accepted, all: false)), at: refused.isEmpty ? 0 : 1) }
-            if !snapshot.isEmpty { actions.append(.fetchSnapshot(id, cameras: snapshot, all: false)) }
+            if !accepted.isEmpty || refused.isEmpty { actions.append(.send(id, .subscribed(cameras: accepted, all: false))) }
+            actions += fetches
+            if !snapshot.isEmpty { actions.append(.fetchSnapshot(id, cameras: snapshot, all: false, generation: snapshotGeneration)) }
         }
         return actions
     }
@@ -157,15 +187,20 @@ public struct SubscriptionHub: Sendable {
     }
 
     private mutating func unsubscribe(_ id: ConnectionID, _ selection: CameraSelection, acknowledge: Bool) -> [HubAction] {
-        guard var client = clients[id] else { return [] }
+        guard clients[id] != nil else { return [] }
         var actions: [HubAction] = []
         switch selection {
         case .all:
-            if client.all {
-                client.all = false
-                client.allPending = false
-                client.allBuffer = []
-                client.watches = client.watches.filter(\.value.explicit)
+            if clients[id]!.all {
+                clients[id]!.all = false
+                clients[id]!.allPending = false
+                releaseBuffered(id, clients[id]!.allBuffer)
+                clients[id]!.allBuffer = []
+                for (camera, watch) in clients[id]!.watches where !watch.explicit {
+                    releaseBuffered(id, watch.buffer)
+                    clients[id]!.watches[camera] = nil
+                }
+                subscriptionCount -= 1
                 allClients.remove(id)
                 if allClients.isEmpty {
                     actions.append(.unsubscribeAll)
@@ -175,8 +210,10 @@ public struct SubscriptionHub: Sendable {
             if acknowledge { actions.append(.send(id, .unsubscribed(cameras: [], all: true))) }
         case .cameras(let list):
             var removed: [Int] = []
-            for camera in Set(list).sorted() where client.watches[camera]?.explicit == true {
-                client.watches[camera] = nil
+            for camera in Set(list).sorted() where clients[id]!.watches[camera]?.explicit == true {
+                releaseBuffered(id, clients[id]!.watches[camera]!.buffer)
+                clients[id]!.watches[camera] = nil
+                subscriptionCount -= 1
                 removed.append(camera)
                 watchers[camera]?.remove(id)
                 if watchers[camera]?.isEmpty == true {
@@ -187,8 +224,11 @@ public struct SubscriptionHub: Sendable {
             }
             if acknowledge { actions.append(.send(id, .unsubscribed(cameras: removed, all: false))) }
         }
-        clients[id] = client
         return actions
+    }
+
+    private mutating func releaseBuffered(_ id: ConnectionID, _ results: [LiveResult]) {
+        clients[id]?.bufferedBytes -= results.reduce(0) { $0 + $1.payload.count }
     }
 
     // MARK: Live stream
@@ -196,69 +236,65 @@ public struct SubscriptionHub: Sendable {
     /// A result arrived on a channel (or pattern) subscription.
     public mutating func receive(_ result: LiveResult) -> [HubAction] {
         let camera = result.camera
-        guard !(watchers[camera]?.isEmpty ?? true) || !allClients.isEmpty else { return [] }
+        guard receives(camera) else { return [] }
         guard let position = result.position else { return fanOut(result) }
-        var state = cameras[camera] ?? Camera()
-        if state.catchingUp {
-            if state.held.count >= maximumBuffered {
+        if cameras[camera]?.catchingUp == true {
+            if cameras[camera]!.heldBytes + result.payload.count > maximumBufferedBytes {
                 // The history read is not coming back in time; give up on continuity.
-                state.catchingUp = false
-                state.held = []
-                state.last = nil
-                cameras[camera] = state
+                cameras[camera] = Camera()
                 return notice(camera, .gap(camera: camera, from: nil, to: nil, reason: "history read did not complete")) + receive(result)
             }
-            state.held.append(result)
-            cameras[camera] = state
+            cameras[camera]!.held.append(result)
+            cameras[camera]!.heldBytes += result.payload.count
             return []
         }
         var actions: [HubAction] = []
-        if let last = state.last {
+        if let last = cameras[camera]?.last {
             if position.epoch != last.epoch {
                 actions += notice(camera, .gap(camera: camera, from: nil, to: nil, reason: "sequence restarted under a new epoch"))
                 if position.offset > 1 {
-                    return actions + startCatchUp(camera, &state, after: ResultPosition(offset: 0, epoch: position.epoch), holding: result)
+                    return actions + startCatchUp(camera, after: ResultPosition(offset: 0, epoch: position.epoch), holding: result)
                 }
             } else if position.offset <= last.offset {
                 return [] // already handled (channel and pattern both deliver, or a catch-up got it)
             } else if position.offset > last.offset + 1 {
-                return startCatchUp(camera, &state, after: last, holding: result)
+                return startCatchUp(camera, after: last, holding: result)
             }
         }
-        state.last = position
-        cameras[camera] = state
+        cameras[camera, default: Camera()].last = position
         return actions + fanOut(result)
     }
 
-    private mutating func startCatchUp(_ camera: Int, _ state: inout Camera, after: ResultPosition, holding result: LiveResult) -> [HubAction] {
-        state.catchingUp = true
-        state.held = [result]
-        state.last = after
-        cameras[camera] = state
-        return [.fetchCatchUp(camera: camera, after: after)]
+    private mutating func startCatchUp(_ camera: Int, after: ResultPosition, holding result: LiveResult) -> [HubAction] {
+        let g = generation()
+        cameras[camera] = Camera(last: after, catchingUp: true, generation: g, held: [result], heldBytes: result.payload.count)
+        return [.fetchCatchUp(camera: camera, after: after, generation: g)]
     }
 
     /// The history read of a catch-up came back.
-    public mutating func catchUpReady(camera: Int, read: HistoryRead) -> [HubAction] {
-        guard var state = cameras[camera], state.catchingUp, let after = state.last else { return [] }
-        state.catchingUp = false
+    public mutating func catchUpReady(camera: Int, generation: UInt64, read: HistoryRead) -> [HubAction] {
+        guard let state = cameras[camera], state.catchingUp, state.generation == generation, let after = state.last else { return [] }
         let held = state.held
-        state.held = []
+        cameras[camera]!.catchingUp = false
+        cameras[camera]!.held = []
+        cameras[camera]!.heldBytes = 0
         var actions: [HubAction] = []
         let entries = read.entries.filter { $0.position?.epoch == after.epoch && ($0.position?.offset ?? 0) > after.offset }
         let nextKnown = entries.first?.position?.offset ?? held.first(where: { $0.position?.epoch == after.epoch })?.position?.offset
         if let nextKnown, nextKnown > after.offset + 1 {
             actions += notice(camera, .gap(camera: camera, from: after.offset + 1, to: nextKnown - 1, reason: "no longer in history"))
+            // Clients are told; their own continuity restarts from what follows.
+            for id in audience(camera) where clients[id]?.watches[camera]?.pending == false {
+                clients[id]!.watches[camera]!.delivered = nil
+            }
         }
         if read.current.map({ $0.epoch != after.epoch }) ?? false, entries.isEmpty {
-            state.last = nil // the sequence restarted; the held results start the new one
+            cameras[camera]!.last = nil // the sequence restarted; the held results start the new one
         }
-        cameras[camera] = state
         for entry in entries {
-            guard var current = cameras[camera], let position = entry.position else { continue }
-            if let last = current.last, last.epoch == position.epoch, position.offset <= last.offset { continue }
-            current.last = position
-            cameras[camera] = current
+            guard let position = entry.position else { continue }
+            if let last = cameras[camera]?.last, last.epoch == position.epoch, position.offset <= last.offset { continue }
+            cameras[camera]!.last = position
             actions += fanOut(entry)
         }
         for result in held { actions += receive(result) }
@@ -267,9 +303,10 @@ public struct SubscriptionHub: Sendable {
 
     /// Every client that gets results of `camera` (explicitly or through `"*"`).
     private func audience(_ camera: Int) -> [ConnectionID] {
-        var ids = Array(watchers[camera] ?? [])
-        for id in allClients where !(watchers[camera]?.contains(id) ?? false) { ids.append(id) }
-        return ids.sorted()
+        let named = watchers[camera] ?? []
+        if allClients.isEmpty { return Array(named) }
+        if named.isEmpty { return Array(allClients) }
+        return Array(named.union(allClients))
     }
 
     private func notice(_ camera: Int, _ message: ServerMessage) -> [HubAction] {
@@ -283,6 +320,7 @@ public struct SubscriptionHub: Sendable {
             switch offer(result, to: id) {
             case .deliver: now.append(id)
             case .buffered: break
+            case .repair(let action): actions.append(action)
             case .overflow: actions.append(.close(id, code: 1013, reason: "fell too far behind while catching up"))
             }
         }
@@ -290,31 +328,40 @@ public struct SubscriptionHub: Sendable {
         return actions
     }
 
-    private enum Offer { case deliver, buffered, overflow }
+    private enum Offer { case deliver, buffered, overflow, repair(HubAction) }
 
+    /// What to do with `result` for one client. Mutates the client's state in place (no copy
+    /// of its watch table per result).
     private mutating func offer(_ result: LiveResult, to id: ConnectionID) -> Offer {
-        guard var client = clients[id] else { return .buffered }
-        defer { clients[id] = client }
-        if var watch = client.watches[result.camera] {
-            if watch.pending {
-                if watch.buffer.count >= maximumBuffered { return .overflow }
-                watch.buffer.append(result)
-                client.watches[result.camera] = watch
-                return .buffered
+        guard clients[id] != nil else { return .buffered }
+        let camera = result.camera
+        if let state = clients[id]!.watches[camera].map({ (pending: $0.pending, delivered: $0.delivered) }) {
+            let (pending, delivered) = state
+            if pending { return buffer(result, for: id) { $0.watches[camera]!.buffer.append(result) } }
+            if Self.isDuplicate(result.position, after: delivered) { return .buffered }
+            if let position = result.position, let delivered, position.epoch == delivered.epoch, position.offset > delivered.offset + 1 {
+                // This client missed results the stream already passed (its snapshot was older):
+                // hold this one and repair from history.
+                let g = generation()
+                clients[id]!.watches[camera]!.pending = true
+                clients[id]!.watches[camera]!.generation = g
+                _ = buffer(result, for: id) { $0.watches[camera]!.buffer.append(result) }
+                return .repair(.fetchRecovery(id, camera: camera, since: delivered, generation: g))
             }
-            if Self.isDuplicate(result.position, after: watch.delivered) { return .buffered }
-            if let position = result.position { watch.delivered = position }
-            client.watches[result.camera] = watch
+            if let position = result.position { clients[id]!.watches[camera]!.delivered = position }
             return .deliver
         }
-        guard client.all else { return .buffered }
-        if client.allPending {
-            if client.allBuffer.count >= maximumBuffered { return .overflow }
-            client.allBuffer.append(result)
-            return .buffered
-        }
-        client.watches[result.camera] = Watch(explicit: false, pending: false, delivered: result.position)
+        guard clients[id]!.all else { return .buffered }
+        if clients[id]!.allPending { return buffer(result, for: id) { $0.allBuffer.append(result) } }
+        clients[id]!.watches[camera] = Watch(explicit: false, pending: false, generation: 0, delivered: result.position)
         return .deliver
+    }
+
+    private mutating func buffer(_ result: LiveResult, for id: ConnectionID, _ append: (inout Client) -> Void) -> Offer {
+        if clients[id]!.bufferedBytes + result.payload.count > maximumBufferedBytes { return .overflow }
+        append(&clients[id]!)
+        clients[id]!.bufferedBytes += result.payload.count
+        return .buffered
     }
 
     static func isDuplicate(_ position: ResultPosition?, after delivered: ResultPosition?) -> Bool {
@@ -322,42 +369,55 @@ public struct SubscriptionHub: Sendable {
         return position.offset <= delivered.offset
     }
 
+    /// Starts the camera's continuity check from a position a client was given, when the live
+    /// stream has not set one yet (so a reconnect catches a quiet camera up too).
+    private mutating func seed(_ camera: Int, _ position: ResultPosition?) {
+        guard let position, receives(camera), cameras[camera]?.last == nil, cameras[camera]?.catchingUp != true else { return }
+        cameras[camera, default: Camera()].last = position
+    }
+
     // MARK: Snapshot and recovery
 
     /// The latest results of a `fetchSnapshot` came back.
-    public mutating func snapshotReady(_ id: ConnectionID, entries: [SnapshotEntry], all: Bool) -> [HubAction] {
-        guard var client = clients[id] else { return [] }
+    public mutating func snapshotReady(_ id: ConnectionID, entries: [SnapshotEntry], all: Bool, generation: UInt64) -> [HubAction] {
+        guard clients[id] != nil else { return [] }
+        if all, !(clients[id]!.all && clients[id]!.allPending && clients[id]!.allGeneration == generation) { return [] }
         var sent: [SnapshotEntry] = []
         var flush: [LiveResult] = []
         for entry in entries {
-            if var watch = client.watches[entry.camera] {
+            let camera = entry.camera
+            if let watch = clients[id]!.watches[camera] {
                 // A "*" snapshot leaves alone cameras with their own snapshot or recovery.
-                guard !all, watch.pending else { continue }
-                watch.pending = false
-                watch.delivered = entry.latest?.position
+                guard !all, watch.pending, watch.generation == generation else { continue }
                 flush += watch.buffer
-                watch.buffer = []
-                client.watches[entry.camera] = watch
+                releaseBuffered(id, watch.buffer)
+                clients[id]!.watches[camera]!.buffer = []
+                clients[id]!.watches[camera]!.pending = false
+                clients[id]!.watches[camera]!.delivered = entry.latest?.position
                 sent.append(entry)
-            } else if all, client.all {
-                client.watches[entry.camera] = Watch(explicit: false, pending: false, delivered: entry.latest?.position)
+            } else if all {
+                clients[id]!.watches[camera] = Watch(explicit: false, pending: false, generation: 0, delivered: entry.latest?.position)
                 sent.append(entry)
+            } else {
+                continue
             }
+            seed(camera, entry.latest?.position)
         }
-        if all, client.all, client.allPending {
-            client.allPending = false
-            flush += client.allBuffer
-            client.allBuffer = []
+        if all {
+            clients[id]!.allPending = false
+            flush += clients[id]!.allBuffer
+            releaseBuffered(id, clients[id]!.allBuffer)
+            clients[id]!.allBuffer = []
         }
-        clients[id] = client
+        guard !sent.isEmpty || all else { return [] }
         var actions: [HubAction] = [.send(id, .snapshot(sent))]
-        for result in flush { actions += deliverOne(result, to: id) }
+        for result in flush { actions += replayOne(result, to: id) }
         return actions
     }
 
     /// The history read of a `fetchRecovery` came back.
-    public mutating func recoveryReady(_ id: ConnectionID, camera: Int, since: ResultPosition, read: HistoryRead) -> [HubAction] {
-        guard var client = clients[id], var watch = client.watches[camera], watch.pending else { return [] }
+    public mutating func recoveryReady(_ id: ConnectionID, camera: Int, since: ResultPosition, generation: UInt64, read: HistoryRead) -> [HubAction] {
+        guard let watch = clients[id]?.watches[camera], watch.pending, watch.generation == generation else { return [] }
         let failure: String?
         let entries = read.entries.filter { $0.position?.epoch == since.epoch && ($0.position?.offset ?? 0) > since.offset }
         if let current = read.current {
@@ -376,24 +436,27 @@ public struct SubscriptionHub: Sendable {
         }
         if let failure {
             // Never a partial recovery: the client is told, and gets the snapshot instead.
-            return [.send(id, .recoveryFailed(camera: camera, reason: failure)), .fetchSnapshot(id, cameras: [camera], all: false)]
+            let g = self.generation()
+            clients[id]!.watches[camera]!.generation = g
+            return [.send(id, .recoveryFailed(camera: camera, reason: failure)), .fetchSnapshot(id, cameras: [camera], all: false, generation: g)]
         }
-        watch.pending = false
-        watch.delivered = entries.last?.position ?? since
         let buffered = watch.buffer
-        watch.buffer = []
-        client.watches[camera] = watch
-        clients[id] = client
+        releaseBuffered(id, buffered)
+        clients[id]!.watches[camera]!.buffer = []
+        clients[id]!.watches[camera]!.pending = false
+        clients[id]!.watches[camera]!.delivered = entries.last?.position ?? since
+        seed(camera, entries.last?.position ?? since)
         var actions: [HubAction] = [.send(id, .recovered(camera: camera, missed: entries.count))]
-        for entry in entries { actions.append(.deliver(entry, to: [id])) }
-        for result in buffered { actions += deliverOne(result, to: id) }
+        for entry in entries { actions.append(.replay(entry, to: id)) }
+        for result in buffered { actions += replayOne(result, to: id) }
         return actions
     }
 
-    private mutating func deliverOne(_ result: LiveResult, to id: ConnectionID) -> [HubAction] {
+    private mutating func replayOne(_ result: LiveResult, to id: ConnectionID) -> [HubAction] {
         switch offer(result, to: id) {
-        case .deliver: [.deliver(result, to: [id])]
+        case .deliver: [.replay(result, to: id)]
         case .buffered: []
+        case .repair(let action): [action]
         case .overflow: [.close(id, code: 1013, reason: "fell too far behind while catching up")]
         }
     }
@@ -417,11 +480,10 @@ public struct SubscriptionHub: Sendable {
             actions += clients.keys.sorted().map { .send($0, .status(redis: true)) }
         }
         for camera in cameras.keys.sorted() {
-            guard var state = cameras[camera], !state.catchingUp, let last = state.last else { continue }
-            state.catchingUp = true
-            state.held = []
-            cameras[camera] = state
-            actions.append(.fetchCatchUp(camera: camera, after: last))
+            guard let state = cameras[camera], !state.catchingUp, let last = state.last else { continue }
+            let g = generation()
+            cameras[camera] = Camera(last: last, catchingUp: true, generation: g)
+            actions.append(.fetchCatchUp(camera: camera, after: last, generation: g))
         }
         return actions
     }

@@ -1,5 +1,6 @@
 import Logging
 import RedisClient
+import Synchronization
 
 /// Applies channel and pattern (un)subscriptions to the Redis subscriber strictly in the order
 /// the hub asked for them, one at a time, so a quick unsubscribe/subscribe of one camera can
@@ -19,25 +20,61 @@ final class SubscriptionQueue: Sendable {
     private let continuation: AsyncStream<Operation>.Continuation
     private let worker: Task<Void, Never>
 
+    /// How long one change may wait for its confirmation before the queue moves on. While Redis
+    /// is down a change waits for the reconnect (the subscriber re-subscribes what it holds); a
+    /// confirmation lost with a broken connection must not stall every later change.
+    static let confirmationTimeout: Duration = .seconds(10)
+
     init(subscriber: RedisSubscriber, logger: Logger) {
         let (stream, continuation) = AsyncStream<Operation>.makeStream()
         self.continuation = continuation
         worker = Task {
             for await operation in stream {
-                do {
-                    switch operation {
-                    case .subscribe(let channel): try await subscriber.subscribe([channel])
-                    case .unsubscribe(let channel): try await subscriber.unsubscribe([channel])
-                    case .psubscribe(let pattern): try await subscriber.psubscribe([pattern])
-                    case .punsubscribe(let pattern): try await subscriber.punsubscribe([pattern])
-                    case .barrier(let waiter): waiter.resume()
-                    }
-                } catch let error as RedisError {
-                    if case .closed = error.kind { continue } // shutting down
-                    logger.warning("pub/sub subscription change failed", metadata: ["error": "\(error)"])
-                } catch {
-                    logger.warning("pub/sub subscription change failed", metadata: ["error": "\(error)"])
+                let change: (@Sendable () async throws(RedisError) -> Void)?
+                switch operation {
+                case .subscribe(let channel): change = { () async throws(RedisError) in try await subscriber.subscribe([channel]) }
+                case .unsubscribe(let channel): change = { () async throws(RedisError) in try await subscriber.unsubscribe([channel]) }
+                case .psubscribe(let pattern): change = { () async throws(RedisError) in try await subscriber.psubscribe([pattern]) }
+                case .punsubscribe(let pattern): change = { () async throws(RedisError) in try await subscriber.punsubscribe([pattern]) }
+                case .barrier(let waiter):
+                    waiter.resume()
+                    change = nil
                 }
+                guard let change else { continue }
+                switch await Self.withTimeout(Self.confirmationTimeout, change) {
+                case .done, .closed: break
+                case .failed(let error): logger.warning("pub/sub subscription change failed", metadata: ["error": "\(error)"])
+                case .timedOut: logger.warning("pub/sub subscription change not confirmed in time; moving on (it is re-sent on reconnect)")
+                }
+            }
+        }
+    }
+
+    private enum Outcome: Sendable { case done, closed, failed(RedisError), timedOut }
+
+    /// Runs `change`, but returns after `timeout` even if it has not finished (it keeps running).
+    private static func withTimeout(_ timeout: Duration, _ change: @escaping @Sendable () async throws(RedisError) -> Void) async -> Outcome {
+        let once = Mutex<CheckedContinuation<Outcome, Never>?>(nil)
+        return await withCheckedContinuation { continuation in
+            once.withLock { $0 = continuation }
+            let finish: @Sendable (Outcome) -> Void = { outcome in
+                once.withLock { waiting in
+                    waiting?.resume(returning: outcome)
+                    waiting = nil
+                }
+            }
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+                finish(.timedOut)
+            }
+            Task {
+                do throws(RedisError) {
+                    try await change()
+                    finish(.done)
+                } catch {
+                    if case .closed = error.kind { finish(.closed) } else { finish(.failed(error)) }
+                }
+                timer.cancel()
             }
         }
     }

@@ -10,10 +10,16 @@ import Synchronization
 /// lws call that is safe from any thread). The queue is drained in
 /// `LWS_CALLBACK_EVENT_WAIT_CANCELLED` by whoever owns the protocol callback.
 final class ServiceLoop: @unchecked Sendable {
-    /// Set once by the owner right after the context was created, before the thread starts.
-    private(set) var context: OpaquePointer?
-    private let mailbox = Mutex<[@Sendable () -> Void]>([])
-    private let running = Mutex(true)
+    private struct State {
+        /// The context while it may be woken; nil before start and once it is being destroyed.
+        var context: OpaquePointer?
+        var running = true
+        var mailbox: [@Sendable () -> Void] = []
+    }
+
+    /// Context, run flag and mailbox under one lock, so a wake-up can never reach a context
+    /// that is being destroyed.
+    private let state = Mutex(State())
     private let finished = DispatchSemaphore(value: 0)
     private let started = Mutex(false)
     private let stopOnce = Mutex(false)
@@ -21,19 +27,23 @@ final class ServiceLoop: @unchecked Sendable {
 
     init() {}
 
+    /// The context, for calls made on the service thread.
+    var context: OpaquePointer? { state.withLock { $0.context } }
+
     /// Starts servicing `context` on a new thread named `name`.
     func start(context: OpaquePointer, name: String) {
-        self.context = context
+        let box = UncheckedBox(context)
+        state.withLock { $0.context = box.value }
         started.withLock { $0 = true }
         let thread = Thread { [self] in
             threadID.withLock { $0 = pthread_self() }
-            while running.withLock({ $0 }) {
-                _ = lws_service(self.context, 0)
+            let context = box.value
+            while state.withLock({ $0.running }) {
+                _ = lws_service(context, 0)
             }
+            state.withLock { $0.context = nil }
             // Connections still open get their CLOSED callbacks from here.
-            lws_context_destroy(self.context)
-            self.context = nil
-            drain()
+            lws_context_destroy(context)
             finished.signal()
         }
         thread.name = name
@@ -47,21 +57,25 @@ final class ServiceLoop: @unchecked Sendable {
     }
 
     /// Runs `work` on the service thread (soon, in order of submission). Safe from any thread.
-    func execute(_ work: @escaping @Sendable () -> Void) {
-        mailbox.withLock { $0.append(work) }
-        if let context, running.withLock({ $0 }) { lws_cancel_service(context) }
+    /// Returns false (and drops `work`) once the loop is stopping.
+    @discardableResult
+    func execute(_ work: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { state -> Bool in
+            guard state.running, let context = state.context else { return false }
+            state.mailbox.append(work)
+            if state.mailbox.count == 1 { lws_cancel_service(context) }
+            return true
+        }
     }
 
-    /// Runs the queued work; called on the service thread.
+    /// Runs the work queued so far (not what it queues in turn: that waits for the next
+    /// wake-up, so sockets get serviced in between); called on the service thread.
     func drain() {
-        while true {
-            let batch = mailbox.withLock { queue -> [@Sendable () -> Void] in
-                defer { queue.removeAll(keepingCapacity: true) }
-                return queue
-            }
-            if batch.isEmpty { return }
-            for work in batch { work() }
+        let batch = state.withLock { state -> [@Sendable () -> Void] in
+            defer { state.mailbox.removeAll(keepingCapacity: true) }
+            return state.mailbox
         }
+        for work in batch { work() }
     }
 
     /// Stops the loop and waits for the thread to finish (not from the service thread itself).
@@ -72,10 +86,19 @@ final class ServiceLoop: @unchecked Sendable {
         }
         guard first, started.withLock({ $0 }) else { return }
         precondition(!isServiceThread, "ServiceLoop.stop() must not be called on its own thread")
-        running.withLock { $0 = false }
-        if let context { lws_cancel_service(context) }
+        state.withLock { state in
+            state.running = false
+            if let context = state.context { lws_cancel_service(context) }
+        }
         finished.wait()
     }
+}
+
+/// Carries a non-Sendable value (a C pointer) into a closure that runs on the one thread
+/// allowed to use it.
+struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// The protocol table (and idle policy) an lws context reads for its whole life; freed when

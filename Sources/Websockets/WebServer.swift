@@ -107,18 +107,21 @@ public final class WebServer: @unchecked Sendable {
         delegate = nil
     }
 
-    /// Runs `work` on the service thread. Safe from any thread.
-    public func execute(_ work: @escaping @Sendable () -> Void) {
+    /// Runs `work` on the service thread. Safe from any thread. Returns false (and drops
+    /// `work`) once the server is stopping.
+    @discardableResult
+    public func execute(_ work: @escaping @Sendable () -> Void) -> Bool {
         loop.execute(work)
     }
 
     // MARK: Service-thread API
 
-    /// Queues `frame` for `connection`. Service thread only.
+    /// Queues `frame` for `connection`; `allowance` lets one bounded burst (a snapshot, a
+    /// recovery) take the queue that far past `maximumQueuedBytes`. Service thread only.
     @discardableResult
-    public func send(_ frame: OutboundFrame, to connection: WebSocketID) -> SendOutcome {
+    public func send(_ frame: OutboundFrame, to connection: WebSocketID, allowance: Int = 0) -> SendOutcome {
         guard let c = connections[connection], c.closeRequest == nil else { return .unknownConnection }
-        if c.queuedBytes + frame.count > configuration.maximumQueuedBytes {
+        if c.queuedBytes + frame.count > configuration.maximumQueuedBytes + allowance {
             requestClose(c, code: 1008, reason: "send queue over \(configuration.maximumQueuedBytes) bytes: client too slow")
             return .overLimit
         }

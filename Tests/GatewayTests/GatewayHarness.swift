@@ -46,6 +46,8 @@ final class GatewayHarness: @unchecked Sendable {
         guard let made else { throw lastError ?? TestSupportError("gateway did not start") }
         gateway = made
         clients = try WebSocketTestClients(port: made.port)
+        // Ready means pub/sub delivers (the probe came back): clients then start from "redis up".
+        try await waitUntil("gateway healthy (probe through pub/sub)") { made.health.healthy }
     }
 
     var port: Int { gateway.port }

@@ -51,7 +51,7 @@ import TrafficModel
         let all = h.results(everything)
         #expect(all.count == 15)
         for camera in [11, 12, 13] { #expect(all.filter { $0.camera == camera }.map(\.offset) == [1, 2, 3, 4, 5]) }
-        #expect(await h.gateway.onServiceThread { $0.hub.subscribedCameras } == [11, 12])
+        #expect(await h.gateway.onServiceThread(stopped: []) { $0.hub.subscribedCameras } == [11, 12])
         await h.shutdown()
     }
 

@@ -8,64 +8,121 @@ import TrafficModel
         LiveResult(camera: camera, position: ResultPosition(offset: offset, epoch: epoch), payload: Array(#"{"n":\#(offset)}"#.utf8))
     }
 
+    /// Offsets a client got, live or replayed, in order.
     func delivered(_ actions: [HubAction], to id: ConnectionID) -> [Int64] {
-        actions.compactMap { if case .deliver(let r, let ids) = $0, ids.contains(id) { return r.position?.offset } else { return nil } }
+        actions.compactMap {
+            switch $0 {
+            case .deliver(let r, let ids) where ids.contains(id): r.position?.offset
+            case .replay(let r, let to) where to == id: r.position?.offset
+            default: nil
+            }
+        }
     }
 
-    @Test func livePendingUntilSnapshotThenOnlyNewerResults() {
+    func snapshotGeneration(_ actions: [HubAction]) -> UInt64? {
+        actions.lazy.compactMap { if case .fetchSnapshot(_, _, _, let g) = $0 { g } else { nil } }.first
+    }
+
+    func recoveryGeneration(_ actions: [HubAction]) -> UInt64? {
+        actions.lazy.compactMap { if case .fetchRecovery(_, _, _, let g) = $0 { g } else { nil } }.first
+    }
+
+    func catchUpGeneration(_ actions: [HubAction]) -> UInt64? {
+        actions.lazy.compactMap { if case .fetchCatchUp(_, _, let g) = $0 { g } else { nil } }.first
+    }
+
+    @Test func livePendingUntilSnapshotThenOnlyNewerResults() throws {
         var hub = SubscriptionHub()
         hub.connect(1, permission: .all)
         let subscribe = hub.subscribe(1, .cameras([7]))
-        #expect(subscribe == [.send(1, .subscribed(cameras: [7], all: false)), .subscribe(camera: 7), .fetchSnapshot(1, cameras: [7], all: false)])
+        #expect(subscribe.prefix(2) == [.send(1, .subscribed(cameras: [7], all: false)), .subscribe(camera: 7)])
+        let g = try #require(snapshotGeneration(subscribe))
         #expect(delivered(hub.receive(result(7, 5)), to: 1).isEmpty, "buffered while the snapshot is in flight")
         #expect(delivered(hub.receive(result(7, 6)), to: 1).isEmpty)
-        let snapshot = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 7, latest: result(7, 5))], all: false)
+        let snapshot = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 7, latest: result(7, 5))], all: false, generation: g)
         #expect(snapshot.first == .send(1, .snapshot([SnapshotEntry(camera: 7, latest: result(7, 5))])))
         #expect(delivered(snapshot, to: 1) == [6], "offset 5 is in the snapshot; only 6 follows")
         #expect(delivered(hub.receive(result(7, 7)), to: 1) == [7])
         #expect(delivered(hub.receive(result(7, 7)), to: 1).isEmpty, "a duplicate (channel and pattern) is dropped")
     }
 
-    @Test func aHoleInTheLiveStreamIsFilledFromHistoryBeforeLaterResults() {
+    @Test func aHoleInTheLiveStreamIsFilledFromHistoryBeforeLaterResults() throws {
         var hub = SubscriptionHub()
         hub.connect(1, permission: .all)
-        _ = hub.subscribe(1, .cameras([3]))
-        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 3, latest: nil)], all: false)
+        let g = try #require(snapshotGeneration(hub.subscribe(1, .cameras([3]))))
+        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 3, latest: nil)], all: false, generation: g)
         #expect(delivered(hub.receive(result(3, 1)), to: 1) == [1])
         let hole = hub.receive(result(3, 4))
-        #expect(hole == [.fetchCatchUp(camera: 3, after: ResultPosition(offset: 1, epoch: "e1"))])
+        let c = try #require(catchUpGeneration(hole))
+        #expect(hole == [.fetchCatchUp(camera: 3, after: ResultPosition(offset: 1, epoch: "e1"), generation: c)])
         #expect(hub.receive(result(3, 5)).isEmpty, "held while catching up")
-        let filled = hub.catchUpReady(camera: 3, read: HistoryRead(current: ResultPosition(offset: 5, epoch: "e1"), entries: [result(3, 2), result(3, 3), result(3, 4), result(3, 5)]))
+        #expect(hub.catchUpReady(camera: 3, generation: c + 99, read: HistoryRead(current: nil, entries: [])).isEmpty, "a stale answer is ignored")
+        let filled = hub.catchUpReady(camera: 3, generation: c, read: HistoryRead(current: ResultPosition(offset: 5, epoch: "e1"), entries: [result(3, 2), result(3, 3), result(3, 4), result(3, 5)]))
         #expect(delivered(filled, to: 1) == [2, 3, 4, 5])
     }
 
-    @Test func historyThatNoLongerHasTheHoleSendsAGapNotice() {
+    @Test func historyThatNoLongerHasTheHoleSendsAGapNotice() throws {
         var hub = SubscriptionHub()
         hub.connect(1, permission: .all)
-        _ = hub.subscribe(1, .cameras([3]))
-        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 3, latest: nil)], all: false)
+        let g = try #require(snapshotGeneration(hub.subscribe(1, .cameras([3]))))
+        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 3, latest: nil)], all: false, generation: g)
         _ = hub.receive(result(3, 1))
-        _ = hub.receive(result(3, 10))
-        let filled = hub.catchUpReady(camera: 3, read: HistoryRead(current: ResultPosition(offset: 10, epoch: "e1"), entries: [result(3, 8), result(3, 9), result(3, 10)]))
+        let c = try #require(catchUpGeneration(hub.receive(result(3, 10))))
+        let filled = hub.catchUpReady(camera: 3, generation: c, read: HistoryRead(current: ResultPosition(offset: 10, epoch: "e1"), entries: [result(3, 8), result(3, 9), result(3, 10)]))
         #expect(filled.first == .send(1, .gap(camera: 3, from: 2, to: 7, reason: "no longer in history")))
         #expect(delivered(filled, to: 1) == [8, 9, 10])
     }
 
-    @Test func recoveryIsExactOrRefusedNeverPartial() {
+    @Test func recoveryIsExactOrRefusedNeverPartial() throws {
         var hub = SubscriptionHub()
         hub.connect(1, permission: .all)
         let since = ResultPosition(offset: 2, epoch: "e1")
-        let subscribe = hub.subscribe(1, .cameras([9]), since: [9: since])
-        #expect(subscribe.contains(.fetchRecovery(1, camera: 9, since: since)))
+        let g1 = try #require(recoveryGeneration(hub.subscribe(1, .cameras([9]), since: [9: since])))
         _ = hub.receive(result(9, 5)) // live while recovering
-        let ok = hub.recoveryReady(1, camera: 9, since: since, read: HistoryRead(current: ResultPosition(offset: 4, epoch: "e1"), entries: [result(9, 3), result(9, 4)]))
+        let ok = hub.recoveryReady(1, camera: 9, since: since, generation: g1, read: HistoryRead(current: ResultPosition(offset: 4, epoch: "e1"), entries: [result(9, 3), result(9, 4)]))
         #expect(ok.first == .send(1, .recovered(camera: 9, missed: 2)))
         #expect(delivered(ok, to: 1) == [3, 4, 5])
 
         hub.connect(2, permission: .all)
-        _ = hub.subscribe(2, .cameras([9]), since: [9: since])
-        let trimmed = hub.recoveryReady(2, camera: 9, since: since, read: HistoryRead(current: ResultPosition(offset: 5, epoch: "e1"), entries: [result(9, 4), result(9, 5)]))
-        #expect(trimmed == [.send(2, .recoveryFailed(camera: 9, reason: "history no longer holds offset 3")), .fetchSnapshot(2, cameras: [9], all: false)])
+        let g2 = try #require(recoveryGeneration(hub.subscribe(2, .cameras([9]), since: [9: since])))
+        let trimmed = hub.recoveryReady(2, camera: 9, since: since, generation: g2, read: HistoryRead(current: ResultPosition(offset: 5, epoch: "e1"), entries: [result(9, 4), result(9, 5)]))
+        #expect(trimmed.first == .send(2, .recoveryFailed(camera: 9, reason: "history no longer holds offset 3")))
+        #expect(snapshotGeneration(trimmed) != nil, "the snapshot replaces the impossible recovery")
+        #expect(delivered(trimmed, to: 2).isEmpty)
+    }
+
+    @Test func anAnswerForAReplacedSubscriptionIsIgnored() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        let old = try #require(snapshotGeneration(hub.subscribe(1, .cameras([4]))))
+        _ = hub.unsubscribe(1, .cameras([4]))
+        let since = ResultPosition(offset: 7, epoch: "e1")
+        let fresh = try #require(recoveryGeneration(hub.subscribe(1, .cameras([4]), since: [4: since])))
+        #expect(hub.snapshotReady(1, entries: [SnapshotEntry(camera: 4, latest: result(4, 3))], all: false, generation: old).isEmpty,
+                "the first subscription's snapshot must not settle the second")
+        let recovered = hub.recoveryReady(1, camera: 4, since: since, generation: fresh, read: HistoryRead(current: ResultPosition(offset: 8, epoch: "e1"), entries: [result(4, 8)]))
+        #expect(recovered.first == .send(1, .recovered(camera: 4, missed: 1)))
+    }
+
+    @Test func aClientBehindTheStreamIsRepairedFromHistory() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        let g = try #require(snapshotGeneration(hub.subscribe(1, .cameras([6]))))
+        // The snapshot was older than the stream (e.g. read before a Redis outage).
+        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 6, latest: result(6, 41))], all: false, generation: g)
+        let next = hub.receive(result(6, 51))
+        let c = try #require(catchUpGeneration(next), "the camera's continuity starts from the snapshot position")
+        let filled = hub.catchUpReady(camera: 6, generation: c, read: HistoryRead(current: ResultPosition(offset: 51, epoch: "e1"), entries: (42...51).map { result(6, $0) }))
+        #expect(delivered(filled, to: 1) == Array(42...51))
+    }
+
+    @Test func pendingBuffersAreBoundedInBytes() throws {
+        var hub = SubscriptionHub(maximumBufferedBytes: 20) // each test payload is 7 bytes
+        hub.connect(1, permission: .all)
+        _ = hub.subscribe(1, .cameras([2]))
+        #expect(hub.receive(result(2, 1)).isEmpty)
+        #expect(hub.receive(result(2, 2)).isEmpty)
+        #expect(hub.receive(result(2, 3)) == [.close(1, code: 1013, reason: "fell too far behind while catching up")])
     }
 
     @Test func channelSubscriptionsFollowTheirLastWatcherAndPermissionsHold() {
@@ -77,10 +134,13 @@ import TrafficModel
         #expect(refused.contains(.subscribe(camera: 2)))
         #expect(hub.subscribe(1, .all) == [.send(1, .error(reason: "forbidden", detail: "this connection may not watch every camera"))])
         #expect(!hub.subscribe(2, .cameras([2])).contains(.subscribe(camera: 2)), "second watcher: channel already subscribed")
+        #expect(hub.subscriptionCount == 2)
         #expect(!hub.disconnect(1).contains(.unsubscribe(camera: 2)))
         #expect(hub.disconnect(2).contains(.unsubscribe(camera: 2)), "last watcher gone: channel released")
         hub.connect(3, permission: .all)
         #expect(hub.subscribe(3, .all).contains(.subscribeAll))
+        #expect(hub.subscriptionCount == 1)
         #expect(hub.disconnect(3) == [.unsubscribeAll])
+        #expect(hub.subscriptionCount == 0)
     }
 }
