@@ -11,7 +11,7 @@ import RedisClient
 /// slots and publish indexes are 1-based. Returns {published, latestWritten, alertsPushed}.
 ///
 /// Each publish takes the camera's next offset (the counter in `camera:<id>:position` is read
-/// once per camera and batch and written back at the end); when there is no counter the camera
+/// and advanced by the batch's count once per camera, before the publishes); when there is no counter the camera
 /// gets a new epoch (server time in µs) and its old history is dropped, because offsets of the
 /// old epoch mean nothing in the new one. The payload is published with
 /// its position spliced in first (see `ResultPosition`), and the same bytes are appended to the
@@ -30,9 +30,16 @@ enum WriteScript {
       cameras[c] = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])}
       i = i + 7
     end
-    -- Each camera's counter is read once and written once per batch (offsets are plain
-    -- arithmetic in between, which the script's atomicity makes safe).
-    local function start(camera)
+    -- Each camera's counter is read once and advanced once per batch, before anything is
+    -- published: offsets are plain arithmetic in between (the script is atomic), and should
+    -- the script fail halfway, no offset it handed out can ever be handed out again.
+    local counts = {}
+    for p = 0, np - 1 do
+      local slot = tonumber(ARGV[i + 2 * p])
+      counts[slot] = (counts[slot] or 0) + 1
+    end
+    for slot, count in pairs(counts) do
+      local camera = cameras[slot]
       local state = redis.call('HMGET', camera[3], 'offset', 'epoch')
       local offset, epoch = tonumber(state[1]), state[2]
       if (not offset) or offset < 1 or not epoch then
@@ -43,26 +50,20 @@ enum WriteScript {
         offset = 0
         redis.call('DEL', camera[2])
       end
-      camera[8], camera[9], camera[10] = epoch, offset, offset
+      redis.call('HSET', camera[3], 'offset', offset + count, 'epoch', epoch)
+      camera[8], camera[9] = epoch, offset
     end
     local bodies = {}
     for p = 1, np do
       local camera = cameras[tonumber(ARGV[i])]
-      if not camera[8] then start(camera) end
-      local offset = camera[10] + 1
-      camera[10] = offset
+      local offset = camera[9] + 1
+      camera[9] = offset
       local id = string.format('%d', offset)
       local body = '{"position":{"offset":' .. id .. ',"epoch":"' .. camera[8] .. '"},' .. ARGV[i + 1]
       redis.call('XADD', camera[2], 'MAXLEN', '~', historyLength, id .. '-0', 'r', body)
       redis.call('PUBLISH', camera[1], body)
       bodies[p] = body
       i = i + 2
-    end
-    for c = 1, nc do
-      local camera = cameras[c]
-      if camera[8] and camera[10] ~= camera[9] then
-        redis.call('HSET', camera[3], 'offset', camera[10], 'epoch', camera[8])
-      end
     end
     local written = 0
     for c = 1, nc do
