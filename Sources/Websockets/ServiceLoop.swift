@@ -68,14 +68,18 @@ final class ServiceLoop: @unchecked Sendable {
         }
     }
 
-    /// Runs the work queued so far (not what it queues in turn: that waits for the next
-    /// wake-up, so sockets get serviced in between); called on the service thread.
+    /// Runs the queued work, including what arrives meanwhile, for at most a few rounds: then
+    /// sockets get serviced before the rest (a steady stream of work cannot starve them).
+    /// Called on the service thread.
     func drain() {
-        let batch = state.withLock { state -> [@Sendable () -> Void] in
-            defer { state.mailbox.removeAll(keepingCapacity: true) }
-            return state.mailbox
+        for _ in 0..<4 {
+            let batch = state.withLock { state -> [@Sendable () -> Void] in
+                defer { state.mailbox.removeAll(keepingCapacity: true) }
+                return state.mailbox
+            }
+            if batch.isEmpty { return }
+            for work in batch { work() }
         }
-        for work in batch { work() }
     }
 
     /// Stops the loop and waits for the thread to finish (not from the service thread itself).
