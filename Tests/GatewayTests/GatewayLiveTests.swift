@@ -113,4 +113,24 @@ import TrafficModel
         #expect(metrics.contains("gateway_slow_client_disconnects_total 1"))
         await h.shutdown()
     }
+
+    @Test func aWildcardSnapshotBiggerThanTheQueueLimitArrivesInBoundedFrames() async throws {
+        let h = try await GatewayHarness { $0.maximumQueuedBytes = 64 * 1024 }
+        for batch in 0..<6 {
+            for camera in (batch * 50)..<(batch * 50 + 50) { try await h.publish(camera: 1000 + camera, padding: 2_000) }
+        }
+        let client = try await h.clients.open()
+        h.clients.send(#"{"type":"subscribe","cameras":"*"}"#, to: client)
+        var cameras: Set<Int> = []
+        try await waitUntil("all 300 cameras arrive in snapshot frames") {
+            cameras = Set(h.clients.objects(client).filter { $0["type"] as? String == "snapshot" }
+                .flatMap { ($0["cameras"] as? [[String: Any]]) ?? [] }.compactMap { $0["camera"] as? Int })
+            return cameras.count == 300
+        }
+        let frames = h.clients.received(client).filter { $0.hasPrefix(#"{"type":"snapshot""#) }
+        #expect(frames.count >= 3, "~700 KB of snapshot in several frames")
+        #expect(frames.allSatisfy { $0.utf8.count <= 256 * 1024 + 4096 })
+        #expect(h.clients.isOpen(client), "a snapshot burst over the live queue limit is not a slow client")
+        await h.shutdown()
+    }
 }
