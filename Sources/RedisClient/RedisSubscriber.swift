@@ -291,6 +291,15 @@ final class SubscriberLoop: @unchecked Sendable {
             try made.flush()
             connection = made
             backoff.recordSuccess()
+            // Removals sent on the lost connection and never confirmed are done now: the new
+            // connection does not hold those names. (Additions are confirmed by the
+            // re-subscription just sent.)
+            let held = Set(channels.map { key(false, $0) } + patterns.map { key(true, $0) })
+            for name in waiting.keys where !held.contains(name) {
+                let isPattern = name.hasPrefix("p:")
+                let bare = String(name.dropFirst(2))
+                while waiting[name] != nil { confirm(isPattern, bare) }
+            }
             if everConnected {
                 shared.logger.info("Redis subscriber reconnected", metadata: ["redis": "\(shared.configuration)", "channels": "\(channels.count)", "patterns": "\(patterns.count)"])
                 shared.handler(.reconnected)
