@@ -136,7 +136,8 @@ extension GatewayService {
             server.execute { [self] in
                 let found = try? outcome.get()
                 for camera in fetching {
-                    if let found { cache.store(camera, found[camera], following: hub.receives(camera)) }
+                    // Read without the subscription barrier: never trusted as live-followed.
+                    if let found { cache.store(camera, found[camera], following: false) }
                     let answer: LiveResult?? = found.map { $0[camera] }
                     for waiter in inflightLatest.removeValue(forKey: camera) ?? [] { waiter(answer) }
                 }

@@ -115,8 +115,9 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
         web.idleTimeout = configuration.idleTimeout
         web.name = "gateway"
         do {
-            let server = try WebServer(configuration: web, delegate: self)
+            let server = try WebServer(configuration: web, delegate: self, start: false)
             self.server = server
+            server.start()
             serverSlot.withLock { slot in
                 slot.server = server
                 for work in slot.early { server.execute(work) }
@@ -443,11 +444,13 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
             while true {
                 do throws(RedisError) {
                     let list = all ? try await state.camerasWithLatest() : missing
-                    let found = try await state.latest(list)
+                    let found = try await state.snapshot(list)
                     server.execute { [self] in
-                        for camera in list { cache.store(camera, found[camera], following: hub.receives(camera)) }
+                        for camera in list { cache.store(camera, found[camera]?.latest, following: hub.receives(camera)) }
                         let names = all ? list : cameras
-                        let entries = names.map { camera in SnapshotEntry(camera: camera, latest: cached[camera] ?? found[camera]) }
+                        let entries = names.map { camera in
+                            SnapshotEntry(camera: camera, latest: cached[camera] ?? found[camera]?.latest, current: found[camera]?.current)
+                        }
                         perform(hub.snapshotReady(id, entries: entries, all: all, generation: generation))
                     }
                     return

@@ -17,6 +17,8 @@ struct LatestCache {
     private(set) var entries: [Int: Entry] = [:]
     let liveTTL: Duration
     let fallbackTTL: Duration
+    /// Sweeps run at most once per fallback TTL (each is a pass over every entry).
+    private var lastSweep = ContinuousClock.now
 
     init(liveTTL: Duration, fallbackTTL: Duration = .seconds(1)) {
         self.liveTTL = liveTTL
@@ -36,7 +38,10 @@ struct LatestCache {
             if entries[camera]?.following == false { entries[camera] = nil }
             return
         }
-        if entries.count >= 4_096 { sweep(now: now) }
+        if entries.count >= 4_096, now - lastSweep > fallbackTTL {
+            lastSweep = now
+            sweep(now: now)
+        }
         let timestamp = Self.timestamp(of: result.payload)
         if let existing = entries[camera], existing.following, let old = existing.timestamp, let new = timestamp, new < old { return }
         entries[camera] = Entry(result: result, timestamp: timestamp, storedAt: now, following: following)

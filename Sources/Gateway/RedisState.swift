@@ -37,6 +37,29 @@ struct RedisState: Sendable {
         return out
     }
 
+    /// For a snapshot: each camera's latest result and its position counter, in one round trip.
+    func snapshot(_ cameras: [Int]) async throws(RedisError) -> [Int: (latest: LiveResult?, current: ResultPosition?)] {
+        guard !cameras.isEmpty else { return [:] }
+        var pipeline = RedisPipeline()
+        let values = RedisCommand<[[UInt8]?]>.mget(cameras.map(keys.latest))
+        let v = pipeline.append(values)
+        let positions = cameras.map { RedisCommand<[String: [UInt8]]>.hgetall(keys.position($0)) }
+        let first = pipeline.count
+        for command in positions { pipeline.append(command) }
+        let replies = try await redis.execute(pipeline)
+        let latest = try values.value(from: replies[v])
+        var out: [Int: (latest: LiveResult?, current: ResultPosition?)] = [:]
+        for (index, camera) in cameras.enumerated() {
+            let hash = try positions[index].value(from: replies[first + index])
+            var current: ResultPosition?
+            if let offsetBytes = hash["offset"], let offset = Int64(String(decoding: offsetBytes, as: UTF8.self)), let epoch = hash["epoch"] {
+                current = ResultPosition(offset: offset, epoch: String(decoding: epoch, as: UTF8.self))
+            }
+            out[camera] = (latest[index].map { LiveResult(camera: camera, payload: $0) }, current)
+        }
+        return out
+    }
+
     /// Every camera with a stored latest result (SCAN over `camera:*:latest`).
     func camerasWithLatest() async throws(RedisError) -> [Int] {
         var cursor: UInt64 = 0

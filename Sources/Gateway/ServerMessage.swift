@@ -51,6 +51,7 @@ public enum ServerMessage: Sendable, Equatable {
                     add(#","result":"#)
                     out.append(contentsOf: latest.payload)
                 } else {
+                    if let position = entry.current { add(#","offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#) }
                     add(#","result":null"#)
                 }
                 add("}")

@@ -52,6 +52,11 @@ public struct SubscriptionHub: Sendable {
         var buffer: [LiveResult] = []
         /// The last position this client got for the camera.
         var delivered: ResultPosition?
+        /// The pending fetch repairs a hole in this client's stream (not a subscribe).
+        var repairing = false
+        /// The last repair was impossible: the next hole gets a `gap` notice instead of another
+        /// repair (a repair → snapshot → repair loop must not form).
+        var repairFailed = false
     }
 
     struct Client: Sendable {
@@ -67,6 +72,9 @@ public struct SubscriptionHub: Sendable {
 
     struct Camera: Sendable {
         var last: ResultPosition?
+        /// `last` came from a snapshot or recovery, not the live stream: results at or below it
+        /// still go to clients (whose own positions drop what they have).
+        var seeded = false
         var catchingUp = false
         var generation: UInt64 = 0
         var held: [LiveResult] = []
@@ -76,6 +84,8 @@ public struct SubscriptionHub: Sendable {
     /// Bytes of live results a pending client may buffer before it is given up on (1013), and
     /// a camera catching up may hold before continuity is given up (with a `gap` notice).
     public var maximumBufferedBytes: Int
+    /// Cameras one connection may name (`"*"` covers all of them as one).
+    public var maximumCamerasPerClient: Int
 
     private(set) var clients: [ConnectionID: Client] = [:]
     private(set) var watchers: [Int: Set<ConnectionID>] = [:]
@@ -86,8 +96,9 @@ public struct SubscriptionHub: Sendable {
     /// Camera subscriptions summed over clients (`"*"` counts once), kept as they change.
     public private(set) var subscriptionCount = 0
 
-    public init(maximumBufferedBytes: Int = 8 << 20, redisUp: Bool = true) {
+    public init(maximumBufferedBytes: Int = 8 << 20, maximumCamerasPerClient: Int = 1_000, redisUp: Bool = true) {
         self.maximumBufferedBytes = maximumBufferedBytes
+        self.maximumCamerasPerClient = maximumCamerasPerClient
         self.redisUp = redisUp
     }
 
@@ -152,11 +163,21 @@ public struct SubscriptionHub: Sendable {
             }
             var accepted: [Int] = []
             var snapshot: [Int] = []
+            var overLimit: [Int] = []
             let snapshotGeneration = generation()
             var fetches: [HubAction] = []
+            var named = clients[id]!.watches.values.filter(\.explicit).count
             for camera in unique where permission.allows(camera) {
+                if clients[id]!.watches[camera]?.explicit == true {
+                    accepted.append(camera)
+                    continue
+                }
+                guard named < maximumCamerasPerClient else {
+                    overLimit.append(camera)
+                    continue
+                }
+                named += 1
                 accepted.append(camera)
-                if clients[id]!.watches[camera]?.explicit == true { continue }
                 if watchers[camera, default: []].isEmpty { fetches.append(.subscribe(camera: camera)) }
                 watchers[camera, default: []].insert(id)
                 subscriptionCount += 1
@@ -175,7 +196,10 @@ public struct SubscriptionHub: Sendable {
                     snapshot.append(camera)
                 }
             }
-            if !accepted.isEmpty || refused.isEmpty { actions.append(.send(id, .subscribed(cameras: accepted, all: false))) }
+            if !overLimit.isEmpty {
+                actions.append(.send(id, .error(reason: "too_many_cameras", detail: "a connection may name at most \(maximumCamerasPerClient) cameras (use \"*\" for all); not subscribed: \(overLimit.count)")))
+            }
+            if !accepted.isEmpty || (refused.isEmpty && overLimit.isEmpty) { actions.append(.send(id, .subscribed(cameras: accepted, all: false))) }
             actions += fetches
             if !snapshot.isEmpty { actions.append(.fetchSnapshot(id, cameras: snapshot, all: false, generation: snapshotGeneration)) }
         }
@@ -211,8 +235,13 @@ public struct SubscriptionHub: Sendable {
         case .cameras(let list):
             var removed: [Int] = []
             for camera in Set(list).sorted() where clients[id]!.watches[camera]?.explicit == true {
-                releaseBuffered(id, clients[id]!.watches[camera]!.buffer)
-                clients[id]!.watches[camera] = nil
+                if clients[id]!.all {
+                    // Still covered by "*": the watch (and any fetch in flight) stays.
+                    clients[id]!.watches[camera]!.explicit = false
+                } else {
+                    releaseBuffered(id, clients[id]!.watches[camera]!.buffer)
+                    clients[id]!.watches[camera] = nil
+                }
                 subscriptionCount -= 1
                 removed.append(camera)
                 watchers[camera]?.remove(id)
@@ -240,9 +269,9 @@ public struct SubscriptionHub: Sendable {
         guard let position = result.position else { return fanOut(result) }
         if cameras[camera]?.catchingUp == true {
             if cameras[camera]!.heldBytes + result.payload.count > maximumBufferedBytes {
-                // The history read is not coming back in time; give up on continuity.
-                cameras[camera] = Camera()
-                return notice(camera, .gap(camera: camera, from: nil, to: nil, reason: "history read did not complete")) + receive(result)
+                // The history read is not coming back in time: deliver what is held, tell
+                // clients what is missing before it, and go on.
+                return finishCatchUp(camera, read: HistoryRead(current: nil, entries: []), reason: "history read did not complete") + receive(result)
             }
             cameras[camera]!.held.append(result)
             cameras[camera]!.heldBytes += result.payload.count
@@ -256,12 +285,15 @@ public struct SubscriptionHub: Sendable {
                     return actions + startCatchUp(camera, after: ResultPosition(offset: 0, epoch: position.epoch), holding: result)
                 }
             } else if position.offset <= last.offset {
-                return [] // already handled (channel and pattern both deliver, or a catch-up got it)
+                // Already handled (channel and pattern both deliver, or a catch-up got it) —
+                // unless `last` only came from a client's snapshot: then clients decide.
+                return cameras[camera]!.seeded ? fanOut(result) : []
             } else if position.offset > last.offset + 1 {
                 return startCatchUp(camera, after: last, holding: result)
             }
         }
         cameras[camera, default: Camera()].last = position
+        cameras[camera]!.seeded = false
         return actions + fanOut(result)
     }
 
@@ -273,23 +305,41 @@ public struct SubscriptionHub: Sendable {
 
     /// The history read of a catch-up came back.
     public mutating func catchUpReady(camera: Int, generation: UInt64, read: HistoryRead) -> [HubAction] {
-        guard let state = cameras[camera], state.catchingUp, state.generation == generation, let after = state.last else { return [] }
+        guard let state = cameras[camera], state.catchingUp, state.generation == generation, state.last != nil else { return [] }
+        return finishCatchUp(camera, read: read, reason: "no longer in history")
+    }
+
+    private mutating func finishCatchUp(_ camera: Int, read: HistoryRead, reason: String) -> [HubAction] {
+        guard let state = cameras[camera], let after = state.last else { return [] }
         let held = state.held
-        cameras[camera]!.catchingUp = false
-        cameras[camera]!.held = []
-        cameras[camera]!.heldBytes = 0
         var actions: [HubAction] = []
+        if let current = read.current, current.epoch != after.epoch {
+            // The sequence restarted (Redis lost the counter): fetch the new one from its start,
+            // keeping what is held.
+            actions += notice(camera, .gap(camera: camera, from: nil, to: nil, reason: "sequence restarted under a new epoch"))
+            let g = self.generation()
+            let start = ResultPosition(offset: 0, epoch: current.epoch)
+            cameras[camera] = Camera(last: start, catchingUp: true, generation: g, held: held, heldBytes: state.heldBytes)
+            return actions + [.fetchCatchUp(camera: camera, after: start, generation: g)]
+        }
+        cameras[camera] = Camera(last: after)
+        if let current = read.current, current.offset < after.offset {
+            // Redis came back from older persisted data: offsets after `current` will be handed
+            // out again, to new results. Everyone restarts from `current`.
+            actions += notice(camera, .gap(camera: camera, from: current.offset + 1, to: nil, reason: "Redis lost its newest writes; offsets after \(current.offset) are reused"))
+            for id in audience(camera) {
+                if let d = clients[id]?.watches[camera]?.delivered, d.epoch == current.epoch, d.offset > current.offset {
+                    clients[id]!.watches[camera]!.delivered = current
+                }
+            }
+            cameras[camera]!.last = current
+            for result in held { actions += receive(result) }
+            return actions
+        }
         let entries = read.entries.filter { $0.position?.epoch == after.epoch && ($0.position?.offset ?? 0) > after.offset }
         let nextKnown = entries.first?.position?.offset ?? held.first(where: { $0.position?.epoch == after.epoch })?.position?.offset
         if let nextKnown, nextKnown > after.offset + 1 {
-            actions += notice(camera, .gap(camera: camera, from: after.offset + 1, to: nextKnown - 1, reason: "no longer in history"))
-            // Clients are told; their own continuity restarts from what follows.
-            for id in audience(camera) where clients[id]?.watches[camera]?.pending == false {
-                clients[id]!.watches[camera]!.delivered = nil
-            }
-        }
-        if read.current.map({ $0.epoch != after.epoch }) ?? false, entries.isEmpty {
-            cameras[camera]!.last = nil // the sequence restarted; the held results start the new one
+            actions += skip(camera, epoch: after.epoch, after: after.offset, to: nextKnown, reason: reason)
         }
         for entry in entries {
             guard let position = entry.position else { continue }
@@ -298,6 +348,21 @@ public struct SubscriptionHub: Sendable {
             actions += fanOut(entry)
         }
         for result in held { actions += receive(result) }
+        return actions
+    }
+
+    /// Results `after+1 ..< nextKnown` are lost: each live client that had not got past them is
+    /// told (from where it is) and moves on; clients already past them hear nothing.
+    private mutating func skip(_ camera: Int, epoch: String, after: Int64, to nextKnown: Int64, reason: String) -> [HubAction] {
+        var actions: [HubAction] = []
+        cameras[camera]?.last = ResultPosition(offset: nextKnown - 1, epoch: epoch)
+        for id in audience(camera) {
+            guard let watch = clients[id]?.watches[camera], !watch.pending else { continue }
+            let mine = watch.delivered.flatMap { $0.epoch == epoch ? $0.offset : nil }
+            if let mine, mine >= nextKnown - 1 { continue }
+            actions.append(.send(id, .gap(camera: camera, from: (mine ?? after) + 1, to: nextKnown - 1, reason: reason)))
+            clients[id]!.watches[camera]!.delivered = ResultPosition(offset: nextKnown - 1, epoch: epoch)
+        }
         return actions
     }
 
@@ -321,6 +386,7 @@ public struct SubscriptionHub: Sendable {
             case .deliver: now.append(id)
             case .buffered: break
             case .repair(let action): actions.append(action)
+            case .gapThenDeliver(let gap): actions += [gap, .deliver(result, to: [id])]
             case .overflow: actions.append(.close(id, code: 1013, reason: "fell too far behind while catching up"))
             }
         }
@@ -328,7 +394,7 @@ public struct SubscriptionHub: Sendable {
         return actions
     }
 
-    private enum Offer { case deliver, buffered, overflow, repair(HubAction) }
+    private enum Offer { case deliver, buffered, overflow, repair(HubAction), gapThenDeliver(HubAction) }
 
     /// What to do with `result` for one client. Mutates the client's state in place (no copy
     /// of its watch table per result).
@@ -340,10 +406,16 @@ public struct SubscriptionHub: Sendable {
             if pending { return buffer(result, for: id) { $0.watches[camera]!.buffer.append(result) } }
             if Self.isDuplicate(result.position, after: delivered) { return .buffered }
             if let position = result.position, let delivered, position.epoch == delivered.epoch, position.offset > delivered.offset + 1 {
+                if clients[id]!.watches[camera]!.repairFailed {
+                    clients[id]!.watches[camera]!.repairFailed = false
+                    clients[id]!.watches[camera]!.delivered = position
+                    return .gapThenDeliver(.send(id, .gap(camera: camera, from: delivered.offset + 1, to: position.offset - 1, reason: "no longer in history")))
+                }
                 // This client missed results the stream already passed (its snapshot was older):
                 // hold this one and repair from history.
                 let g = generation()
                 clients[id]!.watches[camera]!.pending = true
+                clients[id]!.watches[camera]!.repairing = true
                 clients[id]!.watches[camera]!.generation = g
                 _ = buffer(result, for: id) { $0.watches[camera]!.buffer.append(result) }
                 return .repair(.fetchRecovery(id, camera: camera, since: delivered, generation: g))
@@ -374,6 +446,7 @@ public struct SubscriptionHub: Sendable {
     private mutating func seed(_ camera: Int, _ position: ResultPosition?) {
         guard let position, receives(camera), cameras[camera]?.last == nil, cameras[camera]?.catchingUp != true else { return }
         cameras[camera, default: Camera()].last = position
+        cameras[camera]!.seeded = true
     }
 
     // MARK: Snapshot and recovery
@@ -393,15 +466,16 @@ public struct SubscriptionHub: Sendable {
                 releaseBuffered(id, watch.buffer)
                 clients[id]!.watches[camera]!.buffer = []
                 clients[id]!.watches[camera]!.pending = false
-                clients[id]!.watches[camera]!.delivered = entry.latest?.position
+                clients[id]!.watches[camera]!.repairing = false
+                clients[id]!.watches[camera]!.delivered = entry.latest?.position ?? entry.current
                 sent.append(entry)
             } else if all {
-                clients[id]!.watches[camera] = Watch(explicit: false, pending: false, generation: 0, delivered: entry.latest?.position)
+                clients[id]!.watches[camera] = Watch(explicit: false, pending: false, generation: 0, delivered: entry.latest?.position ?? entry.current)
                 sent.append(entry)
             } else {
                 continue
             }
-            seed(camera, entry.latest?.position)
+            seed(camera, entry.current ?? entry.latest?.position)
         }
         if all {
             clients[id]!.allPending = false
@@ -438,12 +512,14 @@ public struct SubscriptionHub: Sendable {
             // Never a partial recovery: the client is told, and gets the snapshot instead.
             let g = self.generation()
             clients[id]!.watches[camera]!.generation = g
+            if watch.repairing { clients[id]!.watches[camera]!.repairFailed = true }
             return [.send(id, .recoveryFailed(camera: camera, reason: failure)), .fetchSnapshot(id, cameras: [camera], all: false, generation: g)]
         }
         let buffered = watch.buffer
         releaseBuffered(id, buffered)
         clients[id]!.watches[camera]!.buffer = []
         clients[id]!.watches[camera]!.pending = false
+        clients[id]!.watches[camera]!.repairing = false
         clients[id]!.watches[camera]!.delivered = entries.last?.position ?? since
         seed(camera, entries.last?.position ?? since)
         var actions: [HubAction] = [.send(id, .recovered(camera: camera, missed: entries.count))]
@@ -457,6 +533,7 @@ public struct SubscriptionHub: Sendable {
         case .deliver: [.replay(result, to: id)]
         case .buffered: []
         case .repair(let action): [action]
+        case .gapThenDeliver(let gap): [gap, .replay(result, to: id)]
         case .overflow: [.close(id, code: 1013, reason: "fell too far behind while catching up")]
         }
     }

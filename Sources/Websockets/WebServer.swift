@@ -1,5 +1,6 @@
 import CWebsockets
 import Foundation
+import Synchronization
 
 /// Identifies one open WebSocket connection of a `WebServer`.
 public typealias WebSocketID = UInt64
@@ -77,8 +78,9 @@ public final class WebServer: @unchecked Sendable {
     private var exchanges: [UInt64: Exchange] = [:]
     private var nextID: UInt64 = 1
 
-    /// Starts listening; throws when the port cannot be bound.
-    public init(configuration: WebServerConfiguration, delegate: any WebServerDelegate) throws {
+    /// Starts listening; throws when the port cannot be bound. With `start: false` connections
+    /// wait in the listen backlog until `start()` (so the owner can finish wiring first).
+    public init(configuration: WebServerConfiguration, delegate: any WebServerDelegate, start: Bool = true) throws {
         lws_set_log_level(Int32(LLL_ERR), nil)
         self.configuration = configuration
         self.delegate = delegate
@@ -96,13 +98,35 @@ public final class WebServer: @unchecked Sendable {
         guard let context else {
             throw HTTPServerError(message: "cannot listen on \(configuration.host ?? "*"):\(configuration.port) (port in use?)")
         }
+        self.context = context
+        if start { self.start() }
+    }
+
+    private let startOnce = Mutex(false)
+    private var context: OpaquePointer?
+
+    /// Starts serving (once).
+    public func start() {
+        let first = startOnce.withLock { started -> Bool in
+            defer { started = true }
+            return !started
+        }
+        guard first, let context else { return }
         loop.start(context: context, name: "\(configuration.name)-\(configuration.port)")
     }
 
-    deinit { loop.stop() }
+    deinit { stop() }
 
     /// Stops serving: open connections are dropped, the thread ends. Not from the service thread.
     public func stop() {
+        let neverStarted = startOnce.withLock { started -> Bool in
+            defer { started = true }
+            return !started
+        }
+        if neverStarted, let context {
+            lws_context_destroy(context)
+            self.context = nil
+        }
         loop.stop()
         delegate = nil
     }
@@ -121,12 +145,17 @@ public final class WebServer: @unchecked Sendable {
     @discardableResult
     public func send(_ frame: OutboundFrame, to connection: WebSocketID, allowance: Int = 0) -> SendOutcome {
         guard let c = connections[connection], c.closeRequest == nil else { return .unknownConnection }
-        if c.queuedBytes + frame.count > configuration.maximumQueuedBytes + allowance {
+        // Live frames are judged by what is queued besides an ongoing burst; a burst frame may
+        // use its allowance on top of everything.
+        let judged = allowance > 0 ? c.queuedBytes : c.queuedBytes - c.burstBytes
+        if judged + frame.count > configuration.maximumQueuedBytes + allowance {
             requestClose(c, code: 1008, reason: "send queue over \(configuration.maximumQueuedBytes) bytes: client too slow")
             return .overLimit
         }
         c.frames.append(frame)
+        c.burst.append(allowance > 0)
         c.queuedBytes += frame.count
+        if allowance > 0 { c.burstBytes += frame.count }
         if c.frames.count - c.head == 1 { lws_callback_on_writable(c.wsi) }
         return .queued
     }
@@ -150,8 +179,10 @@ public final class WebServer: @unchecked Sendable {
         c.closeRequest = (code, reason)
         if !keepQueued {
             c.frames.removeAll()
+            c.burst.removeAll()
             c.head = 0
             c.queuedBytes = 0
+            c.burstBytes = 0
         }
         lws_callback_on_writable(c.wsi)
         // A client that does not read never makes the socket writable for the close frame:
@@ -243,17 +274,20 @@ public final class WebServer: @unchecked Sendable {
             while c.head < c.frames.count {
                 let frame = c.frames[c.head]
                 if lws_write(wsi, frame.payload, frame.count, LWS_WRITE_TEXT) < 0 { return -1 }
+                if c.burst[c.head] { c.burstBytes -= frame.count }
                 c.head += 1
                 c.queuedBytes -= frame.count
                 if lws_send_pipe_choked(wsi) != 0 { break }
             }
             if c.head == c.frames.count {
                 c.frames.removeAll(keepingCapacity: c.frames.count <= 64)
+                c.burst.removeAll(keepingCapacity: true)
                 c.head = 0
                 if c.closeRequest != nil { lws_callback_on_writable(wsi) }
             } else {
                 if c.head >= 64 {
                     c.frames.removeFirst(c.head)
+                    c.burst.removeFirst(c.head)
                     c.head = 0
                 }
                 lws_callback_on_writable(wsi)
@@ -346,6 +380,10 @@ private final class Connection {
     let id: WebSocketID
     let wsi: OpaquePointer
     var frames: [OutboundFrame] = []
+    /// Per queued frame: sent as part of a burst (snapshot, recovery).
+    var burst: [Bool] = []
+    /// Bytes of burst frames still queued.
+    var burstBytes = 0
     var head = 0
     var queuedBytes = 0
     var closeRequest: (UInt16, String)?

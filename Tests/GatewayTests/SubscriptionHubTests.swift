@@ -143,4 +143,110 @@ import TrafficModel
         #expect(hub.disconnect(3) == [.unsubscribeAll])
         #expect(hub.subscriptionCount == 0)
     }
+
+    @Test func aPositionSeededBySomeoneElsesSnapshotDoesNotHideResultsFromOthers() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        hub.connect(2, permission: .all)
+        let a = try #require(snapshotGeneration(hub.subscribe(1, .cameras([7]))))
+        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 7, latest: nil)], all: false, generation: a)
+        let b = try #require(snapshotGeneration(hub.subscribe(2, .cameras([7]))))
+        // B's snapshot already holds 15; live 13…15 are still on their way.
+        _ = hub.snapshotReady(2, entries: [SnapshotEntry(camera: 7, latest: result(7, 15), current: ResultPosition(offset: 15, epoch: "e1"))], all: false, generation: b)
+        var toA: [Int64] = []
+        var toB: [Int64] = []
+        for offset: Int64 in 13...16 {
+            let actions = hub.receive(result(7, offset))
+            toA += delivered(actions, to: 1)
+            toB += delivered(actions, to: 2)
+        }
+        #expect(toA == [13, 14, 15, 16], "A had nothing: it gets everything")
+        #expect(toB == [16], "B's snapshot covered 13…15")
+    }
+
+    @Test func aCatchUpThatFindsRedisRolledBackRestartsClientsFromThere() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        let g = try #require(snapshotGeneration(hub.subscribe(1, .cameras([8]))))
+        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 8, latest: nil)], all: false, generation: g)
+        for offset: Int64 in 1...10 { _ = hub.receive(result(8, offset)) }
+        _ = hub.redisLost()
+        let c = try #require(catchUpGeneration(hub.redisRestored()))
+        let back = hub.catchUpReady(camera: 8, generation: c, read: HistoryRead(current: ResultPosition(offset: 7, epoch: "e1"), entries: []))
+        #expect(back.contains { if case .send(1, .gap(8, 8, nil, _)) = $0 { true } else { false } })
+        #expect(delivered(hub.receive(result(8, 8)), to: 1) == [8], "the reused offset 8 is a new result, not a duplicate")
+    }
+
+    @Test func aCatchUpThatFindsANewEpochFetchesItFromTheStart() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        let g = try #require(snapshotGeneration(hub.subscribe(1, .cameras([5]))))
+        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 5, latest: nil)], all: false, generation: g)
+        _ = hub.receive(result(5, 1))
+        let c = try #require(catchUpGeneration(hub.receive(result(5, 3))))
+        let restarted = hub.catchUpReady(camera: 5, generation: c, read: HistoryRead(current: ResultPosition(offset: 2, epoch: "e2"), entries: []))
+        let c2 = try #require(catchUpGeneration(restarted))
+        #expect(restarted.contains(.fetchCatchUp(camera: 5, after: ResultPosition(offset: 0, epoch: "e2"), generation: c2)))
+        let filled = hub.catchUpReady(camera: 5, generation: c2, read: HistoryRead(current: ResultPosition(offset: 2, epoch: "e2"), entries: [result(5, 1, epoch: "e2"), result(5, 2, epoch: "e2")]))
+        #expect(delivered(filled, to: 1) == [1, 2])
+    }
+
+    @Test func aGapOnlyReachesClientsThatMissedSomething() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        hub.connect(2, permission: .all)
+        let g1 = try #require(snapshotGeneration(hub.subscribe(1, .cameras([3]))))
+        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 3, latest: nil)], all: false, generation: g1)
+        _ = hub.receive(result(3, 1))
+        let c = try #require(catchUpGeneration(hub.receive(result(3, 40))))
+        // Client 2 arrives meanwhile with a recovery that already took it to 39.
+        let r = try #require(recoveryGeneration(hub.subscribe(2, .cameras([3]), since: [3: ResultPosition(offset: 38, epoch: "e1")])))
+        _ = hub.recoveryReady(2, camera: 3, since: ResultPosition(offset: 38, epoch: "e1"), generation: r, read: HistoryRead(current: ResultPosition(offset: 39, epoch: "e1"), entries: [result(3, 39)]))
+        let filled = hub.catchUpReady(camera: 3, generation: c, read: HistoryRead(current: ResultPosition(offset: 40, epoch: "e1"), entries: [result(3, 39), result(3, 40)]))
+        #expect(filled.contains(.send(1, .gap(camera: 3, from: 2, to: 38, reason: "no longer in history"))))
+        #expect(!filled.contains { if case .send(2, .gap) = $0 { true } else { false } }, "client 2 lost nothing")
+        #expect(delivered(filled, to: 1) == [39, 40])
+        #expect(delivered(filled, to: 2) == [40], "no duplicate of 39")
+    }
+
+    @Test func unsubscribingANamedCameraKeepsItsWatchUnderTheWildcard() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        let since = ResultPosition(offset: 90, epoch: "e1")
+        let subscribe = hub.subscribe(1, .all, since: [7: since])
+        let r = try #require(recoveryGeneration(subscribe))
+        _ = hub.subscribe(1, .cameras([7]))
+        _ = hub.unsubscribe(1, .cameras([7]))
+        let recovered = hub.recoveryReady(1, camera: 7, since: since, generation: r, read: HistoryRead(current: ResultPosition(offset: 92, epoch: "e1"), entries: [result(7, 91), result(7, 92)]))
+        #expect(recovered.first == .send(1, .recovered(camera: 7, missed: 2)), "the recovery in flight still lands")
+    }
+
+    @Test func aFailedRepairIsFollowedByAGapNoticeNotAnotherRepair() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        let g = try #require(snapshotGeneration(hub.subscribe(1, .cameras([4]))))
+        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 4, latest: result(4, 10))], all: false, generation: g)
+        _ = hub.receive(result(4, 10))
+        // Continuity says 11 is next, but this client's snapshot is from before a trimmed stretch.
+        hub.connect(2, permission: .all)
+        let g2 = try #require(snapshotGeneration(hub.subscribe(2, .cameras([4]))))
+        _ = hub.snapshotReady(2, entries: [SnapshotEntry(camera: 4, latest: result(4, 2))], all: false, generation: g2)
+        let repair = hub.receive(result(4, 11))
+        let r = try #require(recoveryGeneration(repair))
+        let failed = hub.recoveryReady(2, camera: 4, since: ResultPosition(offset: 2, epoch: "e1"), generation: r, read: HistoryRead(current: ResultPosition(offset: 11, epoch: "e1"), entries: [result(4, 9), result(4, 10), result(4, 11)]))
+        let s = try #require(snapshotGeneration(failed))
+        let snapshot = hub.snapshotReady(2, entries: [SnapshotEntry(camera: 4, latest: result(4, 2))], all: false, generation: s)
+        #expect(recoveryGeneration(snapshot) == nil, "no second repair")
+        #expect(snapshot.contains(.send(2, .gap(camera: 4, from: 3, to: 10, reason: "no longer in history"))))
+        #expect(delivered(snapshot, to: 2) == [11])
+    }
+
+    @Test func aConnectionMayNameOnlySoManyCameras() {
+        var hub = SubscriptionHub(maximumCamerasPerClient: 3)
+        hub.connect(1, permission: .all)
+        let actions = hub.subscribe(1, .cameras([1, 2, 3, 4, 5]))
+        #expect(actions.contains { if case .send(1, .error("too_many_cameras", _)) = $0 { true } else { false } })
+        #expect(actions.contains(.send(1, .subscribed(cameras: [1, 2, 3], all: false))))
+        #expect(hub.subscriptionCount == 3)
+    }
 }
