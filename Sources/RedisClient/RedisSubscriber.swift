@@ -130,7 +130,7 @@ public final class RedisSubscriber: Sendable {
         let result: Result<Void, RedisError> = await withCheckedContinuation { continuation in
             let rejected = shared.state.withLock { state -> Bool in
                 if state.closing || state.finished { return true }
-                state.inbox.append(SubscriptionRequest(kind: kind, names: names, waiter: ConfirmationWaiter(remaining: Set(names), continuation: continuation)))
+                state.inbox.append(SubscriptionRequest(kind: kind, names: names, waiter: ConfirmationWaiter(remaining: Set(names), adds: kind.adds, continuation: continuation)))
                 return false
             }
             if rejected {
@@ -154,11 +154,20 @@ enum SubscriptionKind: String {
 /// Someone waiting until the server confirmed every name of one request.
 final class ConfirmationWaiter {
     var remaining: Set<String>
+    /// Waits for a SUBSCRIBE/PSUBSCRIBE (not a removal).
+    let adds: Bool
     let continuation: CheckedContinuation<Result<Void, RedisError>, Never>
 
-    init(remaining: Set<String>, continuation: CheckedContinuation<Result<Void, RedisError>, Never>) {
+    init(remaining: Set<String>, adds: Bool, continuation: CheckedContinuation<Result<Void, RedisError>, Never>) {
         self.remaining = remaining
+        self.adds = adds
         self.continuation = continuation
+    }
+
+    /// The server confirmed `name` (or the confirmation is moot); resumes once all are.
+    func resolve(_ name: String) {
+        guard remaining.remove(name) != nil else { return }
+        if remaining.isEmpty { continuation.resume(returning: .success(())) }
     }
 }
 
@@ -291,14 +300,18 @@ final class SubscriberLoop: @unchecked Sendable {
             try made.flush()
             connection = made
             backoff.recordSuccess()
-            // Removals sent on the lost connection and never confirmed are done now: the new
-            // connection does not hold those names. (Additions are confirmed by the
-            // re-subscription just sent.)
+            // Confirmations lost with the old connection: the new one holds exactly the held
+            // sets, and the re-subscription just sent brings one reply per held name. So every
+            // removal is done, a name no longer held needs nothing, and of the additions of a
+            // held name one waits for that reply and any others are done now.
             let held = Set(channels.map { key(false, $0) } + patterns.map { key(true, $0) })
-            for name in waiting.keys where !held.contains(name) {
-                let isPattern = name.hasPrefix("p:")
+            for (name, waiters) in waiting {
                 let bare = String(name.dropFirst(2))
-                while waiting[name] != nil { confirm(isPattern, bare) }
+                var keep: [ConfirmationWaiter] = []
+                for waiter in waiters {
+                    if held.contains(name), waiter.adds, keep.isEmpty { keep.append(waiter) } else { waiter.resolve(bare) }
+                }
+                waiting[name] = keep.isEmpty ? nil : keep
             }
             if everConnected {
                 shared.logger.info("Redis subscriber reconnected", metadata: ["redis": "\(shared.configuration)", "channels": "\(channels.count)", "patterns": "\(patterns.count)"])
@@ -371,8 +384,7 @@ final class SubscriberLoop: @unchecked Sendable {
         guard var waiters = waiting.removeValue(forKey: key(isPattern, name)), !waiters.isEmpty else { return }
         let waiter = waiters.removeFirst()
         if !waiters.isEmpty { waiting[key(isPattern, name)] = waiters }
-        waiter.remaining.remove(name)
-        if waiter.remaining.isEmpty { waiter.continuation.resume(returning: .success(())) }
+        waiter.resolve(name)
     }
 
     private func key(_ isPattern: Bool, _ name: String) -> String {
