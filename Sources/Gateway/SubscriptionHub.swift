@@ -317,22 +317,31 @@ public struct SubscriptionHub: Sendable {
             // The sequence restarted (Redis lost the counter): fetch the new one from its start,
             // keeping what is held.
             actions += notice(camera, .gap(camera: camera, from: nil, to: nil, reason: "sequence restarted under a new epoch"))
+            // Held results of the old epoch are covered by that notice; only the new one's stay.
             let g = self.generation()
             let start = ResultPosition(offset: 0, epoch: current.epoch)
-            cameras[camera] = Camera(last: start, catchingUp: true, generation: g, held: held, heldBytes: state.heldBytes)
+            let kept = held.filter { $0.position.map { $0.epoch == current.epoch } ?? true }
+            cameras[camera] = Camera(last: start, catchingUp: true, generation: g, held: kept, heldBytes: kept.reduce(0) { $0 + $1.payload.count })
             return actions + [.fetchCatchUp(camera: camera, after: start, generation: g)]
         }
         cameras[camera] = Camera(last: after)
         if let current = read.current, current.offset < after.offset {
-            // Redis came back from older persisted data: offsets after `current` will be handed
-            // out again, to new results. Everyone restarts from `current`.
-            actions += notice(camera, .gap(camera: camera, from: current.offset + 1, to: nil, reason: "Redis lost its newest writes; offsets after \(current.offset) are reused"))
+            // Redis came back from older persisted data under the same epoch: offsets above
+            // what it kept are handed out again, to new results, and the gateway cannot tell
+            // which of the offsets clients hold are still the same results. Everyone is told,
+            // positions of this epoch are forgotten, and the stream goes on from here.
+            actions += notice(camera, .gap(camera: camera, from: nil, to: nil, reason: "Redis lost its newest writes; offsets up to \(after.offset) may now name other results"))
             for id in audience(camera) {
-                if let d = clients[id]?.watches[camera]?.delivered, d.epoch == current.epoch, d.offset > current.offset {
-                    clients[id]!.watches[camera]!.delivered = current
+                guard let watch = clients[id]?.watches[camera] else { continue }
+                if watch.pending {
+                    let stale = watch.buffer.filter { $0.position?.epoch == current.epoch }
+                    releaseBuffered(id, stale)
+                    clients[id]!.watches[camera]!.buffer.removeAll { $0.position?.epoch == current.epoch }
+                } else if watch.delivered?.epoch == current.epoch {
+                    clients[id]!.watches[camera]!.delivered = nil
                 }
             }
-            cameras[camera]!.last = current
+            cameras[camera]!.last = nil
             for result in held { actions += receive(result) }
             return actions
         }

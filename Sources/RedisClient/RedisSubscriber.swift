@@ -256,11 +256,8 @@ final class SubscriberLoop: @unchecked Sendable {
 
             if connection == nil {
                 guard connect() else { continue }
-                // `connect` subscribed the held sets, which already include pending additions;
-                // pending removals need no command on a fresh connection.
-                for request in pending where !request.kind.adds {
-                    for name in request.names { confirm(request.kind.isPattern, name) }
-                }
+                // `connect` subscribed the held sets, which already include pending additions,
+                // and settled every waiter that no reply will come for (pending removals too).
                 pending.removeAll()
             }
             guard let connection else { continue }
@@ -303,15 +300,15 @@ final class SubscriberLoop: @unchecked Sendable {
             // Confirmations lost with the old connection: the new one holds exactly the held
             // sets, and the re-subscription just sent brings one reply per held name. So every
             // removal is done, a name no longer held needs nothing, and of the additions of a
-            // held name one waits for that reply and any others are done now.
+            // held name the newest waits for that reply and any others are done now.
             let held = Set(channels.map { key(false, $0) } + patterns.map { key(true, $0) })
             for (name, waiters) in waiting {
                 let bare = String(name.dropFirst(2))
-                var keep: [ConfirmationWaiter] = []
-                for waiter in waiters {
-                    if held.contains(name), waiter.adds, keep.isEmpty { keep.append(waiter) } else { waiter.resolve(bare) }
-                }
-                waiting[name] = keep.isEmpty ? nil : keep
+                // The newest addition is the one its caller is still waiting on; older ones
+                // were given up on or are superseded.
+                let keep = held.contains(name) ? waiters.last(where: \.adds) : nil
+                for waiter in waiters where waiter !== keep { waiter.resolve(bare) }
+                waiting[name] = keep.map { [$0] }
             }
             if everConnected {
                 shared.logger.info("Redis subscriber reconnected", metadata: ["redis": "\(shared.configuration)", "channels": "\(channels.count)", "patterns": "\(patterns.count)"])

@@ -173,8 +173,9 @@ import TrafficModel
         _ = hub.redisLost()
         let c = try #require(catchUpGeneration(hub.redisRestored()))
         let back = hub.catchUpReady(camera: 8, generation: c, read: HistoryRead(current: ResultPosition(offset: 7, epoch: "e1"), entries: []))
-        #expect(back.contains { if case .send(1, .gap(8, 8, nil, _)) = $0 { true } else { false } })
+        #expect(back.contains { if case .send(1, .gap(8, nil, nil, _)) = $0 { true } else { false } })
         #expect(delivered(hub.receive(result(8, 8)), to: 1) == [8], "the reused offset 8 is a new result, not a duplicate")
+        #expect(delivered(hub.receive(result(8, 9)), to: 1) == [9])
     }
 
     @Test func aCatchUpThatFindsANewEpochFetchesItFromTheStart() throws {
@@ -189,6 +190,8 @@ import TrafficModel
         #expect(restarted.contains(.fetchCatchUp(camera: 5, after: ResultPosition(offset: 0, epoch: "e2"), generation: c2)))
         let filled = hub.catchUpReady(camera: 5, generation: c2, read: HistoryRead(current: ResultPosition(offset: 2, epoch: "e2"), entries: [result(5, 1, epoch: "e2"), result(5, 2, epoch: "e2")]))
         #expect(delivered(filled, to: 1) == [1, 2])
+        #expect(catchUpGeneration(filled) == nil, "the old epoch's held result is dropped, not chased again")
+        #expect(delivered(hub.receive(result(5, 3, epoch: "e2")), to: 1) == [3], "live results of the new epoch flow")
     }
 
     @Test func aGapOnlyReachesClientsThatMissedSomething() throws {
