@@ -18,10 +18,7 @@ struct RedisState: Sendable {
         let replies = try await redis.execute(pipeline)
         let hash = try positionCommand.value(from: replies[p])
         let entries = try rangeCommand.value(from: replies[r])
-        var current: ResultPosition?
-        if let offsetBytes = hash["offset"], let offset = Int64(String(decoding: offsetBytes, as: UTF8.self)), let epoch = hash["epoch"] {
-            current = ResultPosition(offset: offset, epoch: String(decoding: epoch, as: UTF8.self))
-        }
+        let current = Self.position(hash)
         let results = entries.compactMap { entry in entry["r"].map { LiveResult(camera: camera, payload: $0) } }
         return HistoryRead(current: current, entries: results)
     }
@@ -50,11 +47,7 @@ struct RedisState: Sendable {
         let latest = try values.value(from: replies[v])
         var out: [Int: (latest: LiveResult?, current: ResultPosition?)] = [:]
         for (index, camera) in cameras.enumerated() {
-            let hash = try positions[index].value(from: replies[first + index])
-            var current: ResultPosition?
-            if let offsetBytes = hash["offset"], let offset = Int64(String(decoding: offsetBytes, as: UTF8.self)), let epoch = hash["epoch"] {
-                current = ResultPosition(offset: offset, epoch: String(decoding: epoch, as: UTF8.self))
-            }
+            let current = Self.position(try positions[index].value(from: replies[first + index]))
             out[camera] = (latest[index].map { LiveResult(camera: camera, payload: $0) }, current)
         }
         return out
@@ -84,5 +77,11 @@ struct RedisState: Sendable {
         let e = pipeline.append(exists)
         let replies = try await redis.execute(pipeline)
         return (try range.value(from: replies[a]), try exists.value(from: replies[e]) > 0)
+    }
+
+    /// A camera's position counter from its `camera:<id>:position` hash (nil when absent).
+    static func position(_ hash: [String: [UInt8]]) -> ResultPosition? {
+        guard let offsetBytes = hash["offset"], let offset = Int64(String(decoding: offsetBytes, as: UTF8.self)), let epoch = hash["epoch"] else { return nil }
+        return ResultPosition(offset: offset, epoch: String(decoding: epoch, as: UTF8.self))
     }
 }
