@@ -39,7 +39,7 @@ let package = Package(
         .systemLibrary(
             name: "CWebsockets",
             pkgConfig: "libwebsockets",
-            providers: [.apt(["libwebsockets-dev", "libssl-dev"])]
+            providers: [.apt(["libwebsockets-dev", "libssl-dev", "libev-dev"])]
         ),
 
         // MARK: Client layer.

@@ -8,6 +8,7 @@ PACKAGES=(
   libhiredis-dev
   librdkafka-dev
   libwebsockets-dev
+  libev-dev
   redis-server
   redis-tools
   kcat

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <libwebsockets.h>
+#include <ev.h>
 #include <openssl/hmac.h>
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
@@ -18,14 +19,17 @@ static inline size_t traffic_lws_pre(void) { return LWS_PRE; }
 /// policy is copied into `policy_storage`, which must outlive the context.
 static inline struct lws_context *
 traffic_lws_create_server(const char *iface, int port, const struct lws_protocols *protocols, void *user,
-                          uint16_t ping_seconds, uint16_t hangup_seconds, lws_retry_bo_t *policy_storage) {
+                          uint16_t ping_seconds, uint16_t hangup_seconds, lws_retry_bo_t *policy_storage,
+                          struct ev_loop *loop) {
     struct lws_context_creation_info info;
+    void *loops[1] = { loop };
     memset(&info, 0, sizeof info);
     info.iface = iface;
     info.port = port;
     info.protocols = protocols;
     info.user = user;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = loops;
     if (policy_storage && ping_seconds && hangup_seconds) {
         memset(policy_storage, 0, sizeof *policy_storage);
         policy_storage->secs_since_valid_ping = ping_seconds;
@@ -39,13 +43,15 @@ traffic_lws_create_server(const char *iface, int port, const struct lws_protocol
 
 /// Creates a client-only context (no listening socket).
 static inline struct lws_context *
-traffic_lws_create_client(const struct lws_protocols *protocols, void *user) {
+traffic_lws_create_client(const struct lws_protocols *protocols, void *user, struct ev_loop *loop) {
     struct lws_context_creation_info info;
+    void *loops[1] = { loop };
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
     info.user = user;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = loops;
     info.fd_limit_per_thread = 0;
     return lws_create_context(&info);
 }
@@ -66,6 +72,13 @@ traffic_lws_client_connect(struct lws_context *context, const char *address, int
     info.opaque_user_data = tag;
     return lws_client_connect_via_info(&info);
 }
+
+/// The event loop a context runs on: libev on epoll, through lws' libev plugin, so a wake-up
+/// costs per ready socket instead of per open socket (lws' own loop polls every descriptor).
+static inline struct ev_loop *traffic_ev_loop_new(void) { return ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV); }
+static inline void traffic_ev_run(struct ev_loop *loop) { ev_run(loop, 0); }
+static inline void traffic_ev_break(struct ev_loop *loop) { ev_break(loop, EVBREAK_ALL); }
+static inline void traffic_ev_loop_destroy(struct ev_loop *loop) { ev_loop_destroy(loop); }
 
 /// HMAC-SHA256 (OpenSSL, which libwebsockets already links): writes 32 bytes to `out`.
 static inline int

@@ -4,7 +4,8 @@ import Synchronization
 
 /// One libwebsockets context and the dedicated thread that services it.
 ///
-/// `lws_service` blocks, so it never runs on Swift's cooperative pool. Everything that touches
+/// The context runs on a libev loop (epoll) through lws' libev plugin; the loop blocks, so it
+/// never runs on Swift's cooperative pool. Everything that touches
 /// the context or its connections happens on this thread; other threads hand work over with
 /// `execute(_:)`, which queues a closure and wakes the loop with `lws_cancel_service` (the one
 /// lws call that is safe from any thread). The queue is drained in
@@ -24,8 +25,17 @@ final class ServiceLoop: @unchecked Sendable {
     private let started = Mutex(false)
     private let stopOnce = Mutex(false)
     private let threadID = Mutex<pthread_t?>(nil)
+    /// The libev loop (epoll) the context is created on; owned here.
+    let eventLoop: OpaquePointer
 
-    init() {}
+    init() {
+        eventLoop = traffic_ev_loop_new()
+    }
+
+    deinit {
+        // A started loop is destroyed by its thread; one never started, here.
+        if !started.withLock({ $0 }) { traffic_ev_loop_destroy(eventLoop) }
+    }
 
     /// The context, for calls made on the service thread.
     var context: OpaquePointer? { state.withLock { $0.context } }
@@ -35,15 +45,16 @@ final class ServiceLoop: @unchecked Sendable {
         let box = UncheckedBox(context)
         state.withLock { $0.context = box.value }
         started.withLock { $0 = true }
+        let loop = UncheckedBox(eventLoop)
         let thread = Thread { [self] in
             threadID.withLock { $0 = pthread_self() }
             let context = box.value
-            while state.withLock({ $0.running }) {
-                _ = lws_service(context, 0)
-            }
+            // Runs until `drain` sees the stop flag and breaks the loop.
+            if state.withLock({ $0.running }) { traffic_ev_run(loop.value) }
             state.withLock { $0.context = nil }
             // Connections still open get their CLOSED callbacks from here.
             lws_context_destroy(context)
+            traffic_ev_loop_destroy(loop.value)
             finished.signal()
         }
         thread.name = name
@@ -77,9 +88,10 @@ final class ServiceLoop: @unchecked Sendable {
                 defer { state.mailbox.removeAll(keepingCapacity: true) }
                 return state.mailbox
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty { break }
             for work in batch { work() }
         }
+        if !state.withLock({ $0.running }) { traffic_ev_break(eventLoop) }
     }
 
     /// Stops the loop and waits for the thread to finish (not from the service thread itself).

@@ -91,9 +91,9 @@ public final class WebServer: @unchecked Sendable {
         let hangup = UInt16(clamping: configuration.idleTimeout.map { $0.components.seconds } ?? 0)
         let user = Unmanaged.passUnretained(self).toOpaque()
         let context: OpaquePointer? = if let host = configuration.host {
-            host.withCString { traffic_lws_create_server($0, Int32(configuration.port), protocols, user, ping, hangup, policy) }
+            host.withCString { traffic_lws_create_server($0, Int32(configuration.port), protocols, user, ping, hangup, policy, loop.eventLoop) }
         } else {
-            traffic_lws_create_server(nil, Int32(configuration.port), protocols, user, ping, hangup, policy)
+            traffic_lws_create_server(nil, Int32(configuration.port), protocols, user, ping, hangup, policy, loop.eventLoop)
         }
         guard let context else {
             throw HTTPServerError(message: "cannot listen on \(configuration.host ?? "*"):\(configuration.port) (port in use?)")

@@ -30,7 +30,7 @@ public final class WebSocketClients: @unchecked Sendable {
         lws_set_log_level(Int32(LLL_ERR), nil)
         self.handler = handler
         loop = ServiceLoop()
-        guard let context = traffic_lws_create_client(table.protocols, Unmanaged.passUnretained(self).toOpaque()) else {
+        guard let context = traffic_lws_create_client(table.protocols, Unmanaged.passUnretained(self).toOpaque(), loop.eventLoop) else {
             throw HTTPServerError(message: "cannot create a WebSocket client context")
         }
         loop.start(context: context, name: name)

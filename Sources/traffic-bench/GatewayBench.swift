@@ -22,6 +22,7 @@ struct GatewayBench: AsyncParsableCommand {
     @Option(help: "Results per second published into Redis.") var rate = 2_000
     @Option(name: .customLong("seconds"), help: "Seconds of the fan-out run.") var duration = 10
     @Option(help: "Idle connections in the memory run (0: skip).") var idle = 10_000
+    @Option(name: .customLong("idle-during"), help: "Idle connections held open during the fan-out run (0: none).") var idleDuring = 0
     @Option(name: .customLong("client-threads"), help: "Client service threads (lws polls every socket of its thread on each wake-up).") var clientThreads = 2
 
     func run() async throws {
@@ -45,7 +46,22 @@ struct GatewayBench: AsyncParsableCommand {
         defer { gateway.terminate() }
         try await waitUntil("gateway healthy", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }
 
+        var background: WebSocketClients?
+        if idleDuring > 0 {
+            let opened = Atomic<Int>(0)
+            let pool = try WebSocketClients(name: "bench-background") { event in
+                if case .opened = event { opened.add(1, ordering: .relaxed) }
+            }
+            for i in 0..<idleDuring {
+                pool.connect(port: port, path: "/ws")
+                if i % 500 == 499 { try await Task.sleep(for: .milliseconds(30)) }
+            }
+            try await waitUntil("\(idleDuring) background connections open", timeout: .seconds(120)) { opened.load(ordering: .relaxed) == idleDuring }
+            report("holding \(idleDuring) idle connections during the fan-out")
+            background = pool
+        }
         try await fanOut(port: port, redis: redis)
+        background?.stop()
         if idle > 0 { try await idleConnections(port: port, gatewayPID: gateway.pid) }
         await redis.close()
         server.stop()
