@@ -51,6 +51,7 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
         var lastReceived: ContinuousClock.Instant?
         var lastLag: Duration?
         var subscriberUp = false
+        var everSubscribed = false
     }
 
     public init(configuration: GatewayConfiguration, logger: Logger = Logger(label: "gateway"), metrics: GatewayMetrics = GatewayMetrics()) throws {
@@ -98,10 +99,15 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
                 self.logger.notice("Redis pub/sub back and resubscribed; catching up from history")
                 self.post { self.perform(self.hub.redisRestored()) }
             case .subscribed(let name, _) where name == self.probeChannel:
-                // The first confirmation (Redis reachable at last) also tells waiting clients.
-                self.probe.withLock { $0.subscriberUp = true }
+                // The very first confirmation (Redis reachable at last) tells waiting clients;
+                // after a reconnect `.reconnected` does, once every subscription is live again.
+                let first = self.probe.withLock { state -> Bool in
+                    defer { state.everSubscribed = true }
+                    state.subscriberUp = true
+                    return !state.everSubscribed
+                }
                 self.metrics.redisUp.set(Int64(1))
-                self.post { self.perform(self.hub.redisRestored()) }
+                if first { self.post { self.perform(self.hub.redisRestored()) } }
             case .subscribed, .unsubscribed:
                 break
             }

@@ -221,6 +221,9 @@ final class SubscriberLoop: @unchecked Sendable {
     var waiting: [String: [ConfirmationWaiter]] = [:]
     var everConnected = false
     var reportedDown = false
+    /// After a reconnect: the held names whose re-subscription the server has not confirmed
+    /// yet; `.reconnected` is reported once it is empty.
+    var resubscribing: Set<String>?
 
     init(shared: SubscriberShared) {
         self.shared = shared
@@ -312,7 +315,10 @@ final class SubscriberLoop: @unchecked Sendable {
             }
             if everConnected {
                 shared.logger.info("Redis subscriber reconnected", metadata: ["redis": "\(shared.configuration)", "channels": "\(channels.count)", "patterns": "\(patterns.count)"])
-                shared.handler(.reconnected)
+                // Reported once every held name is subscribed again, so whoever reacts (reads
+                // what was missed) cannot read before the subscription is live.
+                resubscribing = held
+                reportResubscribed()
             }
             everConnected = true
             reportedDown = false
@@ -331,6 +337,7 @@ final class SubscriberLoop: @unchecked Sendable {
 
     private func dropConnection(_ error: RedisError) {
         connection = nil
+        resubscribing = nil
         shared.logger.warning("Redis subscriber connection lost", metadata: ["error": "\(error.message)"])
         reportedDown = true
         shared.handler(.disconnected(error.description))
@@ -371,10 +378,20 @@ final class SubscriberLoop: @unchecked Sendable {
             guard parts.count >= 2, let name = parts[1].string else { return }
             let isPattern = kind.hasPrefix("p")
             confirm(isPattern, name)
+            if resubscribing != nil, !kind.hasSuffix("unsubscribe") {
+                resubscribing?.remove(key(isPattern, name))
+                reportResubscribed()
+            }
             shared.handler(kind.hasSuffix("unsubscribe") ? .unsubscribed(name, pattern: isPattern) : .subscribed(name, pattern: isPattern))
         default:
             break
         }
+    }
+
+    private func reportResubscribed() {
+        guard let waiting = resubscribing, waiting.isEmpty else { return }
+        resubscribing = nil
+        shared.handler(.reconnected)
     }
 
     private func confirm(_ isPattern: Bool, _ name: String) {
