@@ -242,6 +242,14 @@ public struct JSONScanner: ~Copyable {
     private mutating func scanString() throws(JSONSyntaxError) {
         index += 1
         while index < bytes.count {
+            // Eight plain ASCII bytes at a time (no quote, backslash, control or non-ASCII
+            // byte among them): the common case in long string values.
+            while index + 8 <= bytes.count {
+                let word = UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)
+                if Self.hasSpecialByte(word) { break }
+                index += 8
+            }
+            guard index < bytes.count else { break }
             let b = bytes[index]
             if b == UInt8(ascii: "\"") { index += 1; return }
             if b == UInt8(ascii: "\\") {
@@ -263,6 +271,16 @@ public struct JSONScanner: ~Copyable {
             try scanUTF8Sequence()
         }
         throw error("unterminated string")
+    }
+
+    /// Whether any byte of `word` is `"`, `\\`, below 0x20 or at or above 0x80 (SWAR test).
+    @inline(__always)
+    private static func hasSpecialByte(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
+        let control = (word &- ones &* 0x20) & ~word & highs != 0 // a byte < 0x20
+        return word & highs != 0 || control || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C))
     }
 
     /// Validates one multi-byte UTF-8 sequence (no overlongs, no surrogates, ≤ U+10FFFF).

@@ -72,4 +72,26 @@ import Testing
         let ok = "{\"a\":" + String(repeating: "[", count: 30) + String(repeating: "]", count: 30) + "}"
         #expect(syntaxError(Array(ok.utf8)) == nil)
     }
+
+    @Test func stringScanFindsEverySpecialByteAtEveryPositionOfAWord() throws {
+        // The string scan skips eight plain bytes at a time; whatever sits anywhere in such a
+        // word must still be seen, at its exact offset.
+        let prefix = Array(#"{"k":""#.utf8)
+        for position in 0..<24 {
+            var body = [UInt8](repeating: UInt8(ascii: "a"), count: 24)
+            body[position] = 0x01
+            let control = syntaxError(prefix + body + Array(#""}"#.utf8))
+            #expect(control?.offset == prefix.count + position, "control byte at \(position)")
+            body[position] = 0xFF
+            #expect(syntaxError(prefix + body + Array(#""}"#.utf8))?.offset == prefix.count + position, "invalid UTF-8 at \(position)")
+            body[position] = UInt8(ascii: "\"")
+            #expect(syntaxError(prefix + body + Array(#""}"#.utf8)) != nil, "a quote ends the string at \(position)")
+            var escaped = body
+            escaped.replaceSubrange(position...position, with: Array(#"\""#.utf8))
+            #expect(syntaxError(prefix + escaped + Array(#""}"#.utf8)) == nil, "escaped quote at \(position)")
+            var accented = body
+            accented.replaceSubrange(position...position, with: Array("é".utf8))
+            #expect(syntaxError(prefix + accented + Array(#""}"#.utf8)) == nil, "two-byte UTF-8 at \(position)")
+        }
+    }
 }
