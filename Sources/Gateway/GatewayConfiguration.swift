@@ -19,6 +19,9 @@ public struct GatewayConfiguration: Sendable {
     /// New connections per second (sustained) and burst; more are refused with 429.
     public var connectRate = 1_000.0
     public var connectBurst = 2_000.0
+    /// Frames per second one client may send (sustained; bursts of twice that); more are
+    /// answered with an `error` `rate_limited` and dropped.
+    public var clientMessageRate = 50.0
     public var access = AccessPolicy()
     /// How often a probe message goes through Redis pub/sub (health proves delivery).
     public var probeInterval: Duration = .seconds(1)

@@ -45,6 +45,8 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
         var permission: CameraPermission
         var listenOnly: Bool
         var peer: String
+        /// Inbound frames this client may still send (subscribe storms cost Redis work).
+        var messages: TokenBucket
     }
 
     struct ProbeState {
@@ -261,7 +263,8 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
     public func opened(_ connection: WebSocketID, request: HTTPRequest) {
         let permission = (try? configuration.access.authorize(request).get()) ?? .only([])
         let target = Endpoint(path: request.path)
-        clients[connection] = ClientInfo(permission: permission, listenOnly: target != .all, peer: request.peer)
+        clients[connection] = ClientInfo(permission: permission, listenOnly: target != .all, peer: request.peer,
+                                         messages: TokenBucket(rate: configuration.clientMessageRate, burst: configuration.clientMessageRate * 2))
         hub.connect(connection, permission: permission)
         metrics.connections.set(Double(clients.count))
         send(.status(redis: hub.redisUp), to: connection)
@@ -276,6 +279,10 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
 
     public func received(_ connection: WebSocketID, message: [UInt8], isBinary: Bool) {
         guard let info = clients[connection] else { return }
+        guard clients[connection]!.messages.take() else {
+            clientError(connection, ClientRequestError(reason: "rate_limited", detail: "more than \(Int(configuration.clientMessageRate)) frames per second; this one was dropped"))
+            return
+        }
         if isBinary {
             clientError(connection, ClientRequestError(reason: "binary_not_supported", detail: "send JSON text frames"))
             return

@@ -29,6 +29,18 @@ import TrafficModel
         await h.shutdown()
     }
 
+    @Test func aClientFloodingFramesIsRateLimitedAndKeptOpen() async throws {
+        let h = try await GatewayHarness { $0.clientMessageRate = 5 }
+        let client = try await h.clients.open()
+        for _ in 0..<30 { h.clients.send(#"{"type":"ping"}"#, to: client) }
+        try await waitUntil("every frame answered or refused") { h.types(client).filter { $0 == "pong" || $0 == "error" }.count == 30 }
+        let errors = h.clients.objects(client).filter { $0["type"] as? String == "error" }
+        #expect(errors.allSatisfy { $0["reason"] as? String == "rate_limited" })
+        #expect(errors.count >= 15, "a burst of 10 passes, the rest of 30 sent at once is refused")
+        #expect(h.clients.isOpen(client))
+        await h.shutdown()
+    }
+
     @Test func anOversizedFrameClosesWith1009() async throws {
         let h = try await GatewayHarness()
         let client = try await h.clients.open()
