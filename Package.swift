@@ -159,7 +159,10 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Aggregator", "TestSupport", "TrafficModel", "RedisClient", "Websockets"],
+            dependencies: [
+                "Gateway", "Aggregator", "TestSupport", "TrafficModel", "RedisClient", "Websockets",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

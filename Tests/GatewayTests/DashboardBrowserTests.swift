@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 import TestSupport
 import Websockets
@@ -107,6 +108,30 @@ import Websockets
         let file = output.appendingPathComponent("dashboard.png")
         try png.write(to: file)
         print("dashboard screenshot: \(file.path) (\(png.count) bytes)")
+        // The gateway goes away and comes back: the page reconnects by itself and resumes every
+        // camera from its position, so what was published meanwhile shows up.
+        await h.gateway.stop()
+        try await waitUntil("the page notices the gateway is gone", timeout: .seconds(10)) {
+            try await evaluate("document.getElementById('status').dataset.state") as? String != "live"
+        }
+        let missed = try await h.publish(camera: 3, count: 2, level: "medium")
+        var restarted: GatewayService?
+        try await waitUntil("a new gateway listens on the same port", timeout: .seconds(10)) {
+            restarted = try? GatewayService(configuration: h.gateway.configuration, logger: Logger(label: "test.gateway.2"))
+            return restarted != nil
+        }
+        try await waitUntil("the page is live again", timeout: .seconds(20)) {
+            try await evaluate("document.getElementById('status').dataset.state") as? String == "live"
+        }
+        try await waitUntil("the result published while it was away is shown", timeout: .seconds(5)) {
+            try await evaluate(#"document.querySelector('[data-camera="3"]')?.dataset.request"#) as? String == missed[1]
+        }
+        #expect(try await evaluate("document.getElementById('banner').textContent") as? String == "", "resumed by recovery, with no loss reported")
+        let after = try await h.publish(camera: 3, level: "low")[0]
+        try await waitUntil("live results flow again", timeout: .seconds(2)) {
+            try await evaluate(#"document.querySelector('[data-camera="3"]')?.dataset.request"#) as? String == after
+        }
+        await restarted?.stop()
         cdp.stop()
         await h.shutdown()
     }
