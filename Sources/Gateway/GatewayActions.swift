@@ -1,0 +1,168 @@
+import Foundation
+import RedisClient
+import TrafficModel
+import Websockets
+
+/// The live stream's hand-over and the execution of the hub's actions (service thread).
+extension GatewayService {
+    func drainInbox() {
+        let batch = inbox.withLock { inbox -> [(LiveResult, Int64?)] in
+            defer { inbox.removeAll(keepingCapacity: true) }
+            return inbox
+        }
+        for (result, timestamp) in batch { liveResult(result, timestamp: timestamp) }
+    }
+
+    func liveResult(_ result: LiveResult, timestamp: Int64?) {
+        metrics.resultsReceived.increment()
+        if hub.receives(result.camera) { cache.offer(result, timestamp: timestamp) }
+        perform(hub.receive(result))
+    }
+
+    func send(_ message: ServerMessage, to connection: ConnectionID, allowance: Int = 0) {
+        if case .snapshot(let entries) = message, entries.count > 1 {
+            // Big snapshots go out in several frames of bounded size.
+            var chunk: [SnapshotEntry] = []
+            var bytes = 0
+            for entry in entries {
+                let size = (entry.latest?.payload.count ?? 0) + 96
+                if !chunk.isEmpty, bytes + size > Self.snapshotFrameBytes {
+                    enqueue(OutboundFrame(ServerMessage.snapshot(chunk).encoded()), to: connection, allowance: allowance)
+                    chunk = []
+                    bytes = 0
+                }
+                chunk.append(entry)
+                bytes += size
+            }
+            enqueue(OutboundFrame(ServerMessage.snapshot(chunk).encoded()), to: connection, allowance: allowance)
+            return
+        }
+        enqueue(OutboundFrame(message.encoded()), to: connection, allowance: allowance)
+    }
+
+    /// Snapshot frames stay under this size.
+    static let snapshotFrameBytes = 256 * 1024
+
+    func enqueue(_ frame: OutboundFrame, to connection: ConnectionID, allowance: Int = 0) {
+        switch server.send(frame, to: connection, allowance: allowance) {
+        case .queued:
+            metrics.messagesOut.increment()
+            metrics.bytesOut.increment(by: Int64(frame.count))
+        case .overLimit:
+            metrics.slowClientDisconnects.increment()
+            logger.notice("client too slow: send queue over limit, disconnected", metadata: ["connection": "\(connection)", "peer": "\(clients[connection]?.peer ?? "")"])
+        case .unknownConnection:
+            break
+        }
+    }
+
+    /// Carries out the hub's actions, in order.
+    func perform(_ actions: [HubAction]) {
+        for action in actions {
+            switch action {
+            case .deliver(let result, let ids):
+                let frame = OutboundFrame(ResultFrame.encoded(result))
+                for id in ids { enqueue(frame, to: id) }
+            case .replay(let result, let id):
+                enqueue(OutboundFrame(ResultFrame.encoded(result)), to: id, allowance: configuration.replayAllowanceBytes)
+            case .send(let id, let message):
+                switch message {
+                case .recovered: metrics.recoveriesOK.increment()
+                case .recoveryFailed: metrics.recoveriesFailed.increment()
+                case .gap: metrics.gaps.increment()
+                default: break
+                }
+                send(message, to: id, allowance: configuration.replayAllowanceBytes)
+            case .close(let id, let code, let reason):
+                server.close(id, code: code, reason: reason)
+            case .subscribe(let camera):
+                subscriptions.subscribe(configuration.keys.cameraChannel(camera))
+            case .unsubscribe(let camera):
+                subscriptions.unsubscribe(configuration.keys.cameraChannel(camera))
+                if !hub.receives(camera) { cache.stopFollowing(camera) }
+            case .subscribeAll:
+                subscriptions.psubscribe(configuration.keys.allCamerasPattern)
+            case .unsubscribeAll:
+                subscriptions.punsubscribe(configuration.keys.allCamerasPattern)
+                cache.stopFollowing { !hub.receives($0) }
+            case .fetchSnapshot(let id, let cameras, let all, let generation):
+                fetchSnapshot(id, cameras: cameras, all: all, generation: generation)
+            case .fetchRecovery(let id, let camera, let since, let generation):
+                readHistory(camera: camera, after: since) { [self] read in perform(hub.recoveryReady(id, camera: camera, since: since, generation: generation, read: read)) }
+            case .fetchCatchUp(let camera, let after, let generation):
+                readHistory(camera: camera, after: after) { [self] read in
+                    // What pub/sub missed also keeps the latest cache current.
+                    if hub.receives(camera) {
+                        for entry in read.entries { cache.offer(entry, timestamp: LatestCache.timestamp(of: entry.payload)) }
+                    }
+                    perform(hub.catchUpReady(camera: camera, generation: generation, read: read))
+                }
+            }
+        }
+    }
+
+    /// Reads history after the subscription changes queued so far are active; retries while
+    /// Redis is unreachable. `done` runs on the service thread.
+    func readHistory(camera: Int, after: ResultPosition, done: @escaping @Sendable (HistoryRead) -> Void) {
+        Task { [self] in
+            await subscriptions.barrier()
+            var delay = Duration.milliseconds(50)
+            while true {
+                do {
+                    let read = try await state.history(camera: camera, after: after)
+                    server.execute { done(read) }
+                    return
+                } catch let error as RedisError {
+                    if case .closed = error.kind { return }
+                    logger.debug("history read failed; retrying", metadata: ["camera": "\(camera)", "error": "\(error)"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(2))
+                } catch {
+                    return
+                }
+            }
+        }
+    }
+
+    /// A snapshot for a subscribe: cached latest results of cameras the live stream keeps
+    /// current, the rest read from Redis after the subscription barrier (never an older read),
+    /// retried until Redis answers. `snapshotReady` runs on the service thread.
+    func fetchSnapshot(_ id: ConnectionID, cameras: [Int], all: Bool, generation: UInt64) {
+        var known: [Int: LiveResult?] = [:]
+        if !all {
+            for camera in cameras { if let hit = cache.lookup(camera, followingOnly: true) { known[camera] = hit } }
+            if known.count == cameras.count {
+                perform(hub.snapshotReady(id, entries: cameras.map { SnapshotEntry(camera: $0, latest: known[$0] ?? nil) }, all: false, generation: generation))
+                return
+            }
+        }
+        let missing = cameras.filter { known[$0] == nil }
+        let cached = known
+        let state = self.state
+        let subscriptions = self.subscriptions!
+        Task { [self] in
+            await subscriptions.barrier()
+            var delay = Duration.milliseconds(50)
+            while true {
+                do throws(RedisError) {
+                    let list = all ? try await state.camerasWithLatest() : missing
+                    let found = try await state.snapshot(list)
+                    server.execute { [self] in
+                        for camera in list { cache.store(camera, found[camera]?.latest, following: hub.receives(camera)) }
+                        let names = all ? list : cameras
+                        let entries = names.map { camera in
+                            SnapshotEntry(camera: camera, latest: cached[camera] ?? found[camera]?.latest, current: found[camera]?.current)
+                        }
+                        perform(hub.snapshotReady(id, entries: entries, all: all, generation: generation))
+                    }
+                    return
+                } catch {
+                    if case .closed = error.kind { return }
+                    logger.debug("snapshot read failed; retrying", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(2))
+                }
+            }
+        }
+    }
+}
