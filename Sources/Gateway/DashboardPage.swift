@@ -37,7 +37,8 @@ enum DashboardPage {
   .level { display: inline-block; margin: 8px 0 6px; padding: 2px 10px; border-radius: 6px; font-size: 12px; font-weight: 700; text-transform: uppercase; letter-spacing: .6px; background: var(--none); }
   .meta { display: grid; grid-template-columns: auto 1fr; gap: 2px 10px; color: var(--muted); font-size: 12px; }
   .meta span:nth-child(even) { color: var(--text); text-align: right; font-variant-numeric: tabular-nums; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-  .flag { color: var(--critical); font-weight: 600; font-size: 12px; margin-left: 6px; }
+  .flag { display: block; color: var(--critical); font-weight: 600; font-size: 12px; margin: -2px 0 6px; }
+  .flag[hidden] { display: none; }
   [data-level="low"] { border-left-color: var(--low); } [data-level="low"] .level { background: var(--low); }
   [data-level="medium"] { border-left-color: var(--medium); } [data-level="medium"] .level { background: var(--medium); color: #1b1400; }
   [data-level="high"] { border-left-color: var(--high); } [data-level="high"] .level { background: var(--high); }
@@ -115,7 +116,7 @@ function card(id) {
   el.className = "camera-card";
   el.dataset.camera = id;
   el.innerHTML = '<div class="top"><span class="name">Camera ' + id + '</span><span class="age">—</span></div>' +
-    '<span class="level">—</span><span class="flag" hidden>dangerous driving</span>' +
+    '<span class="level">—</span><span class="flag" hidden>⚠ dangerous driving</span>' +
     '<div class="meta"><span>Objects</span><span class="objects">—</span><span>Groups</span><span class="groups">—</span>' +
     '<span>Model</span><span class="model">—</span><span>LLM latency</span><span class="latency">—</span></div>';
   c = { el, result: null, receivedAt: 0 };
