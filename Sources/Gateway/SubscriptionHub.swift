@@ -102,8 +102,6 @@ public struct SubscriptionHub: Sendable {
         self.redisUp = redisUp
     }
 
-    /// Connections known to the hub.
-    public var clientCount: Int { clients.count }
     /// Cameras with a channel subscription.
     public var subscribedCameras: Set<Int> { Set(watchers.keys) }
     /// Whether some client watches every camera (the pattern subscription is on).

@@ -30,7 +30,4 @@ public final class OutboundFrame: @unchecked Sendable {
     var payload: UnsafeMutablePointer<UInt8> {
         (storage + traffic_lws_pre()).assumingMemoryBound(to: UInt8.self)
     }
-
-    /// The payload, copied (for tests and logs).
-    public var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: payload, count: count)) }
 }

@@ -64,7 +64,7 @@ public enum SendOutcome: Sendable, Equatable {
 /// An HTTP and WebSocket server on one libwebsockets context and one port.
 ///
 /// One dedicated thread runs `lws_service`; the delegate's methods and the connection methods
-/// (`send`, `close`, `queuedBytes`) run there. Each connection has its own bounded queue of shared
+/// (`send`, `close`) run there. Each connection has its own bounded queue of shared
 /// `OutboundFrame`s, written as the socket accepts them.
 public final class WebServer: @unchecked Sendable {
     public let configuration: WebServerConfiguration
@@ -165,11 +165,6 @@ public final class WebServer: @unchecked Sendable {
     public func close(_ connection: WebSocketID, code: UInt16, reason: String, flush: Bool = false) {
         guard let c = connections[connection], c.closeRequest == nil else { return }
         requestClose(c, code: code, reason: reason, keepQueued: flush)
-    }
-
-    /// Bytes queued for `connection`, nil when it is gone. Service thread only.
-    public func queuedBytes(_ connection: WebSocketID) -> Int? {
-        connections[connection]?.queuedBytes
     }
 
     /// Open WebSocket connections. Service thread only.
@@ -323,13 +318,8 @@ public final class WebServer: @unchecked Sendable {
             var cursor: UnsafeMutablePointer<UInt8>? = start
             let end = buffer.baseAddress! + buffer.count - 1
             if lws_add_http_common_headers(wsi, UInt32(response.status), response.contentType, lws_filepos_t(response.body.count), &cursor, end) != 0 { return false }
-            for (name, value) in response.headers {
-                let added = "\(name.lowercased()):".withCString { n in
-                    value.withCString { v in
-                        lws_add_http_header_by_name(wsi, UnsafeRawPointer(n).assumingMemoryBound(to: UInt8.self), UnsafeRawPointer(v).assumingMemoryBound(to: UInt8.self), Int32(strlen(v)), &cursor, end)
-                    }
-                }
-                if added != 0 { return false }
+            for (name, value) in response.headers where !appendHTTPHeader(wsi, name: name, value: value, cursor: &cursor, end: end) {
+                return false
             }
             return lws_finalize_write_http_header(wsi, start, &cursor, end) == 0
         }

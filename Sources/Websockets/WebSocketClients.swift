@@ -111,13 +111,8 @@ public final class WebSocketClients: @unchecked Sendable {
             let cursor = input.assumingMemoryBound(to: UnsafeMutablePointer<UInt8>?.self)
             guard let start = cursor.pointee else { return 0 }
             let end = start + length
-            for (name, value) in client.headers {
-                let failed = "\(name.lowercased()):".withCString { n in
-                    value.withCString { v in
-                        lws_add_http_header_by_name(wsi, UnsafeRawPointer(n).assumingMemoryBound(to: UInt8.self), UnsafeRawPointer(v).assumingMemoryBound(to: UInt8.self), Int32(strlen(v)), cursor, end)
-                    }
-                }
-                if failed != 0 { return -1 }
+            for (name, value) in client.headers where !appendHTTPHeader(wsi, name: name, value: value, cursor: cursor, end: end) {
+                return -1
             }
             return 0
         case LWS_CALLBACK_CLIENT_ESTABLISHED:
