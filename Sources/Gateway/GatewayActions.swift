@@ -104,23 +104,11 @@ extension GatewayService {
     /// Reads history after the subscription changes queued so far are active; retries while
     /// Redis is unreachable. `done` runs on the service thread.
     func readHistory(camera: Int, after: ResultPosition, done: @escaping @Sendable (HistoryRead) -> Void) {
-        Task { [self] in
-            await subscriptions.barrier()
-            var delay = Duration.milliseconds(50)
-            while true {
-                do {
-                    let read = try await state.history(camera: camera, after: after)
-                    server.execute { done(read) }
-                    return
-                } catch let error as RedisError {
-                    if case .closed = error.kind { return }
-                    logger.debug("history read failed; retrying", metadata: ["camera": "\(camera)", "error": "\(error)"])
-                    try? await Task.sleep(for: delay)
-                    delay = min(delay * 2, .seconds(2))
-                } catch {
-                    return
-                }
-            }
+        let state = self.state
+        afterBarrier(reading: "history of camera \(camera)") { () async throws(RedisError) in
+            try await state.history(camera: camera, after: after)
+        } done: { read in
+            done(read)
         }
     }
 
@@ -139,26 +127,36 @@ extension GatewayService {
         let missing = cameras.filter { known[$0] == nil }
         let cached = known
         let state = self.state
+        afterBarrier(reading: "snapshot") { () async throws(RedisError) in
+            let list = all ? try await state.camerasWithLatest() : missing
+            return (list, try await state.snapshot(list))
+        } done: { [self] (list, found) in
+            for camera in list { cache.store(camera, found[camera]?.latest, following: hub.receives(camera)) }
+            let names = all ? list : cameras
+            let entries = names.map { camera in
+                SnapshotEntry(camera: camera, latest: cached[camera] ?? found[camera]?.latest, current: found[camera]?.current)
+            }
+            perform(hub.snapshotReady(id, entries: entries, all: all, generation: generation))
+        }
+    }
+
+    /// Runs `read` once the subscription changes queued so far are active, retrying with capped
+    /// back-off while Redis is unreachable (until the gateway closes), then hands the value to
+    /// `done` on the service thread.
+    private func afterBarrier<Value: Sendable>(reading what: String, _ read: @escaping @Sendable () async throws(RedisError) -> Value,
+                                               done: @escaping @Sendable (Value) -> Void) {
         let subscriptions = self.subscriptions!
         Task { [self] in
             await subscriptions.barrier()
             var delay = Duration.milliseconds(50)
             while true {
                 do throws(RedisError) {
-                    let list = all ? try await state.camerasWithLatest() : missing
-                    let found = try await state.snapshot(list)
-                    server.execute { [self] in
-                        for camera in list { cache.store(camera, found[camera]?.latest, following: hub.receives(camera)) }
-                        let names = all ? list : cameras
-                        let entries = names.map { camera in
-                            SnapshotEntry(camera: camera, latest: cached[camera] ?? found[camera]?.latest, current: found[camera]?.current)
-                        }
-                        perform(hub.snapshotReady(id, entries: entries, all: all, generation: generation))
-                    }
+                    let value = try await read()
+                    server.execute { done(value) }
                     return
                 } catch {
                     if case .closed = error.kind { return }
-                    logger.debug("snapshot read failed; retrying", metadata: ["error": "\(error)"])
+                    logger.debug("\(what) read failed; retrying", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(2))
                 }

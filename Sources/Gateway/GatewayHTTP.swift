@@ -97,8 +97,7 @@ extension GatewayService {
         if let timestamp = object["timestamp"] as? String { fields.append(#""timestamp":\#(JSONText.quoted(timestamp))"#) }
         if let level = assessment?["maxRiskLevel"] as? String { fields.append(#""maxRiskLevel":\#(JSONText.quoted(level))"#) }
         if let dangerous = assessment?["hasDangerousDriving"] as? Bool { fields.append(#""hasDangerousDriving":\#(dangerous)"#) }
-        if let position = result.position { fields.append(#""offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#) }
-        return "{" + fields.joined(separator: ",") + "}"
+        return "{" + fields.joined(separator: ",") + (result.position.map(ServerMessage.positionMembers) ?? "") + "}"
     }
 
     // MARK: Latest lookups with single flight (service thread)

@@ -27,18 +27,20 @@ public enum ServerMessage: Sendable, Equatable {
     case error(reason: String, detail: String)
     case pong
 
+    /// `,"offset":12,"epoch":"…"`: a position as members of the object being written.
+    static func positionMembers(_ position: ResultPosition) -> String {
+        #","offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#
+    }
+
     /// The JSON text of the message.
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64)
         func add(_ text: String) { out.append(contentsOf: text.utf8) }
         switch self {
-        case .subscribed(let cameras, let all):
-            add(#"{"type":"subscribed","cameras":"#)
-            add(all ? #""*""# : "[" + cameras.map(String.init).joined(separator: ",") + "]")
-            add("}")
-        case .unsubscribed(let cameras, let all):
-            add(#"{"type":"unsubscribed","cameras":"#)
+        case .subscribed(let cameras, let all), .unsubscribed(let cameras, let all):
+            let type = if case .subscribed = self { "subscribed" } else { "unsubscribed" }
+            add(#"{"type":"\#(type)","cameras":"#)
             add(all ? #""*""# : "[" + cameras.map(String.init).joined(separator: ",") + "]")
             add("}")
         case .snapshot(let entries):
@@ -47,11 +49,11 @@ public enum ServerMessage: Sendable, Equatable {
                 if index > 0 { add(",") }
                 add(#"{"camera":\#(entry.camera)"#)
                 if let latest = entry.latest {
-                    if let position = latest.position { add(#","offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#) }
+                    if let position = latest.position { add(Self.positionMembers(position)) }
                     add(#","result":"#)
                     out.append(contentsOf: latest.payload)
                 } else {
-                    if let position = entry.current { add(#","offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#) }
+                    if let position = entry.current { add(Self.positionMembers(position)) }
                     add(#","result":null"#)
                 }
                 add("}")
@@ -87,7 +89,7 @@ public enum ResultFrame {
         out.reserveCapacity(result.payload.count + 96)
         out.append(contentsOf: #"{"type":"result","camera":\#(result.camera)"#.utf8)
         if let position = result.position {
-            out.append(contentsOf: #","offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#.utf8)
+            out.append(contentsOf: ServerMessage.positionMembers(position).utf8)
         }
         out.append(contentsOf: #","result":"#.utf8)
         out.append(contentsOf: result.payload)

@@ -113,8 +113,7 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
         var latencies: [Double] = []
         for (id, at) in sent { if let arrived = got[id] { latencies.append(Double(arrived - at) / 1e6) } }
         latencies.sort()
-        func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-        report(String(format: "latency at %d results/s (%d of %d arrived): p50 %.2f ms  p99 %.2f ms  max %.2f ms  (fetch.wait.max.ms=%d, linger.ms=0)", rate, latencies.count, total, pct(0.5), pct(0.99), latencies.last ?? 0, fetchWaitMs))
+        report(String(format: "latency at %d results/s (%d of %d arrived): p50 %.2f ms  p99 %.2f ms  max %.2f ms  (fetch.wait.max.ms=%d, linger.ms=0)", rate, latencies.count, total, percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.last ?? 0, fetchWaitMs))
 
         service.requestStop()
         try await running.value

@@ -141,10 +141,9 @@ struct GatewayBench: AsyncParsableCommand {
         let delivered = deliveries.load(ordering: .relaxed)
         var sorted = latencies.withLock { $0 }
         sorted.sort()
-        func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         report("\(clients) clients over \(cameras) cameras, \(total) results (avg \(averageSize) B before merge) at \(rate)/s for \(String(format: "%.1f", publishSpan)) s")
         report(String(format: "deliveries: %d of %d expected, %.0f deliveries/s; publish → client receive p50 %.2f ms  p99 %.2f ms  max %.2f ms",
-                      delivered, expected, Double(delivered) / span, pct(0.5), pct(0.99), sorted.last ?? 0))
+                      delivered, expected, Double(delivered) / span, percentile(sorted, 0.5), percentile(sorted, 0.99), sorted.last ?? 0))
     }
 
     /// `camera` and `offset` from the head of a result frame: `{"type":"result","camera":7,"offset":12,…`.
