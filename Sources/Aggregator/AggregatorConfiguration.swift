@@ -34,6 +34,16 @@ public struct AggregatorConfiguration: Sendable {
 
     public init() {}
 
+    /// The limits the write transaction applies to every batch.
+    public var writeSettings: WriteTransaction.Settings {
+        var settings = WriteTransaction.Settings()
+        settings.latestTTLSeconds = latestTTLSeconds
+        settings.alertListLength = alertListLength
+        settings.alertMarkerTTLSeconds = alertMarkerTTLSeconds
+        settings.historyLength = historyLength
+        return settings
+    }
+
     /// The consumer's librdkafka properties: product defaults, then the operator's `-X` values.
     public func consumerProperties(bootstrap: String) -> KafkaConfiguration {
         var properties: [String: String] = [

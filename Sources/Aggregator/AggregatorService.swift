@@ -6,7 +6,7 @@ import Synchronization
 import TrafficModel
 
 /// The aggregator's run loop: poll a batch → validate → dead-letter the bad → fetch detections
-/// (one MGET) → plan → apply the plan (one script call) → store offsets.
+/// (one MGET) → plan → apply the plan (one `WriteTransaction`) → store offsets.
 ///
 /// At least once: offsets are stored only after every write of the batch was acknowledged and
 /// every dead letter was delivered; stored offsets are committed every second, before a
@@ -20,6 +20,7 @@ public final class AggregatorService: Sendable {
     private let redis: RedisClient?
     private let deadLetters: DeadLetterWriter
     private let planner: WritePlanner
+    private let writer: WriteTransaction
     private let logger: Logger
     private let log: RateLimitedLog
     private let stopping = Mutex(false)
@@ -42,6 +43,7 @@ public final class AggregatorService: Sendable {
             redis = RedisClient(configuration: redisConfiguration, label: "aggregator", logger: Logger(label: "aggregator.redis"))
         }
         planner = WritePlanner(keys: configuration.keys, alertRule: configuration.alertRule, maximumMessageBytes: configuration.maximumMessageBytes)
+        writer = WriteTransaction(settings: configuration.writeSettings)
     }
 
     /// Asks the loop to finish its in-flight batch, commit and leave the group.
@@ -80,7 +82,7 @@ public final class AggregatorService: Sendable {
         defer { events.cancel() }
         if let redis {
             do {
-                try await redis.load(WriteScript.script)
+                _ = try await redis.send(.ping())
                 markRedis(up: true)
             } catch {
                 logger.warning("Redis not reachable at start; will retry", metadata: ["error": "\(error)"])
@@ -148,14 +150,12 @@ public final class AggregatorService: Sendable {
         let keys = planner.detectionKeys(valid)
         guard let detections = await retrying("detection fetch", &extra, { try await redis.send(.mget(keys)) }) else { return nil }
         let plan = planner.plan(valid, detections: detections)
-        let arguments = WriteScript.arguments(for: plan, latestTTL: configuration.latestTTLSeconds, alertListLength: configuration.alertListLength, alertMarkerTTL: configuration.alertMarkerTTLSeconds, historyLength: configuration.historyLength)
-        guard let reply = await retrying("result writes", &extra, { try await redis.run(WriteScript.script, keys: [], arguments: arguments) }) else { return nil }
-        if let counts = WriteScript.counts(reply) {
-            metrics.published.increment(by: Int64(counts.published))
-            metrics.alertsPushed.increment(by: Int64(counts.alertsPushed))
-            metrics.alertsDeduplicated.increment(by: Int64(plan.alerts.count - counts.alertsPushed))
-            metrics.latestSkipped.increment(by: Int64(plan.latest.count - counts.latestWritten))
-        }
+        guard let outcome = await retrying("result writes", &extra, { try await writer.apply(plan, on: redis) }) else { return nil }
+        metrics.published.increment(by: Int64(outcome.published))
+        metrics.alertsPushed.increment(by: Int64(outcome.alertsPushed))
+        metrics.alertsDeduplicated.increment(by: Int64(plan.alerts.count - outcome.alertsPushed))
+        metrics.latestSkipped.increment(by: Int64(plan.latest.count - outcome.latestWritten))
+        metrics.writeConflicts.increment(by: Int64(outcome.conflicts))
         metrics.detectionMissing.increment(by: Int64(plan.detectionMissing))
         metrics.redisReconnects.record(Int64(redis.statistics.reconnects))
         return extra

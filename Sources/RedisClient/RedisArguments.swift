@@ -10,6 +10,12 @@ public struct RedisArguments: Sendable, Hashable {
 
     public init() {}
 
+    /// Creates empty arguments with room for `bytes` bytes in `arguments` arguments.
+    public init(reservingBytes bytes: Int, arguments: Int) {
+        storage.reserveCapacity(bytes)
+        lengths.reserveCapacity(arguments)
+    }
+
     /// Creates the arguments from text parts, e.g. `["PING"]`.
     public init(_ parts: [String]) {
         for part in parts { append(part) }

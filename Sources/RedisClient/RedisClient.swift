@@ -106,7 +106,7 @@ public final class RedisClient: Sendable {
         }
     }
 
-    private func perform<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws(RedisError) -> T) async throws(RedisError) -> T {
+    func perform<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws(RedisError) -> T) async throws(RedisError) -> T {
         let result: Result<T, RedisError> = await withCheckedContinuation { continuation in
             queue.async {
                 continuation.resume(returning: self.slot.run(body))

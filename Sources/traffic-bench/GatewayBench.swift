@@ -105,9 +105,10 @@ struct GatewayBench: AsyncParsableCommand {
         for (i, (pool, id)) in ids.enumerated() { pool.send(#"{"type":"subscribe","cameras":[\#(i % cameras)]}"#, to: id) }
         try await waitUntil("every client has its snapshot", timeout: .seconds(60)) { snapshots.load(ordering: .relaxed) == clients }
 
-        // Publisher: the aggregator's planner and write script, batches every 5 ms.
+        // Publisher: the aggregator's planner and write transaction, batches every 5 ms.
         let keys = KeySchema()
         let planner = WritePlanner(keys: keys, alertRule: AlertRule())
+        let writer = WriteTransaction()
         var simulator = ResultSimulator(cameras: cameras, alertRatio: 0.2, seed: 3, runTag: "gw")
         let base = Int64(Date().timeIntervalSince1970 * 1000)
         let total = rate * duration
@@ -129,7 +130,7 @@ struct GatewayBench: AsyncParsableCommand {
             let plan = planner.plan(valid, detections: batch.map(\.detection))
             let now = DispatchTime.now().uptimeNanoseconds
             sentAt.withLock { for frame in batch { $0[frame.cameraId].append(now) } }
-            _ = try await redis.run(WriteScriptArguments.script, keys: [], arguments: WriteScriptArguments.encode(plan))
+            _ = try await writer.apply(plan, on: redis)
         }
         let publishSpan = seconds(clock.now - start)
         let expected = total * clients / cameras

@@ -2,14 +2,16 @@ import Aggregator
 import ArgumentParser
 import Foundation
 import KafkaClient
+import RedisClient
 import TrafficModel
 
-/// The aggregator's pure CPU work alone: validate, merge, plan, encode script arguments.
+/// The aggregator's pure CPU work alone: validate, merge, plan, build the write transaction's
+/// commands.
 /// Compared with the end-to-end figure it tells how much of a result's cost is computation.
 struct PlannerBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "planner",
-        abstract: "CPU cost of decode → merge → plan → script arguments, without I/O (breakdown for the end-to-end run)."
+        abstract: "CPU cost of decode → merge → plan → write commands, without I/O (breakdown for the end-to-end run)."
     )
 
     @Option(help: "Messages.") var messages = 50_000
@@ -20,6 +22,7 @@ struct PlannerBench: AsyncParsableCommand {
         let frames = (0..<messages).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
         let batches = stride(from: 0, to: frames.count, by: batchSize).map { Array(frames[$0..<min($0 + batchSize, frames.count)]) }
         let planner = WritePlanner(keys: KeySchema(), alertRule: AlertRule())
+        let writer = WriteTransaction()
         let clock = ContinuousClock()
         var decodeTime = Duration.zero, planTime = Duration.zero, argumentTime = Duration.zero
         var bytes = 0
@@ -31,18 +34,28 @@ struct PlannerBench: AsyncParsableCommand {
             let t1 = clock.now
             let plan = planner.plan(valid, detections: detections)
             let t2 = clock.now
-            let arguments = WriteScriptArguments.make(plan)
+            let (commands, _) = try writer.commands(for: plan, readReplies: Self.freshState(plan))
             let t3 = clock.now
-            bytes += arguments
+            bytes += commands.reduce(0) { $0 + $1.storage.count }
             decodeTime += t1 - t0
             planTime += t2 - t1
             argumentTime += t3 - t2
         }
         let total = decodeTime + planTime + argumentTime
-        report("\(messages) results in batches of \(batchSize) (\(bytes / messages) B of script arguments per result)")
+        report("\(messages) results in batches of \(batchSize) (\(bytes / messages) B of command arguments per result)")
         report(String(format: "validate: %.2f µs/result", seconds(decodeTime) / Double(messages) * 1e6))
         report(String(format: "merge + plan: %.2f µs/result", seconds(planTime) / Double(messages) * 1e6))
-        report(String(format: "script arguments: %.2f µs/result", seconds(argumentTime) / Double(messages) * 1e6))
+        report(String(format: "write commands: %.2f µs/result", seconds(argumentTime) / Double(messages) * 1e6))
         report(String(format: "total: %.0f results/s on one core", Double(messages) / seconds(total)))
+    }
+
+    /// What the transaction's first round trip reads for a batch whose cameras have no stored
+    /// state yet (every camera starts an epoch; no markers).
+    static func freshState(_ plan: WritePlan) -> [RedisReply] {
+        var replies = plan.latest.map { _ in RedisReply.array([.null, .null]) }
+        replies.append(.array(plan.latest.map { _ in .null }))
+        if !plan.alerts.isEmpty { replies.append(.array(plan.alerts.map { _ in .null })) }
+        replies.append(.array([.bulk(Array("1760000000".utf8)), .bulk(Array("123456".utf8))]))
+        return replies
     }
 }

@@ -1,4 +1,5 @@
 import KafkaClient
+import RedisClient
 import Testing
 import TrafficModel
 @testable import Aggregator
@@ -41,14 +42,73 @@ import TrafficModel
         #expect(dead[0].source.position == "in[3]@9")
     }
 
-    @Test func scriptArgumentsFollowTheDocumentedLayout() {
+    /// The text of each command's arguments.
+    func texts(_ commands: [RedisArguments]) -> [[String]] {
+        commands.map { $0.parts.map { String(decoding: $0, as: UTF8.self) } }
+    }
+
+    @Test func transactionStartsAnEpochForACameraWithoutCounter() throws {
         let (valid, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z", level: "high")])
         let plan = planner.plan(valid, detections: [nil])
-        let args = WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 60, historyLength: 500).map { String(decoding: $0, as: UTF8.self) }
-        #expect(Array(args[0..<7]) == ["300", "99", "60", "500", "1", "1", "1"])
-        #expect(Array(args[7..<14]) == ["t:camera:4", "t:camera:4:history", "t:camera:4:position", "t:camera:4:latest", "t:camera:4:latest_ts", String(RFC3339.milliseconds("2025-01-01T00:00:00Z")!), "1"])
-        #expect(args[14] == "1" && args[15].hasPrefix(#""requestId":"x""#), "publish: camera slot, then the payload without its opening brace")
-        #expect(Array(args[16..<19]) == ["t:alerted:x", "t:alerts:4", "1"], "the alert names its publish instead of repeating the payload")
-        #expect(args.count == 7 + 7 + 2 + 3)
+        var settings = WriteTransaction.Settings()
+        settings.alertMarkerTTLSeconds = 60
+        settings.historyLength = 500
+        let writer = WriteTransaction(settings: settings)
+        #expect(writer.watchedKeys(plan) == ["t:camera:4:position", "t:camera:4:latest_ts", "t:alerted:x"])
+        #expect(texts(writer.reads(plan).commands) == [["HMGET", "t:camera:4:position", "offset", "epoch"], ["MGET", "t:camera:4:latest_ts"], ["MGET", "t:alerted:x"], ["TIME"]])
+        let fresh: [RedisReply] = [.array([.null, .null]), .array([.null]), .array([.null]), .array([.bulk(Array("1760000000".utf8)), .bulk(Array("42".utf8))])]
+        let (commands, outcome) = try writer.commands(for: plan, readReplies: fresh)
+        let lines = texts(commands)
+        let body = #"{"position":{"offset":1,"epoch":"1760000000000042"},"# + String(decoding: plan.publishes[0].payload.dropFirst(), as: UTF8.self)
+        let ts = String(RFC3339.milliseconds("2025-01-01T00:00:00Z")!)
+        #expect(lines == [
+            ["DEL", "t:camera:4:history"],
+            ["HSET", "t:camera:4:position", "offset", "1", "epoch", "1760000000000042"],
+            ["XADD", "t:camera:4:history", "MAXLEN", "~", "500", "1-0", "r", body],
+            ["PUBLISH", "t:camera:4", body],
+            ["SETEX", "t:camera:4:latest", "300", body],
+            ["SETEX", "t:camera:4:latest_ts", "300", ts],
+            ["SET", "t:alerted:x", "1", "EX", "60"],
+            ["LPUSH", "t:alerts:4", body],
+            ["LTRIM", "t:alerts:4", "0", "99"],
+        ])
+        #expect(outcome == WriteTransaction.Outcome(published: 1, latestWritten: 1, alertsPushed: 1))
+        #expect(ResultPosition.parse(prefixOf: Array(body.utf8)) == ResultPosition(offset: 1, epoch: "1760000000000042"))
+    }
+
+    @Test func transactionContinuesTheCounterAndRespectsStoredState() throws {
+        let (valid, _) = planner.decode([
+            message("p", camera: 1, time: "2025-01-01T00:00:01Z", level: "high"),
+            message("q", camera: 1, time: "2025-01-01T00:00:02Z", level: "high"),
+            message("p", camera: 1, time: "2025-01-01T00:00:01Z", level: "high"), // duplicate delivery in one batch
+        ])
+        let plan = planner.plan(valid, detections: [nil, nil, nil])
+        let writer = WriteTransaction()
+        let newer = String(RFC3339.milliseconds("2025-01-01T00:00:05Z")!)
+        let stored: [RedisReply] = [
+            .array([.bulk(Array("7".utf8)), .bulk(Array("e1".utf8))]),
+            .array([.bulk(Array(newer.utf8))]),
+            .array([.null, .bulk(Array("1".utf8)), .null]), // q already alerted
+            .array([.bulk(Array("1".utf8)), .bulk(Array("2".utf8))]),
+        ]
+        let (commands, outcome) = try writer.commands(for: plan, readReplies: stored)
+        let lines = texts(commands)
+        #expect(lines[0] == ["HSET", "t:camera:1:position", "offset", "10", "epoch", "e1"], "no DEL: the epoch goes on")
+        #expect(lines.filter { $0[0] == "XADD" }.map { $0[5] } == ["8-0", "9-0", "10-0"])
+        #expect(lines.filter { $0[0] == "PUBLISH" }.map { ResultPosition.parse(prefixOf: Array($0[2].utf8))?.offset } == [8, 9, 10])
+        #expect(!lines.contains { $0[0] == "SETEX" }, "the stored latest is newer")
+        #expect(lines.filter { $0[0] == "LPUSH" }.count == 1, "p once, q not at all")
+        #expect(lines.filter { $0[0] == "SET" }.map { $0[1] } == ["t:alerted:p"])
+        #expect(outcome == WriteTransaction.Outcome(published: 3, latestWritten: 0, alertsPushed: 1))
+    }
+
+    @Test func transactionRejectsErrorAndMisshapedReads() {
+        let (valid, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z")])
+        let plan = planner.plan(valid, detections: [nil])
+        let writer = WriteTransaction()
+        #expect(throws: RedisError.self) {
+            _ = try writer.commands(for: plan, readReplies: [.error("WRONGTYPE Operation against a key holding the wrong kind of value"), .array([.null]), .array([])])
+        }
+        #expect(throws: RedisError.self) { _ = try writer.commands(for: plan, readReplies: []) }
     }
 }

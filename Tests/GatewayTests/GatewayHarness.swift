@@ -82,8 +82,10 @@ final class GatewayHarness: @unchecked Sendable {
             }
         }
         let plan = planner.plan(valid, detections: detections)
-        let arguments = WriteScript.arguments(for: plan, latestTTL: 300, alertListLength: 100, alertMarkerTTL: 3600, historyLength: historyLength)
-        _ = try await redis.run(WriteScript.script, keys: [], arguments: arguments)
+        var settings = WriteTransaction.Settings()
+        settings.alertMarkerTTLSeconds = 3600
+        settings.historyLength = historyLength
+        _ = try await WriteTransaction(settings: settings).apply(plan, on: redis)
         return ids
     }
 

@@ -156,4 +156,50 @@ import TestSupport
         try await client.shutdownServer()
         try await waitUntil("redis-server exited", timeout: .seconds(5)) { !RedisServer.ping(port: server.port) }
     }
+
+    @Test func transactionAppliesOnlyWhenWatchedKeysStayUnchanged() async throws {
+        let server = try await RedisServer()
+        let client = try await RedisClient.connect(configuration: server.configuration)
+        let key = uniqueName("counter")
+        _ = try await client.send(.set(key, "1"))
+        var reads = RedisPipeline()
+        reads.append(.get(key))
+
+        // Unchanged: the commands run atomically and their replies come back in order.
+        let applied = try await client.transaction(watching: [key], reads: reads) { replies throws(RedisError) in
+            let current = Int(replies[0].string ?? "") ?? 0
+            return ([RedisArguments(["SET", key, String(current + 1)]), RedisArguments(["GET", key])], current)
+        }
+        #expect(applied?.value == 1)
+        #expect(applied?.replies == [.status("OK"), .bulk(Array("2".utf8))])
+
+        // Another client changes the watched key between the reads and EXEC: nothing is applied.
+        nonisolated(unsafe) let other = try RedisConnection(configuration: server.configuration) // used by one closure at a time
+        let aborted = try await client.transaction(watching: [key], reads: reads) { replies throws(RedisError) in
+            _ = try other.send(RedisArguments(["SET", key, "100"]))
+            return ([RedisArguments(["SET", key, "3"]), RedisArguments(["SET", key + ":side", "x"])], 0)
+        }
+        #expect(aborted == nil)
+        #expect(try await client.send(.get(key)) == Array("100".utf8))
+        #expect(try await client.send(.get(key + ":side")) == nil)
+
+        // Nothing to write: the watch is released, so a later change does not abort the next one.
+        let empty = try await client.transaction(watching: [key], reads: reads) { _ throws(RedisError) in ([], "none") }
+        #expect(empty?.replies == [] && empty?.value == "none")
+        _ = try other.send(RedisArguments(["SET", key, "5"]))
+        let after = try await client.transaction(watching: [], reads: RedisPipeline()) { _ throws(RedisError) in ([RedisArguments(["INCR", key])], ()) }
+        #expect(after?.replies == [.integer(6)])
+
+        // A command Redis refuses to queue aborts the whole transaction with its own error.
+        do {
+            _ = try await client.transaction(watching: [key], reads: reads) { _ throws(RedisError) in
+                ([RedisArguments(["SET", key, "7"]), RedisArguments(["SET", key])], ())
+            }
+            Issue.record("a transaction with a malformed command must throw")
+        } catch {
+            #expect(error.kind == .server && error.message.contains("wrong number of arguments"))
+            #expect(error.command == "SET")
+        }
+        #expect(try await client.send(.get(key)) == Array("6".utf8))
+    }
 }
