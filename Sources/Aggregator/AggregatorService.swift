@@ -6,7 +6,8 @@ import Synchronization
 import TrafficModel
 
 /// The aggregator's run loop: poll a batch → validate → dead-letter the bad → fetch detections
-/// (one MGET) → plan → apply the plan (one `WriteTransaction`) → store offsets.
+/// (one MGET) → plan → apply the plan (one `WriteTransaction`) → store offsets. The first stages
+/// of a batch overlap the previous batch's write; writes run one at a time, in poll order.
 ///
 /// At least once: offsets are stored only after every write of the batch was acknowledged and
 /// every dead letter was delivered; stored offsets are committed every second, before a
@@ -17,7 +18,10 @@ public final class AggregatorService: Sendable {
     public let configuration: AggregatorConfiguration
     public let metrics: AggregatorMetrics
     private let consumer: KafkaConsumer
+    /// The connection the write transactions run on.
     private let redis: RedisClient?
+    /// A second connection for detection reads, so they overlap the previous batch's write.
+    private let detectionReader: RedisClient?
     private let deadLetters: DeadLetterWriter
     private let planner: WritePlanner
     private let writer: WriteTransaction
@@ -37,10 +41,12 @@ public final class AggregatorService: Sendable {
         deadLetters = DeadLetterWriter(producer: producer, topic: configuration.deadLetterTopic)
         if configuration.noRedis {
             redis = nil
+            detectionReader = nil
         } else {
             var redisConfiguration = try RedisConfiguration(url: configuration.redisURL ?? "redis://127.0.0.1:6379")
             redisConfiguration.reconnect = .init(initialDelay: .milliseconds(50), maximumDelay: .seconds(2))
             redis = RedisClient(configuration: redisConfiguration, label: "aggregator", logger: Logger(label: "aggregator.redis"))
+            detectionReader = RedisClient(configuration: redisConfiguration, label: "aggregator-detections", logger: Logger(label: "aggregator.redis"))
         }
         planner = WritePlanner(keys: configuration.keys, alertRule: configuration.alertRule, maximumMessageBytes: configuration.maximumMessageBytes)
         writer = WriteTransaction(settings: configuration.writeSettings)
@@ -90,36 +96,63 @@ public final class AggregatorService: Sendable {
         }
         var carried: [KafkaMessage] = []
         var lastLagCheck = ContinuousClock.now
+        // Two stages overlap: while batch N's write transaction runs (on the writer's Redis
+        // connection), batch N+1 is polled, validated, its detections fetched (on a second
+        // connection) and planned. Writes still happen one batch at a time, in poll order, and a
+        // batch's offsets are stored only after its write was acknowledged.
+        var inFlight: InFlightWrite?
         while !isStopping {
             var batch = carried
             carried = []
             if batch.isEmpty {
-                batch = try await consumer.nextBatch(maxMessages: configuration.batchSize, timeout: .milliseconds(100), linger: configuration.batchLinger)
+                // With a write in flight, take only what is already here: finishing that batch
+                // must not wait for new messages.
+                batch = try await consumer.nextBatch(maxMessages: configuration.batchSize, timeout: inFlight == nil ? .milliseconds(100) : .zero, linger: inFlight == nil ? configuration.batchLinger : .zero)
             }
             if ContinuousClock.now - lastLagCheck > .seconds(2) {
                 lastLagCheck = ContinuousClock.now
                 if let lag = try? consumer.lag() { metrics.consumerLag.record(Int64(lag.values.reduce(0, +))) }
             }
-            if batch.isEmpty { continue }
+            if batch.isEmpty {
+                if let write = inFlight {
+                    inFlight = nil
+                    guard let extra = await finish(write) else { break }
+                    carried = extra
+                }
+                continue
+            }
             health.withLock { $0.kafka = true }
             metrics.kafkaUp.record(1.0)
             let started = ContinuousClock.now
-            guard let extra = await process(batch) else {
+            guard let (plan, extraWhilePreparing) = await prepare(batch) else {
                 logger.notice("stopping during an outage: the in-flight batch is not committed and will be re-delivered")
                 break
             }
-            carried = extra
-            do {
-                try consumer.storeOffsets(for: batch)
-            } catch {
-                // Not fatal: the batch is re-delivered after a restart or rebalance (at least once).
-                log.log(.error, key: "offsets", "storing offsets failed: \(error)")
+            carried = extraWhilePreparing
+            if let write = inFlight {
+                inFlight = nil
+                guard let extra = await finish(write) else { break }
+                carried += extra
             }
-            metrics.batchSize.record(Double(batch.count))
-            metrics.batchLatency.record(ContinuousClock.now - started)
-            let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
-            if let newest = batch.compactMap(\.timestampMilliseconds).max() {
-                metrics.endToEndLag.record(.milliseconds(max(0, nowMs - newest)))
+            let attempt: Task<Result<WriteTransaction.Outcome, RedisError>, Never>?
+            if let redis, let plan {
+                attempt = Task { [writer] in
+                    do throws(RedisError) { return .success(try await writer.apply(plan, on: redis)) } catch { return .failure(error) }
+                }
+            } else {
+                attempt = nil
+            }
+            inFlight = InFlightWrite(batch: batch, plan: plan, attempt: attempt, started: started)
+        }
+        if let write = inFlight {
+            // Stopping: the write already sent is awaited (not retried); its offsets are stored
+            // only if it was acknowledged.
+            if case .success(let outcome)? = await write.attempt?.value {
+                record(outcome, of: write)
+            } else if write.attempt != nil {
+                logger.notice("stopping: the last batch's write did not complete; it will be re-delivered")
+            } else {
+                record(nil, of: write)
             }
         }
         do {
@@ -131,9 +164,19 @@ public final class AggregatorService: Sendable {
         logger.info("aggregator stopped; offsets committed")
     }
 
-    /// Processes one batch completely; nil when a stop was requested while waiting on Redis or
-    /// Kafka. Returns messages polled while waiting (to be processed next, in order).
-    private func process(_ batch: [KafkaMessage]) async -> [KafkaMessage]? {
+    /// A batch whose write transaction is running (or that had nothing to write to Redis).
+    private struct InFlightWrite: Sendable {
+        let batch: [KafkaMessage]
+        let plan: WritePlan?
+        /// The first write attempt; nil when the batch writes nothing to Redis.
+        let attempt: Task<Result<WriteTransaction.Outcome, RedisError>, Never>?
+        let started: ContinuousClock.Instant
+    }
+
+    /// Stage 1 of a batch: validate, dead-letter the bad, fetch detections, plan. Returns the plan
+    /// (nil when there is nothing to write to Redis) and messages polled while waiting (to be
+    /// processed next, in order); nil when a stop was requested while waiting on Redis or Kafka.
+    private func prepare(_ batch: [KafkaMessage]) async -> (WritePlan?, [KafkaMessage])? {
         metrics.consumed.increment(by: Int64(batch.count))
         let (valid, dead) = planner.decode(batch)
         var extra: [KafkaMessage] = []
@@ -145,20 +188,62 @@ public final class AggregatorService: Sendable {
             }
             guard await retrying("dead-letter delivery", touchesRedis: false, &extra, { () async throws -> Void in try await deadLetters.write(dead) }) != nil else { return nil }
         }
-        guard let redis, !valid.isEmpty else { return extra }
+        guard let detectionReader, !valid.isEmpty else { return (nil, extra) }
 
         let keys = planner.detectionKeys(valid)
-        guard let detections = await retrying("detection fetch", &extra, { try await redis.send(.mget(keys)) }) else { return nil }
+        guard let detections = await retrying("detection fetch", &extra, { try await detectionReader.send(.mget(keys)) }) else { return nil }
         let plan = planner.plan(valid, detections: detections)
-        guard let outcome = await retrying("result writes", &extra, { try await writer.apply(plan, on: redis) }) else { return nil }
-        metrics.published.increment(by: Int64(outcome.published))
-        metrics.alertsPushed.increment(by: Int64(outcome.alertsPushed))
-        metrics.alertsDeduplicated.increment(by: Int64(plan.alerts.count - outcome.alertsPushed))
-        metrics.latestSkipped.increment(by: Int64(plan.latest.count - outcome.latestWritten))
-        metrics.writeConflicts.increment(by: Int64(outcome.conflicts))
         metrics.detectionMissing.increment(by: Int64(plan.detectionMissing))
-        metrics.redisReconnects.record(Int64(redis.statistics.reconnects))
+        return (plan, extra)
+    }
+
+    /// Stage 2 of a batch: waits for its write (retrying with back-off while Redis fails), then
+    /// stores its offsets. Returns messages polled while retrying; nil when a stop was requested.
+    private func finish(_ write: InFlightWrite) async -> [KafkaMessage]? {
+        var extra: [KafkaMessage] = []
+        var outcome: WriteTransaction.Outcome?
+        if let attempt = write.attempt, let redis, let plan = write.plan {
+            switch await attempt.value {
+            case .success(let value):
+                markRedis(up: true)
+                outcome = value
+            case .failure(let error):
+                metrics.redisErrors.increment()
+                markRedis(up: false)
+                log.log(.error, key: "redis", "result writes failed, retrying: \(error)")
+                guard let value = await retrying("result writes", &extra, { try await writer.apply(plan, on: redis) }) else {
+                    logger.notice("stopping during an outage: the in-flight batch is not committed and will be re-delivered")
+                    return nil
+                }
+                outcome = value
+            }
+        }
+        record(outcome, of: write)
         return extra
+    }
+
+    /// Counts a written batch and stores its offsets (committed by the consumer's interval).
+    private func record(_ outcome: WriteTransaction.Outcome?, of write: InFlightWrite) {
+        if let outcome, let plan = write.plan {
+            metrics.published.increment(by: Int64(outcome.published))
+            metrics.alertsPushed.increment(by: Int64(outcome.alertsPushed))
+            metrics.alertsDeduplicated.increment(by: Int64(plan.alerts.count - outcome.alertsPushed))
+            metrics.latestSkipped.increment(by: Int64(plan.latest.count - outcome.latestWritten))
+            metrics.writeConflicts.increment(by: Int64(outcome.conflicts))
+        }
+        if let redis { metrics.redisReconnects.record(Int64(redis.statistics.reconnects)) }
+        do {
+            try consumer.storeOffsets(for: write.batch)
+        } catch {
+            // Not fatal: the batch is re-delivered after a restart or rebalance (at least once).
+            log.log(.error, key: "offsets", "storing offsets failed: \(error)")
+        }
+        metrics.batchSize.record(Double(write.batch.count))
+        metrics.batchLatency.record(ContinuousClock.now - write.started)
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        if let newest = write.batch.compactMap(\.timestampMilliseconds).max() {
+            metrics.endToEndLag.record(.milliseconds(max(0, nowMs - newest)))
+        }
     }
 
     /// Runs `operation` until it succeeds. Between attempts the assigned partitions are paused

@@ -68,14 +68,19 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
         // Throughput: the service drains the backlog; measured first → last arrival.
         let service = try AggregatorService(configuration: config, bootstrap: kafka.bootstrapServers)
         let running = Task { try await service.run() }
+        // redis-server's CPU from the first arrival (sampled every 5 ms) to the last.
+        var drainStart: (cpu: Double, at: ContinuousClock.Instant)?
         let deadline = ContinuousClock.now + .seconds(300)
         while arrivals.withLock({ $0.count }) < messages {
             if ContinuousClock.now > deadline { throw ValidationError("only \(arrivals.withLock { $0.count }) of \(messages) arrived") }
-            try await Task.sleep(for: .milliseconds(20))
+            if drainStart == nil, arrivals.withLock({ !$0.isEmpty }) { drainStart = (server.pid.flatMap(cpuSeconds(pid:)) ?? 0, .now) }
+            try await Task.sleep(for: .milliseconds(5))
         }
         let times = arrivals.withLock { Array($0.values) }
         let span = Double(times.max()! - times.min()!) / 1e9
-        report(String(format: "throughput (backlog drain, at-least-once): %.0f results/s  (%d in %.2f s)", Double(messages - 1) / span, messages, span))
+        let throughput = Double(messages - 1) / span
+        let drainRedisBusy = drainStart.map { ((server.pid.flatMap(cpuSeconds(pid:)) ?? 0) - $0.cpu) / traffic_bench.seconds(ContinuousClock.now - $0.at) } ?? 0
+        report(String(format: "throughput (backlog drain, at-least-once): %.0f results/s  (%d in %.2f s); redis-server busy %.0f%% of a core", throughput, messages, span, drainRedisBusy * 100))
         // Redis' own CPU per result, from its command statistics (where the time goes).
         let stats = try await redis.send(.info("commandstats"))
         var redisMicros = 0.0
@@ -117,7 +122,63 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
 
         service.requestStop()
         try await running.value
+
+        // References: the same Redis traffic without the aggregator's own work (below).
+        let reference = try await referenceRate(namespace: "ref:", base: base, redis: redis, subscriber: subscriber, arrivals: arrivals, config: config, redisPID: server.pid)
+        report(String(format: "reference: the same Redis traffic (per batch an MGET, then MULTI/EXEC) without Kafka or the aggregator's CPU work: %.0f results/s, redis-server busy %.0f%% of a core; aggregator/reference = %.2f", reference.rate, reference.redisBusy * 100, throughput / reference.rate))
+
         await subscriber.close()
         server.stop()
+    }
+
+    /// Sends the Redis traffic of `messages` results (new ones, under `namespace`) as the
+    /// aggregator would, but with every batch's transaction built before the clock starts: per
+    /// batch one MGET of the detections, then the commands in MULTI … EXEC, to the same Redis and
+    /// the same subscriber. What remains is Redis, the client library and the subscriber: the
+    /// ceiling of any aggregator on this machine. Returns results/s (first send → last arrival) and
+    /// the share of one core redis-server used meanwhile.
+    func referenceRate(namespace: String, base: Int64, redis: RedisClient, subscriber: RedisSubscriber, arrivals: borrowing Mutex<[String: UInt64]>, config: AggregatorConfiguration, redisPID: Int32?) async throws -> (rate: Double, redisBusy: Double) {
+        let keys = KeySchema(namespace: namespace)
+        try await subscriber.psubscribe([keys.allCamerasPattern])
+        var simulator = ResultSimulator(cameras: cameras, alertRatio: alertRatio, seed: 3, runTag: namespace)
+        let frames = (0..<messages).map { simulator.next(at: base + Int64($0)) }
+        var detections = RedisPipeline(capacity: frames.count)
+        for frame in frames { detections.append(.set(keys.detection(frame.requestId), frame.detection, expiry: .seconds(3600))) }
+        _ = try await redis.execute(detections)
+        let planner = WritePlanner(keys: keys, alertRule: config.alertRule)
+        let writer = WriteTransaction(settings: config.writeSettings)
+        var offsets: [Int: Int64] = [:]
+        var batches: [(detectionKeys: [String], commands: [RedisArguments])] = []
+        for first in stride(from: 0, to: frames.count, by: batchSize) {
+            let batch = frames[first..<min(first + batchSize, frames.count)]
+            let valid = try batch.map { try AssessmentMessage(validating: $0.assessment) }
+            let plan = planner.plan(valid, detections: batch.map(\.detection))
+            // What the transaction's reads would find: the counters so far, nothing else.
+            var reads: [RedisReply] = plan.latest.map { camera in
+                offsets[camera.camera].map { .array([.bulk(Array(String($0).utf8)), .bulk(Array("1".utf8))]) } ?? .array([.null, .null])
+            }
+            reads.append(.array(plan.latest.map { _ in .null }))
+            if !plan.alerts.isEmpty { reads.append(.array(plan.alerts.map { _ in .null })) }
+            reads.append(.array([.bulk(Array("1".utf8)), .bulk(Array("0".utf8))]))
+            let (commands, _) = try writer.commands(for: plan, readReplies: reads)
+            for publish in plan.publishes { offsets[plan.latest[publish.cameraSlot].camera, default: 0] += 1 }
+            batches.append((planner.detectionKeys(valid), commands))
+        }
+        let arrivedBefore = arrivals.withLock { $0.count }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let redisBefore = redisPID.flatMap(cpuSeconds(pid:)) ?? 0
+        for batch in batches {
+            _ = try await redis.send(.mget(batch.detectionKeys))
+            let commands = batch.commands
+            _ = try await redis.transaction(watching: [], reads: RedisPipeline()) { _ throws(RedisError) in (commands, ()) }
+        }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while arrivals.withLock({ $0.count }) < arrivedBefore + messages, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        let elapsed = traffic_bench.seconds(clock.now - start)
+        let redisBusy = ((redisPID.flatMap(cpuSeconds(pid:)) ?? 0) - redisBefore) / elapsed
+        return (Double(messages) / elapsed, redisBusy)
     }
 }
