@@ -14,10 +14,10 @@ public struct DeadLetter: Sendable {
 
 /// Everything one batch writes to Redis, in the order it must happen.
 ///
-/// Built by the pure `WritePlanner` and executed by one script call: publishes in input order
+/// Built by the pure `WritePlanner` and applied by one `WriteTransaction`: publishes in input order
 /// (so one camera's results stay in order, each given the camera's next position and appended
 /// to its history), one conditional `latest` update per camera (the newest of the batch; the
-/// script keeps it only when it is not older than what is stored), and alerts pushed once per
+/// transaction keeps it only when it is not older than what is stored), and alerts pushed once per
 /// requestId. `latest` and alerts name the publish whose positioned payload they store, so each
 /// payload travels to Redis once.
 public struct WritePlan: Sendable {

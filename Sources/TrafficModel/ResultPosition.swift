@@ -1,12 +1,12 @@
 /// Where a published result sits in its camera's sequence: a gap-free counter plus the epoch of
 /// that counter.
 ///
-/// The aggregator's write script hands out `offset` 1, 2, 3… per camera and stores the result
+/// The aggregator's write transaction hands out `offset` 1, 2, 3… per camera and stores the result
 /// under that offset in the camera's history. `epoch` changes whenever the counter starts over
 /// (its Redis hash was lost), so a position from an older epoch can never be mistaken for one of
 /// the current sequence.
 ///
-/// On the wire the script puts the position first in the published JSON object:
+/// On the wire the aggregator puts the position first in the published JSON object:
 /// `{"position":{"offset":12,"epoch":"1732245600123456"},"requestId":…}`.
 public struct ResultPosition: Sendable, Hashable, CustomStringConvertible {
     public var offset: Int64
@@ -22,7 +22,7 @@ public struct ResultPosition: Sendable, Hashable, CustomStringConvertible {
     /// The position at the head of a published result, or nil when the payload carries none
     /// (published by something other than the aggregator).
     ///
-    /// Only the exact prefix the write script writes is accepted; this is a fixed-format read,
+    /// Only the exact prefix the aggregator writes is accepted; this is a fixed-format read,
     /// not a JSON parse, so it costs a few dozen byte comparisons per message.
     public static func parse(prefixOf payload: [UInt8]) -> ResultPosition? {
         payload.withUnsafeBufferPointer { parse(prefixOf: UnsafeRawBufferPointer($0)) }

@@ -8,7 +8,7 @@ import Websockets
 @testable import Gateway
 
 /// A real redis-server, an in-process gateway on a free port, WebSocket test clients, and a
-/// publisher that writes results exactly as the aggregator does (its planner and write script).
+/// publisher that writes results exactly as the aggregator does (its planner and write transaction).
 final class GatewayHarness: @unchecked Sendable {
     let redisServer: RedisServer
     let redis: RedisClient
