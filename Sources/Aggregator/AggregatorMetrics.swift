@@ -10,6 +10,7 @@ public final class AggregatorMetrics: Sendable {
     let alertsDeduplicated: Counter
     let latestSkipped: Counter
     let writeConflicts: Counter
+    let writeErrors: Counter
     let detectionMissing: Counter
     let deadLettered: [InputRejection.Reason: Counter]
     let batchSize: ValueHistogram
@@ -29,6 +30,7 @@ public final class AggregatorMetrics: Sendable {
         alertsDeduplicated = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "alerts_deduplicated", unitName: "total", helpText: "Alerts not pushed because their requestId already alerted"))
         latestSkipped = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "latest_skipped", unitName: "total", helpText: "latest updates skipped because the stored state is newer"))
         writeConflicts = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "write_conflicts", unitName: "total", helpText: "Batch writes started over because another client changed a watched key"))
+        writeErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "write_errors", unitName: "total", helpText: "Commands that failed inside an applied batch transaction (data of the wrong type, inconsistent history)"))
         detectionMissing = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "detection_missing", unitName: "total", helpText: "Results published without a usable detection"))
         var dead: [InputRejection.Reason: Counter] = [:]
         for reason in InputRejection.Reason.allCases {

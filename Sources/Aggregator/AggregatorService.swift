@@ -28,6 +28,9 @@ public final class AggregatorService: Sendable {
     private let logger: Logger
     private let log: RateLimitedLog
     private let stopping = Mutex(false)
+    /// Lets a partition revoke wait for the write in flight, so the commit before the revoke
+    /// includes it (see `KafkaConsumer.beforeRevoke`).
+    private let writeGate = WriteGate()
     private let health = Mutex((kafka: false, redis: false))
 
     /// Creates the consumer, dead-letter producer and Redis client; nothing runs until `run()`.
@@ -68,6 +71,7 @@ public final class AggregatorService: Sendable {
     /// Runs until `requestStop()`; then commits and closes the consumer.
     public func run() async throws {
         try consumer.subscribe(topics: [configuration.topic])
+        consumer.beforeRevoke { [writeGate] _ in writeGate.waitForCurrent(timeout: .seconds(10)) }
         let events = Task { [consumer, metrics, logger] in
             for await event in consumer.events {
                 switch event {
@@ -125,7 +129,7 @@ public final class AggregatorService: Sendable {
             metrics.kafkaUp.record(1.0)
             let started = ContinuousClock.now
             guard let (plan, extraWhilePreparing) = await prepare(batch) else {
-                logger.notice("stopping during an outage: the in-flight batch is not committed and will be re-delivered")
+                logger.notice("stopping during an outage: the batch being prepared is not committed and will be re-delivered")
                 break
             }
             carried = extraWhilePreparing
@@ -136,8 +140,18 @@ public final class AggregatorService: Sendable {
             }
             let attempt: Task<Result<WriteTransaction.Outcome, RedisError>, Never>?
             if let redis, let plan {
-                attempt = Task { [writer] in
-                    do throws(RedisError) { return .success(try await writer.apply(plan, on: redis)) } catch { return .failure(error) }
+                let done = writeGate.begin()
+                attempt = Task { [writer, batch] in
+                    defer { done.signal() }
+                    do throws(RedisError) {
+                        let outcome = try await writer.apply(plan, on: redis)
+                        // Stored at once (not when the loop gets back to it), so a revoke that
+                        // waits for this write commits it.
+                        self.storeOffsets(for: batch)
+                        return .success(outcome)
+                    } catch {
+                        return .failure(error)
+                    }
                 }
             } else {
                 attempt = nil
@@ -148,11 +162,11 @@ public final class AggregatorService: Sendable {
             // Stopping: the write already sent is awaited (not retried); its offsets are stored
             // only if it was acknowledged.
             if case .success(let outcome)? = await write.attempt?.value {
-                record(outcome, of: write)
+                record(outcome, of: write, offsetsStored: true)
             } else if write.attempt != nil {
                 logger.notice("stopping: the last batch's write did not complete; it will be re-delivered")
             } else {
-                record(nil, of: write)
+                record(nil, of: write, offsetsStored: false)
             }
         }
         do {
@@ -191,7 +205,8 @@ public final class AggregatorService: Sendable {
         guard let detectionReader, !valid.isEmpty else { return (nil, extra) }
 
         let keys = planner.detectionKeys(valid)
-        guard let detections = await retrying("detection fetch", &extra, { try await detectionReader.send(.mget(keys)) }) else { return nil }
+        // Only the writer's results decide whether Redis counts as up.
+        guard let detections = await retrying("detection fetch", touchesRedis: false, &extra, { try await detectionReader.send(.mget(keys)) }) else { return nil }
         let plan = planner.plan(valid, detections: detections)
         metrics.detectionMissing.increment(by: Int64(plan.detectionMissing))
         return (plan, extra)
@@ -202,11 +217,13 @@ public final class AggregatorService: Sendable {
     private func finish(_ write: InFlightWrite) async -> [KafkaMessage]? {
         var extra: [KafkaMessage] = []
         var outcome: WriteTransaction.Outcome?
+        var offsetsStored = false
         if let attempt = write.attempt, let redis, let plan = write.plan {
             switch await attempt.value {
             case .success(let value):
                 markRedis(up: true)
                 outcome = value
+                offsetsStored = true
             case .failure(let error):
                 metrics.redisErrors.increment()
                 markRedis(up: false)
@@ -218,26 +235,26 @@ public final class AggregatorService: Sendable {
                 outcome = value
             }
         }
-        record(outcome, of: write)
+        record(outcome, of: write, offsetsStored: offsetsStored)
         return extra
     }
 
-    /// Counts a written batch and stores its offsets (committed by the consumer's interval).
-    private func record(_ outcome: WriteTransaction.Outcome?, of write: InFlightWrite) {
+    /// Counts a written batch and stores its offsets unless the write already did (committed by
+    /// the consumer's interval).
+    private func record(_ outcome: WriteTransaction.Outcome?, of write: InFlightWrite, offsetsStored: Bool) {
         if let outcome, let plan = write.plan {
             metrics.published.increment(by: Int64(outcome.published))
             metrics.alertsPushed.increment(by: Int64(outcome.alertsPushed))
             metrics.alertsDeduplicated.increment(by: Int64(plan.alerts.count - outcome.alertsPushed))
             metrics.latestSkipped.increment(by: Int64(plan.latest.count - outcome.latestWritten))
             metrics.writeConflicts.increment(by: Int64(outcome.conflicts))
+            if !outcome.commandErrors.isEmpty {
+                metrics.writeErrors.increment(by: Int64(outcome.commandErrors.count))
+                log.log(.error, key: "write-errors", "\(outcome.commandErrors.count) commands of a batch failed inside its transaction (the rest was applied; not retried, to avoid publishing the batch again): \(outcome.commandErrors.prefix(3).joined(separator: "; "))")
+            }
         }
         if let redis { metrics.redisReconnects.record(Int64(redis.statistics.reconnects)) }
-        do {
-            try consumer.storeOffsets(for: write.batch)
-        } catch {
-            // Not fatal: the batch is re-delivered after a restart or rebalance (at least once).
-            log.log(.error, key: "offsets", "storing offsets failed: \(error)")
-        }
+        if !offsetsStored { storeOffsets(for: write.batch) }
         metrics.batchSize.record(Double(write.batch.count))
         metrics.batchLatency.record(ContinuousClock.now - write.started)
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
@@ -283,8 +300,39 @@ public final class AggregatorService: Sendable {
         }
     }
 
+    private func storeOffsets(for batch: [KafkaMessage]) {
+        do {
+            try consumer.storeOffsets(for: batch)
+        } catch {
+            // Not fatal: the batch is re-delivered after a restart or rebalance (at least once).
+            log.log(.error, key: "offsets", "storing offsets failed: \(error)")
+        }
+    }
+
     private func markRedis(up: Bool) {
         health.withLock { $0.redis = up }
         metrics.redisUp.record(up ? 1.0 : 0.0)
+    }
+}
+
+/// Lets a partition revoke (on the consumer's poll thread) wait for the write transaction in
+/// flight, which stores its batch's offsets when it succeeds.
+final class WriteGate: Sendable {
+    private let current = Mutex<DispatchSemaphore?>(nil)
+
+    /// Marks a write as started; signal the returned semaphore when it has finished.
+    func begin() -> DispatchSemaphore {
+        let done = DispatchSemaphore(value: 0)
+        current.withLock { $0 = done }
+        return done
+    }
+
+    /// Waits up to `timeout` for the latest write to finish (at once when it already has).
+    func waitForCurrent(timeout: Duration) {
+        guard let done = current.withLock({ $0 }) else { return }
+        let nanoseconds = Int(timeout.components.seconds) * 1_000_000_000 + Int(timeout.components.attoseconds / 1_000_000_000)
+        if done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success {
+            done.signal() // stays open for any later waiter
+        }
     }
 }

@@ -41,6 +41,11 @@ public struct WriteTransaction: Sendable {
         public var alertsPushed = 0
         /// Attempts that found a watched key changed and started over.
         public var conflicts = 0
+        /// Error replies of commands inside the applied transaction. Redis ran every other
+        /// command, so the batch is not retried (that would publish it again); these come from
+        /// data the aggregator does not expect (a key of the wrong type, a history stream ahead
+        /// of its counter) and need an operator.
+        public var commandErrors: [String] = []
     }
 
     /// How often a batch is re-read after conflicts before the error is left to the caller's
@@ -60,12 +65,13 @@ public struct WriteTransaction: Sendable {
         let reads = reads(plan)
         for attempt in 0..<Self.maximumAttempts {
             let result = try await redis.transaction(watching: watched, reads: reads) { replies throws(RedisError) in
-                try self.commands(for: plan, readReplies: replies)
+                let (commands, outcome) = try self.commands(for: plan, readReplies: replies)
+                return (commands, (outcome, commands)) // the commands again (shared storage), to name failures
             }
             guard let result else { continue }
-            try Self.check(result.replies)
-            var outcome = result.value
+            var outcome = result.value.0
             outcome.conflicts = attempt
+            outcome.commandErrors = Self.errors(in: result.replies, commands: result.value.1)
             return outcome
         }
         throw RedisError(kind: .server, message: "TRYAGAIN watched keys kept changing during \(Self.maximumAttempts) attempts", command: "EXEC")
@@ -101,7 +107,7 @@ public struct WriteTransaction: Sendable {
             throw RedisError(kind: .unexpectedReply, message: "expected \(expected) read replies, got \(readReplies.count)")
         }
         for reply in readReplies {
-            if case .error(let message) = reply { throw RedisError(kind: .server, message: message, command: "HMGET/MGET") }
+            if case .error(let message) = reply { throw RedisError(kind: .server, message: message, command: "the transaction's reads") }
         }
         let storedTimestamps = Self.items(readReplies[cameraCount], count: cameraCount)
         let markers = plan.alerts.isEmpty ? [] : Self.items(readReplies[cameraCount + 1], count: plan.alerts.count)
@@ -225,10 +231,14 @@ public struct WriteTransaction: Sendable {
         return seconds + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
     }
 
-    /// Turns an error inside EXEC's replies into a thrown error (the batch is then retried).
-    static func check(_ replies: [RedisReply]) throws(RedisError) {
-        for reply in replies {
-            if case .error(let message) = reply { throw RedisError(kind: .server, message: message, command: "EXEC") }
+    /// The error replies inside EXEC's replies, each with the command it answered.
+    static func errors(in replies: [RedisReply], commands: [RedisArguments]) -> [String] {
+        var errors: [String] = []
+        for (index, reply) in replies.enumerated() {
+            guard case .error(let message) = reply else { continue }
+            let parts = index < commands.count ? commands[index].parts.prefix(2).map { String(decoding: $0, as: UTF8.self) } : ["command \(index)"]
+            errors.append("\(parts.joined(separator: " ")): \(message)")
         }
+        return errors
     }
 }

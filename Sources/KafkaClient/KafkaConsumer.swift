@@ -80,6 +80,7 @@ public final class KafkaConsumer: Sendable {
 
     private static func poll(_ handle: KafkaHandle, maxMessages: Int, timeout: Duration, linger: Duration) -> [KafkaMessage] {
         var batch: [KafkaMessage] = []
+        let context = handle.context as? ConsumerContext
         let clock = ContinuousClock()
         let start = clock.now
         var lingerEnd: ContinuousClock.Instant?
@@ -88,7 +89,9 @@ public final class KafkaConsumer: Sendable {
             let waitUntil = lingerEnd ?? (start + timeout)
             let remaining = waitUntil - now
             let ms: Int32 = remaining <= .zero ? 0 : Int32(min(DurationMath.milliseconds(remaining), 60_000))
-            guard let message = rd_kafka_consumer_poll(handle.pointer, ms) else {
+            let polled = rd_kafka_consumer_poll(handle.pointer, ms)
+            dropRevoked(from: &batch, context: context)
+            guard let message = polled else {
                 if ms == 0 { break }
                 continue
             }
@@ -105,6 +108,26 @@ public final class KafkaConsumer: Sendable {
             if lingerEnd == nil { lingerEnd = linger > .zero ? clock.now + linger : clock.now }
         }
         return batch
+    }
+
+    /// Drops the batch's messages of partitions revoked during the last `rd_kafka_consumer_poll`:
+    /// they belong to their next owner now, which starts after the committed offset. (What that
+    /// call returned, and anything later, comes from partitions assigned after the revoke.)
+    private static func dropRevoked(from batch: inout [KafkaMessage], context: ConsumerContext?) {
+        guard let context else { return }
+        let revoked = context.revokedDuringPoll.withLock { revoked -> Set<KafkaTopicPartition> in
+            defer { revoked.removeAll() }
+            return revoked
+        }
+        if revoked.isEmpty || batch.isEmpty { return }
+        batch.removeAll { revoked.contains(KafkaTopicPartition(topic: $0.topic, partition: $0.partition)) }
+    }
+
+    /// Sets a function called on the poll thread when partitions are about to be revoked, before
+    /// the stored offsets are committed for the next owner. An application that processes batches
+    /// asynchronously uses it to wait (briefly) for the work in flight and store its offsets.
+    public func beforeRevoke(_ hook: @escaping @Sendable ([KafkaTopicPartition]) -> Void) {
+        (handle.context as? ConsumerContext)?.beforeRevoke.withLock { $0 = hook }
     }
 
     /// Marks messages as processed: for each partition the offset after the highest message is
@@ -267,7 +290,12 @@ public final class KafkaConsumer: Sendable {
     }
 }
 
-final class ConsumerContext: KafkaCallbackContext, @unchecked Sendable {}
+final class ConsumerContext: KafkaCallbackContext, @unchecked Sendable {
+    /// Called on the poll thread before a revoke's commit (see `KafkaConsumer.beforeRevoke`).
+    let beforeRevoke = Mutex<(@Sendable ([KafkaTopicPartition]) -> Void)?>(nil)
+    /// Partitions revoked while a `nextBatch` call was polling; its messages of them are dropped.
+    let revokedDuringPoll = Mutex<Set<KafkaTopicPartition>>([])
+}
 
 /// Assigns on assignment; on revocation commits what was stored first, so the next owner of the
 /// partition starts right after the last processed message.
@@ -288,7 +316,12 @@ private let kafkaRebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_res
         context.logger.info("partitions assigned", metadata: ["partitions": "\(list)"])
         context.onEvent(.assigned(list))
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        let consumerContext = context as? ConsumerContext
+        consumerContext?.revokedDuringPoll.withLock { $0.formUnion(list.map { KafkaTopicPartition(topic: $0.topic, partition: $0.partition) }) }
         if rd_kafka_assignment_lost(handle) == 0 {
+            // Let the application finish and store what it is processing, so the commit below
+            // includes it and the next owner does not process it again.
+            if let hook = consumerContext?.beforeRevoke.withLock({ $0 }) { hook(list) }
             let commitError = rd_kafka_commit(handle, nil, 0)
             if commitError != RD_KAFKA_RESP_ERR_NO_ERROR && commitError != RD_KAFKA_RESP_ERR__NO_OFFSET {
                 context.logger.warning("commit before revoke failed: \(String(cString: rd_kafka_err2str(commitError)))")

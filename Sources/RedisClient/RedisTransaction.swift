@@ -68,7 +68,14 @@ extension RedisConnection {
                 queueingError = (message, index == 0 ? "MULTI" : prepared.commands[index - 1].name)
             }
         }
-        switch try readReply() {
+        let execReply = try readReply()
+        if let (message, command) = queueingError, command == "MULTI" {
+            // Without MULTI the commands ran one by one and EXEC failed without releasing the
+            // watch: release it, and report that the writes were not atomic.
+            if watching { _ = try send(RedisArguments("UNWATCH")) }
+            throw RedisError(kind: .server, message: "MULTI refused (\(message)); the commands ran without a transaction", command: "MULTI")
+        }
+        switch execReply {
         case .null:
             return nil
         case .array(let results):

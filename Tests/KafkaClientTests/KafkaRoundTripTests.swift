@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 @testable import KafkaClient
@@ -113,6 +114,46 @@ import TestSupport
         }
         let all = try a.assignment() + b.assignment()
         #expect(Set(all.map(\.partition)) == [0, 1, 2, 3])
+        await a.close()
+        await b.close()
+    }
+
+    @Test func theRevokeHookRunsWhileThePartitionsAreStillAssigned() async throws {
+        let topic = uniqueName("results")
+        let group = uniqueName("g")
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 4)])
+        let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
+        for i in 0..<40 { _ = try await producer.send(topic: topic, key: Array("k\(i)".utf8), value: Array("v\(i)".utf8)) }
+        let a = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
+        try a.subscribe(topics: [topic])
+        var processing: [KafkaMessage] = []
+        try await waitUntil("the first member holds all 40 messages", timeout: .seconds(30)) {
+            processing += try await a.nextBatch(maxMessages: 40, timeout: .milliseconds(100))
+            return processing.count == 40
+        }
+        // The batch is still in flight when the group rebalances: the hook is where the
+        // application finishes it and stores its offsets, before the revoke's commit.
+        let seen = Mutex<(revoked: [KafkaTopicPartition], storeFailed: Bool, assignedMeanwhile: Int)>(([], false, 0))
+        a.beforeRevoke { [processing] partitions in
+            let stored = (try? a.storeOffsets(for: processing)) != nil
+            let assigned = (try? a.assignment().count) ?? 0
+            seen.withLock { $0.revoked += partitions; $0.storeFailed = $0.storeFailed || !stored; $0.assignedMeanwhile = max($0.assignedMeanwhile, assigned) }
+        }
+        let b = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
+        try b.subscribe(topics: [topic])
+        try await waitUntil("the second member holds two partitions", timeout: .seconds(30)) {
+            async let pollA = a.nextBatch(maxMessages: 100, timeout: .milliseconds(50))
+            async let pollB = b.nextBatch(maxMessages: 100, timeout: .milliseconds(50))
+            _ = try await (pollA, pollB)
+            return try b.assignment().count == 2
+        }
+        let result = seen.withLock { $0 }
+        #expect(Set(result.revoked.map(\.partition)).isSuperset(of: Set(try b.assignment().map(\.partition))), "the hook saw the partitions that moved")
+        #expect(result.assignedMeanwhile == 4, "the hook runs before the partitions are unassigned, so offsets can still be stored")
+        #expect(!result.storeFailed)
+        // (The commit that follows is refused by librdkafka's mock broker while the group
+        // rebalances — "Group rebalance in progress" — so on the mock the moved messages are
+        // delivered again: at least once. Apache Kafka accepts it.)
         await a.close()
         await b.close()
     }
