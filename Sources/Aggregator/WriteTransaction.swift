@@ -59,13 +59,16 @@ public struct WriteTransaction: Sendable {
     }
 
     /// Writes the plan; retries at once when another client changed a watched key meanwhile.
-    public func apply(_ plan: WritePlan, on redis: RedisClient) async throws(RedisError) -> Outcome {
+    /// `beforeCommit` runs on the Redis client's thread right before each `MULTI` … `EXEC` is
+    /// sent (load generators use it to time publishes).
+    public func apply(_ plan: WritePlan, on redis: RedisClient, beforeCommit: (@Sendable () -> Void)? = nil) async throws(RedisError) -> Outcome {
         if plan.isEmpty { return Outcome() }
         let watched = watchedKeys(plan)
         let reads = reads(plan)
         for attempt in 0..<Self.maximumAttempts {
             let result = try await redis.transaction(watching: watched, reads: reads) { replies throws(RedisError) in
                 let (commands, outcome) = try self.commands(for: plan, readReplies: replies)
+                beforeCommit?()
                 return (commands, (outcome, commands)) // the commands again (shared storage), to name failures
             }
             guard let result else { continue }
