@@ -21,6 +21,7 @@ struct GatewayBench: AsyncParsableCommand {
     @Option(help: "Cameras; each client watches one.") var cameras = 50
     @Option(help: "Results per second published into Redis.") var rate = 2_000
     @Option(name: .customLong("seconds"), help: "Seconds of the fan-out run.") var duration = 10
+    @Option(name: .customLong("warmup-seconds"), help: "Seconds published at the same rate before measuring starts (not counted).") var warmup = 1
     @Option(help: "Idle connections in the memory run (0: skip).") var idle = 10_000
     @Option(name: .customLong("idle-during"), help: "Idle connections held open during the fan-out run (0: none).") var idleDuring = 0
     @Option(name: .customLong("client-threads"), help: "Client service threads (lws polls every socket of its thread on each wake-up).") var clientThreads = 2
@@ -75,8 +76,12 @@ struct GatewayBench: AsyncParsableCommand {
         // Publish time per (camera, offset): a fresh Redis numbers each camera's results 1, 2, 3…
         let sentAt = Mutex<[[UInt64]]>(Array(repeating: [0], count: cameras))
         // (publish time in ns, latency in ms) per delivery.
-        let latencies = Mutex<[(at: UInt64, ms: Double)]>([])
-        let measuring = Atomic<Bool>(false)
+        // Reserved up front: growing it under the lock would stall the client threads.
+        var reserved: [(at: UInt64, ms: Double)] = []
+        reserved.reserveCapacity(rate * duration * clients / max(cameras, 1) + 1024)
+        let latencies = Mutex(reserved)
+        // Deliveries of results published before this moment (the warm-up) are not counted.
+        let measureFrom = Atomic<UInt64>(.max)
         let handler: @Sendable (WebSocketClientEvent) -> Void = { event in
             switch event {
             case .opened: opened.add(1, ordering: .relaxed)
@@ -87,8 +92,9 @@ struct GatewayBench: AsyncParsableCommand {
                     return
                 }
                 let now = DispatchTime.now().uptimeNanoseconds
-                guard measuring.load(ordering: .relaxed), let (camera, offset) = cameraAndOffset(bytes),
-                      let at = sentAt.withLock({ camera < $0.count && offset < $0[camera].count ? $0[camera][offset] : nil }), at > 0 else { return }
+                guard let (camera, offset) = cameraAndOffset(bytes),
+                      let at = sentAt.withLock({ camera < $0.count && offset < $0[camera].count ? $0[camera][offset] : nil }), at > 0,
+                      at >= measureFrom.load(ordering: .relaxed) else { return }
                 deliveries.add(1, ordering: .relaxed)
                 latencies.withLock { $0.append((at, Double(now - at) / 1e6)) }
             case .closed, .failed: break
@@ -113,18 +119,23 @@ struct GatewayBench: AsyncParsableCommand {
         var simulator = ResultSimulator(cameras: cameras, alertRatio: 0.2, seed: 3, runTag: "gw")
         let base = Int64(Date().timeIntervalSince1970 * 1000)
         let total = rate * duration
-        let frames = (0..<total).map { simulator.next(at: base + Int64($0)) }
+        let warmupTotal = rate * warmup
+        let frames = (0..<(warmupTotal + total)).map { simulator.next(at: base + Int64($0)) }
         let averageSize = frames.reduce(0) { $0 + $1.assessment.count + $1.detection.count } / max(frames.count, 1)
         let tick = Duration.milliseconds(5)
         let perTick = max(1, rate / 200)
         let clock = ContinuousClock()
-        let start = clock.now
-        measuring.store(true, ordering: .relaxed)
+        let publishStart = clock.now
+        var start = publishStart
         var index = 0
         var tickNumber = 0
         while index < frames.count {
-            try await clock.sleep(until: start + tick * tickNumber)
+            try await clock.sleep(until: publishStart + tick * tickNumber)
             tickNumber += 1
+            if index >= warmupTotal, measureFrom.load(ordering: .relaxed) == .max {
+                start = clock.now
+                measureFrom.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+            }
             let batch = frames[index..<min(index + perTick, frames.count)]
             index += batch.count
             let valid = try batch.map { try AssessmentMessage(validating: $0.assessment) }
