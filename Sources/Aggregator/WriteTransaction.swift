@@ -50,7 +50,7 @@ public struct WriteTransaction: Sendable {
 
     /// How often a batch is re-read after conflicts before the error is left to the caller's
     /// back-off.
-    static let maximumAttempts = 16
+    static let maximumAttempts = 32
 
     public var settings: Settings
 
@@ -58,7 +58,8 @@ public struct WriteTransaction: Sendable {
         self.settings = settings
     }
 
-    /// Writes the plan; retries at once when another client changed a watched key meanwhile.
+    /// Writes the plan; when another client changed a watched key meanwhile, reads and tries
+    /// again (after a short random pause), up to `maximumAttempts` times.
     /// `beforeCommit` runs on the Redis client's thread right before each `MULTI` … `EXEC` is
     /// sent (load generators use it to time publishes).
     public func apply(_ plan: WritePlan, on redis: RedisClient, beforeCommit: (@Sendable () -> Void)? = nil) async throws(RedisError) -> Outcome {
@@ -71,7 +72,12 @@ public struct WriteTransaction: Sendable {
                 beforeCommit?()
                 return (commands, (outcome, commands)) // the commands again (shared storage), to name failures
             }
-            guard let result else { continue }
+            guard let result else {
+                // Another writer got there first: read again after a short random pause, so
+                // writers racing on the same cameras fall out of step instead of colliding again.
+                try? await Task.sleep(for: .microseconds(Int.random(in: 50...(250 * (attempt + 1)))))
+                continue
+            }
             var outcome = result.value.0
             outcome.conflicts = attempt
             outcome.commandErrors = Self.errors(in: result.replies, commands: result.value.1)
