@@ -154,7 +154,10 @@ public final class AggregatorService: Sendable {
                     }
                 }
             } else {
+                // Nothing to write to Redis (all dead letters, or --no-redis): done now, and the
+                // previous batch is finished, so its offsets can be stored at once, in order.
                 attempt = nil
+                storeOffsets(for: batch)
             }
             inFlight = InFlightWrite(batch: batch, plan: plan, attempt: attempt, started: started)
         }
@@ -166,7 +169,7 @@ public final class AggregatorService: Sendable {
             } else if write.attempt != nil {
                 logger.notice("stopping: the last batch's write did not complete; it will be re-delivered")
             } else {
-                record(nil, of: write, offsetsStored: false)
+                record(nil, of: write, offsetsStored: true)
             }
         }
         do {
@@ -217,7 +220,7 @@ public final class AggregatorService: Sendable {
     private func finish(_ write: InFlightWrite) async -> [KafkaMessage]? {
         var extra: [KafkaMessage] = []
         var outcome: WriteTransaction.Outcome?
-        var offsetsStored = false
+        var offsetsStored = write.attempt == nil // stored when the batch was set in flight
         if let attempt = write.attempt, let redis, let plan = write.plan {
             switch await attempt.value {
             case .success(let value):
@@ -279,7 +282,10 @@ public final class AggregatorService: Sendable {
                 if touchesRedis { markRedis(up: true) }
                 return value
             } catch {
-                if let redisError = error as? RedisError {
+                if let redisError = error as? RedisError, redisError.message.hasPrefix("TRYAGAIN") {
+                    // Write conflicts with another writer: Redis is fine.
+                    log.log(.warning, key: "conflicts", "\(what) kept conflicting with another writer, retrying: \(redisError)")
+                } else if let redisError = error as? RedisError {
                     metrics.redisErrors.increment()
                     markRedis(up: false)
                     log.log(.error, key: "redis", "\(what) failed, retrying: \(redisError)")

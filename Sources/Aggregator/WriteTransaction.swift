@@ -48,9 +48,9 @@ public struct WriteTransaction: Sendable {
         public var commandErrors: [String] = []
     }
 
-    /// How often a batch is re-read after conflicts before the error is left to the caller's
-    /// back-off.
-    static let maximumAttempts = 32
+    /// How often a batch is re-read after conflicts before a `TRYAGAIN` error is left to the
+    /// caller's back-off.
+    var maximumAttempts = 32
 
     public var settings: Settings
 
@@ -66,13 +66,19 @@ public struct WriteTransaction: Sendable {
         if plan.isEmpty { return Outcome() }
         let watched = watchedKeys(plan)
         let reads = reads(plan)
-        for attempt in 0..<Self.maximumAttempts {
-            let result = try await redis.transaction(watching: watched, reads: reads) { replies throws(RedisError) in
-                let (commands, outcome) = try self.commands(for: plan, readReplies: replies)
-                beforeCommit?()
-                return (commands, (outcome, commands)) // the commands again (shared storage), to name failures
+        for attempt in 0..<maximumAttempts {
+            let transaction: RedisTransactionResult<(Outcome, [RedisArguments])>?
+            do {
+                transaction = try await redis.transaction(watching: watched, reads: reads) { replies throws(RedisError) in
+                    let (commands, outcome) = try self.commands(for: plan, readReplies: replies)
+                    beforeCommit?()
+                    return (commands, (outcome, commands)) // the commands again (shared storage), to name failures
+                }
+            } catch where error.kind == .notAtomic {
+                // The writes ran, outside a transaction: report, do not apply them again.
+                return Outcome(commandErrors: ["\(error)"])
             }
-            guard let result else {
+            guard let result = transaction else {
                 // Another writer got there first: read again after a short random pause, so
                 // writers racing on the same cameras fall out of step instead of colliding again.
                 try? await Task.sleep(for: .microseconds(Int.random(in: 50...(250 * (attempt + 1)))))
@@ -83,7 +89,7 @@ public struct WriteTransaction: Sendable {
             outcome.commandErrors = Self.errors(in: result.replies, commands: result.value.1)
             return outcome
         }
-        throw RedisError(kind: .server, message: "TRYAGAIN watched keys kept changing during \(Self.maximumAttempts) attempts", command: "EXEC")
+        throw RedisError(kind: .server, message: "TRYAGAIN watched keys kept changing during \(maximumAttempts) attempts", command: "EXEC")
     }
 
     /// Every key whose change must abort the batch: position counters, latest timestamps, markers.

@@ -113,7 +113,7 @@ public final class KafkaConsumer: Sendable {
     /// Drops the batch's messages of partitions revoked during the last `rd_kafka_consumer_poll`:
     /// they belong to their next owner now, which starts after the committed offset. (What that
     /// call returned, and anything later, comes from partitions assigned after the revoke.)
-    private static func dropRevoked(from batch: inout [KafkaMessage], context: ConsumerContext?) {
+    static func dropRevoked(from batch: inout [KafkaMessage], context: ConsumerContext?) {
         guard let context else { return }
         let revoked = context.revokedDuringPoll.withLock { revoked -> Set<KafkaTopicPartition> in
             defer { revoked.removeAll() }

@@ -24,6 +24,9 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         case invalidConfiguration
         /// The client was closed by its owner.
         case closed
+        /// `MULTI` was refused but commands queued after it ran one by one: their effects are
+        /// in Redis, just not atomically. Retrying would apply them again.
+        case notAtomic
     }
 
     /// The category of the failure.
@@ -73,6 +76,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         case .unexpectedReply: return "the server's reply did not match the command; is it a compatible Redis version?"
         case .invalidConfiguration: return "fix the Redis URL or option named in the message"
         case .closed: return "the client was closed; create a new one"
+        case .notAtomic: return "allow MULTI and EXEC for this Redis user (ACL); do not retry what already ran"
         }
     }
 

