@@ -141,7 +141,11 @@ public struct WriteTransaction: Sendable {
             var offset: Int64 = 0
             var epoch = newEpoch
             let state = Self.items(readReplies[slot], count: 2)
-            if let storedOffset = state[0].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), storedOffset >= 1, let storedEpoch = state[1] {
+            // A counter is kept only if it is sane; the epoch goes into JSON text unescaped, so it
+            // must be plain ASCII letters and digits (the aggregator writes digits).
+            if let storedOffset = state[0].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), storedOffset >= 1,
+               let storedEpoch = state[1], (1...64).contains(storedEpoch.count),
+               storedEpoch.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) {
                 offset = storedOffset
                 epoch = String(decoding: storedEpoch, as: UTF8.self)
             } else {

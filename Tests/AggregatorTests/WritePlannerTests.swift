@@ -102,6 +102,18 @@ import TrafficModel
         #expect(outcome == WriteTransaction.Outcome(published: 3, latestWritten: 0, alertsPushed: 1))
     }
 
+    @Test func transactionStartsOverWhenTheStoredCounterIsNotSane() throws {
+        let (valid, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z")])
+        let plan = planner.plan(valid, detections: [nil])
+        let time: RedisReply = .array([.bulk(Array("1760000000".utf8)), .bulk(Array("7".utf8))])
+        for (offset, epoch) in [("12", #"e"1"#), ("0", "e1"), ("x", "e1"), ("12", "")] {
+            let reads: [RedisReply] = [.array([.bulk(Array(offset.utf8)), .bulk(Array(epoch.utf8))]), .array([.null]), time]
+            let lines = texts(try WriteTransaction().commands(for: plan, readReplies: reads).commands)
+            #expect(lines[0] == ["DEL", "t:camera:4:history"], "offset \(offset), epoch \(epoch)")
+            #expect(lines[1] == ["HSET", "t:camera:4:position", "offset", "1", "epoch", "1760000000000007"])
+        }
+    }
+
     @Test func transactionRejectsErrorAndMisshapedReads() {
         let (valid, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z")])
         let plan = planner.plan(valid, detections: [nil])
