@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import KafkaClient
 import RedisClient
 import Testing
@@ -69,5 +70,68 @@ import TrafficModel
             #expect(got == want, "camera \(camera): missing \(want.subtracting(got).sorted().prefix(5)) extra \(got.subtracting(want).count)")
         }
         try await h.stop()
+    }
+
+    @Test func aSecondAggregatorJoinsAndLeavesMidStreamWithoutLossOrDuplicateAlerts() async throws {
+        let h = try await AggregatorHarness(partitions: 8) {
+            $0.batchSize = 200
+            $0.alertListLength = 10_000 // keep every alert and every result so the checks can be exact
+            $0.historyLength = 10_000
+        }
+        try h.start()
+        var simulator = ResultSimulator(cameras: 20, alertRatio: 0.2, seed: 9, runTag: "scale")
+        // Enough that the stream is still flowing when the second member is admitted (the mock
+        // rebalances in a few seconds); whatever is left is produced after it has left.
+        let frames = (0..<30_000).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
+        var detections = RedisPipeline()
+        for frame in frames { detections.append(.set(h.keys.detection(frame.requestId), frame.detection, expiry: .seconds(600))) }
+        _ = try await h.redis.execute(detections)
+        func produce(_ part: ArraySlice<ResultSimulator.Frame>) async throws {
+            for frame in part { try h.produce(frame.assessment, camera: frame.cameraId) }
+            try await h.flush()
+        }
+
+        try await produce(frames[0..<3_000])
+        try await waitUntil("the first aggregator is writing", timeout: .seconds(30)) {
+            (try? await h.redis.send(.exists([h.keys.latest(frames[0].cameraId)]))) == 1
+        }
+        // Scale out, then in, while results keep flowing (300 every 50 ms).
+        let second = try AggregatorService(configuration: h.configuration, bootstrap: h.kafka.bootstrapServers, logger: Logger(label: "test.aggregator.2"))
+        let secondRun = Task { try await second.run() }
+        func consumed(_ service: AggregatorService) -> Double {
+            String(decoding: service.metrics.render(), as: UTF8.self).split(separator: "\n")
+                .first { $0.hasPrefix("aggregator_messages_consumed_total ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        var next = 3_000
+        func produceMore() async throws {
+            guard next < frames.count else { return }
+            try await produce(frames[next..<min(next + 300, frames.count)])
+            next += 300
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await waitUntil("the second member took partitions and processes messages", timeout: .seconds(60), every: .milliseconds(10)) {
+            try await produceMore()
+            return consumed(second) > 0
+        }
+        try await produceMore()
+        try await produceMore()
+        second.requestStop() // leaves with a batch in flight while messages keep arriving
+        while next < frames.count { try await produceMore() }
+        try await secondRun.value
+        try await h.waitUntilCommitted(timeout: .seconds(90))
+        try await h.stop()
+        #expect(next == frames.count)
+
+        for (camera, mine) in Dictionary(grouping: frames, by: \.cameraId) {
+            let history = try await h.redis.send(.xrange(h.keys.history(camera)))
+            let payloads = history.compactMap { $0["r"] }
+            let offsets = payloads.compactMap { ResultPosition.parse(prefixOf: $0)?.offset }
+            #expect(offsets == Array(1...Int64(offsets.count)), "camera \(camera): one sequence, every offset once, whichever member wrote")
+            #expect(Set(payloads.map(AggregatorHarness.requestId)) == Set(mine.map(\.requestId)), "camera \(camera): every result published (re-deliveries may repeat some)")
+            let alerts = try await h.alerts(camera)
+            #expect(alerts.count == Set(alerts).count && Set(alerts) == Set(mine.filter(\.isAlert).map(\.requestId)), "camera \(camera): every alert exactly once")
+            let latest = try #require(try await h.latest(camera))
+            #expect(AggregatorHarness.requestId(latest) == mine.last?.requestId, "camera \(camera): latest is the newest")
+        }
     }
 }
