@@ -153,7 +153,7 @@ public struct WriteTransaction: Sendable {
             }
             nextOffset[slot] = offset
             commands.append(RedisArguments(["HSET", camera.positionKey, "offset", String(offset + Int64(counts[slot])), "epoch", epoch]))
-            prefixTails.append(Array(#","epoch":"\#(epoch)"},"#.utf8))
+            prefixTails.append(ResultPosition.wireEpochKey + Array(epoch.utf8) + Array(#""},"#.utf8))
         }
 
         var bodies: [[UInt8]] = []
@@ -165,8 +165,8 @@ public struct WriteTransaction: Sendable {
             nextOffset[slot] += 1
             let offset = String(nextOffset[slot])
             var body: [UInt8] = []
-            body.reserveCapacity(Self.positionHead.count + offset.utf8.count + prefixTails[slot].count + publish.payload.count)
-            body += Self.positionHead
+            body.reserveCapacity(ResultPosition.wireHead.count + offset.utf8.count + prefixTails[slot].count + publish.payload.count)
+            body += ResultPosition.wireHead
             body += offset.utf8
             body += prefixTails[slot]
             body += publish.payload.dropFirst() // the payload without its opening brace
@@ -225,9 +225,6 @@ public struct WriteTransaction: Sendable {
         }
         return (commands, outcome)
     }
-
-    /// `{"position":{"offset":` — the fixed head of every published payload.
-    private static let positionHead = Array(#"{"position":{"offset":"#.utf8)
 
     /// The elements of an array reply of known length (nil for missing values).
     private static func items(_ reply: RedisReply, count: Int) -> [[UInt8]?] {

@@ -19,6 +19,11 @@ public struct ResultPosition: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(epoch)/\(offset)" }
 
+    /// The wire format's fixed parts: a positioned payload starts with `wireHead`, the offset's
+    /// digits, `wireEpochKey`, the epoch and `"},`, then the result's own members.
+    public static let wireHead = Array(#"{"position":{"offset":"#.utf8)
+    public static let wireEpochKey = Array(#","epoch":""#.utf8)
+
     /// The position at the head of a published result, or nil when the payload carries none
     /// (published by something other than the aggregator).
     ///
@@ -30,7 +35,7 @@ public struct ResultPosition: Sendable, Hashable, CustomStringConvertible {
 
     /// The same, on raw bytes.
     public static func parse(prefixOf bytes: UnsafeRawBufferPointer) -> ResultPosition? {
-        let head = Array(#"{"position":{"offset":"#.utf8)
+        let head = wireHead
         guard bytes.count > head.count + 16 else { return nil }
         for i in 0..<head.count where bytes[i] != head[i] { return nil }
         var i = head.count
@@ -42,7 +47,7 @@ public struct ResultPosition: Sendable, Hashable, CustomStringConvertible {
             digits += 1
         }
         guard digits > 0 else { return nil }
-        let middle = Array(#","epoch":""#.utf8)
+        let middle = wireEpochKey
         guard i + middle.count < bytes.count else { return nil }
         for j in 0..<middle.count where bytes[i + j] != middle[j] { return nil }
         i += middle.count

@@ -135,9 +135,10 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
     /// Sends the Redis traffic of `messages` results (new ones, under `namespace`) as the
     /// aggregator would, but with every batch's transaction built before the clock starts: per
     /// batch one MGET of the detections, then the commands in MULTI … EXEC, to the same Redis and
-    /// the same subscriber. What remains is Redis, the client library and the subscriber: the
-    /// ceiling of any aggregator on this machine. Returns results/s (first send → last arrival) and
-    /// the share of one core redis-server used meanwhile.
+    /// the same subscriber. What remains is Redis, the client library and the subscriber: roughly
+    /// what any aggregator could reach on this machine (it is serial, so not a strict bound).
+    /// Returns results/s (first send → last arrival) and the share of one core redis-server used
+    /// meanwhile.
     func referenceRate(namespace: String, base: Int64, redis: RedisClient, subscriber: RedisSubscriber, arrivals: borrowing Mutex<[String: UInt64]>, config: AggregatorConfiguration, redisPID: Int32?) async throws -> (rate: Double, redisBusy: Double) {
         let keys = KeySchema(namespace: namespace)
         try await subscriber.psubscribe([keys.allCamerasPattern])
@@ -154,14 +155,7 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
             let batch = frames[first..<min(first + batchSize, frames.count)]
             let valid = try batch.map { try AssessmentMessage(validating: $0.assessment) }
             let plan = planner.plan(valid, detections: batch.map(\.detection))
-            // What the transaction's reads would find: the counters so far, nothing else.
-            var reads: [RedisReply] = plan.latest.map { camera in
-                offsets[camera.camera].map { .array([.bulk(Array(String($0).utf8)), .bulk(Array("1".utf8))]) } ?? .array([.null, .null])
-            }
-            reads.append(.array(plan.latest.map { _ in .null }))
-            if !plan.alerts.isEmpty { reads.append(.array(plan.alerts.map { _ in .null })) }
-            reads.append(.array([.bulk(Array("1".utf8)), .bulk(Array("0".utf8))]))
-            let (commands, _) = try writer.commands(for: plan, readReplies: reads)
+            let (commands, _) = try writer.commands(for: plan, readReplies: PlannerBench.transactionReads(plan, counters: offsets))
             for publish in plan.publishes { offsets[plan.latest[publish.cameraSlot].camera, default: 0] += 1 }
             batches.append((planner.detectionKeys(valid), commands))
         }

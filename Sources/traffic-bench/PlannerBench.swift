@@ -34,7 +34,7 @@ struct PlannerBench: AsyncParsableCommand {
             let t1 = clock.now
             let plan = planner.plan(valid, detections: detections)
             let t2 = clock.now
-            let (commands, _) = try writer.commands(for: plan, readReplies: Self.freshState(plan))
+            let (commands, _) = try writer.commands(for: plan, readReplies: Self.transactionReads(plan))
             let t3 = clock.now
             bytes += commands.reduce(0) { $0 + $1.storage.count }
             decodeTime += t1 - t0
@@ -49,10 +49,13 @@ struct PlannerBench: AsyncParsableCommand {
         report(String(format: "total: %.0f results/s on one core", Double(messages) / seconds(total)))
     }
 
-    /// What the transaction's first round trip reads for a batch whose cameras have no stored
-    /// state yet (every camera starts an epoch; no markers).
-    static func freshState(_ plan: WritePlan) -> [RedisReply] {
-        var replies = plan.latest.map { _ in RedisReply.array([.null, .null]) }
+    /// What the transaction's first round trip reads when the benchmark is the only writer:
+    /// the counters it advanced so far (epoch "1"; none yet for a camera → a new epoch), no
+    /// stored `latest`, no alert markers.
+    static func transactionReads(_ plan: WritePlan, counters: [Int: Int64] = [:]) -> [RedisReply] {
+        var replies: [RedisReply] = plan.latest.map { camera in
+            counters[camera.camera].map { .array([.bulk(Array(String($0).utf8)), .bulk(Array("1".utf8))]) } ?? .array([.null, .null])
+        }
         replies.append(.array(plan.latest.map { _ in .null }))
         if !plan.alerts.isEmpty { replies.append(.array(plan.alerts.map { _ in .null })) }
         replies.append(.array([.bulk(Array("1760000000".utf8)), .bulk(Array("123456".utf8))]))
