@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "Aggregator",
             dependencies: [
-                "TrafficModel", "RedisClient", "KafkaClient",
+                "TrafficModel", "RedisClient", "KafkaClient", "Websockets",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -149,7 +149,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AggregatorTests",
-            dependencies: ["Aggregator", "TestSupport", "TrafficModel", "RedisClient", "KafkaClient"],
+            dependencies: ["Aggregator", "TestSupport", "TrafficModel", "RedisClient", "KafkaClient", "Websockets"],
             swiftSettings: strict
         ),
         .testTarget(

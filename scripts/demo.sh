@@ -47,7 +47,7 @@ echo "==> private redis-server at $REDIS_URL"
 
 "$BIN/traffic-aggregator" run --bootstrap-file "$DEMO_DIR/bootstrap" --metrics-port "$METRICS_PORT" > "$DEMO_DIR/aggregator.log" 2>&1 &
 pids+=($!)
-"$BIN/traffic-sim" --bootstrap-file "$DEMO_DIR/bootstrap" --rate "${DEMO_RATE:-20}" > "$DEMO_DIR/sim.log" 2>&1 &
+"$BIN/traffic-sim" --bootstrap-file "$DEMO_DIR/bootstrap" --rate "${DEMO_RATE:-20}" --frame-every "${DEMO_FRAME_EVERY:-5}" > "$DEMO_DIR/sim.log" 2>&1 &
 pids+=($!)
 "$BIN/traffic-gateway" run --port "$GATEWAY_PORT" --host "${GATEWAY_HOST:-127.0.0.1}" > "$DEMO_DIR/gateway.log" 2>&1 &
 pids+=($!)

@@ -27,6 +27,18 @@ public struct AggregatorConfiguration: Sendable {
     /// How long a batch may wait for more messages after the first one arrived.
     public var batchLinger: Duration = .zero
     public var maximumMessageBytes = AssessmentMessage.defaultMaximumBytes
+    /// Published results (position included) larger than this are dead-lettered.
+    public var maximumResultBytes = WritePlanner.defaultMaximumResultBytes
+    /// Frame images larger than this (decoded) are dropped from their result.
+    public var maximumFrameBytes = FrameImage.defaultMaximumBytes
+    /// How far ahead of the aggregator's clock a result's `timestamp` may be (nil: no check).
+    public var maximumClockSkew: Duration? = .seconds(300)
+    /// A partition with messages waiting and no progress for this long makes /healthz not ready.
+    public var stallThreshold: Duration = .seconds(30)
+    /// How often processing progress and lag are checked.
+    public var progressInterval: Duration = .seconds(1)
+    /// Extra properties of the dead-letter producer only (after the derived ones).
+    public var deadLetterProducerProperties: [String: String] = [:]
     /// Partitions of the topic when the embedded broker creates it.
     public var embeddedPartitions = 16
     /// Port of the HTTP endpoint with /metrics and /healthz (0: none).
@@ -63,16 +75,24 @@ public struct AggregatorConfiguration: Sendable {
         return KafkaConfiguration(properties)
     }
 
-    /// The dead-letter producer's properties: acks from all replicas, idempotent.
+    /// The dead-letter producer's properties: acks from all replicas, idempotent, and a message
+    /// size limit derived from the consumer's (`maximumMessageBytes` plus room for the headers),
+    /// so every message the aggregator accepts to read can be copied whole where the broker
+    /// allows it. The operator's `-X` values win, then `deadLetterProducerProperties`.
     public func producerProperties(bootstrap: String) -> KafkaConfiguration {
         var properties: [String: String] = [
             "bootstrap.servers": bootstrap,
             "enable.idempotence": "true",
             "linger.ms": "5",
+            "message.max.bytes": String(max(1_000_000, maximumMessageBytes + Self.deadLetterHeaderAllowance)),
         ]
         for (key, value) in kafkaProperties where !Self.consumerOnly.contains(key) { properties[key] = value }
+        for (key, value) in deadLetterProducerProperties { properties[key] = value }
         return KafkaConfiguration(properties)
     }
+
+    /// Room for a dead letter's headers and record framing on top of the original message.
+    static let deadLetterHeaderAllowance = 64 * 1024
 
     static let consumerOnly: Set<String> = [
         "group.id", "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms", "max.poll.interval.ms",

@@ -13,6 +13,13 @@ public final class AggregatorMetrics: Sendable {
     let writeErrors: Counter
     let detectionMissing: Counter
     let deadLettered: [InputRejection.Reason: Counter]
+    let deadLettersLost: [InputRejection.Reason: Counter]
+    let deadLettersTruncated: Counter
+    let detectionCorrupt: Counter
+    let detectionFieldsDropped: Counter
+    let framesStored: Counter
+    let framesDropped: Counter
+    let stalledPartitions: Gauge
     let batchSize: ValueHistogram
     let batchLatency: DurationHistogram
     let endToEndLag: DurationHistogram
@@ -37,12 +44,23 @@ public final class AggregatorMetrics: Sendable {
             dead[reason] = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "dead_letters", unitName: "total", helpText: "Messages sent to the dead-letter topic, by reason"), labels: [("reason", reason.rawValue)])
         }
         deadLettered = dead
+        var lost: [InputRejection.Reason: Counter] = [:]
+        for reason in InputRejection.Reason.allCases {
+            lost[reason] = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "dead_letters_lost", unitName: "total", helpText: "Rejected messages the dead-letter topic refused even truncated (logged, offset committed), by reason"), labels: [("reason", reason.rawValue)])
+        }
+        deadLettersLost = lost
+        deadLettersTruncated = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "dead_letters_truncated", unitName: "total", helpText: "Dead letters written truncated because the whole was refused"))
+        detectionCorrupt = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "detection_corrupt", unitName: "total", helpText: "Detection records present but not a JSON object (published as missing)"))
+        detectionFieldsDropped = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "detection_fields_dropped", unitName: "total", helpText: "Detection fields dropped because the aggregator writes those names itself"))
+        framesStored = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "frames_stored", unitName: "total", helpText: "Frame images moved out of results into frame:<camera>:<requestId>"))
+        framesDropped = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "frames_dropped", unitName: "total", helpText: "Frame images dropped (not base64, over the frame bound)"))
+        stalledPartitions = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "stalled_partitions", unitName: "", helpText: "Partitions with messages waiting and no progress for longer than the stall threshold"))
         batchSize = registry.makeValueHistogram(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "batch_size", unitName: "", helpText: "Messages per processed batch"), buckets: [1, 10, 50, 100, 250, 500, 1000, 2000, 5000])
         batchLatency = registry.makeDurationHistogram(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "batch", unitName: "seconds", helpText: "Time from poll to committed-ready for a batch"), buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)])
         endToEndLag = registry.makeDurationHistogram(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "end_to_end_lag", unitName: "seconds", helpText: "Kafka message timestamp to results written"), buckets: [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30)])
         redisErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "redis_errors", unitName: "total", helpText: "Failed Redis round trips (retried)"))
         redisReconnects = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "redis_reconnects", unitName: "", helpText: "Redis reconnects since start"))
-        consumerLag = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "consumer_lag", unitName: "messages", helpText: "Messages behind the partition ends, summed over assigned partitions"))
+        consumerLag = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "consumer_lag", unitName: "messages", helpText: "Messages not yet processed (written or dead-lettered) behind the partition ends, summed over assigned partitions"))
         redisUp = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "redis_up", unitName: "", helpText: "1 when the last Redis round trip succeeded"))
         kafkaUp = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "kafka_up", unitName: "", helpText: "1 unless all brokers are reported down"))
     }

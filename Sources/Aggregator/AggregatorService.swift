@@ -4,6 +4,7 @@ import Logging
 import RedisClient
 import Synchronization
 import TrafficModel
+import Websockets
 
 /// The aggregator's run loop: poll a batch → validate → dead-letter the bad → fetch detections
 /// (one MGET) → plan → apply the plan (one `WriteTransaction`) → store offsets. The first stages
@@ -32,6 +33,10 @@ public final class AggregatorService: Sendable {
     /// includes it (see `KafkaConsumer.beforeRevoke`).
     private let writeGate = WriteGate()
     private let health = Mutex((kafka: false, redis: false))
+    /// Processing progress per partition, for the lag gauge and stall detection.
+    private let progress: Mutex<PartitionProgress>
+    /// Partitions stalled at the last progress check.
+    private let stalls = Mutex<[PartitionProgress.Stall]>([])
 
     /// Creates the consumer, dead-letter producer and Redis client; nothing runs until `run()`.
     public init(configuration: AggregatorConfiguration, bootstrap: String, metrics: AggregatorMetrics = AggregatorMetrics(), logger: Logger = Logger(label: "aggregator")) throws {
@@ -51,7 +56,10 @@ public final class AggregatorService: Sendable {
             redis = RedisClient(configuration: redisConfiguration, label: "aggregator", logger: Logger(label: "aggregator.redis"))
             detectionReader = RedisClient(configuration: redisConfiguration, label: "aggregator-detections", logger: Logger(label: "aggregator.redis"))
         }
-        planner = WritePlanner(keys: configuration.keys, alertRule: configuration.alertRule, maximumMessageBytes: configuration.maximumMessageBytes)
+        planner = WritePlanner(keys: configuration.keys, alertRule: configuration.alertRule, maximumMessageBytes: configuration.maximumMessageBytes,
+                               maximumResultBytes: configuration.maximumResultBytes, maximumClockSkew: configuration.maximumClockSkew,
+                               maximumFrameBytes: configuration.maximumFrameBytes)
+        progress = Mutex(PartitionProgress(threshold: configuration.stallThreshold))
         writer = WriteTransaction(settings: configuration.writeSettings)
     }
 
@@ -66,6 +74,49 @@ public final class AggregatorService: Sendable {
     public var isHealthy: (kafka: Bool, redis: Bool) {
         let h = health.withLock { $0 }
         return (h.kafka, configuration.noRedis ? true : h.redis)
+    }
+
+    /// What `/healthz` reports: ready only when Kafka and Redis are up and no partition has had
+    /// messages waiting without progress for longer than the stall threshold.
+    public var healthReport: (ready: Bool, json: String) {
+        let (kafka, redis) = isHealthy
+        let stalled = stalls.withLock { $0 }
+        var reasons: [String] = []
+        if !kafka { reasons.append("Kafka brokers unreachable") }
+        if !redis { reasons.append("Redis unreachable") }
+        for stall in stalled.prefix(8) {
+            reasons.append("partition \(stall.partition) has not advanced for \(stall.waited.components.seconds) s with \(stall.lag) messages waiting")
+        }
+        if stalled.count > 8 { reasons.append("and \(stalled.count - 8) more stalled partitions") }
+        let ready = reasons.isEmpty
+        let stalledJSON = stalled.map { #"{"partition":\#(JSONText.quoted("\($0.partition)")),"lag":\#($0.lag),"seconds":\#($0.waited.components.seconds)}"# }
+        var json = #"{"ready":\#(ready),"kafka":\#(kafka),"redis":\#(redis),"stalled":[\#(stalledJSON.joined(separator: ","))]"#
+        if !ready { json += #","reason":\#(JSONText.quoted(reasons.joined(separator: "; ")))"# }
+        return (ready, json + "}")
+    }
+
+    /// Updates the lag gauge and the stalled partitions from the consumer's partition ends.
+    private func checkProgress() {
+        guard let positions = try? consumer.positions() else { return }
+        var ends: [KafkaTopicPartition: Int64] = [:]
+        var fetched: [KafkaTopicPartition: Int64] = [:]
+        for (partition, state) in positions {
+            ends[partition] = state.end
+            if let position = state.position { fetched[partition] = position }
+        }
+        let now = ContinuousClock.now
+        let (lag, stalled) = progress.withLock { progress in
+            (progress.update(ends: ends, fetchPositions: fetched, now: now), progress.stalls(now: now))
+        }
+        metrics.consumerLag.record(lag)
+        metrics.stalledPartitions.record(Int64(stalled.count))
+        let before = stalls.withLock { current in
+            defer { current = stalled }
+            return current.count
+        }
+        if stalled.count > before, let first = stalled.first {
+            logger.error("processing stalled: partition \(first.partition) has not advanced for \(first.waited.components.seconds) s with \(first.lag) messages waiting (\(stalled.count) partitions stalled)")
+        }
     }
 
     /// Runs until `requestStop()`; then commits and closes the consumer.
@@ -90,6 +141,13 @@ public final class AggregatorService: Sendable {
             }
         }
         defer { events.cancel() }
+        let monitor = Task { [configuration] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: configuration.progressInterval)
+                self.checkProgress()
+            }
+        }
+        defer { monitor.cancel() }
         if let redis {
             do {
                 _ = try await redis.send(.ping())
@@ -99,7 +157,6 @@ public final class AggregatorService: Sendable {
             }
         }
         var carried: [KafkaMessage] = []
-        var lastLagCheck = ContinuousClock.now
         // Two stages overlap: while batch N's write transaction runs (on the writer's Redis
         // connection), batch N+1 is polled, validated, its detections fetched (on a second
         // connection) and planned. Writes still happen one batch at a time, in poll order, and a
@@ -112,10 +169,6 @@ public final class AggregatorService: Sendable {
                 // With a write in flight, take only what is already here: finishing that batch
                 // must not wait for new messages.
                 batch = try await consumer.nextBatch(maxMessages: configuration.batchSize, timeout: inFlight == nil ? .milliseconds(100) : .zero, linger: inFlight == nil ? configuration.batchLinger : .zero)
-            }
-            if ContinuousClock.now - lastLagCheck > .seconds(2) {
-                lastLagCheck = ContinuousClock.now
-                if let lag = try? consumer.lag() { metrics.consumerLag.record(Int64(lag.values.reduce(0, +))) }
             }
             if batch.isEmpty {
                 if let write = inFlight {
@@ -195,16 +248,11 @@ public final class AggregatorService: Sendable {
     /// processed next, in order); nil when a stop was requested while waiting on Redis or Kafka.
     private func prepare(_ batch: [KafkaMessage]) async -> (WritePlan?, [KafkaMessage])? {
         metrics.consumed.increment(by: Int64(batch.count))
-        let (valid, dead) = planner.decode(batch)
+        progress.withLock { $0.seen(batch) }
+        let (valid, sources, dead) = planner.decode(batch)
         var extra: [KafkaMessage] = []
 
-        if !dead.isEmpty {
-            for letter in dead {
-                metrics.deadLettered[letter.rejection.reason]?.increment()
-                log.log(.warning, key: letter.rejection.reason.rawValue, "dead-lettered \(letter.source.position): \(letter.rejection)")
-            }
-            guard await retrying("dead-letter delivery", touchesRedis: false, &extra, { () async throws -> Void in try await deadLetters.write(dead) }) != nil else { return nil }
-        }
+        guard await deliver(dead, &extra) else { return nil }
         guard let detectionReader, !valid.isEmpty else { return (nil, extra) }
 
         let keys = planner.detectionKeys(valid)
@@ -212,7 +260,56 @@ public final class AggregatorService: Sendable {
         guard let detections = await retrying("detection fetch", touchesRedis: false, &extra, { try await detectionReader.send(.mget(keys)) }) else { return nil }
         let plan = planner.plan(valid, detections: detections)
         metrics.detectionMissing.increment(by: Int64(plan.detectionMissing))
-        return (plan, extra)
+        if plan.detectionCorrupt > 0 {
+            metrics.detectionCorrupt.increment(by: Int64(plan.detectionCorrupt))
+            log.log(.warning, key: "detection-corrupt", "\(plan.detectionCorrupt) detection records of a batch are not JSON objects; their results are published as detectionMissing")
+        }
+        if !plan.droppedDetectionFields.isEmpty {
+            metrics.detectionFieldsDropped.increment(by: Int64(plan.droppedDetectionFields.count))
+            log.log(.warning, key: "detection-reserved", "dropped detection fields the aggregator writes itself: \(Set(plan.droppedDetectionFields).sorted().joined(separator: ", "))")
+        }
+        metrics.framesStored.increment(by: Int64(plan.frames.count))
+        if !plan.frameProblems.isEmpty {
+            metrics.framesDropped.increment(by: Int64(plan.frameProblems.count))
+            log.log(.warning, key: "frame-dropped", "frame images dropped: \(plan.frameProblems.prefix(3).joined(separator: "; "))")
+        }
+        guard await deliver(plan.rejected.map { DeadLetter(source: sources[$0.index], rejection: $0.rejection) }, &extra) else { return nil }
+        return (plan.isEmpty ? nil : plan, extra)
+    }
+
+    /// Counts, logs and writes dead letters, retrying transient failures until each one is
+    /// written, written truncated or lost for good (never stalling on a permanent refusal).
+    /// False when a stop was requested meanwhile.
+    private func deliver(_ letters: [DeadLetter], _ extra: inout [KafkaMessage]) async -> Bool {
+        guard !letters.isEmpty else { return true }
+        for letter in letters {
+            metrics.deadLettered[letter.rejection.reason]?.increment()
+            log.log(.warning, key: letter.rejection.reason.rawValue, "dead-lettered \(letter.source.position): \(letter.rejection)")
+        }
+        var pending = letters
+        let done: Void? = await retrying("dead-letter delivery", touchesRedis: false, &extra) { () async throws -> Void in
+            let outcomes = await deadLetters.write(pending)
+            var failed: [DeadLetter] = []
+            var firstError: KafkaError?
+            for (letter, outcome) in zip(pending, outcomes) {
+                switch outcome {
+                case .delivered:
+                    break
+                case .truncated(let error):
+                    metrics.deadLettersTruncated.increment()
+                    log.log(.warning, key: "dlq-truncated", "dead letter \(letter.source.position) (\(letter.source.value.count) bytes) refused whole (\(error.codeName)); written truncated with its size and SHA-256")
+                case .lost(let error):
+                    metrics.deadLettersLost[letter.rejection.reason]?.increment()
+                    log.log(.error, key: "dlq-lost", "dead letter \(letter.source.position) (\(letter.rejection.reason.rawValue), \(letter.source.value.count) bytes) refused even truncated; skipped: \(error)")
+                case .failed(let error):
+                    failed.append(letter)
+                    firstError = firstError ?? error
+                }
+            }
+            pending = failed
+            if let firstError { throw firstError }
+        }
+        return done != nil
     }
 
     /// Stage 2 of a batch: waits for its write (retrying with back-off while Redis fails), then
@@ -307,6 +404,7 @@ public final class AggregatorService: Sendable {
     }
 
     private func storeOffsets(for batch: [KafkaMessage]) {
+        progress.withLock { $0.processed(batch, now: .now) }
         do {
             try consumer.storeOffsets(for: batch)
         } catch {

@@ -1,10 +1,8 @@
 import Foundation
 import KafkaClient
 import TrafficModel
+import Websockets
 
-/// Copies rejected messages to the dead-letter topic: original key and bytes, the reason and
-/// the source position in headers. `write` returns once every copy is acknowledged, so the
-/// source offsets can be committed without losing bad input.
 /// The headers of a dead letter, written by the aggregator and read by `traffic-aggregator dlq`.
 public enum DeadLetterHeader {
     public static let reason = "dlq.reason"
@@ -13,39 +11,81 @@ public enum DeadLetterHeader {
     public static let sourcePartition = "dlq.source.partition"
     public static let sourceOffset = "dlq.source.offset"
     public static let time = "dlq.time"
+    /// `true` when the value is only the first bytes of the original (the whole was refused).
+    public static let truncated = "dlq.truncated"
+    /// Size in bytes of the original value (on truncated letters).
+    public static let originalSize = "dlq.original.size"
+    /// SHA-256 (hex) of the original value (on truncated letters).
+    public static let originalSHA256 = "dlq.original.sha256"
 }
 
+/// Copies rejected messages to the dead-letter topic: original key and bytes, the reason and
+/// the source position in headers.
+///
+/// A letter the producer or broker refuses for good (too large, an invalid record) is written
+/// again truncated to `truncatedBytes`, with headers naming the original size and SHA-256; if
+/// even that is refused it is reported as lost, so one message can never stall the stream.
+/// Transient failures (broker down, timeouts) are reported as such, for the caller to retry.
 struct DeadLetterWriter: Sendable {
     private typealias Header = DeadLetterHeader
 
     let producer: KafkaProducer
     let topic: String
+    /// How much of a refused letter's value the truncated copy keeps.
+    var truncatedBytes = 64 * 1024
 
-    func write(_ letters: [DeadLetter]) async throws(KafkaError) {
+    /// What became of one letter.
+    enum Outcome: Sendable {
+        case delivered
+        /// Written truncated after the whole was refused with this error.
+        case truncated(KafkaError)
+        /// Refused whole and truncated: not written, and not worth retrying.
+        case lost(KafkaError)
+        /// A transient failure: retry later.
+        case failed(KafkaError)
+    }
+
+    /// Writes every letter concurrently and reports each one's outcome, index-aligned.
+    func write(_ letters: [DeadLetter]) async -> [Outcome] {
         let now = String(Int64(Date().timeIntervalSince1970 * 1000))
-        let result: Result<Void, KafkaError> = await withTaskGroup(of: Result<KafkaDeliveryReport, KafkaError>.self) { group in
-            for letter in letters {
-                let headers = [
-                    KafkaHeader(Header.reason, letter.rejection.reason.rawValue),
-                    KafkaHeader(Header.detail, letter.rejection.detail),
-                    KafkaHeader(Header.sourceTopic, letter.source.topic),
-                    KafkaHeader(Header.sourcePartition, String(letter.source.partition)),
-                    KafkaHeader(Header.sourceOffset, String(letter.source.offset)),
-                    KafkaHeader(Header.time, now),
-                ]
-                group.addTask {
-                    do throws(KafkaError) {
-                        return .success(try await producer.send(topic: topic, key: letter.source.key, value: letter.source.value, headers: headers))
-                    } catch {
-                        return .failure(error)
-                    }
-                }
+        return await withTaskGroup(of: (Int, Outcome).self) { group in
+            for (index, letter) in letters.enumerated() {
+                group.addTask { (index, await write(letter, time: now)) }
             }
-            for await outcome in group {
-                if case .failure(let error) = outcome { return .failure(error) }
-            }
-            return .success(())
+            var outcomes = [Outcome](repeating: .delivered, count: letters.count)
+            for await (index, outcome) in group { outcomes[index] = outcome }
+            return outcomes
         }
-        try result.get()
+    }
+
+    private func write(_ letter: DeadLetter, time: String) async -> Outcome {
+        let headers = [
+            KafkaHeader(Header.reason, letter.rejection.reason.rawValue),
+            KafkaHeader(Header.detail, letter.rejection.detail),
+            KafkaHeader(Header.sourceTopic, letter.source.topic),
+            KafkaHeader(Header.sourcePartition, String(letter.source.partition)),
+            KafkaHeader(Header.sourceOffset, String(letter.source.offset)),
+            KafkaHeader(Header.time, time),
+        ]
+        let whole: KafkaError
+        do throws(KafkaError) {
+            try await producer.send(topic: topic, key: letter.source.key, value: letter.source.value, headers: headers)
+            return .delivered
+        } catch {
+            guard error.isPermanentForMessage else { return .failed(error) }
+            whole = error
+        }
+        let value = letter.source.value
+        let truncatedHeaders = headers + [
+            KafkaHeader(Header.truncated, "true"),
+            KafkaHeader(Header.originalSize, String(value.count)),
+            KafkaHeader(Header.originalSHA256, SHA256.hexDigest(value)),
+        ]
+        do throws(KafkaError) {
+            try await producer.send(topic: topic, key: letter.source.key.map { Array($0.prefix(1024)) }, value: Array(value.prefix(truncatedBytes)), headers: truncatedHeaders)
+            return .truncated(whole)
+        } catch {
+            return error.isPermanentForMessage ? .lost(error) : .failed(error)
+        }
     }
 }

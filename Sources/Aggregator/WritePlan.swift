@@ -52,11 +52,28 @@ public struct WritePlan: Sendable {
         public var publishIndex: Int
     }
 
+    /// A frame image stored under its own key (`SET … EX`), before the result referencing it is
+    /// published.
+    public struct Frame: Sendable, Equatable {
+        public var key: String
+        public var bytes: [UInt8]
+    }
+
     public var publishes: [Publish] = []
     public var latest: [LatestUpdate] = []
     public var alerts: [Alert] = []
+    public var frames: [Frame] = []
+    /// Valid messages whose merged result was refused (index into the planned batch), to be
+    /// dead-lettered; they write nothing.
+    public var rejected: [(index: Int, rejection: InputRejection)] = []
     /// How many results had no usable detection.
     public var detectionMissing = 0
+    /// Of those, detections present but not a JSON object.
+    public var detectionCorrupt = 0
+    /// Detection members dropped because the aggregator writes those names itself.
+    public var droppedDetectionFields: [String] = []
+    /// Frame images dropped (not base64, too large), with why.
+    public var frameProblems: [String] = []
 
     public var isEmpty: Bool { publishes.isEmpty }
 }

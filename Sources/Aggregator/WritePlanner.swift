@@ -1,3 +1,4 @@
+import Foundation
 import KafkaClient
 import TrafficModel
 
@@ -6,26 +7,54 @@ public struct WritePlanner: Sendable {
     public var keys: KeySchema
     public var alertRule: AlertRule
     public var maximumMessageBytes: Int
+    /// Largest published result (position included); larger ones are dead-lettered.
+    public var maximumResultBytes: Int
+    /// How far ahead of this clock a `timestamp` may be; nil accepts any.
+    public var maximumClockSkew: Duration?
+    /// Largest frame image kept (decoded); larger ones are dropped from their result.
+    public var maximumFrameBytes: Int
 
-    public init(keys: KeySchema, alertRule: AlertRule, maximumMessageBytes: Int = AssessmentMessage.defaultMaximumBytes) {
+    /// Room the write transaction needs for the position it splices into a result.
+    static let positionAllowance = 96
+
+    public init(keys: KeySchema, alertRule: AlertRule, maximumMessageBytes: Int = AssessmentMessage.defaultMaximumBytes,
+                maximumResultBytes: Int = WritePlanner.defaultMaximumResultBytes, maximumClockSkew: Duration? = .seconds(300),
+                maximumFrameBytes: Int = FrameImage.defaultMaximumBytes) {
         self.keys = keys
         self.alertRule = alertRule
         self.maximumMessageBytes = maximumMessageBytes
+        self.maximumResultBytes = maximumResultBytes
+        self.maximumClockSkew = maximumClockSkew
+        self.maximumFrameBytes = maximumFrameBytes
     }
 
-    /// Splits a batch into valid assessments (in input order) and dead letters.
-    public func decode(_ batch: [KafkaMessage]) -> (valid: [AssessmentMessage], deadLetters: [DeadLetter]) {
+    /// Default bound of a published result: 256 KiB, the gateway's snapshot frame bound.
+    public static let defaultMaximumResultBytes = 256 * 1024
+
+    /// Splits a batch into valid assessments (in input order), the messages they came from
+    /// (index-aligned) and dead letters. `now` is the clock timestamps are checked against.
+    public func decode(_ batch: [KafkaMessage], now: Date = Date()) -> (valid: [AssessmentMessage], sources: [KafkaMessage], deadLetters: [DeadLetter]) {
         var valid: [AssessmentMessage] = []
+        var sources: [KafkaMessage] = []
         var dead: [DeadLetter] = []
         valid.reserveCapacity(batch.count)
+        sources.reserveCapacity(batch.count)
+        let nowMilliseconds = Int64(now.timeIntervalSince1970 * 1000)
+        let latestAccepted = maximumClockSkew.map { nowMilliseconds + $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 }
         for message in batch {
-            do {
-                valid.append(try AssessmentMessage(validating: message.value, maximumBytes: maximumMessageBytes))
+            do throws(InputRejection) {
+                let assessment = try AssessmentMessage(validating: message.value, maximumBytes: maximumMessageBytes)
+                if let latestAccepted, assessment.timestampMilliseconds > latestAccepted {
+                    let ahead = (assessment.timestampMilliseconds - nowMilliseconds) / 1000
+                    throw InputRejection(.timestampInFuture, "field 'timestamp' is \(ahead) s ahead of the aggregator's clock (allowed skew \(latestAccepted - nowMilliseconds) ms)")
+                }
+                valid.append(assessment)
+                sources.append(message)
             } catch {
                 dead.append(DeadLetter(source: message, rejection: error))
             }
         }
-        return (valid, dead)
+        return (valid, sources, dead)
     }
 
     /// The detection keys to fetch for `valid`, index-aligned.
@@ -40,9 +69,19 @@ public struct WritePlanner: Sendable {
         plan.publishes.reserveCapacity(valid.count)
         var newest: [Int: Int] = [:] // camera → index into plan.latest
         for (index, message) in valid.enumerated() {
-            let merged = ResultMerger.merge(message, detection: detections[index])
+            let merged = ResultMerger.merge(message, detection: detections[index], maximumFrameBytes: maximumFrameBytes)
+            if merged.json.count + Self.positionAllowance > maximumResultBytes {
+                plan.rejected.append((index, InputRejection(.resultTooLarge, "merged result is \(merged.json.count) bytes (message \(message.bytes.count), detection \(detections[index]?.count ?? 0)), limit \(maximumResultBytes - Self.positionAllowance)")))
+                continue
+            }
             if merged.detectionMissing { plan.detectionMissing += 1 }
+            if merged.detectionCorrupt { plan.detectionCorrupt += 1 }
+            plan.droppedDetectionFields += merged.droppedFields
+            if let problem = merged.frameProblem { plan.frameProblems.append("\(message.requestId): \(problem)") }
             let camera = message.cameraId
+            if let frame = merged.frame {
+                plan.frames.append(.init(key: keys.frame(camera: camera, requestId: message.requestId), bytes: frame))
+            }
             let publishIndex = plan.publishes.count
             let slot: Int
             if let existing = newest[camera] {

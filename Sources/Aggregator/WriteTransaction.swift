@@ -14,6 +14,7 @@ import TrafficModel
 /// - per result, in input order, the payload with its position spliced in first (see
 ///   `ResultPosition`), appended to the camera's history (`XADD … MAXLEN ~ historyLength
 ///   <offset>-0 r <body>`) and published (`PUBLISH camera:<id> <body>`);
+/// - per frame image taken out of a result, `SET frame:<camera>:<requestId> <bytes> EX <latest TTL>`;
 /// - per camera, `latest` and its timestamp (`SETEX`) only when the stored timestamp is not newer;
 /// - per alert whose marker was absent, the marker (`SET … EX`) and `LPUSH`; then `LTRIM` each list.
 ///
@@ -156,6 +157,18 @@ public struct WriteTransaction: Sendable {
             prefixTails.append(ResultPosition.wireEpochKey + Array(epoch.utf8) + Array(#""},"#.utf8))
         }
 
+        // Frame images before the results that reference them, with the results' TTL.
+        let ttl = String(settings.latestTTLSeconds)
+        for frame in plan.frames {
+            var set = RedisArguments(reservingBytes: frame.bytes.count + frame.key.utf8.count + 16, arguments: 5)
+            set.append("SET")
+            set.append(frame.key)
+            set.append(frame.bytes)
+            set.append("EX")
+            set.append(ttl)
+            commands.append(set)
+        }
+
         var bodies: [[UInt8]] = []
         bodies.reserveCapacity(plan.publishes.count)
         let historyLength = String(settings.historyLength)
@@ -189,7 +202,6 @@ public struct WriteTransaction: Sendable {
         }
 
         var outcome = Outcome(published: plan.publishes.count)
-        let ttl = String(settings.latestTTLSeconds)
         for (slot, camera) in plan.latest.enumerated() {
             // `latest` never goes back in time: an unreadable stored timestamp counts as absent.
             if let stored = storedTimestamps[slot].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), stored > camera.timestampMilliseconds {

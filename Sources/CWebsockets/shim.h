@@ -87,6 +87,12 @@ traffic_hmac_sha256(const void *key, int key_length, const unsigned char *data, 
     return HMAC(EVP_sha256(), key, key_length, data, length, out, &out_length) != NULL && out_length == 32 ? 0 : -1;
 }
 
+/// SHA-256 (OpenSSL): writes 32 bytes to `out`.
+static inline int traffic_sha256(const void *data, size_t length, unsigned char *out) {
+    unsigned int out_length = 32;
+    return EVP_Digest(data, length, out, &out_length, EVP_sha256(), NULL) == 1 && out_length == 32 ? 0 : -1;
+}
+
 /// Constant-time comparison (OpenSSL).
 static inline int traffic_memequal(const void *a, const void *b, size_t length) {
     return CRYPTO_memcmp(a, b, length) == 0;

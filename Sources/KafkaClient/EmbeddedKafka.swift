@@ -70,6 +70,20 @@ public final class EmbeddedKafka: Sendable {
         if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) up") }
     }
 
+    /// Makes the cluster answer the next `errors.count` requests of one API with these error
+    /// codes, in order (fault injection for tests: e.g. Produce refused with MSG_SIZE_TOO_LARGE).
+    public func failNextRequests(_ api: API, with errors: [Int32]) {
+        var codes = errors.map { rd_kafka_resp_err_t(rawValue: $0) }
+        rd_kafka_mock_push_request_errors_array(cluster.pointer, api.rawValue, codes.count, &codes)
+    }
+
+    /// Kafka protocol API keys that `failNextRequests` can target.
+    public enum API: Int16, Sendable {
+        case produce = 0
+        case fetch = 1
+        case offsetCommit = 8
+    }
+
     /// `bootstrap.servers` plus `recommendedConsumerProperties` and the group, for a consumer.
     public func consumerConfiguration(group: String, _ extra: [String: String] = [:]) -> KafkaConfiguration {
         var properties = Self.recommendedConsumerProperties

@@ -177,22 +177,22 @@ public final class KafkaConsumer: Sendable {
         return KafkaTopicPartition.list(list)
     }
 
-    /// Messages behind the end of each assigned partition, from the consumer's position and the
-    /// high watermark last seen in fetch responses (no broker round trip).
-    public func lag() throws(KafkaError) -> [KafkaTopicPartition: Int64] {
+    /// Each assigned partition's fetch position (nil when the consumer has none yet) and end
+    /// (high watermark last seen in fetch responses); no broker round trip. The fetch position is
+    /// how far the consumer has read, not how far its owner has processed.
+    public func positions() throws(KafkaError) -> [KafkaTopicPartition: (position: Int64?, end: Int64)] {
         let assigned = try assignment()
         if assigned.isEmpty { return [:] }
         let list = KafkaTopicPartition.makeNative(assigned)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let error = rd_kafka_position(handle.pointer, list)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .consume, error: error, context: "position") }
-        var result: [KafkaTopicPartition: Int64] = [:]
+        var result: [KafkaTopicPartition: (position: Int64?, end: Int64)] = [:]
         for entry in KafkaTopicPartition.list(list) {
             var low: Int64 = -1
             var high: Int64 = -1
             guard rd_kafka_get_watermark_offsets(handle.pointer, entry.topic, entry.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { continue }
-            let position = entry.offset ?? low
-            result[KafkaTopicPartition(topic: entry.topic, partition: entry.partition)] = max(0, high - max(position, 0))
+            result[KafkaTopicPartition(topic: entry.topic, partition: entry.partition)] = (entry.offset, high)
         }
         return result
     }

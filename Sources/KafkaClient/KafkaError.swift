@@ -55,6 +55,18 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue || code == RD_KAFKA_RESP_ERR__TRANSPORT.rawValue
     }
 
+    /// True for produce errors that sending the same message again cannot cure: it is too large
+    /// for the producer's `message.max.bytes` or the broker's limits, or the broker judged the
+    /// record itself invalid. Everything else (timeouts, leaders moving, brokers down, missing
+    /// authorisation an operator can grant) is worth retrying.
+    public var isPermanentForMessage: Bool {
+        let permanent: [rd_kafka_resp_err_t] = [
+            RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_RECORD,
+            RD_KAFKA_RESP_ERR_INVALID_MSG, RD_KAFKA_RESP_ERR__BAD_MSG, RD_KAFKA_RESP_ERR__INVALID_ARG,
+        ]
+        return (kind == .produce || kind == .queueFull) && permanent.contains { $0.rawValue == code }
+    }
+
     /// What an operator should do about it.
     public var hint: String {
         switch kind {

@@ -27,6 +27,12 @@ public struct AssessmentMessage: Sendable {
         }
         self.bytes = bytes
         self.members = members
+        if let duplicate = Self.firstDuplicateKey(members) {
+            throw InputRejection(.duplicateField, "field '\(duplicate.prefix(64))' appears more than once")
+        }
+        if let reserved = members.first(where: { ResultMerger.reservedFields.contains($0.key) }) {
+            throw InputRejection(.reservedField, "field '\(reserved.key)' is written by the aggregator and cannot be supplied (byte \(reserved.keyRange.lowerBound))")
+        }
         func member(_ name: String) throws(InputRejection) -> JSONMember {
             guard let m = members.last(where: { $0.key == name }) else { throw InputRejection(.missingField, "field '\(name)' is missing") }
             return m
@@ -48,10 +54,10 @@ public struct AssessmentMessage: Sendable {
         let camera = try member("cameraId")
         switch camera.kind {
         case .number:
-            guard let id = CameraID.parse(raw(camera)) else { throw InputRejection(.invalidValue, "field 'cameraId' must be an integer ≥ 0, got \(raw(camera).prefix(40))") }
+            guard let id = CameraID.parse(raw(camera)) else { throw InputRejection(.invalidValue, "field 'cameraId' must be \(CameraID.rangeDescription), got \(raw(camera).prefix(40))") }
             cameraId = id
         case .string:
-            guard let id = CameraID.parse(string(camera)) else { throw InputRejection(.invalidValue, "field 'cameraId' must be an integer ≥ 0, got \"\(string(camera).prefix(40))\"") }
+            guard let id = CameraID.parse(string(camera)) else { throw InputRejection(.invalidValue, "field 'cameraId' must be \(CameraID.rangeDescription), got \"\(string(camera).prefix(40))\"") }
             cameraId = id
         default:
             throw InputRejection(.wrongType, "field 'cameraId' must be an integer or a numeric string")
@@ -88,6 +94,20 @@ public struct AssessmentMessage: Sendable {
         if let model = members.last(where: { $0.key == "llmModel" }), model.kind != .string, model.kind != .null {
             throw InputRejection(.wrongType, "field 'llmModel' must be a string")
         }
+    }
+
+    /// The first top-level name that occurs twice, if any (a quadratic scan for the usual handful
+    /// of members, a set beyond that, so a hostile message with many members costs linear time).
+    static func firstDuplicateKey(_ members: [JSONMember]) -> String? {
+        if members.count <= 16 {
+            for i in members.indices.dropFirst() {
+                for j in 0..<i where members[j].key == members[i].key { return members[i].key }
+            }
+            return nil
+        }
+        var seen = Set<String>(minimumCapacity: members.count)
+        for member in members where !seen.insert(member.key).inserted { return member.key }
+        return nil
     }
 
     static func isRequestIdByte(_ b: UInt8) -> Bool {

@@ -9,6 +9,14 @@ public struct InputRejection: Error, Sendable, Equatable, CustomStringConvertibl
         case wrongType = "wrong_type"
         case invalidValue = "invalid_value"
         case unknownRiskLevel = "unknown_risk_level"
+        /// A top-level field the aggregator writes itself (`position`, …) was supplied.
+        case reservedField = "reserved_field"
+        /// A top-level field name appears twice (readers would disagree on its value).
+        case duplicateField = "duplicate_field"
+        /// `timestamp` is further ahead of the aggregator's clock than the allowed skew.
+        case timestampInFuture = "timestamp_in_future"
+        /// The merged result (message plus detection, frame image moved out) is over the bound.
+        case resultTooLarge = "result_too_large"
     }
 
     public var reason: Reason

@@ -22,6 +22,8 @@ public struct KeySchema: Sendable, Equatable {
     public func history(_ camera: Int) -> String { "\(namespace)camera:\(camera):history" }
     public func alerts(_ camera: Int) -> String { "\(namespace)alerts:\(camera)" }
     public func alerted(_ requestId: String) -> String { "\(namespace)alerted:\(requestId)" }
+    /// The frame image of one result, stored apart from the result (same TTL as `latest`).
+    public func frame(camera: Int, requestId: String) -> String { "\(namespace)frame:\(camera):\(requestId)" }
     /// The PSUBSCRIBE pattern matching every camera channel (not the `:latest` keys, which are
     /// not channels).
     public var allCamerasPattern: String { "\(namespace)camera:*" }
@@ -34,8 +36,12 @@ public struct KeySchema: Sendable, Equatable {
     }
 }
 
-/// Camera ids: integers ≥ 0, canonical decimal.
+/// Camera ids: integers from 0 to 999,999,999,999,999,999 (at most 18 decimal digits, so every
+/// id fits a signed 64-bit integer), written in canonical decimal.
 public enum CameraID {
+    /// The accepted range, for error messages.
+    public static let rangeDescription = "an integer from 0 to 999999999999999999 (at most 18 digits)"
+
     /// Parses a decimal id (leading zeros allowed on input, `007` → 7); nil when not an id.
     public static func parse<S: StringProtocol>(_ text: S) -> Int? {
         guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Generates realistic camera-pipeline output: a detection record and a risk assessment per
 /// frame, as the upstream services would (≈1.5 KB per result with detection). Deterministic for
 /// a given seed, so tests and benchmarks can replay the same traffic.
@@ -16,6 +18,9 @@ public struct ResultSimulator: Sendable {
 
     public var cameras: Int
     public var alertRatio: Double
+    /// Every n-th detection carries a painted frame (`frameImage`, base64 PNG of 192×108 with
+    /// the boxes outlined, plus `frameWidth`/`frameHeight` of the box coordinates); 0: none.
+    public var frameImageEvery = 0
     private var state: UInt64
     private var sequence = 0
     private let runTag: String
@@ -58,15 +63,23 @@ public struct ResultSimulator: Sendable {
         let timestamp = Self.rfc3339(timestampMilliseconds)
         let objectCount = int(6..<13)
         var objects: [String] = []
+        var boxes: [FramePainter.Box] = []
         for i in 0..<objectCount {
             let x = int(0..<1800), y = int(0..<1000)
-            objects.append(#"{"objectId":\#(i),"class":"\#(Self.classes[int(0..<Self.classes.count)])","confidence":0.\#(int(50..<99)),"bbox":[\#(x),\#(y),\#(x + int(20..<300)),\#(y + int(20..<200))],"speedKmh":\#(int(0..<120))}"#)
+            let box = (x1: x, y1: y, x2: x + int(20..<300), y2: y + int(20..<200))
+            boxes.append(box)
+            objects.append(#"{"objectId":\#(i),"class":"\#(Self.classes[int(0..<Self.classes.count)])","confidence":0.\#(int(50..<99)),"bbox":[\#(box.x1),\#(box.y1),\#(box.x2),\#(box.y2)],"speedKmh":\#(int(0..<120))}"#)
         }
         var groups: [String] = []
         for g in 0..<int(1..<4) {
             groups.append(#"{"groupId":\#(g + 1),"objectIds":[\#(int(0..<objectCount)),\#(int(0..<objectCount))],"relation":"\#(Self.relations[int(0..<Self.relations.count)])"}"#)
         }
-        let detection = #"{"cameraId":\#(camera),"timestamp":"\#(timestamp)","detectedObjects":[\#(objects.joined(separator: ","))],"trafficGroups":[\#(groups.joined(separator: ","))]}"#
+        var frame = ""
+        if frameImageEvery > 0, sequence % frameImageEvery == 0 {
+            let png = FramePainter.png(width: 192, height: 108, boxes: boxes, scale: 10, seed: UInt64(camera))
+            frame = #","frameWidth":1920,"frameHeight":1080,"frameImage":"\#(Data(png).base64EncodedString())""#
+        }
+        let detection = #"{"cameraId":\#(camera),"timestamp":"\#(timestamp)","detectedObjects":[\#(objects.joined(separator: ","))],"trafficGroups":[\#(groups.joined(separator: ","))]\#(frame)}"#
         var riskEvents: [String] = []
         if isAlert {
             riskEvents.append(#"{"type":"\#(Self.events[int(0..<Self.events.count)])","objectIds":[\#(int(0..<objectCount))],"confidence":0.\#(int(60..<99))}"#)

@@ -34,6 +34,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Messages per batch (env BATCH_SIZE).") var batchSize: Int?
     @Option(name: .customLong("batch-linger-ms"), help: "Wait for more messages after the first of a batch (env BATCH_LINGER_MS).") var batchLingerMs: Int?
     @Option(name: .customLong("max-message-bytes"), help: "Messages larger than this are dead-lettered (env MAX_MESSAGE_BYTES).") var maxMessageBytes: Int?
+    @Option(name: .customLong("max-result-bytes"), help: "Merged results larger than this (frame image moved out) are dead-lettered (env MAX_RESULT_BYTES).") var maxResultBytes: Int?
+    @Option(name: .customLong("max-frame-bytes"), help: "Frame images larger than this (decoded) are dropped from their result (env MAX_FRAME_BYTES).") var maxFrameBytes: Int?
+    @Option(name: .customLong("max-clock-skew"), help: "Seconds a timestamp may be ahead of this clock before the message is dead-lettered; 0 disables the check (env MAX_CLOCK_SKEW).") var maxClockSkew: Int?
+    @Option(name: .customLong("stall-threshold"), help: "Seconds a partition may have messages waiting without progress before /healthz says not ready (env STALL_THRESHOLD).") var stallThreshold: Int?
     @Option(name: .customLong("embedded-partitions"), help: "Partitions of the input topic on the embedded broker.") var embeddedPartitions = 16
     @Option(name: .customLong("bootstrap-file"), help: "Write the embedded broker's address to this file.") var bootstrapFile: String?
     @Option(name: .customLong("metrics-port"), help: "Port of /metrics and /healthz, 0 for none (env METRICS_PORT).") var metricsPort: Int?
@@ -44,9 +48,11 @@ struct RunCommand: AsyncParsableCommand {
         if let level = alertLevel ?? env("ALERT_LEVEL"), RiskLevel(name: level) == nil {
             throw ValidationError("--alert-level '\(level)' is not one of none|low|medium|high|critical")
         }
-        for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL), ("--history-length", historyLength)] {
+        for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL), ("--history-length", historyLength),
+                              ("--max-result-bytes", maxResultBytes), ("--max-frame-bytes", maxFrameBytes), ("--stall-threshold", stallThreshold)] {
             if let value, value <= 0 { throw ValidationError("\(name) must be positive, got \(value)") }
         }
+        if let maxClockSkew, maxClockSkew < 0 { throw ValidationError("--max-clock-skew must be 0 (off) or positive, got \(maxClockSkew)") }
     }
 
     func run() async throws {
@@ -68,6 +74,10 @@ struct RunCommand: AsyncParsableCommand {
         config.batchSize = batchSize ?? env("BATCH_SIZE").flatMap(Int.init) ?? config.batchSize
         config.batchLinger = .milliseconds(batchLingerMs ?? env("BATCH_LINGER_MS").flatMap(Int.init) ?? 0)
         config.maximumMessageBytes = maxMessageBytes ?? env("MAX_MESSAGE_BYTES").flatMap(Int.init) ?? config.maximumMessageBytes
+        config.maximumResultBytes = maxResultBytes ?? env("MAX_RESULT_BYTES").flatMap(Int.init) ?? config.maximumResultBytes
+        config.maximumFrameBytes = maxFrameBytes ?? env("MAX_FRAME_BYTES").flatMap(Int.init) ?? config.maximumFrameBytes
+        if let skew = maxClockSkew ?? env("MAX_CLOCK_SKEW").flatMap(Int.init) { config.maximumClockSkew = skew > 0 ? .seconds(skew) : nil }
+        if let stall = stallThreshold ?? env("STALL_THRESHOLD").flatMap(Int.init) { config.stallThreshold = .seconds(stall) }
         config.embeddedPartitions = embeddedPartitions
         config.metricsPort = metricsPort ?? env("METRICS_PORT").flatMap(Int.init) ?? config.metricsPort
 
@@ -91,7 +101,8 @@ struct RunCommand: AsyncParsableCommand {
             starting: kafka=\(bootstrap) topic=\(config.topic) group=\(config.group) dlq=\(config.deadLetterTopic) \
             redis=\(config.redisURL.map { RedisConfiguration.masked($0) } ?? "disabled") namespace='\(config.keys.namespace)' \
             latestTTL=\(config.latestTTLSeconds)s alertList=\(config.alertListLength) history=\(config.historyLength) alertLevel=\(config.alertRule.minimumLevel) \
-            batch=\(config.batchSize) linger=\(config.batchLinger) maxMessage=\(config.maximumMessageBytes)B \
+            batch=\(config.batchSize) linger=\(config.batchLinger) maxMessage=\(config.maximumMessageBytes)B maxResult=\(config.maximumResultBytes)B \
+            maxFrame=\(config.maximumFrameBytes)B clockSkew=\(config.maximumClockSkew.map { "\($0)" } ?? "off") stallThreshold=\(config.stallThreshold) \
             kafkaProperties=[\(KafkaConfiguration(config.kafkaProperties))]
             """)
 
@@ -103,9 +114,8 @@ struct RunCommand: AsyncParsableCommand {
                 case "/metrics":
                     return HTTPResponse(contentType: "text/plain; version=0.0.4", body: service.metrics.render())
                 case "/healthz":
-                    let health = service.isHealthy
-                    let ready = health.kafka && health.redis
-                    return .json(#"{"ready":\#(ready),"kafka":\#(health.kafka),"redis":\#(health.redis)}"#, status: ready ? 200 : 503)
+                    let health = service.healthReport
+                    return .json(health.json, status: health.ready ? 200 : 503)
                 default:
                     return .json(#"{"error":"not found","paths":["/metrics","/healthz"]}"#, status: 404)
                 }

@@ -30,7 +30,7 @@ struct PlannerBench: AsyncParsableCommand {
             let kafkaMessages = batch.enumerated().map { KafkaMessage(topic: "t", partition: 0, offset: Int64($0.offset), key: nil, value: $0.element.assessment) }
             let detections: [[UInt8]?] = batch.map(\.detection)
             let t0 = clock.now
-            let (valid, _) = planner.decode(kafkaMessages)
+            let (valid, _, _) = planner.decode(kafkaMessages)
             let t1 = clock.now
             let plan = planner.plan(valid, detections: detections)
             let t2 = clock.now

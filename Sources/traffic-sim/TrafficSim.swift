@@ -25,6 +25,7 @@ struct TrafficSim: AsyncParsableCommand {
     @Option(name: .customLong("alert-ratio"), help: "Share of results that are alerts.") var alertRatio = 0.2
     @Option(name: .customLong("missing-detection-ratio"), help: "Share of results whose detection is not written.") var missingDetectionRatio = 0.02
     @Option(name: .customLong("bad-ratio"), help: "Share of deliberately malformed messages (exercise the dead-letter path).") var badRatio = 0.0
+    @Option(name: .customLong("frame-every"), help: "Every n-th detection carries a painted frame image (base64 PNG with its boxes); 0: none.") var frameEvery = 0
     @Option(name: .customLong("detection-ttl"), help: "TTL of detection keys in seconds.") var detectionTTL = 600
     @Option(name: .customShort("X"), help: ArgumentHelp("librdkafka property key=value, repeatable.", valueName: "key=value")) var kafkaProperties: [String] = []
 
@@ -52,6 +53,7 @@ struct TrafficSim: AsyncParsableCommand {
         let producer = try KafkaProducer(configuration: kafkaConfig)
         let redis = try await RedisClient.connect(configuration: RedisConfiguration(url: redisURL ?? environment["REDIS_URL"] ?? "redis://127.0.0.1:6379"))
         var simulator = ResultSimulator(cameras: cameras, alertRatio: alertRatio, seed: UInt64(Date().timeIntervalSince1970 * 1000))
+        simulator.frameImageEvery = max(0, frameEvery)
         FileHandle.standardError.write(Data("traffic-sim: \(rate)/s over \(cameras) cameras → \(topic) at \(bootstrap)\n".utf8))
 
         let tick = Duration.milliseconds(50)

@@ -20,7 +20,7 @@ import TrafficModel
             message("c", camera: 1, time: "2025-01-01T00:00:01Z", dangerous: true), // older than a
             message("d", camera: 1, time: "2025-01-01T00:00:03Z"),
         ]
-        let (valid, dead) = planner.decode(batch)
+        let (valid, _, dead) = planner.decode(batch)
         #expect(dead.isEmpty)
         let plan = planner.plan(valid, detections: [nil, Array(#"{"detectedObjects":[1]}"#.utf8), nil, nil])
         #expect(plan.publishes.map(\.channel) == ["t:camera:1", "t:camera:2", "t:camera:1", "t:camera:1"])
@@ -36,7 +36,7 @@ import TrafficModel
 
     @Test func separatesDeadLetters() {
         let batch = [message("ok", camera: 1, time: "2025-01-01T00:00:00Z"), KafkaMessage(topic: "in", partition: 3, offset: 9, key: nil, value: Array("{".utf8))]
-        let (valid, dead) = planner.decode(batch)
+        let (valid, _, dead) = planner.decode(batch)
         #expect(valid.map(\.requestId) == ["ok"])
         #expect(dead.map(\.rejection.reason) == [.malformedJSON])
         #expect(dead[0].source.position == "in[3]@9")
@@ -48,7 +48,7 @@ import TrafficModel
     }
 
     @Test func transactionStartsAnEpochForACameraWithoutCounter() throws {
-        let (valid, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z", level: "high")])
+        let (valid, _, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z", level: "high")])
         let plan = planner.plan(valid, detections: [nil])
         var settings = WriteTransaction.Settings()
         settings.alertMarkerTTLSeconds = 60
@@ -77,7 +77,7 @@ import TrafficModel
     }
 
     @Test func transactionContinuesTheCounterAndRespectsStoredState() throws {
-        let (valid, _) = planner.decode([
+        let (valid, _, _) = planner.decode([
             message("p", camera: 1, time: "2025-01-01T00:00:01Z", level: "high"),
             message("q", camera: 1, time: "2025-01-01T00:00:02Z", level: "high"),
             message("p", camera: 1, time: "2025-01-01T00:00:01Z", level: "high"), // duplicate delivery in one batch
@@ -103,7 +103,7 @@ import TrafficModel
     }
 
     @Test func transactionStartsOverWhenTheStoredCounterIsNotSane() throws {
-        let (valid, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z")])
+        let (valid, _, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z")])
         let plan = planner.plan(valid, detections: [nil])
         let time: RedisReply = .array([.bulk(Array("1760000000".utf8)), .bulk(Array("7".utf8))])
         for (offset, epoch) in [("12", #"e"1"#), ("0", "e1"), ("x", "e1"), ("12", "")] {
@@ -115,7 +115,7 @@ import TrafficModel
     }
 
     @Test func transactionRejectsErrorAndMisshapedReads() {
-        let (valid, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z")])
+        let (valid, _, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z")])
         let plan = planner.plan(valid, detections: [nil])
         let writer = WriteTransaction()
         #expect(throws: RedisError.self) {

@@ -1,0 +1,24 @@
+import CWebsockets
+
+/// SHA-256 from OpenSSL (the TLS library libwebsockets is built on).
+public enum SHA256 {
+    /// The 32-byte digest of `bytes`.
+    public static func digest(_ bytes: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        let status = bytes.withUnsafeBufferPointer { traffic_sha256($0.baseAddress, $0.count, &out) }
+        precondition(status == 0, "OpenSSL SHA-256 failed") // only on allocation failure
+        return out
+    }
+
+    /// The digest as 64 lower-case hex digits.
+    public static func hexDigest(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        for byte in digest(bytes) {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
