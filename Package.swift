@@ -105,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-gateway",
             dependencies: [
-                "Gateway", "TrafficModel", "RedisClient", "ServiceCLI",
+                "Gateway", "TrafficModel", "RedisClient", "ServiceCLI", "Websockets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -8,11 +8,13 @@
 #include <openssl/hmac.h>
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
+#include <malloc.h>
 
 /// LWS_PRE is a computed macro Swift cannot import.
 static inline size_t traffic_lws_pre(void) { return LWS_PRE; }
 
-/// Creates a server context on `iface:port` (iface NULL: all interfaces). The creation info is a
+/// Creates a server context on `iface:port` (iface NULL: all interfaces), with a header buffer
+/// of `header_buffer_bytes` per request being read. The creation info is a
 /// large struct of unions: zeroing it here keeps every field lws does not need at its default.
 /// `ping_seconds`/`hangup_seconds` (0: lws defaults) set the idle policy: a connection silent for
 /// `ping_seconds` gets a PING, one without valid traffic for `hangup_seconds` is closed. The
@@ -20,11 +22,13 @@ static inline size_t traffic_lws_pre(void) { return LWS_PRE; }
 static inline struct lws_context *
 traffic_lws_create_server(const char *iface, int port, const struct lws_protocols *protocols, void *user,
                           uint16_t ping_seconds, uint16_t hangup_seconds, lws_retry_bo_t *policy_storage,
-                          struct ev_loop *loop) {
+                          struct ev_loop *loop, uint16_t header_buffer_bytes) {
     struct lws_context_creation_info info;
     void *loops[1] = { loop };
     memset(&info, 0, sizeof info);
     info.iface = iface;
+    // The buffer one request's headers are parsed into (allocated per request while parsing).
+    info.max_http_header_data = header_buffer_bytes;
     info.port = port;
     info.protocols = protocols;
     info.user = user;
@@ -53,6 +57,10 @@ traffic_lws_create_client(const struct lws_protocols *protocols, void *user, str
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
     info.foreign_loops = loops;
     info.fd_limit_per_thread = 0;
+    // Room for long request targets (a token in ?token=) in the handshake, which lws builds in
+    // the per-thread service buffer.
+    info.max_http_header_data = 32 * 1024;
+    info.pt_serv_buf_size = 32 * 1024;
     return lws_create_context(&info);
 }
 
@@ -92,6 +100,9 @@ static inline int traffic_sha256(const void *data, size_t length, unsigned char 
     unsigned int out_length = 32;
     return EVP_Digest(data, length, out, &out_length, EVP_sha256(), NULL) == 1 && out_length == 32 ? 0 : -1;
 }
+
+/// Returns freed heap pages to the system (glibc keeps them otherwise).
+static inline int traffic_malloc_trim(void) { return malloc_trim(0); }
 
 /// Constant-time comparison (OpenSSL).
 static inline int traffic_memequal(const void *a, const void *b, size_t length) {

@@ -1,11 +1,13 @@
 import Foundation
+import TrafficModel
 import Websockets
 
 /// Who may connect and which cameras they may watch.
 ///
 /// Off by default. With a static token every client must present it; with an HS256 secret every
-/// client must present a valid JWT signed with it, whose optional `cameras` claim (an array of
-/// camera ids, or `"*"`) limits what it may watch. The token comes as `Authorization: Bearer …`
+/// client must present a valid JWT signed with it, with an `exp` claim (unless allowed without) and
+/// a `cameras` claim (an array of camera ids, or `"*"`) naming what it may watch; without one it
+/// may watch nothing. The token comes as `Authorization: Bearer …`
 /// or, for browsers (which cannot set headers on a WebSocket), as `?token=…`. An Origin
 /// allow-list, when given, refuses requests whose `Origin` is not on it.
 public struct AccessPolicy: Sendable {
@@ -18,10 +20,13 @@ public struct AccessPolicy: Sendable {
     public var mode: Mode
     /// Allowed `Origin` values (exact, e.g. `https://ops.example.com`); empty allows any.
     public var allowedOrigins: Set<String>
+    /// Accept JWTs without an `exp` claim (off: such tokens are refused).
+    public var allowTokensWithoutExpiry: Bool
 
-    public init(mode: Mode = .open, allowedOrigins: Set<String> = []) {
+    public init(mode: Mode = .open, allowedOrigins: Set<String> = [], allowTokensWithoutExpiry: Bool = false) {
         self.mode = mode
         self.allowedOrigins = allowedOrigins
+        self.allowTokensWithoutExpiry = allowTokensWithoutExpiry
     }
 
     /// Checks an upgrade (or API) request; returns what the client may watch.
@@ -42,7 +47,7 @@ public struct AccessPolicy: Sendable {
             return .success(.all)
         case .jwtHS256(let secret):
             guard let token = Self.token(in: request) else { return .failure(.init(status: 401, reason: "a bearer token is required")) }
-            return JWT.verify(token, secret: secret, now: now).mapError { AccessDenied(status: 401, reason: $0.reason) }
+            return JWT.verify(token, secret: secret, now: now, requireExpiry: !allowTokensWithoutExpiry).mapError { AccessDenied(status: 401, reason: $0.reason) }
         }
     }
 
@@ -69,7 +74,11 @@ public enum JWT {
     }
 
     /// Verifies signature, `alg`, `exp` and `nbf`; returns the `cameras` claim as a permission.
-    public static func verify(_ token: String, secret: [UInt8], now: Date = Date()) -> Result<CameraPermission, Invalid> {
+    ///
+    /// Claims are typed: `exp` and `nbf` must be numbers (NumericDate) when present, and `exp`
+    /// must be present unless `requireExpiry` is false; `cameras` is an array of camera ids or
+    /// `"*"`, and a token without it may watch no camera.
+    public static func verify(_ token: String, secret: [UInt8], now: Date = Date(), requireExpiry: Bool = true) -> Result<CameraPermission, Invalid> {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { return .failure(.init(reason: "token is not a JWT (expected header.payload.signature)")) }
         guard let headerBytes = base64URLDecode(parts[0]),
@@ -81,22 +90,52 @@ public enum JWT {
         let expected = HMACSHA256.authenticate(Array("\(parts[0]).\(parts[1])".utf8), key: secret)
         guard HMACSHA256.constantTimeEqual(signature, expected) else { return .failure(.init(reason: "JWT signature does not match")) }
         guard let payloadBytes = base64URLDecode(parts[1]),
-              let claims = try? JSONSerialization.jsonObject(with: Data(payloadBytes)) as? [String: Any] else {
+              let members = try? payloadBytes.withUnsafeBufferPointer({ buffer throws(JSONSyntaxError) in try JSONScanner.objectMembers(buffer) }) else {
             return .failure(.init(reason: "JWT payload is not base64url JSON"))
         }
-        let seconds = now.timeIntervalSince1970
-        if let exp = claims["exp"] as? NSNumber, exp.doubleValue <= seconds { return .failure(.init(reason: "JWT expired")) }
-        if let nbf = claims["nbf"] as? NSNumber, nbf.doubleValue > seconds { return .failure(.init(reason: "JWT not valid yet")) }
-        guard let cameras = claims["cameras"] else { return .success(.all) }
-        if let text = cameras as? String, text == "*" { return .success(.all) }
-        guard let list = cameras as? [Any] else { return .failure(.init(reason: "JWT claim 'cameras' must be an array of camera ids or \"*\"")) }
-        var allowed: Set<Int> = []
-        for item in list {
-            guard let camera = ClientRequest.cameraID(item) else { return .failure(.init(reason: "JWT claim 'cameras' holds a value that is not a camera id")) }
-            allowed.insert(camera)
+        func claim(_ name: String) -> JSONMember? { members.last { $0.key == name } }
+        func number(_ name: String) -> Result<Double?, Invalid> {
+            guard let member = claim(name) else { return .success(nil) }
+            guard member.kind == .number, let value = Double(String(decoding: payloadBytes[member.valueRange], as: UTF8.self)) else {
+                return .failure(.init(reason: "JWT claim '\(name)' must be a number (seconds since 1970)"))
+            }
+            return .success(value)
         }
-        return .success(.only(allowed))
+        let seconds = now.timeIntervalSince1970
+        let exp: Double?
+        let nbf: Double?
+        switch (number("exp"), number("nbf")) {
+        case (.failure(let invalid), _), (_, .failure(let invalid)): return .failure(invalid)
+        case (.success(let e), .success(let n)): (exp, nbf) = (e, n)
+        }
+        if let exp, exp <= seconds { return .failure(.init(reason: "JWT expired")) }
+        if exp == nil, requireExpiry { return .failure(.init(reason: "JWT has no 'exp' claim (tokens without expiry are refused unless the gateway allows them)")) }
+        if let nbf, nbf > seconds { return .failure(.init(reason: "JWT not valid yet")) }
+        guard let cameras = claim("cameras") else { return .success(.only([])) }
+        switch cameras.kind {
+        case .string:
+            guard payloadBytes.withUnsafeBufferPointer({ JSONScanner.decodeString($0, cameras.valueRange) }) == "*" else {
+                return .failure(.init(reason: "JWT claim 'cameras' must be an array of camera ids or \"*\""))
+            }
+            return .success(.all)
+        case .array:
+            guard let list = try? JSONSerialization.jsonObject(with: Data(payloadBytes[cameras.valueRange])) as? [Any] else {
+                return .failure(.init(reason: "JWT claim 'cameras' must be an array of camera ids or \"*\""))
+            }
+            var allowed: Set<Int> = []
+            for item in list {
+                guard let camera = ClientRequest.cameraID(item) else { return .failure(.init(reason: "JWT claim 'cameras' holds a value that is not a camera id")) }
+                allowed.insert(camera)
+            }
+            return .success(.only(allowed))
+        default:
+            return .failure(.init(reason: "JWT claim 'cameras' must be an array of camera ids or \"*\""))
+        }
     }
+
+    /// The largest token `traffic-gateway token` issues: it fits the gateway's request target
+    /// (`?token=`) and header budgets with room to spare.
+    public static let maximumIssuedBytes = 12 * 1024
 
     /// Signs `claims` (a JSON object text) with HS256.
     public static func sign(claims: String, secret: [UInt8]) -> String {

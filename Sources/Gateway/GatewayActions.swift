@@ -21,27 +21,30 @@ extension GatewayService {
 
     func send(_ message: ServerMessage, to connection: ConnectionID, allowance: Int = 0) {
         if case .snapshot(let entries) = message, entries.count > 1 {
-            // Big snapshots go out in several frames of bounded size.
+            // Big snapshots go out in several frames of bounded size, as one burst: a snapshot
+            // is all the client asked for at once, so it may take the queue as far past its
+            // limit as its own size (bounded by cameras × the result bound).
+            var frames: [OutboundFrame] = []
             var chunk: [SnapshotEntry] = []
             var bytes = 0
             for entry in entries {
-                let size = (entry.latest?.payload.count ?? 0) + 96
-                if !chunk.isEmpty, bytes + size > Self.snapshotFrameBytes {
-                    enqueue(OutboundFrame(ServerMessage.snapshot(chunk).encoded()), to: connection, allowance: allowance)
+                let payload = entry.latest?.payload.count ?? 0
+                let size = (payload > ServerMessage.maximumSnapshotResultBytes ? 0 : payload) + 160
+                if !chunk.isEmpty, bytes + size > ServerMessage.snapshotFrameBytes {
+                    frames.append(OutboundFrame(ServerMessage.snapshot(chunk).encoded()))
                     chunk = []
                     bytes = 0
                 }
                 chunk.append(entry)
                 bytes += size
             }
-            enqueue(OutboundFrame(ServerMessage.snapshot(chunk).encoded()), to: connection, allowance: allowance)
+            frames.append(OutboundFrame(ServerMessage.snapshot(chunk).encoded()))
+            let burst = max(allowance, frames.reduce(0) { $0 + $1.count })
+            for frame in frames { enqueue(frame, to: connection, allowance: burst) }
             return
         }
         enqueue(OutboundFrame(message.encoded()), to: connection, allowance: allowance)
     }
-
-    /// Snapshot frames stay under this size.
-    static let snapshotFrameBytes = 256 * 1024
 
     func enqueue(_ frame: OutboundFrame, to connection: ConnectionID, allowance: Int = 0) {
         switch server.send(frame, to: connection, allowance: allowance) {

@@ -25,6 +25,8 @@ public struct GatewayConfiguration: Sendable {
     public var access = AccessPolicy()
     /// How often a probe message goes through Redis pub/sub (health proves delivery).
     public var probeInterval: Duration = .seconds(1)
+    /// How often expired cache entries are dropped and freed memory is returned to the system.
+    public var housekeepingInterval: Duration = .seconds(10)
     /// How long SIGTERM waits for clients to close before dropping them.
     public var drainTimeout: Duration = .seconds(5)
     /// Matches the aggregator's `--latest-ttl`: cached latest results older than this are stale.

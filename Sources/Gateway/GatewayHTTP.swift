@@ -32,15 +32,19 @@ extension GatewayService {
 
     private func routeCamera(_ request: HTTPRequest, _ responder: HTTPResponder) {
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: false)
-        // ["", "api", "cameras", "<id>", "latest"|"alerts"]
-        guard parts.count == 5, parts[1] == "api", parts[2] == "cameras", parts[4] == "latest" || parts[4] == "alerts" else {
-            return responder.respond(.error(404, "no such endpoint: \(request.path)"))
+        // ["", "api", "cameras", "<id>", "latest"|"alerts"] or [..., "<id>", "frames", "<requestId>"]
+        let isFrame = parts.count == 6 && parts[4] == "frames"
+        guard parts.count == 5 || isFrame, parts[1] == "api", parts[2] == "cameras", isFrame || parts[4] == "latest" || parts[4] == "alerts" else {
+            return responder.respond(.error(404, "no such endpoint: \(request.path.prefix(200))"))
         }
         guard let camera = CameraID.parse(parts[3]) else {
-            return responder.respond(.error(400, "'\(parts[3].prefix(32))' is not a camera id (integer ≥ 0)"))
+            return responder.respond(.error(400, "'\(parts[3].prefix(32))' is not a camera id (\(CameraID.rangeDescription))"))
         }
         guard let permission = authorizeAPI(request, responder) else { return }
         guard permission.allows(camera) else { return responder.respond(.error(403, "not allowed to watch camera \(camera)")) }
+        if isFrame {
+            return serveFrame(camera: camera, requestId: String(parts[5]), responder)
+        }
         if parts[4] == "latest" {
             latestResults([camera]) { entries in
                 guard let entries else { return responder.respond(.error(503, "Redis unavailable")) }
@@ -75,6 +79,29 @@ extension GatewayService {
                 responder.respond(.error(503, "Redis unavailable: \(error.message)"))
             } catch {
                 responder.respond(.error(503, "Redis unavailable"))
+            }
+        }
+    }
+
+    /// `GET /api/cameras/<id>/frames/<requestId>`: a result's frame image, as stored by the
+    /// aggregator. The media type comes from the image's own first bytes; anything that is not a
+    /// raster image is sent as a download, never rendered.
+    private func serveFrame(camera: Int, requestId: String, _ responder: HTTPResponder) {
+        guard (1...128).contains(requestId.utf8.count), requestId.utf8.allSatisfy(AssessmentMessage.isRequestIdByte) else {
+            return responder.respond(.error(400, "'\(requestId.prefix(32))' is not a request id (1–128 characters of [A-Za-z0-9_:.-])"))
+        }
+        let state = self.state
+        Task {
+            do throws(RedisError) {
+                guard let image = try await state.frame(camera: camera, requestId: requestId) else {
+                    return responder.respond(.error(404, "no frame \(requestId) for camera \(camera) (none stored, or expired)"))
+                }
+                let type = FrameImage.mediaType(of: image)
+                var headers: [(name: String, value: String)] = [("cache-control", "private, max-age=300"), ("x-content-type-options", "nosniff")]
+                if !type.hasPrefix("image/") { headers.append(("content-disposition", "attachment")) }
+                responder.respond(HTTPResponse(contentType: type, body: image, headers: headers))
+            } catch {
+                responder.respond(.error(503, "Redis unavailable: \(error.message)"))
             }
         }
     }

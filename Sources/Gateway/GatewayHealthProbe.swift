@@ -1,14 +1,30 @@
 import Foundation
+import Websockets
 import RedisClient
 
 /// The health probe: a message through Redis pub/sub every `probeInterval` proves delivery.
 extension GatewayService {
     func runProbe() async {
+        var lastHousekeeping = ContinuousClock.now
         while !Task.isCancelled {
             let sent = Date().timeIntervalSince1970
             _ = try? await redis.send(.publish(probeChannel, Array(String(format: "%.6f", sent).utf8)))
+            if ContinuousClock.now - lastHousekeeping >= configuration.housekeepingInterval {
+                lastHousekeeping = .now
+                housekeeping()
+            }
             try? await Task.sleep(for: configuration.probeInterval)
         }
+    }
+
+    /// Periodic clean-up: expired cache entries leave memory, and the allocator is asked to hand
+    /// freed pages back to the system (glibc keeps them otherwise, so RSS would stay at the peak
+    /// a burst of large results left). `malloc_trim` may take milliseconds: its own thread.
+    func housekeeping() {
+        post { [self] in cache.sweepExpired() }
+        let trim = Thread { MemoryTrim.releaseFreePages() }
+        trim.name = "gateway-trim"
+        trim.start()
     }
 
     func probeReceived(_ payload: [UInt8]) {

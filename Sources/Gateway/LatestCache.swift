@@ -51,6 +51,13 @@ struct LatestCache {
         entries = entries.filter { $0.value.following || now - $0.value.storedAt < fallbackTTL }
     }
 
+    /// Drops every entry past its TTL, so results that expired (large ones above all) do not stay
+    /// in memory until their camera is asked for again.
+    mutating func sweepExpired(now: ContinuousClock.Instant = .now) {
+        lastSweep = now
+        entries = entries.filter { now - $0.value.storedAt < ($0.value.following ? liveTTL : fallbackTTL) }
+    }
+
     /// `.some(value)` when the cache can answer, nil when Redis must be asked. `followingOnly`
     /// answers only from entries the live stream keeps current (what a snapshot may use).
     func lookup(_ camera: Int, followingOnly: Bool = false, now: ContinuousClock.Instant = .now) -> LiveResult?? {

@@ -79,6 +79,11 @@ struct RedisState: Sendable {
         return (try range.value(from: replies[a]), try exists.value(from: replies[e]) > 0)
     }
 
+    /// A stored frame image (nil when absent or expired).
+    func frame(camera: Int, requestId: String) async throws(RedisError) -> [UInt8]? {
+        try await redis.send(.get(keys.frame(camera: camera, requestId: requestId)))
+    }
+
     /// A camera's position counter from its `camera:<id>:position` hash (nil when absent).
     static func position(_ hash: [String: [UInt8]]) -> ResultPosition? {
         guard let offsetBytes = hash["offset"], let offset = Int64(String(decoding: offsetBytes, as: UTF8.self)), let epoch = hash["epoch"] else { return nil }

@@ -27,6 +27,12 @@ public enum ServerMessage: Sendable, Equatable {
     case error(reason: String, detail: String)
     case pong
 
+    /// Snapshot frames stay within this size (documented in docs/websocket-protocol.md).
+    public static let snapshotFrameBytes = 256 * 1024
+    /// A latest result larger than this is left out of snapshots (with an `omitted` note), so
+    /// one entry and its framing always fit in a snapshot frame.
+    static let maximumSnapshotResultBytes = snapshotFrameBytes - 1024
+
     /// `,"offset":12,"epoch":"…"`: a position as members of the object being written.
     static func positionMembers(_ position: ResultPosition) -> String {
         #","offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#
@@ -48,7 +54,11 @@ public enum ServerMessage: Sendable, Equatable {
             for (index, entry) in entries.enumerated() {
                 if index > 0 { add(",") }
                 add(#"{"camera":\#(entry.camera)"#)
-                if let latest = entry.latest {
+                if let latest = entry.latest, latest.payload.count > Self.maximumSnapshotResultBytes {
+                    // Kept out so every snapshot frame stays within its bound; the API serves it.
+                    if let position = latest.position { add(Self.positionMembers(position)) }
+                    add(#","result":null,"omitted":{"reason":"too_large","bytes":\#(latest.payload.count),"url":"/api/cameras/\#(entry.camera)/latest"}"#)
+                } else if let latest = entry.latest {
                     if let position = latest.position { add(Self.positionMembers(position)) }
                     add(#","result":"#)
                     out.append(contentsOf: latest.payload)

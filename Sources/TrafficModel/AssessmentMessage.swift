@@ -110,7 +110,8 @@ public struct AssessmentMessage: Sendable {
         return nil
     }
 
-    static func isRequestIdByte(_ b: UInt8) -> Bool {
+    /// One byte of a valid request id: `[A-Za-z0-9_:.-]`.
+    public static func isRequestIdByte(_ b: UInt8) -> Bool {
         switch b {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
              UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "."), UInt8(ascii: "-"):

@@ -9,9 +9,12 @@ public struct HTTPRequest: Sendable {
     public var headers: [String: String]
     /// The peer's address.
     public var peer: String
+    /// `GET`, `HEAD`, `POST`… (upper case).
+    public var method: String
 
-    public init(path: String, query: [String: String] = [:], headers: [String: String] = [:], peer: String = "") {
+    public init(path: String, method: String = "GET", query: [String: String] = [:], headers: [String: String] = [:], peer: String = "") {
         self.path = path
+        self.method = method
         self.query = query
         self.headers = headers
         self.peer = peer
@@ -83,5 +86,29 @@ public enum JSONText {
         }
         out += "\""
         return out
+    }
+}
+
+/// Reason phrases of the status codes the servers answer with.
+public enum HTTPStatus {
+    public static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 204: "No Content"
+        case 304: "Not Modified"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 408: "Request Timeout"
+        case 413: "Content Too Large"
+        case 414: "URI Too Long"
+        case 429: "Too Many Requests"
+        case 431: "Request Header Fields Too Large"
+        case 500: "Internal Server Error"
+        case 503: "Service Unavailable"
+        default: status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error"
+        }
     }
 }

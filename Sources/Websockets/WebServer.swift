@@ -20,6 +20,14 @@ public struct WebServerConfiguration: Sendable {
     public var pingInterval: Duration? = .seconds(20)
     /// A connection without valid traffic (a PONG counts) this long is closed.
     public var idleTimeout: Duration? = .seconds(60)
+    /// Longest request target (path and query) answered; longer ones get 414.
+    public var maximumURIBytes = 16 * 1024
+    /// Most bytes of request line and headers answered; more get 431. lws keeps a buffer a bit
+    /// larger than this (`headerBufferBytes`): a request over that is closed unanswered, since
+    /// libwebsockets 4.1 cannot answer once its header buffer is full.
+    public var maximumHeaderBytes = 20 * 1024
+    /// lws' per-request header buffer (allocated only while a request's headers are read).
+    var headerBufferBytes: Int { min(65_000, maximumHeaderBytes + 4 * 1024) }
     /// Thread name.
     public var name = "web"
 
@@ -92,9 +100,9 @@ public final class WebServer: @unchecked Sendable {
         let hangup = UInt16(clamping: configuration.idleTimeout.map { $0.components.seconds } ?? 0)
         let user = Unmanaged.passUnretained(self).toOpaque()
         let context: OpaquePointer? = if let host = configuration.host {
-            host.withCString { traffic_lws_create_server($0, Int32(configuration.port), protocols, user, ping, hangup, policy, loop.eventLoop) }
+            host.withCString { traffic_lws_create_server($0, Int32(configuration.port), protocols, user, ping, hangup, policy, loop.eventLoop, UInt16(configuration.headerBufferBytes)) }
         } else {
-            traffic_lws_create_server(nil, Int32(configuration.port), protocols, user, ping, hangup, policy, loop.eventLoop)
+            traffic_lws_create_server(nil, Int32(configuration.port), protocols, user, ping, hangup, policy, loop.eventLoop, UInt16(configuration.headerBufferBytes))
         }
         guard let context else {
             throw HTTPServerError(message: "cannot listen on \(configuration.host ?? "*"):\(configuration.port) (port in use?)")
@@ -147,9 +155,10 @@ public final class WebServer: @unchecked Sendable {
     public func send(_ frame: OutboundFrame, to connection: WebSocketID, allowance: Int = 0) -> SendOutcome {
         guard let c = connections[connection], c.closeRequest == nil else { return .unknownConnection }
         // Live frames are judged by what is queued besides an ongoing burst; a burst frame may
-        // use its allowance on top of everything.
+        // use its allowance on top of everything. "Too slow" is a backlog the client fails to
+        // drain: a frame into an empty queue is always taken, however large.
         let judged = allowance > 0 ? c.queuedBytes : c.queuedBytes - c.burstBytes
-        if judged + frame.count > configuration.maximumQueuedBytes + allowance {
+        if judged > 0, judged + frame.count > configuration.maximumQueuedBytes + allowance {
             requestClose(c, code: 1008, reason: "send queue over \(configuration.maximumQueuedBytes) bytes: client too slow")
             return .overLimit
         }
@@ -199,8 +208,13 @@ public final class WebServer: @unchecked Sendable {
             let id = nextID
             nextID += 1
             lws_set_opaque_user_data(wsi, UnsafeMutableRawPointer(bitPattern: UInt(id)))
-            exchanges[id] = Exchange(wsi: wsi)
             let request = readRequest(wsi, path: path)
+            if let refusal = refusal(of: request, wsi) {
+                // Answered at once; the connection closes after it (a body may follow a POST).
+                _ = write(refusal, on: wsi, method: request.method)
+                return -1
+            }
+            exchanges[id] = Exchange(wsi: wsi, method: request.method)
             let responder = HTTPResponder { [weak self] response in
                 guard let server = self else { return }
                 server.loop.execute { server.finish(exchange: id, with: response) }
@@ -209,11 +223,15 @@ public final class WebServer: @unchecked Sendable {
             delegate.handle(request, responder: responder)
             return 0
 
+        case LWS_CALLBACK_HTTP_BODY, LWS_CALLBACK_HTTP_BODY_COMPLETION:
+            // Bodies are never read (only GET and HEAD are served); lws discards them.
+            return 0
+
         case LWS_CALLBACK_HTTP_WRITEABLE:
             let id = UInt64(UInt(bitPattern: lws_get_opaque_user_data(wsi)))
             guard let exchange = exchanges[id], let response = exchange.response else { return 0 }
             exchanges[id] = nil
-            return write(response, on: wsi)
+            return write(response, on: wsi, method: exchange.method)
 
         case LWS_CALLBACK_CLOSED_HTTP:
             let id = UInt64(UInt(bitPattern: lws_get_opaque_user_data(wsi)))
@@ -224,12 +242,17 @@ public final class WebServer: @unchecked Sendable {
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
             let path = header(wsi, WSI_TOKEN_GET_URI) ?? "/"
             let request = readRequest(wsi, path: path)
+            if let refusal = refusal(of: request, wsi) {
+                _ = write(refusal, on: wsi, method: "GET")
+                return 1
+            }
             switch delegate?.shouldAccept(request) ?? .reject(status: 503, reason: "shutting down") {
             case .accept:
                 upgrades[wsi] = request
                 return 0
             case .reject(let status, let reason):
-                _ = lws_return_http_status(wsi, UInt32(status), reason)
+                // A JSON body with the reason escaped (never lws' HTML page, which echoes it raw).
+                _ = write(.error(status, reason), on: wsi, method: "GET")
                 return 1
             }
 
@@ -312,7 +335,30 @@ public final class WebServer: @unchecked Sendable {
         lws_callback_on_writable(exchange.wsi)
     }
 
-    private func write(_ response: HTTPResponse, on wsi: OpaquePointer) -> Int32 {
+    /// Requests answered by the server itself: over the URI or header budget (414, 431), or a
+    /// method other than GET and HEAD (405).
+    private func refusal(of request: HTTPRequest, _ wsi: OpaquePointer) -> HTTPResponse? {
+        let uriBytes = Int(lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) + Int(lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+            + Int(lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS))
+        if uriBytes > configuration.maximumURIBytes {
+            return .error(414, "request target of \(uriBytes) bytes is over the \(configuration.maximumURIBytes)-byte limit")
+        }
+        var headerBytes = 0
+        for token in 0..<Int(WSI_TOKEN_COUNT.rawValue) {
+            headerBytes += Int(lws_hdr_total_length(wsi, lws_token_indexes(rawValue: UInt32(token))))
+        }
+        if headerBytes > configuration.maximumHeaderBytes {
+            return .error(431, "request headers of \(headerBytes) bytes are over the \(configuration.maximumHeaderBytes)-byte limit")
+        }
+        if request.method != "GET" && request.method != "HEAD" {
+            var response = HTTPResponse.error(405, "method \(request.method) is not allowed; use GET")
+            response.headers.append(("allow", "GET, HEAD"))
+            return response
+        }
+        return nil
+    }
+
+    private func write(_ response: HTTPResponse, on wsi: OpaquePointer, method: String) -> Int32 {
         let pre = traffic_lws_pre()
         var header = [UInt8](repeating: 0, count: pre + 2048)
         let ok = header.withUnsafeMutableBufferPointer { buffer -> Bool in
@@ -320,13 +366,14 @@ public final class WebServer: @unchecked Sendable {
             var cursor: UnsafeMutablePointer<UInt8>? = start
             let end = buffer.baseAddress! + buffer.count - 1
             if lws_add_http_common_headers(wsi, UInt32(response.status), response.contentType, lws_filepos_t(response.body.count), &cursor, end) != 0 { return false }
+            guard Self.replaceStatusLine(status: response.status, from: start, to: &cursor, end: end) else { return false }
             for (name, value) in response.headers where !appendHTTPHeader(wsi, name: name, value: value, cursor: &cursor, end: end) {
                 return false
             }
             return lws_finalize_write_http_header(wsi, start, &cursor, end) == 0
         }
         if !ok { return -1 }
-        if !response.body.isEmpty {
+        if !response.body.isEmpty && method != "HEAD" {
             var frame = [UInt8](repeating: 0, count: pre + response.body.count)
             frame.replaceSubrange(pre..<(pre + response.body.count), with: response.body)
             let written = frame.withUnsafeMutableBufferPointer { buffer in
@@ -339,21 +386,53 @@ public final class WebServer: @unchecked Sendable {
 
     private func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> String? {
         let length = Int(lws_hdr_total_length(wsi, token))
-        guard length > 0, length < 8192 else { return nil }
+        guard length > 0, length <= configuration.headerBufferBytes else { return nil }
         var buffer = [CChar](repeating: 0, count: length + 1)
         guard lws_hdr_copy(wsi, &buffer, Int32(buffer.count), token) >= 0 else { return nil }
         return string(fromCBuffer: buffer)
     }
 
+    /// lws writes a status line without a reason phrase for codes it does not know (429, 431…):
+    /// this rewrites the first line of the header block as `HTTP/1.1 <code> <phrase>`.
+    static func replaceStatusLine(status: Int, from start: UnsafeMutablePointer<UInt8>, to cursor: inout UnsafeMutablePointer<UInt8>?, end: UnsafeMutablePointer<UInt8>) -> Bool {
+        guard let current = cursor else { return false }
+        let block = UnsafeMutableBufferPointer(start: start, count: current - start)
+        guard let lineEnd = block.indices.first(where: { $0 + 1 < block.count && block[$0] == 13 && block[$0 + 1] == 10 }) else { return false }
+        // HTTP/1.1 always: the highest version this server speaks (lws writes 1.0 for a refused
+        // upgrade, whose request it has not fully taken yet).
+        let line = Array("HTTP/1.1 \(status) \(HTTPStatus.reasonPhrase(status))".utf8)
+        let rest = Array(block[lineEnd...])
+        guard line.count + rest.count <= end - start else { return false }
+        for (i, byte) in (line + rest).enumerated() { start[i] = byte }
+        cursor = start + line.count + rest.count
+        return true
+    }
+
     private func readRequest(_ wsi: OpaquePointer, path: String) -> HTTPRequest {
         var request = HTTPRequest(path: path)
         if let q = path.firstIndex(of: "?") { request.path = String(path[..<q]) }
+        var uri: UnsafeMutablePointer<CChar>?
+        var uriLength: Int32 = 0
+        request.method = switch lws_http_get_uri_and_method(wsi, &uri, &uriLength) {
+        case Int32(LWSHUMETH_GET): "GET"
+        case Int32(LWSHUMETH_POST): "POST"
+        case Int32(LWSHUMETH_OPTIONS): "OPTIONS"
+        case Int32(LWSHUMETH_PUT): "PUT"
+        case Int32(LWSHUMETH_PATCH): "PATCH"
+        case Int32(LWSHUMETH_DELETE): "DELETE"
+        case Int32(LWSHUMETH_HEAD): "HEAD"
+        default: "UNKNOWN"
+        }
         for (name, token) in [("authorization", WSI_TOKEN_HTTP_AUTHORIZATION), ("origin", WSI_TOKEN_ORIGIN), ("user-agent", WSI_TOKEN_HTTP_USER_AGENT), ("x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR)] {
             if let value = header(wsi, token) { request.headers[name] = value }
         }
         var buffer = [CChar](repeating: 0, count: 4096)
         var index: Int32 = 0
-        while index < 64, lws_hdr_copy_fragment(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_HTTP_URI_ARGS, index) > 0 {
+        while index < 64 {
+            let length = Int(lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, index))
+            guard length > 0 else { break }
+            if buffer.count <= length { buffer = [CChar](repeating: 0, count: length + 1) }
+            guard lws_hdr_copy_fragment(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_HTTP_URI_ARGS, index) > 0 else { break }
             let argument = string(fromCBuffer: buffer)
             if let eq = argument.firstIndex(of: "=") {
                 request.query[String(argument[..<eq])] = String(argument[argument.index(after: eq)...])
@@ -390,8 +469,12 @@ private final class Connection {
 /// One HTTP request waiting for its response; service thread only.
 private final class Exchange {
     let wsi: OpaquePointer
+    let method: String
     var response: HTTPResponse?
-    init(wsi: OpaquePointer) { self.wsi = wsi }
+    init(wsi: OpaquePointer, method: String) {
+        self.wsi = wsi
+        self.method = method
+    }
 }
 
 /// A server that could not start.

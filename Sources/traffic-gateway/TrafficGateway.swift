@@ -5,6 +5,7 @@ import Logging
 import RedisClient
 import ServiceCLI
 import TrafficModel
+import Websockets
 
 /// `traffic-gateway`: live camera results to browsers over WebSocket, plus HTTP API and dashboard.
 @main
@@ -31,6 +32,7 @@ struct RunGateway: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds without valid traffic before a client is dropped (env GATEWAY_IDLE_TIMEOUT).") var idleTimeout: Int?
     @Option(name: .customLong("auth-token"), help: "Require this static bearer token (env GATEWAY_AUTH_TOKEN).") var authToken: String?
     @Option(name: .customLong("jwt-secret"), help: "Require an HS256 JWT signed with this secret; claim 'cameras' limits what a client may watch (env GATEWAY_JWT_SECRET).") var jwtSecret: String?
+    @Flag(name: .customLong("allow-tokens-without-exp"), help: "Accept JWTs that have no 'exp' claim (default: refused with 401).") var allowTokensWithoutExp = false
     @Option(name: .customLong("allowed-origin"), help: "Allowed Origin, repeatable (env GATEWAY_ALLOWED_ORIGINS, comma-separated); default any.") var allowedOrigins: [String] = []
     @Option(name: .customLong("latest-ttl"), help: "The aggregator's latest TTL in seconds (env LATEST_TTL).") var latestTTL: Int?
     @Option(name: .customLong("drain-seconds"), help: "On SIGTERM, how long clients get to close (env GATEWAY_DRAIN_SECONDS).") var drainSeconds: Int?
@@ -69,7 +71,7 @@ struct RunGateway: AsyncParsableCommand {
         var mode = AccessPolicy.Mode.open
         if let token = authToken ?? env("GATEWAY_AUTH_TOKEN") { mode = .staticToken(token) }
         if let secret = jwtSecret ?? env("GATEWAY_JWT_SECRET") { mode = .jwtHS256(secret: Array(secret.utf8)) }
-        config.access = AccessPolicy(mode: mode, allowedOrigins: Set(origins))
+        config.access = AccessPolicy(mode: mode, allowedOrigins: Set(origins), allowTokensWithoutExpiry: allowTokensWithoutExp)
 
         let auth = switch mode {
         case .open: "off"
@@ -117,7 +119,12 @@ struct TokenCommand: ParsableCommand {
             }
             claim = "[" + ids.map(String.init).joined(separator: ",") + "]"
         }
+        guard ttl > 0 else { throw ValidationError("--ttl must be positive, got \(ttl)") }
         let exp = Int(Date().timeIntervalSince1970) + ttl
-        print(JWT.sign(claims: #"{"sub":"\#(subject)","exp":\#(exp),"cameras":\#(claim)}"#, secret: Array(secret.utf8)))
+        let token = JWT.sign(claims: #"{"sub":\#(JSONText.quoted(subject)),"exp":\#(exp),"cameras":\#(claim)}"#, secret: Array(secret.utf8))
+        guard token.utf8.count <= JWT.maximumIssuedBytes else {
+            throw ValidationError("a token for these cameras would be \(token.utf8.count) bytes, over the \(JWT.maximumIssuedBytes) bytes the gateway accepts in a header or ?token=; issue several tokens, or '*'")
+        }
+        print(token)
     }
 }

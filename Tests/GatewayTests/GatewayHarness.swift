@@ -25,7 +25,8 @@ final class GatewayHarness: @unchecked Sendable {
         redis = try await RedisClient.connect(configuration: redisServer.configuration)
         keys = KeySchema(namespace: uniqueName("gw") + ":")
         self.historyLength = historyLength
-        planner = WritePlanner(keys: keys, alertRule: AlertRule())
+        // Results as large as a test makes them: the gateway must cope with what any publisher sends.
+        planner = WritePlanner(keys: keys, alertRule: AlertRule(), maximumResultBytes: 64 << 20)
         var made: GatewayService?
         var lastError: (any Error)?
         for _ in 0..<5 {
@@ -61,7 +62,7 @@ final class GatewayHarness: @unchecked Sendable {
 
     /// Writes results for `camera` through the aggregator's script; returns their requestIds.
     @discardableResult
-    func publish(camera: Int, count: Int = 1, level: String = "low", padding: Int = 0, objects: Int = 0) async throws -> [String] {
+    func publish(camera: Int, count: Int = 1, level: String = "low", padding: Int = 0, objects: Int = 0, frameImage: [UInt8]? = nil) async throws -> [String] {
         var valid: [AssessmentMessage] = []
         var detections: [[UInt8]?] = []
         var ids: [String] = []
@@ -71,9 +72,11 @@ final class GatewayHarness: @unchecked Sendable {
             let seconds = 1_760_000_000 + n
             let extra = padding > 0 ? #","padding":"\#(String(repeating: "p", count: padding))""# : ""
             let json = #"{"requestId":"\#(id)","cameraId":\#(camera),"timestamp":"\#(ResultSimulator.rfc3339(Int64(seconds) * 1000))","riskAssessment":{"maxRiskLevel":"\#(level)","hasDangerousDriving":false},"llmModel":"test-vl"\#(extra)}"#
-            valid.append(try AssessmentMessage(validating: Array(json.utf8)))
+            valid.append(try AssessmentMessage(validating: Array(json.utf8), maximumBytes: 64 << 20))
             ids.append(id)
-            if objects > 0 {
+            if let frameImage {
+                detections.append(Array(#"{"cameraId":\#(camera),"detectedObjects":[{"class":"car","bbox":[100,100,600,400]}],"trafficGroups":[],"frameImage":"\#(Data(frameImage).base64EncodedString())"}"#.utf8))
+            } else if objects > 0 {
                 let list = (0..<objects).map { #"{"class":"\#(["car", "truck", "bus", "person"][$0 % 4])","confidence":0.9,"bbox":[10,20,110,90]}"# }
                 let groups = stride(from: 0, to: objects - 1, by: 2).map { #"{"groupId":\#($0),"objectIds":[\#($0),\#($0 + 1)],"relation":"following"}"# }
                 detections.append(Array(#"{"cameraId":\#(camera),"detectedObjects":[\#(list.joined(separator: ","))],"trafficGroups":[\#(groups.joined(separator: ","))]}"#.utf8))

@@ -6,27 +6,35 @@ import Glibc
 /// A minimal HTTP/1.1 GET over a loopback socket, independent of the server under test.
 public struct HTTPGetResult: Sendable {
     public var status: Int
+    /// The status line as sent, e.g. `HTTP/1.1 429 Too Many Requests`.
+    public var statusLine: String
     public var headers: [String: String]
     public var body: [UInt8]
     public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
 public func httpGet(port: Int, path: String, headers: [String: String] = [:], timeout: Duration = .seconds(5)) async throws -> HTTPGetResult {
+    try await httpRequest(port: port, method: "GET", path: path, headers: headers, timeout: timeout)
+}
+
+/// The same for any method, with an optional body (sent with its Content-Length).
+public func httpRequest(port: Int, method: String, path: String, headers: [String: String] = [:], body: [UInt8] = [], timeout: Duration = .seconds(5)) async throws -> HTTPGetResult {
     // The blocking socket calls run on a thread of their own: not on the cooperative pool, and
     // not on Dispatch's global queue either, which on Linux shares its width with that pool
     // (forty blocked requests there would starve the in-process server they are waiting on).
     try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try httpGetBlocking(port: port, path: path, headers: headers, timeout: timeout) }) }.start()
+        Thread { continuation.resume(with: Result { try httpRequestBlocking(port: port, method: method, path: path, headers: headers, body: body, timeout: timeout) }) }.start()
     }
 }
 
-private func httpGetBlocking(port: Int, path: String, headers: [String: String], timeout: Duration) throws -> HTTPGetResult {
+private func httpRequestBlocking(port: Int, method: String, path: String, headers: [String: String], body requestBody: [UInt8], timeout: Duration) throws -> HTTPGetResult {
     guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: max(1, Int(timeout.components.seconds))) else {
         throw TestSupportError("connect to 127.0.0.1:\(port) failed")
     }
     defer { close(fd) }
-    let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\(extra)\r\n".utf8)
+    var extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
+    if !requestBody.isEmpty || method == "POST" || method == "PUT" { extra += "Content-Length: \(requestBody.count)\r\n" }
+    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\(extra)\r\n".utf8) + requestBody
     guard write(fd, request, request.count) == request.count else { throw TestSupportError("write failed") }
     var data: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -43,7 +51,7 @@ private func httpGetBlocking(port: Int, path: String, headers: [String: String],
                 contentLength = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces))
             }
         }
-        if let headerEnd, let contentLength, data.count >= headerEnd + 4 + contentLength { break }
+        if let headerEnd, let contentLength, data.count >= headerEnd + 4 + contentLength || method == "HEAD" { break }
     }
     guard let headerEnd else { throw TestSupportError("no HTTP response from port \(port): \(String(decoding: data, as: UTF8.self))") }
     let head = String(decoding: data[0..<headerEnd], as: UTF8.self).split(separator: "\r\n")
@@ -54,7 +62,7 @@ private func httpGetBlocking(port: Int, path: String, headers: [String: String],
         if parts.count == 2 { headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces) }
     }
     let body = Array(data[(headerEnd + 4)...].prefix(contentLength ?? Int.max))
-    return HTTPGetResult(status: statusParts.count > 1 ? Int(statusParts[1]) ?? 0 : 0, headers: headers, body: body)
+    return HTTPGetResult(status: statusParts.count > 1 ? Int(statusParts[1]) ?? 0 : 0, statusLine: String(head.first ?? ""), headers: headers, body: body)
 }
 
 private func findCRLFCRLF(_ data: [UInt8]) -> Int? {
