@@ -36,10 +36,12 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
-        .systemLibrary(
+        // A C target rather than a system library: besides the shim header it compiles
+        // frame_guard.c (unmasked-frame detection, see there). Debian packages:
+        // libwebsockets-dev, libssl-dev, libev-dev (scripts/install-deps.sh).
+        .target(
             name: "CWebsockets",
-            pkgConfig: "libwebsockets",
-            providers: [.apt(["libwebsockets-dev", "libssl-dev", "libev-dev"])]
+            linkerSettings: [.linkedLibrary("websockets"), .linkedLibrary("crypto"), .linkedLibrary("ev")]
         ),
 
         // MARK: Client layer.

@@ -260,13 +260,21 @@ public final class WebServer: @unchecked Sendable {
             let id = nextID
             nextID += 1
             lws_set_opaque_user_data(wsi, UnsafeMutableRawPointer(bitPattern: UInt(id)))
-            connections[id] = Connection(id: id, wsi: wsi)
+            let connection = Connection(id: id, wsi: wsi, descriptor: lws_get_socket_fd(wsi))
+            connections[id] = connection
+            traffic_frame_guard_watch(connection.descriptor)
             let request = upgrades.removeValue(forKey: wsi) ?? HTTPRequest(path: "/")
             delegate?.opened(id, request: request)
             return 0
 
         case LWS_CALLBACK_RECEIVE:
             guard let c = connection(of: wsi), c.closeRequest == nil else { return 0 }
+            if traffic_frame_guard_violated(c.descriptor) != 0 {
+                // RFC 6455 §5.1: a client frame without a mask is a protocol error.
+                requestClose(c, code: 1002, reason: "client frames must be masked")
+                c.inbound = []
+                return 0
+            }
             if lws_is_first_fragment(wsi) != 0 { c.inbound.removeAll(keepingCapacity: true) }
             if c.inbound.count + length > configuration.maximumInboundMessageBytes {
                 requestClose(c, code: 1009, reason: "message over \(configuration.maximumInboundMessageBytes) bytes")
@@ -316,6 +324,7 @@ public final class WebServer: @unchecked Sendable {
 
         case LWS_CALLBACK_CLOSED:
             guard let c = connection(of: wsi) else { return 0 }
+            traffic_frame_guard_forget(c.descriptor)
             connections[c.id] = nil
             delegate?.closed(c.id)
             return 0
@@ -450,6 +459,8 @@ public final class WebServer: @unchecked Sendable {
 private final class Connection {
     let id: WebSocketID
     let wsi: OpaquePointer
+    /// The socket, watched by the unmasked-frame guard while the connection is open.
+    let descriptor: Int32
     var frames: [OutboundFrame] = []
     /// Per queued frame: sent as part of a burst (snapshot, recovery).
     var burst: [Bool] = []
@@ -460,9 +471,10 @@ private final class Connection {
     var closeRequest: (UInt16, String)?
     var inbound: [UInt8] = []
 
-    init(id: WebSocketID, wsi: OpaquePointer) {
+    init(id: WebSocketID, wsi: OpaquePointer, descriptor: Int32) {
         self.id = id
         self.wsi = wsi
+        self.descriptor = descriptor
     }
 }
 

@@ -151,3 +151,34 @@ import Websockets
         await h.shutdown()
     }
 }
+
+/// RFC 6455 on the wire, with a raw client.
+@Suite struct GatewayWireTests {
+    /// Runs blocking socket work on a thread of its own (never the cooperative pool).
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    @Test func anUnmaskedClientFrameClosesWith1002AndMaskedOnesAreServed() async throws {
+        let h = try await GatewayHarness()
+        let port = h.port
+        let masked = try await Self.blocking { () -> [UInt8]? in
+            let socket = try RawWebSocket(port: port)
+            try socket.write(RawWebSocket.textFrame(#"{"type":"ping"}"#, masked: true))
+            while let frame = try socket.readFrame() {
+                if String(decoding: frame.payload, as: UTF8.self).contains("pong") { return frame.payload }
+            }
+            return nil
+        }
+        #expect(masked.map { String(decoding: $0, as: UTF8.self) } == #"{"type":"pong"}"#, "a masked frame is answered")
+        let code = try await Self.blocking { () -> UInt16? in
+            let socket = try RawWebSocket(port: port)
+            try socket.write(RawWebSocket.textFrame(#"{"type":"ping"}"#, masked: false))
+            return try socket.closeCode()
+        }
+        #expect(code == 1002)
+        await h.shutdown()
+    }
+}

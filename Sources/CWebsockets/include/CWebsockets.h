@@ -10,6 +10,13 @@
 #include <openssl/crypto.h>
 #include <malloc.h>
 
+/// Unmasked-frame detection on WebSocket server connections (frame_guard.c): watch a
+/// connection's descriptor from ESTABLISHED, ask after each received message whether a frame
+/// without the client mask arrived, forget the descriptor when the connection closes.
+void traffic_frame_guard_watch(int fd);
+void traffic_frame_guard_forget(int fd);
+int traffic_frame_guard_violated(int fd);
+
 /// LWS_PRE is a computed macro Swift cannot import.
 static inline size_t traffic_lws_pre(void) { return LWS_PRE; }
 
