@@ -34,6 +34,12 @@ enum DashboardPage {
   .camera-card .name { font-weight: 600; font-size: 15px; }
   .camera-card .age { color: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
   .camera-card.stale { opacity: .55; }
+  .frame { position: relative; margin: 8px 0 4px; border-radius: 6px; overflow: hidden; background: #0a0e12; }
+  .frame[hidden] { display: none; }
+  .frame img { display: block; width: 100%; height: auto; }
+  .frame svg { position: absolute; inset: 0; width: 100%; height: 100%; }
+  .frame rect { fill: none; stroke: var(--medium); stroke-width: 2px; vector-effect: non-scaling-stroke; }
+  .frame text { fill: var(--medium); font: 600 11px system-ui, sans-serif; }
   .level { display: inline-block; margin: 8px 0 6px; padding: 2px 10px; border-radius: 6px; font-size: 12px; font-weight: 700; text-transform: uppercase; letter-spacing: .6px; background: var(--none); }
   .meta { display: grid; grid-template-columns: auto 1fr; gap: 2px 10px; color: var(--muted); font-size: 12px; }
   .meta span:nth-child(even) { color: var(--text); text-align: right; font-variant-numeric: tabular-nums; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -116,6 +122,7 @@ function card(id) {
   el.className = "camera-card";
   el.dataset.camera = id;
   el.innerHTML = '<div class="top"><span class="name">Camera ' + id + '</span><span class="age">—</span></div>' +
+    '<div class="frame" hidden><img alt=""><svg preserveAspectRatio="none"></svg></div>' +
     '<span class="level">—</span><span class="flag" hidden>⚠ dangerous driving</span>' +
     '<div class="meta"><span>Objects</span><span class="objects">—</span><span>Groups</span><span class="groups">—</span>' +
     '<span>Model</span><span class="model">—</span><span>LLM latency</span><span class="latency">—</span></div>';
@@ -143,8 +150,39 @@ function render(id, r, flash) {
   el.querySelector(".model").textContent = r.llmModel || "—";
   el.querySelector(".latency").textContent = typeof r.llmLatency === "number" ? r.llmLatency.toFixed(2) + " s" : "—";
   el.querySelector(".age").textContent = "just now";
+  if (r.frameImageRef && typeof r.frameImageRef.url === "string") showFrame(el, r);
   el.classList.remove("stale");
   if (flash) { el.classList.remove("flash"); void el.offsetWidth; el.classList.add("flash"); }
+}
+// The frame image of a result (served by the gateway, not carried in the result) with the
+// detection boxes drawn over it in the frame's own pixel coordinates.
+function showFrame(el, r) {
+  const box = el.querySelector(".frame");
+  const img = box.querySelector("img");
+  const svg = box.querySelector("svg");
+  img.onload = () => {
+    const w = Number(r.frameWidth) || img.naturalWidth, h = Number(r.frameHeight) || img.naturalHeight;
+    svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+    svg.replaceChildren();
+    for (const o of Array.isArray(r.detectedObjects) ? r.detectedObjects : []) {
+      const b = o && o.bbox;
+      if (!Array.isArray(b) || b.length < 4 || !b.every(Number.isFinite)) continue;
+      const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+      rect.setAttribute("x", Math.min(b[0], b[2])); rect.setAttribute("y", Math.min(b[1], b[3]));
+      rect.setAttribute("width", Math.abs(b[2] - b[0])); rect.setAttribute("height", Math.abs(b[3] - b[1]));
+      svg.appendChild(rect);
+    }
+    box.hidden = false;
+    box.dataset.request = r.requestId || "";
+  };
+  img.src = r.frameImageRef.url + suffix;
+}
+// A snapshot entry too large for the snapshot frame is read from the API instead.
+async function loadOmitted(id, url) {
+  try {
+    const response = await fetch(url + suffix);
+    if (response.ok) render(id, await response.json(), false);
+  } catch { /* the next live result fills it */ }
 }
 function addAlert(id, r, fresh) {
   if (!r.requestId || seenAlerts.has(r.requestId)) return;
@@ -207,6 +245,7 @@ function connect() {
         break;
       case "snapshot":
         for (const c of m.cameras || []) {
+          if (c.omitted && c.omitted.url) { remember(c.camera, c.offset, c.epoch); loadOmitted(c.camera, c.omitted.url); continue; }
           if (!c.result) continue;
           remember(c.camera, c.offset, c.epoch);
           render(c.camera, c.result, false);

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 import TestSupport
+import TrafficModel
 import Websockets
 @testable import Gateway
 
@@ -91,6 +92,12 @@ import Websockets
         let check = "[" + newest.enumerated().map { #"document.querySelector('[data-camera="\#($0.offset + 1)"]')?.dataset.request === '\#($0.element)'"# }.joined(separator: ",") + "].every(Boolean)"
         try await waitUntil("all 50 cameras show their newest result", timeout: .seconds(5), every: .milliseconds(50)) {
             try await evaluate(check) as? Bool == true
+        }
+
+        // A result with a frame shows the image with its detection box drawn over it.
+        let framed = try await h.publish(camera: 12, level: "high", frameImage: FramePainter.png(width: 192, height: 108, boxes: [(100, 100, 600, 400)], scale: 10))[0]
+        try await waitUntil("camera 12 shows its frame", timeout: .seconds(3), every: .milliseconds(50)) {
+            try await evaluate(#"(() => { const f = document.querySelector('[data-camera="12"] .frame'); return !!f && !f.hidden && f.dataset.request === '\#(framed)' && f.querySelector('img').naturalWidth === 192 && f.querySelectorAll('rect').length === 1 })()"#) as? Bool == true
         }
 
         // An alert flashes and joins the alert list.

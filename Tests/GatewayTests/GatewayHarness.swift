@@ -75,7 +75,7 @@ final class GatewayHarness: @unchecked Sendable {
             valid.append(try AssessmentMessage(validating: Array(json.utf8), maximumBytes: 64 << 20))
             ids.append(id)
             if let frameImage {
-                detections.append(Array(#"{"cameraId":\#(camera),"detectedObjects":[{"class":"car","bbox":[100,100,600,400]}],"trafficGroups":[],"frameImage":"\#(Data(frameImage).base64EncodedString())"}"#.utf8))
+                detections.append(Array(#"{"cameraId":\#(camera),"detectedObjects":[{"class":"car","bbox":[100,100,600,400]}],"trafficGroups":[],"frameWidth":1920,"frameHeight":1080,"frameImage":"\#(Data(frameImage).base64EncodedString())"}"#.utf8))
             } else if objects > 0 {
                 let list = (0..<objects).map { #"{"class":"\#(["car", "truck", "bus", "person"][$0 % 4])","confidence":0.9,"bbox":[10,20,110,90]}"# }
                 let groups = stride(from: 0, to: objects - 1, by: 2).map { #"{"groupId":\#($0),"objectIds":[\#($0),\#($0 + 1)],"relation":"following"}"# }
