@@ -35,6 +35,7 @@ struct RunGateway: AsyncParsableCommand {
     @Flag(name: .customLong("allow-tokens-without-exp"), help: "Accept JWTs that have no 'exp' claim (default: refused with 401).") var allowTokensWithoutExp = false
     @Option(name: .customLong("allowed-origin"), help: "Allowed Origin, repeatable (env GATEWAY_ALLOWED_ORIGINS, comma-separated); default any.") var allowedOrigins: [String] = []
     @Option(name: .customLong("latest-ttl"), help: "The aggregator's latest TTL in seconds (env LATEST_TTL).") var latestTTL: Int?
+    @Option(name: .customLong("housekeeping-seconds"), help: "How often expired cached results are dropped and freed memory is returned to the system (env GATEWAY_HOUSEKEEPING_SECONDS).") var housekeepingSeconds: Int?
     @Option(name: .customLong("drain-seconds"), help: "On SIGTERM, how long clients get to close (env GATEWAY_DRAIN_SECONDS).") var drainSeconds: Int?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (env LOG_LEVEL).") var logLevel: String?
 
@@ -42,7 +43,7 @@ struct RunGateway: AsyncParsableCommand {
         if authToken ?? env("GATEWAY_AUTH_TOKEN") != nil, jwtSecret ?? env("GATEWAY_JWT_SECRET") != nil {
             throw ValidationError("--auth-token and --jwt-secret are exclusive: choose one way to authenticate")
         }
-        for (name, value) in [("--port", port), ("--max-queue-bytes", maxQueueBytes), ("--max-frame-bytes", maxFrameBytes), ("--max-connections", maxConnections), ("--ping-interval", pingInterval), ("--idle-timeout", idleTimeout)] {
+        for (name, value) in [("--port", port), ("--max-queue-bytes", maxQueueBytes), ("--max-frame-bytes", maxFrameBytes), ("--max-connections", maxConnections), ("--ping-interval", pingInterval), ("--idle-timeout", idleTimeout), ("--housekeeping-seconds", housekeepingSeconds)] {
             if let value, value <= 0 { throw ValidationError("\(name) must be positive, got \(value)") }
         }
     }
@@ -66,6 +67,7 @@ struct RunGateway: AsyncParsableCommand {
         if let seconds = pingInterval ?? env("GATEWAY_PING_INTERVAL").flatMap(Int.init) { config.pingInterval = .seconds(seconds) }
         if let seconds = idleTimeout ?? env("GATEWAY_IDLE_TIMEOUT").flatMap(Int.init) { config.idleTimeout = .seconds(seconds) }
         if let seconds = drainSeconds ?? env("GATEWAY_DRAIN_SECONDS").flatMap(Int.init) { config.drainTimeout = .seconds(seconds) }
+        if let seconds = housekeepingSeconds ?? env("GATEWAY_HOUSEKEEPING_SECONDS").flatMap(Int.init) { config.housekeepingInterval = .seconds(seconds) }
         config.latestTTLSeconds = latestTTL ?? env("LATEST_TTL").flatMap(Int.init) ?? config.latestTTLSeconds
         let origins = allowedOrigins + (env("GATEWAY_ALLOWED_ORIGINS")?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
         var mode = AccessPolicy.Mode.open

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
+import RedisClient
 import TestSupport
+import TrafficModel
 @testable import Gateway
 
 /// The `traffic-gateway` executable as operators run it, and the per-node limits.
@@ -31,6 +33,44 @@ import TestSupport
         #expect(output.contains("draining"))
         clients.stop()
         redis.stop()
+    }
+
+    /// Resident memory of a process in bytes, from /proc.
+    static func residentBytes(_ pid: pid_t) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return (Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0) * 1024
+    }
+
+    @Test func memoryHeldForLargeResultsIsReturnedOnceTheyExpire() async throws {
+        let redis = try await RedisServer()
+        let port = try FreePort.find()
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
+        let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--latest-ttl", "2", "--housekeeping-seconds", "1"], outputPath: log)
+        defer { process.terminate(grace: .seconds(2)); redis.stop() }
+        try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }
+        let clients = try WebSocketTestClients(port: port)
+        defer { clients.stop() }
+        let dashboard = try await clients.open()
+        clients.send(#"{"type":"subscribe","cameras":"*"}"#, to: dashboard)
+        try await clients.waitFor(dashboard, type: "subscribed")
+        let baseline = Self.residentBytes(process.pid)
+        let publisher = try await RedisClient.connect(configuration: redis.configuration)
+        let padding = String(repeating: "p", count: 1 << 20)
+        for camera in 0..<60 {
+            let result = #"{"requestId":"big-\#(camera)","cameraId":\#(camera),"timestamp":"\#(ResultSimulator.rfc3339(Int64(Date().timeIntervalSince1970 * 1000)))","padding":"\#(padding)"}"#
+            _ = try await publisher.send(.publish("camera:\(camera)", Array(result.utf8)))
+            // One at a time: a burst of them would be a backlog over the send queue's limit.
+            try await waitUntil("the dashboard got result \(camera)", timeout: .seconds(10)) {
+                clients.received(dashboard).filter { $0.hasPrefix(#"{"type":"result""#) }.count > camera
+            }
+        }
+        let peak = Self.residentBytes(process.pid)
+        #expect(peak - baseline > 40 << 20, "60 MiB of results held while they are current (\(baseline >> 20) → \(peak >> 20) MiB)")
+        try await waitUntil("resident memory falls back once the results expired", timeout: .seconds(30), every: .milliseconds(200)) {
+            Self.residentBytes(process.pid) < baseline + (peak - baseline) / 4
+        }
+        await publisher.close()
     }
 
     @Test func connectionLimitAndNewConnectionRateRefuseTheExcess() async throws {
