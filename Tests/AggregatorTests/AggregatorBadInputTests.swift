@@ -58,7 +58,7 @@ import TrafficModel
                 detections.append(.set(h.keys.detection(frame.requestId), frame.detection))
                 try h.produce(frame.assessment, camera: frame.cameraId)
             } else {
-                try h.produce(Self.mutate(frame.assessment, &rng), camera: frame.cameraId)
+                try h.produce(Fuzzing.mutate(frame.assessment, &rng), camera: frame.cameraId)
                 badCount += 1
             }
             if i % 2000 == 0 { try await h.flush() }
@@ -77,33 +77,5 @@ import TrafficModel
         let text = String(decoding: h.service!.metrics.render(), as: UTF8.self)
         #expect(text.contains("aggregator_messages_consumed_total 12000"))
         try await h.stop()
-    }
-
-    /// Random damage: truncation, byte flips, deletions, insertions, random bytes, deep nesting.
-    static func mutate(_ input: [UInt8], _ rng: inout SplitMix) -> [UInt8] {
-        var bytes = input
-        switch rng.next() % 7 {
-        case 0: bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count))))
-        case 1: for _ in 0..<(1 + rng.next() % 8) { bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next()) }
-        case 2: bytes.remove(at: Int(rng.next() % UInt64(bytes.count)))
-        case 3: bytes.insert(UInt8(truncatingIfNeeded: rng.next()), at: Int(rng.next() % UInt64(bytes.count)))
-        case 4: bytes = (0..<Int(rng.next() % 300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        case 5: bytes = Array(("{\"requestId\":" + String(repeating: "[", count: 200)).utf8)
-        default: bytes = Array(String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "riskAssessment", with: "riskAssesment").utf8)
-        }
-        return bytes
-    }
-}
-
-/// A small deterministic random generator for fuzzing.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
