@@ -156,15 +156,22 @@ public final class WebServer: @unchecked Sendable {
         guard let c = connections[connection], c.closeRequest == nil else { return .unknownConnection }
         // Live frames are judged by what is queued besides an ongoing burst; a burst frame may
         // use its allowance on top of everything. "Too slow" is a backlog the client fails to
-        // drain: a frame into an empty queue is always taken, however large.
-        let judged = allowance > 0 ? c.queuedBytes : c.queuedBytes - c.burstBytes
-        if judged > 0, judged + frame.count > configuration.maximumQueuedBytes + allowance {
+        // drain, never one large frame: the largest queued frame does not count.
+        let queued = (allowance > 0 ? c.queuedBytes : c.queuedBytes - c.burstBytes) + frame.count
+        let limit = configuration.maximumQueuedBytes + allowance
+        if queued - max(c.largestFrame, frame.count) > limit {
+            // `largestFrame` may be stale (an upper bound, kept cheap on the hot path): make it
+            // exact before judging.
+            c.largestFrame = c.frames[c.head...].reduce(0) { max($0, $1.count) }
+        }
+        if queued - max(c.largestFrame, frame.count) > limit {
             requestClose(c, code: 1008, reason: "send queue over \(configuration.maximumQueuedBytes) bytes: client too slow")
             return .overLimit
         }
         c.frames.append(frame)
         c.burst.append(allowance > 0)
         c.queuedBytes += frame.count
+        c.largestFrame = max(c.largestFrame, frame.count)
         if allowance > 0 { c.burstBytes += frame.count }
         if c.frames.count - c.head == 1 { lws_callback_on_writable(c.wsi) }
         return .queued
@@ -188,6 +195,7 @@ public final class WebServer: @unchecked Sendable {
             c.head = 0
             c.queuedBytes = 0
             c.burstBytes = 0
+            c.largestFrame = 0
         }
         lws_callback_on_writable(c.wsi)
         // A client that does not read never makes the socket writable for the close frame:
@@ -308,6 +316,7 @@ public final class WebServer: @unchecked Sendable {
                 if c.head < c.frames.count, lws_send_pipe_choked(wsi) != 0 { break }
             }
             if c.head == c.frames.count {
+                c.largestFrame = 0
                 c.frames.removeAll(keepingCapacity: c.frames.count <= 64)
                 c.burst.removeAll(keepingCapacity: true)
                 c.head = 0
@@ -468,6 +477,9 @@ private final class Connection {
     var burstBytes = 0
     var head = 0
     var queuedBytes = 0
+    /// The largest frame still queued (it does not count toward "too slow"); an upper bound,
+    /// made exact when a judgement depends on it.
+    var largestFrame = 0
     var closeRequest: (UInt16, String)?
     var inbound: [UInt8] = []
 
