@@ -44,6 +44,18 @@ let package = Package(
             linkerSettings: [.linkedLibrary("websockets"), .linkedLibrary("crypto"), .linkedLibrary("ev")]
         ),
 
+        .systemLibrary(
+            name: "CLapack",
+            pkgConfig: "lapacke",
+            providers: [.apt(["liblapacke-dev", "libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSVM",
+            providers: [.apt(["libsvm-dev"])]
+        ),
+        .target(name: "LinearAlgebra", dependencies: ["CLapack"], swiftSettings: strict),
+        .target(name: "SupportVectorMachine", dependencies: ["CSVM"], swiftSettings: strict),
+
         // MARK: Client layer.
         .target(
             name: "RedisClient",
@@ -82,6 +94,15 @@ let package = Package(
                 "TrafficModel", "RedisClient", "Websockets",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .target(
+            name: "Experiment",
+            dependencies: [
+                "RedisClient", "LinearAlgebra", "SupportVectorMachine",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -5,6 +5,7 @@
 # Ctrl-C stops everything.
 #   DEMO_SECONDS=N  stop by itself after N seconds (default: run until interrupted)
 #   DEMO_RATE=R     simulated results per second (default 20)
+#   DEMO_FRAME_EVERY=N  every n-th detection carries a painted frame image (default 5; 0: none)
 #   GATEWAY_PORT=P  dashboard and WebSocket port (default 8080, or a free one if taken)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -12,6 +12,9 @@ PACKAGES=(
   redis-server
   redis-tools
   kcat
+  liblapacke-dev
+  libopenblas-dev
+  libsvm-dev
 )
 # Extra packages a caller needs (e.g. the test command adds the browser).
 PACKAGES+=("$@")

@@ -1,0 +1,139 @@
+import Foundation
+import RedisClient
+
+/// A `redis-server` this tool may start for a run and shut down afterwards — and only if it
+/// started it.
+///
+/// Ownership is recorded twice: a file in the system's temporary directory named by the port
+/// (`traffic-experiment-redis-<port>.json`: the server's pid and a random token), and the same
+/// token under the key `traffic-experiment:owner` in that server. `shutdownIfOwned` sends
+/// SHUTDOWN only when both agree and the server's own `process_id` is the recorded pid; a Redis
+/// someone else runs on the port is never touched.
+public struct LocalRedis: Sendable {
+    public var host = "127.0.0.1"
+    public var port: Int
+
+    public init(port: Int) {
+        self.port = port
+    }
+
+    static let ownerKey = "traffic-experiment:owner"
+
+    var url: String { "redis://\(host):\(port)" }
+    var recordPath: String { NSTemporaryDirectory() + "traffic-experiment-redis-\(port).json" }
+
+    struct Record: Codable {
+        var pid: Int
+        var token: String
+        var startedAt: String
+    }
+
+    /// What `ensureRunning` found or did.
+    public enum Outcome: Sendable, Equatable {
+        case started(pid: Int)
+        case alreadyRunning(ours: Bool)
+    }
+
+    /// Uses the Redis answering on the port, or starts `redis-server` there (loopback only, no
+    /// persistence) and records that this tool owns it. Something on the port that is not Redis
+    /// is an error.
+    public func ensureRunning() async throws(ExperimentError) -> Outcome {
+        switch await probe() {
+        case .redis:
+            return .alreadyRunning(ours: await isOurs())
+        case .notRedis(let why):
+            throw ExperimentError(.redis, "port \(port) is held by something that is not Redis (\(why)); choose another --port")
+        case .nothing:
+            break
+        }
+        let token = UUID().uuidString
+        let pidFile = NSTemporaryDirectory() + "traffic-experiment-redis-\(port).pid"
+        try? FileManager.default.removeItem(atPath: pidFile)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["redis-server", "--port", String(port), "--bind", host, "--save", "", "--appendonly", "no",
+                             "--daemonize", "yes", "--pidfile", pidFile, "--dir", NSTemporaryDirectory(), "--logfile", ""]
+        process.standardOutput = FileHandle.nullDevice
+        do { try process.run() } catch { throw ExperimentError(.redis, "cannot start redis-server (is it installed? apt-get install redis-server): \(error)") }
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ExperimentError(.redis, "redis-server on port \(port) exited with \(process.terminationStatus)") }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if case .redis = await probe() {
+                let redis = try await connect()
+                defer { Task { await redis.close() } }
+                let pid = try await serverPID(redis)
+                let record = Record(pid: pid, token: token, startedAt: ISO8601DateFormatter().string(from: Date()))
+                do {
+                    try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: recordPath), options: .atomic)
+                    _ = try await redis.send(.set(Self.ownerKey, token))
+                } catch {
+                    throw ExperimentError(.redis, "started redis-server on port \(port) but could not record owning it: \(error)")
+                }
+                return .started(pid: pid)
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        throw ExperimentError(.redis, "redis-server on port \(port) did not answer within 10 s")
+    }
+
+    /// Sends SHUTDOWN when this tool started the server on the port; otherwise leaves it alone.
+    /// Returns whether it shut it down, and why not.
+    public func shutdownIfOwned() async -> (done: Bool, reason: String) {
+        guard await isOurs() else {
+            return (false, "the Redis on port \(port) was not started by traffic-experiment: left running")
+        }
+        guard let redis = try? await connect() else { return (false, "the Redis on port \(port) does not answer") }
+        _ = try? await redis.send(.shutdown(save: false)) // the server closing the connection is the answer
+        await redis.close()
+        try? FileManager.default.removeItem(atPath: recordPath)
+        return (true, "SHUTDOWN sent to the Redis on port \(port) that traffic-experiment started")
+    }
+
+    /// Whether the server on the port is the one this tool recorded starting.
+    public func isOurs() async -> Bool {
+        guard let data = FileManager.default.contents(atPath: recordPath),
+              let record = try? JSONDecoder().decode(Record.self, from: data),
+              let redis = try? await connect() else { return false }
+        defer { Task { await redis.close() } }
+        guard let token: [UInt8] = try? await redis.send(.get(Self.ownerKey)), token == Array(record.token.utf8),
+              let pid = try? await serverPID(redis), pid == record.pid else { return false }
+        return true
+    }
+
+    enum Probe { case redis, notRedis(String), nothing }
+
+    func probe() async -> Probe {
+        var configuration: RedisConfiguration
+        do { configuration = try RedisConfiguration(url: url) } catch { return .notRedis("\(error)") }
+        configuration.connectTimeout = .milliseconds(500)
+        configuration.commandTimeout = .seconds(2)
+        do {
+            let redis = try await RedisClient.connect(configuration: configuration, label: "probe")
+            await redis.close()
+            return .redis
+        } catch {
+            switch error.kind {
+            case .connectionFailed: return .nothing
+            default: return .notRedis(error.message)
+            }
+        }
+    }
+
+    func connect() async throws(ExperimentError) -> RedisClient {
+        do {
+            return try await RedisClient.connect(configuration: RedisConfiguration(url: url))
+        } catch {
+            throw ExperimentError(.redis, "Redis at \(url): \(error)")
+        }
+    }
+
+    func serverPID(_ redis: RedisClient) async throws(ExperimentError) -> Int {
+        let info: String
+        do { info = try await redis.send(.info("server")) } catch { throw ExperimentError(.redis, "INFO server: \(error)") }
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("process_id:") {
+            if let pid = Int(line.dropFirst("process_id:".count).trimmingCharacters(in: .whitespaces)) { return pid }
+        }
+        throw ExperimentError(.redis, "INFO server names no process_id")
+    }
+}

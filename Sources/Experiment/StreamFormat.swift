@@ -1,0 +1,131 @@
+import Foundation
+import RedisClient
+
+/// The wire format of the task stream, shared with the original Python framework (its workers
+/// read a stream this tool writes, and the other way round). See docs/experiment.md.
+///
+/// - The first entry is the header: `type`=`header`, `feature_names` (JSON array of strings),
+///   `target_name`, `n_samples` (integer), `normalization` (JSON object `{"min":[…],"max":[…]}`
+///   with the per-feature values used; absent in streams the original writes).
+/// - Every further entry is one sample: `type`=`sample`, `task_id` (0-based CSV row),
+///   `feature_values` (JSON array of the min-max normalised numbers), `target` (the CSV's
+///   number, as written).
+public enum StreamFormat {
+    /// The header entry of a stream.
+    public struct Header: Sendable, Equatable {
+        public var featureNames: [String]
+        public var targetName: String
+        public var sampleCount: Int
+        public var normalization: Normalization?
+
+        public init(featureNames: [String], targetName: String, sampleCount: Int, normalization: Normalization?) {
+            self.featureNames = featureNames
+            self.targetName = targetName
+            self.sampleCount = sampleCount
+            self.normalization = normalization
+        }
+    }
+
+    /// One sample entry.
+    public struct Sample: Sendable, Equatable {
+        public var taskID: Int
+        public var featureValues: [Double]
+        public var target: Double
+    }
+
+    public static func headerFields(_ header: Header) -> [RedisStreamField] {
+        var fields = [
+            RedisStreamField("type", "header"),
+            RedisStreamField("feature_names", jsonArray(header.featureNames.map(quoted))),
+            RedisStreamField("target_name", header.targetName),
+            RedisStreamField("n_samples", String(header.sampleCount)),
+        ]
+        if let normalization = header.normalization {
+            fields.append(RedisStreamField("normalization", #"{"min":\#(jsonArray(normalization.minimum.map(number))),"max":\#(jsonArray(normalization.maximum.map(number)))}"#))
+        }
+        return fields
+    }
+
+    public static func sampleFields(taskID: Int, featureValues: ArraySlice<Double>, target: String) -> [RedisStreamField] {
+        [
+            RedisStreamField("type", "sample"),
+            RedisStreamField("task_id", String(taskID)),
+            RedisStreamField("feature_values", jsonArray(featureValues.map(number))),
+            RedisStreamField("target", target),
+        ]
+    }
+
+    /// What an entry is.
+    public enum Entry: Sendable, Equatable {
+        case header(Header)
+        case sample(Sample)
+    }
+
+    /// Reads one entry; the error names the entry id and the field.
+    public static func decode(_ entry: RedisStreamEntry) throws(ExperimentError) -> Entry {
+        func field(_ name: String) throws(ExperimentError) -> String {
+            guard let value = entry[name] else { throw ExperimentError(.stream, "stream entry \(entry.id): field '\(name)' is missing") }
+            return String(decoding: value, as: UTF8.self)
+        }
+        func bad(_ name: String, _ why: String) -> ExperimentError {
+            ExperimentError(.stream, "stream entry \(entry.id): field '\(name)' \(why)")
+        }
+        switch try field("type") {
+        case "header":
+            guard let names = try? JSONSerialization.jsonObject(with: Data(try field("feature_names").utf8)) as? [String] else {
+                throw bad("feature_names", "is not a JSON array of strings")
+            }
+            guard let count = Int(try field("n_samples")), count >= 0 else { throw bad("n_samples", "is not a non-negative integer") }
+            var normalization: Normalization?
+            if entry["normalization"] != nil {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(try field("normalization").utf8)) as? [String: Any],
+                      let minimum = (object["min"] as? [NSNumber])?.map(\.doubleValue), let maximum = (object["max"] as? [NSNumber])?.map(\.doubleValue),
+                      minimum.count == names.count, maximum.count == names.count else {
+                    throw bad("normalization", "is not {\"min\":[…],\"max\":[…]} with one number per feature")
+                }
+                normalization = Normalization(minimum: minimum, maximum: maximum)
+            }
+            return .header(Header(featureNames: names, targetName: entry["target_name"].map { String(decoding: $0, as: UTF8.self) } ?? "target", sampleCount: count, normalization: normalization))
+        case "sample":
+            guard let task = Int(try field("task_id")), task >= 0 else { throw bad("task_id", "is not a non-negative integer") }
+            guard let values = parseNumberArray(try field("feature_values")) else { throw bad("feature_values", "is not a JSON array of numbers") }
+            guard let target = Double(try field("target").trimmingCharacters(in: .whitespaces)), target.isFinite else { throw bad("target", "is not a finite number") }
+            return .sample(Sample(taskID: task, featureValues: values, target: target))
+        case let other:
+            throw bad("type", "is '\(other.prefix(20))', expected 'header' or 'sample'")
+        }
+    }
+
+    /// A number as JSON writes it: Swift's shortest round-trip form (`0.25`, `1e-05`, `3.0`).
+    static func number(_ value: Double) -> String { "\(value)" }
+
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    static func jsonArray(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
+
+    /// `[0.1, 2, 3e-4]` (with or without spaces, as Python's json writes it) without a JSON
+    /// parser: thousands of these arrive per second.
+    static func parseNumberArray(_ text: String) -> [Double]? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard trimmed.hasPrefix("["), trimmed.hasSuffix("]") else { return nil }
+        let inner = trimmed.dropFirst().dropLast()
+        if inner.allSatisfy({ $0 == " " }) { return [] }
+        var values: [Double] = []
+        for part in inner.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let value = Double(part.trimmingCharacters(in: .whitespaces)), value.isFinite else { return nil }
+            values.append(value)
+        }
+        return values
+    }
+}

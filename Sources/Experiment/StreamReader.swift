@@ -1,0 +1,105 @@
+import Foundation
+import RedisClient
+
+/// Reads a whole data set from the task stream through an algorithm's own consumer group, as
+/// the original workers do: `XGROUP CREATE … 0 MKSTREAM` (on BUSYGROUP the group's cursor is
+/// set back to 0, so a re-run reads everything again), then `XREADGROUP` in batches with `XACK`,
+/// until the header's `n_samples` rows are in.
+public struct StreamReader: Sendable {
+    public var keys: ExperimentKeys
+    public var group: String
+    public var consumer: String
+    /// Entries per `XREADGROUP`.
+    public var batchSize = 1_000
+    /// How long one `XREADGROUP` blocks waiting for entries.
+    public var block: Duration = .milliseconds(500)
+    /// Give up when the stream is still incomplete after this long.
+    public var timeout: Duration = .seconds(120)
+
+    public init(keys: ExperimentKeys, group: String, consumer: String) {
+        self.keys = keys
+        self.group = group
+        self.consumer = consumer
+    }
+
+    /// What was read: the header, its entry id (the run) and the samples ordered by task id.
+    public struct Read: Sendable {
+        public var run: String
+        public var header: StreamFormat.Header
+        public var features: Matrix
+        public var targets: [Double]
+    }
+
+    /// Joins the group (creating the stream when missing, rewinding an existing group).
+    public func join(_ redis: RedisClient) async throws(ExperimentError) {
+        do {
+            try await redis.send(.xgroupCreate(keys.stream, group: group, id: "0", makeStream: true))
+        } catch where error.serverErrorCode == "BUSYGROUP" {
+            do { try await redis.send(.xgroupSetID(keys.stream, group: group, id: "0")) } catch { throw ExperimentError(.redis, "XGROUP SETID \(group): \(error)") }
+        } catch {
+            throw ExperimentError(.redis, "XGROUP CREATE \(group) on '\(keys.stream)': \(error)")
+        }
+    }
+
+    /// Reads until the data set is complete; `progress(read, total)` after each batch (total 0
+    /// until the header is seen).
+    public func read(_ redis: RedisClient, progress: (Int, Int) -> Void = { _, _ in }) async throws(ExperimentError) -> Read {
+        try await join(redis)
+        let deadline = ContinuousClock.now + timeout
+        var header: StreamFormat.Header?
+        var run = ""
+        var rows: [Int: StreamFormat.Sample] = [:]
+        while header == nil || rows.count < header!.sampleCount {
+            if ContinuousClock.now > deadline {
+                let have = header.map { "\(rows.count) of \($0.sampleCount) samples" } ?? "no header yet"
+                throw ExperimentError(.timeout, "stream '\(keys.stream)' still incomplete after \(timeout) (\(have)); is the dispatcher running, and is it the right --stream?")
+            }
+            let entries: [RedisStreamEntry]
+            do {
+                entries = try await redis.send(.xreadgroup(group: group, consumer: consumer, stream: keys.stream, count: batchSize, block: block))
+            } catch where error.serverErrorCode == "NOGROUP" {
+                // The stream was replaced (a new dispatch): start over on the new one.
+                try await join(redis)
+                header = nil
+                rows = [:]
+                continue
+            } catch {
+                throw ExperimentError(.redis, "XREADGROUP on '\(keys.stream)': \(error)")
+            }
+            if entries.isEmpty { continue }
+            for entry in entries {
+                switch try StreamFormat.decode(entry) {
+                case .header(let h):
+                    if header != nil, run != entry.id { rows = [:] } // a second header: a new data set
+                    header = h
+                    run = entry.id
+                case .sample(let sample):
+                    rows[sample.taskID] = sample
+                }
+            }
+            do {
+                _ = try await redis.send(.xack(keys.stream, group: group, ids: entries.map(\.id)))
+            } catch {
+                throw ExperimentError(.redis, "XACK on '\(keys.stream)': \(error)")
+            }
+            progress(rows.count, header?.sampleCount ?? 0)
+        }
+        let h = header!
+        let width = h.featureNames.count
+        var values: [Double] = []
+        values.reserveCapacity(h.sampleCount * width)
+        var targets: [Double] = []
+        targets.reserveCapacity(h.sampleCount)
+        for task in 0..<h.sampleCount {
+            guard let sample = rows[task] else {
+                throw ExperimentError(.stream, "stream '\(keys.stream)': task_id \(task) is missing (task ids must be 0..<n_samples)")
+            }
+            guard sample.featureValues.count == width else {
+                throw ExperimentError(.stream, "stream '\(keys.stream)': task_id \(task) has \(sample.featureValues.count) feature values, the header names \(width)")
+            }
+            values += sample.featureValues
+            targets.append(sample.target)
+        }
+        return Read(run: run, header: h, features: Matrix(rows: h.sampleCount, columns: width, values: values), targets: targets)
+    }
+}
