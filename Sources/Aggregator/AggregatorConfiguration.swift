@@ -29,6 +29,9 @@ public struct AggregatorConfiguration: Sendable {
     public var maximumMessageBytes = AssessmentMessage.defaultMaximumBytes
     /// Published results (position included) larger than this are dead-lettered.
     public var maximumResultBytes = WritePlanner.defaultMaximumResultBytes
+    /// Bytes of messages and their detections one batch may hold (frame images make detections
+    /// large); a batch over it is cut and the rest carried to the next one.
+    public var maximumBatchBytes = 64 << 20
     /// Frame images larger than this (decoded) are dropped from their result.
     public var maximumFrameBytes = FrameImage.defaultMaximumBytes
     /// How far ahead of the aggregator's clock a result's `timestamp` may be (nil: no check).
@@ -84,7 +87,8 @@ public struct AggregatorConfiguration: Sendable {
             "bootstrap.servers": bootstrap,
             "enable.idempotence": "true",
             "linger.ms": "5",
-            "message.max.bytes": String(max(1_000_000, maximumMessageBytes + Self.deadLetterHeaderAllowance)),
+            // librdkafka accepts at most 1,000,000,000.
+            "message.max.bytes": String(min(1_000_000_000, max(1_000_000, maximumMessageBytes + Self.deadLetterHeaderAllowance))),
         ]
         for (key, value) in kafkaProperties where !Self.consumerOnly.contains(key) { properties[key] = value }
         for (key, value) in deadLetterProducerProperties { properties[key] = value }

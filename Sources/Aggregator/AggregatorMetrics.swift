@@ -41,7 +41,7 @@ public final class AggregatorMetrics: Sendable {
         detectionMissing = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "detection_missing", unitName: "total", helpText: "Results published without a usable detection"))
         var dead: [InputRejection.Reason: Counter] = [:]
         for reason in InputRejection.Reason.allCases {
-            dead[reason] = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "dead_letters", unitName: "total", helpText: "Messages sent to the dead-letter topic, by reason"), labels: [("reason", reason.rawValue)])
+            dead[reason] = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "dead_letters", unitName: "total", helpText: "Messages rejected and dead-lettered, by reason (those the topic refused even truncated are also in dead_letters_lost)"), labels: [("reason", reason.rawValue)])
         }
         deadLettered = dead
         var lost: [InputRejection.Reason: Counter] = [:]

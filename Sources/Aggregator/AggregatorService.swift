@@ -23,7 +23,9 @@ public final class AggregatorService: Sendable {
     private let redis: RedisClient?
     /// A second connection for detection reads, so they overlap the previous batch's write.
     private let detectionReader: RedisClient?
-    private let deadLetters: DeadLetterWriter
+    /// Replaced when its producer reports a fatal error (an idempotent producer then refuses
+    /// everything).
+    private let deadLetters: Mutex<DeadLetterWriter>
     private let planner: WritePlanner
     private let writer: WriteTransaction
     private let logger: Logger
@@ -35,6 +37,7 @@ public final class AggregatorService: Sendable {
     private let health = Mutex((kafka: false, redis: false))
     /// Processing progress per partition, for the lag gauge and stall detection.
     private let progress: Mutex<PartitionProgress>
+    private let bootstrap: String
     /// Partitions stalled at the last progress check.
     private let stalls = Mutex<[PartitionProgress.Stall]>([])
 
@@ -46,7 +49,8 @@ public final class AggregatorService: Sendable {
         self.log = RateLimitedLog(logger: logger)
         consumer = try KafkaConsumer(configuration: configuration.consumerProperties(bootstrap: bootstrap), logger: Logger(label: "aggregator.kafka"))
         let producer = try KafkaProducer(configuration: configuration.producerProperties(bootstrap: bootstrap), logger: Logger(label: "aggregator.dlq"))
-        deadLetters = DeadLetterWriter(producer: producer, topic: configuration.deadLetterTopic)
+        deadLetters = Mutex(DeadLetterWriter(producer: producer, topic: configuration.deadLetterTopic))
+        self.bootstrap = bootstrap
         if configuration.noRedis {
             redis = nil
             detectionReader = nil
@@ -84,9 +88,7 @@ public final class AggregatorService: Sendable {
         var reasons: [String] = []
         if !kafka { reasons.append("Kafka brokers unreachable") }
         if !redis { reasons.append("Redis unreachable") }
-        for stall in stalled.prefix(8) {
-            reasons.append("partition \(stall.partition) has not advanced for \(stall.waited.components.seconds) s with \(stall.lag) messages waiting")
-        }
+        for stall in stalled.prefix(8) { reasons.append(stall.description) }
         if stalled.count > 8 { reasons.append("and \(stalled.count - 8) more stalled partitions") }
         let ready = reasons.isEmpty
         let stalledJSON = stalled.map { #"{"partition":\#(JSONText.quoted("\($0.partition)")),"lag":\#($0.lag),"seconds":\#($0.waited.components.seconds)}"# }
@@ -115,7 +117,7 @@ public final class AggregatorService: Sendable {
             return current.count
         }
         if stalled.count > before, let first = stalled.first {
-            logger.error("processing stalled: partition \(first.partition) has not advanced for \(first.waited.components.seconds) s with \(first.lag) messages waiting (\(stalled.count) partitions stalled)")
+            logger.error("processing stalled: \(first) (\(stalled.count) partitions stalled)")
         }
     }
 
@@ -181,10 +183,12 @@ public final class AggregatorService: Sendable {
             health.withLock { $0.kafka = true }
             metrics.kafkaUp.record(1.0)
             let started = ContinuousClock.now
-            guard let (plan, extraWhilePreparing) = await prepare(batch) else {
+            guard let (plan, prepared, extraWhilePreparing) = await prepare(batch) else {
                 logger.notice("stopping during an outage: the batch being prepared is not committed and will be re-delivered")
                 break
             }
+            // A batch over the byte budget was cut: the rest is carried to the next one.
+            batch = prepared
             carried = extraWhilePreparing
             if let write = inFlight {
                 inFlight = nil
@@ -243,21 +247,44 @@ public final class AggregatorService: Sendable {
         let started: ContinuousClock.Instant
     }
 
-    /// Stage 1 of a batch: validate, dead-letter the bad, fetch detections, plan. Returns the plan
-    /// (nil when there is nothing to write to Redis) and messages polled while waiting (to be
-    /// processed next, in order); nil when a stop was requested while waiting on Redis or Kafka.
-    private func prepare(_ batch: [KafkaMessage]) async -> (WritePlan?, [KafkaMessage])? {
-        metrics.consumed.increment(by: Int64(batch.count))
+    /// Stage 1 of a batch: validate, fetch detections, keep the batch within its byte budget,
+    /// dead-letter the bad, plan. Returns the plan (nil when there is nothing to write to Redis),
+    /// the part of the batch it covers, and the messages to process next, in order (the part cut
+    /// off, then those polled while waiting); nil when a stop was requested while waiting.
+    private func prepare(_ batch: [KafkaMessage]) async -> (WritePlan?, [KafkaMessage], [KafkaMessage])? {
         progress.withLock { $0.seen(batch) }
-        let (valid, sources, dead) = planner.decode(batch)
+        var (valid, sources, dead) = planner.decode(batch)
         var extra: [KafkaMessage] = []
+        var kept = batch
+        var detections: [[UInt8]?] = []
+        if let detectionReader, !valid.isEmpty {
+            let keys = planner.detectionKeys(valid)
+            // Only the writer's results decide whether Redis counts as up.
+            guard let fetched = await retrying("detection fetch", touchesRedis: false, &extra, { try await detectionReader.send(.mget(keys)) }) else { return nil }
+            detections = fetched
+            // Detections may carry megabytes of frame image each: a batch takes at most
+            // `maximumBatchBytes` of them (at least one message); the rest waits for the next.
+            var bytes = 0
+            if let cut = valid.indices.first(where: { index in
+                bytes += valid[index].bytes.count + (fetched[index]?.count ?? 0)
+                return index > 0 && bytes > configuration.maximumBatchBytes
+            }) {
+                let boundary = sources[cut]
+                let position = batch.firstIndex { $0.partition == boundary.partition && $0.offset == boundary.offset && $0.topic == boundary.topic } ?? batch.count
+                kept = Array(batch[..<position])
+                let remainder = Array(batch[position...])
+                let keptIDs = Set(kept.map { "\($0.topic)\u{0}\($0.partition)\u{0}\($0.offset)" })
+                dead = dead.filter { keptIDs.contains("\($0.source.topic)\u{0}\($0.source.partition)\u{0}\($0.source.offset)") }
+                valid = Array(valid[..<cut])
+                sources = Array(sources[..<cut])
+                detections = Array(detections[..<cut])
+                extra = remainder + extra
+            }
+        }
+        metrics.consumed.increment(by: Int64(kept.count))
 
         guard await deliver(dead, &extra) else { return nil }
-        guard let detectionReader, !valid.isEmpty else { return (nil, extra) }
-
-        let keys = planner.detectionKeys(valid)
-        // Only the writer's results decide whether Redis counts as up.
-        guard let detections = await retrying("detection fetch", touchesRedis: false, &extra, { try await detectionReader.send(.mget(keys)) }) else { return nil }
+        guard detectionReader != nil, !valid.isEmpty else { return (nil, kept, extra) }
         let plan = planner.plan(valid, detections: detections)
         metrics.detectionMissing.increment(by: Int64(plan.detectionMissing))
         if plan.detectionCorrupt > 0 {
@@ -274,7 +301,7 @@ public final class AggregatorService: Sendable {
             log.log(.warning, key: "frame-dropped", "frame images dropped: \(plan.frameProblems.prefix(3).joined(separator: "; "))")
         }
         guard await deliver(plan.rejected.map { DeadLetter(source: sources[$0.index], rejection: $0.rejection) }, &extra) else { return nil }
-        return (plan.isEmpty ? nil : plan, extra)
+        return (plan.isEmpty ? nil : plan, kept, extra)
     }
 
     /// Counts, logs and writes dead letters, retrying transient failures until each one is
@@ -288,7 +315,7 @@ public final class AggregatorService: Sendable {
         }
         var pending = letters
         let done: Void? = await retrying("dead-letter delivery", touchesRedis: false, &extra) { () async throws -> Void in
-            let outcomes = await deadLetters.write(pending)
+            let outcomes = await deadLetters.withLock { $0 }.write(pending)
             var failed: [DeadLetter] = []
             var firstError: KafkaError?
             for (letter, outcome) in zip(pending, outcomes) {
@@ -306,6 +333,7 @@ public final class AggregatorService: Sendable {
                     firstError = firstError ?? error
                 }
             }
+            if let firstError, firstError.isFatal { replaceDeadLetterProducer(after: firstError) }
             pending = failed
             if let firstError { throw firstError }
         }
@@ -400,6 +428,17 @@ public final class AggregatorService: Sendable {
                     extra += polled
                 }
             }
+        }
+    }
+
+    /// A fatal producer error poisons the producer for good: make a new one (the retry then uses it).
+    private func replaceDeadLetterProducer(after error: KafkaError) {
+        do {
+            let producer = try KafkaProducer(configuration: configuration.producerProperties(bootstrap: bootstrap), logger: Logger(label: "aggregator.dlq"))
+            deadLetters.withLock { $0 = DeadLetterWriter(producer: producer, topic: configuration.deadLetterTopic) }
+            logger.error("dead-letter producer failed fatally (\(error)); replaced it with a new one")
+        } catch {
+            logger.error("dead-letter producer failed fatally and a new one could not be made: \(error)")
         }
     }
 

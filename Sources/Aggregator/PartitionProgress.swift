@@ -11,6 +11,8 @@ struct PartitionProgress: Sendable {
     struct Entry: Sendable, Equatable {
         /// The next offset to process; nil until the first message of the partition is seen.
         var next: Int64?
+        /// The highest offset seen in a polled batch.
+        var highestSeen: Int64 = -1
         /// Messages between `next` and the partition's end at the last update.
         var lag: Int64 = 0
         /// Since when messages have waited with no progress; nil while none wait.
@@ -18,10 +20,14 @@ struct PartitionProgress: Sendable {
     }
 
     /// A partition that has not advanced for longer than the threshold with messages waiting.
-    struct Stall: Sendable, Equatable {
+    struct Stall: Sendable, Equatable, CustomStringConvertible {
         var partition: KafkaTopicPartition
         var lag: Int64
         var waited: Duration
+
+        var description: String {
+            "partition \(partition) has not advanced for \(waited.components.seconds) s with \(lag) messages waiting"
+        }
     }
 
     private(set) var entries: [KafkaTopicPartition: Entry] = [:]
@@ -39,7 +45,10 @@ struct PartitionProgress: Sendable {
     mutating func seen(_ batch: [KafkaMessage]) {
         for message in batch {
             let key = Self.key(message)
-            if entries[key]?.next == nil { entries[key, default: Entry()].next = message.offset }
+            var entry = entries[key, default: Entry()]
+            if entry.next == nil { entry.next = message.offset }
+            entry.highestSeen = max(entry.highestSeen, message.offset)
+            entries[key] = entry
         }
     }
 
@@ -56,15 +65,25 @@ struct PartitionProgress: Sendable {
         }
     }
 
-    /// Takes the assigned partitions' ends (high watermarks) and the consumer's fetch positions
-    /// (used only for partitions with nothing seen yet); forgets partitions no longer assigned.
-    /// Returns the total lag.
+    /// Takes the assigned partitions' ends (high watermarks; the last stable offset for a
+    /// read_committed consumer) and the consumer's fetch positions; forgets partitions no longer
+    /// assigned. Returns the total lag.
+    ///
+    /// When every message seen has been processed, processing has caught up with the fetch
+    /// position: offsets that never arrive as messages (transaction markers, aborted records)
+    /// then count as done instead of waiting forever.
     @discardableResult
     mutating func update(ends: [KafkaTopicPartition: Int64], fetchPositions: [KafkaTopicPartition: Int64], now: ContinuousClock.Instant) -> Int64 {
         for key in entries.keys where ends[key] == nil { entries[key] = nil }
         var total: Int64 = 0
         for (key, end) in ends {
             var entry = entries[key, default: Entry()]
+            if let fetched = fetchPositions[key], (entry.next ?? Int64.min) > entry.highestSeen {
+                if fetched > (entry.next ?? Int64.min) {
+                    if entry.waitingSince != nil { entry.waitingSince = now }
+                    entry.next = fetched
+                }
+            }
             let start = entry.next ?? fetchPositions[key] ?? end
             entry.lag = max(0, end - start)
             if entry.lag == 0 {

@@ -14,8 +14,9 @@ public struct WritePlanner: Sendable {
     /// Largest frame image kept (decoded); larger ones are dropped from their result.
     public var maximumFrameBytes: Int
 
-    /// Room the write transaction needs for the position it splices into a result.
-    static let positionAllowance = 96
+    /// Room the write transaction needs for the position it splices into a result:
+    /// `{"position":{"offset":` (21) + 19 digits + `,"epoch":"` (10) + a 64-character epoch + `"},` (3).
+    static let positionAllowance = 117
 
     public init(keys: KeySchema, alertRule: AlertRule, maximumMessageBytes: Int = AssessmentMessage.defaultMaximumBytes,
                 maximumResultBytes: Int = WritePlanner.defaultMaximumResultBytes, maximumClockSkew: Duration? = .seconds(300),
@@ -40,7 +41,12 @@ public struct WritePlanner: Sendable {
         valid.reserveCapacity(batch.count)
         sources.reserveCapacity(batch.count)
         let nowMilliseconds = Int64(now.timeIntervalSince1970 * 1000)
-        let latestAccepted = maximumClockSkew.map { nowMilliseconds + $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 }
+        // A skew too large to add (years) is no limit at all.
+        let latestAccepted = maximumClockSkew.flatMap { skew -> Int64? in
+            let (milliseconds, overflow) = skew.components.seconds.multipliedReportingOverflow(by: 1000)
+            let (sum, overflow2) = nowMilliseconds.addingReportingOverflow(milliseconds)
+            return overflow || overflow2 ? nil : sum
+        }
         for message in batch {
             do throws(InputRejection) {
                 let assessment = try AssessmentMessage(validating: message.value, maximumBytes: maximumMessageBytes)

@@ -112,15 +112,16 @@ public enum JWT {
         if exp == nil, requireExpiry { return .failure(.init(reason: "JWT has no 'exp' claim (tokens without expiry are refused unless the gateway allows them)")) }
         if let nbf, nbf > seconds { return .failure(.init(reason: "JWT not valid yet")) }
         guard let cameras = claim("cameras") else { return .success(.only([])) }
+        let badCameras = Invalid(reason: "JWT claim 'cameras' must be an array of camera ids or \"*\"")
         switch cameras.kind {
         case .string:
             guard payloadBytes.withUnsafeBufferPointer({ JSONScanner.decodeString($0, cameras.valueRange) }) == "*" else {
-                return .failure(.init(reason: "JWT claim 'cameras' must be an array of camera ids or \"*\""))
+                return .failure(badCameras)
             }
             return .success(.all)
         case .array:
             guard let list = try? JSONSerialization.jsonObject(with: Data(payloadBytes[cameras.valueRange])) as? [Any] else {
-                return .failure(.init(reason: "JWT claim 'cameras' must be an array of camera ids or \"*\""))
+                return .failure(badCameras)
             }
             var allowed: Set<Int> = []
             for item in list {
@@ -129,7 +130,7 @@ public enum JWT {
             }
             return .success(.only(allowed))
         default:
-            return .failure(.init(reason: "JWT claim 'cameras' must be an array of camera ids or \"*\""))
+            return .failure(badCameras)
         }
     }
 

@@ -39,7 +39,7 @@ enum DashboardPage {
   .frame img { display: block; width: 100%; height: auto; }
   .frame svg { position: absolute; inset: 0; width: 100%; height: 100%; }
   .frame rect { fill: none; stroke: var(--medium); stroke-width: 2px; vector-effect: non-scaling-stroke; }
-  .frame text { fill: var(--medium); font: 600 11px system-ui, sans-serif; }
+  .frame-time { position: absolute; right: 6px; bottom: 4px; font-size: 11px; color: #fff; text-shadow: 0 0 3px #000; }
   .level { display: inline-block; margin: 8px 0 6px; padding: 2px 10px; border-radius: 6px; font-size: 12px; font-weight: 700; text-transform: uppercase; letter-spacing: .6px; background: var(--none); }
   .meta { display: grid; grid-template-columns: auto 1fr; gap: 2px 10px; color: var(--muted); font-size: 12px; }
   .meta span:nth-child(even) { color: var(--text); text-align: right; font-variant-numeric: tabular-nums; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -122,7 +122,7 @@ function card(id) {
   el.className = "camera-card";
   el.dataset.camera = id;
   el.innerHTML = '<div class="top"><span class="name">Camera ' + id + '</span><span class="age">—</span></div>' +
-    '<div class="frame" hidden><img alt=""><svg preserveAspectRatio="none"></svg></div>' +
+    '<div class="frame" hidden><img alt=""><svg preserveAspectRatio="none"></svg><span class="frame-time"></span></div>' +
     '<span class="level">—</span><span class="flag" hidden>⚠ dangerous driving</span>' +
     '<div class="meta"><span>Objects</span><span class="objects">—</span><span>Groups</span><span class="groups">—</span>' +
     '<span>Model</span><span class="model">—</span><span>LLM latency</span><span class="latency">—</span></div>';
@@ -150,6 +150,7 @@ function render(id, r, flash) {
   el.querySelector(".model").textContent = r.llmModel || "—";
   el.querySelector(".latency").textContent = typeof r.llmLatency === "number" ? r.llmLatency.toFixed(2) + " s" : "—";
   el.querySelector(".age").textContent = "just now";
+  // The last frame stays until a newer one comes, captioned with its own time and boxes.
   if (r.frameImageRef && typeof r.frameImageRef.url === "string") showFrame(el, r);
   el.classList.remove("stale");
   if (flash) { el.classList.remove("flash"); void el.offsetWidth; el.classList.add("flash"); }
@@ -174,14 +175,16 @@ function showFrame(el, r) {
     }
     box.hidden = false;
     box.dataset.request = r.requestId || "";
+    box.querySelector(".frame-time").textContent = r.timestamp ? "frame " + new Date(r.timestamp).toLocaleTimeString() : "";
   };
   img.src = r.frameImageRef.url + suffix;
 }
 // A snapshot entry too large for the snapshot frame is read from the API instead.
-async function loadOmitted(id, url) {
+async function loadOmitted(id, url, offset) {
   try {
     const response = await fetch(url + suffix);
-    if (response.ok) render(id, await response.json(), false);
+    // Only if no newer result arrived meanwhile.
+    if (response.ok && (positions[id] || {}).offset === offset) render(id, await response.json(), false);
   } catch { /* the next live result fills it */ }
 }
 function addAlert(id, r, fresh) {
@@ -245,7 +248,7 @@ function connect() {
         break;
       case "snapshot":
         for (const c of m.cameras || []) {
-          if (c.omitted && c.omitted.url) { remember(c.camera, c.offset, c.epoch); loadOmitted(c.camera, c.omitted.url); continue; }
+          if (c.omitted && c.omitted.url) { remember(c.camera, c.offset, c.epoch); loadOmitted(c.camera, c.omitted.url, c.offset); continue; }
           if (!c.result) continue;
           remember(c.camera, c.offset, c.epoch);
           render(c.camera, c.result, false);

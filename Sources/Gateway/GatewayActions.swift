@@ -21,25 +21,28 @@ extension GatewayService {
 
     func send(_ message: ServerMessage, to connection: ConnectionID, allowance: Int = 0) {
         if case .snapshot(let entries) = message, entries.count > 1 {
-            // Big snapshots go out in several frames of bounded size, as one burst: a snapshot
-            // is all the client asked for at once, so it may take the queue as far past its
-            // limit as its own size (bounded by cameras × the result bound).
+            // Big snapshots go out in several frames of at most `snapshotFrameBytes`, as one
+            // burst: a snapshot is all the client asked for at once, so it may take the queue as
+            // far past its limit as its own size (bounded by `maximumSnapshotBurstBytes`).
             var frames: [OutboundFrame] = []
-            var chunk: [SnapshotEntry] = []
-            var bytes = 0
-            for entry in entries {
-                let payload = entry.latest?.payload.count ?? 0
-                let size = (payload > ServerMessage.maximumSnapshotResultBytes ? 0 : payload) + 160
-                if !chunk.isEmpty, bytes + size > ServerMessage.snapshotFrameBytes {
-                    frames.append(OutboundFrame(ServerMessage.snapshot(chunk).encoded()))
-                    chunk = []
-                    bytes = 0
+            var frame = ServerMessage.snapshotHead
+            var entry: [UInt8] = []
+            var count = 0
+            for item in entries {
+                entry.removeAll(keepingCapacity: true)
+                ServerMessage.encode(item, into: &entry)
+                if count > 0, frame.count + 1 + entry.count + ServerMessage.snapshotTail.count > ServerMessage.snapshotFrameBytes {
+                    frames.append(OutboundFrame(frame + ServerMessage.snapshotTail))
+                    frame = ServerMessage.snapshotHead
+                    count = 0
                 }
-                chunk.append(entry)
-                bytes += size
+                if count > 0 { frame.append(UInt8(ascii: ",")) }
+                frame += entry
+                count += 1
             }
-            frames.append(OutboundFrame(ServerMessage.snapshot(chunk).encoded()))
-            let burst = max(allowance, frames.reduce(0) { $0 + $1.count })
+            frames.append(OutboundFrame(frame + ServerMessage.snapshotTail))
+            let size = frames.reduce(0) { $0 + $1.count }
+            let burst = max(allowance, min(size, configuration.maximumSnapshotBurstBytes))
             for frame in frames { enqueue(frame, to: connection, allowance: burst) }
             return
         }

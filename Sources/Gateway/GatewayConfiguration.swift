@@ -39,6 +39,9 @@ public struct GatewayConfiguration: Sendable {
     /// How far a snapshot or recovery burst may take a client's send queue past
     /// `maximumQueuedBytes` (a recovery replays up to the whole history at once).
     public var replayAllowanceBytes = 8 << 20
+    /// How far past the limit one snapshot (an all-cameras one, say) may take a client's queue:
+    /// its own size up to this bound; a larger snapshot closes the client with 1008.
+    public var maximumSnapshotBurstBytes = 64 << 20
 
     public init() {}
 }

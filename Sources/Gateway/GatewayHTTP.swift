@@ -87,13 +87,24 @@ extension GatewayService {
     /// aggregator. The media type comes from the image's own first bytes; anything that is not a
     /// raster image is sent as a download, never rendered.
     private func serveFrame(camera: Int, requestId: String, _ responder: HTTPResponder) {
-        guard (1...128).contains(requestId.utf8.count), requestId.utf8.allSatisfy(AssessmentMessage.isRequestIdByte) else {
+        guard AssessmentMessage.isValidRequestId(requestId) else {
             return responder.respond(.error(400, "'\(requestId.prefix(32))' is not a request id (1–128 characters of [A-Za-z0-9_:.-])"))
         }
-        let state = self.state
-        Task {
+        let admitted = framesInFlight.withLock { count -> Bool in
+            guard count < Self.maximumFrameFetches else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else {
+            var busy = HTTPResponse.error(503, "too many frame requests at once; retry")
+            busy.headers.append(("retry-after", "1"))
+            return responder.respond(busy)
+        }
+        let frames = RedisState(redis: frameRedis, keys: configuration.keys, historyReadLimit: configuration.historyReadLimit)
+        Task { [self] in
+            defer { framesInFlight.withLock { $0 -= 1 } }
             do throws(RedisError) {
-                guard let image = try await state.frame(camera: camera, requestId: requestId) else {
+                guard let image = try await frames.frame(camera: camera, requestId: requestId) else {
                     return responder.respond(.error(404, "no frame \(requestId) for camera \(camera) (none stored, or expired)"))
                 }
                 let type = FrameImage.mediaType(of: image)

@@ -5,26 +5,24 @@ import RedisClient
 /// The health probe: a message through Redis pub/sub every `probeInterval` proves delivery.
 extension GatewayService {
     func runProbe() async {
-        var lastHousekeeping = ContinuousClock.now
         while !Task.isCancelled {
             let sent = Date().timeIntervalSince1970
             _ = try? await redis.send(.publish(probeChannel, Array(String(format: "%.6f", sent).utf8)))
-            if ContinuousClock.now - lastHousekeeping >= configuration.housekeepingInterval {
-                lastHousekeeping = .now
-                housekeeping()
-            }
             try? await Task.sleep(for: configuration.probeInterval)
         }
     }
 
-    /// Periodic clean-up: expired cache entries leave memory, and the allocator is asked to hand
-    /// freed pages back to the system (glibc keeps them otherwise, so RSS would stay at the peak
-    /// a burst of large results left). `malloc_trim` may take milliseconds: its own thread.
+    /// Periodic clean-up (on the housekeeping thread): expired cache entries leave memory, then
+    /// the allocator is asked to hand freed pages back to the system (glibc keeps them otherwise,
+    /// so RSS would stay at the peak a burst of large results left).
     func housekeeping() {
-        post { [self] in cache.sweepExpired() }
-        let trim = Thread { MemoryTrim.releaseFreePages() }
-        trim.name = "gateway-trim"
-        trim.start()
+        let swept = DispatchSemaphore(value: 0)
+        post { [self] in
+            cache.sweepExpired()
+            swept.signal()
+        }
+        _ = swept.wait(timeout: .now() + .seconds(5))
+        MemoryTrim.releaseFreePages()
     }
 
     func probeReceived(_ payload: [UInt8]) {

@@ -17,6 +17,12 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
     let logger: Logger
     let redis: RedisClient
     let state: RedisState
+    /// Frame images travel on a connection of their own (megabytes each must not hold up
+    /// snapshots and recovery reads), at most `maximumFrameFetches` at a time.
+    let frameRedis: RedisClient
+    let framesInFlight = Mutex(0)
+    static let maximumFrameFetches = 8
+    var housekeeper: Housekeeper?
     private(set) var server: WebServer!
     private var subscriber: RedisSubscriber!
     private(set) var subscriptions: SubscriptionQueue!
@@ -62,6 +68,7 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
         let redisConfiguration = try RedisConfiguration(url: configuration.redisURL)
         redis = RedisClient(configuration: redisConfiguration, label: "gateway.redis", logger: logger)
         state = RedisState(redis: redis, keys: configuration.keys, historyReadLimit: configuration.historyReadLimit)
+        frameRedis = RedisClient(configuration: redisConfiguration, label: "gateway.frames", logger: logger)
         // Redis counts as down until the subscriber's first confirmation.
         hub = SubscriptionHub(maximumBufferedBytes: configuration.maximumBufferedBytes, redisUp: false)
         cache = LatestCache(liveTTL: .seconds(configuration.latestTTLSeconds))
@@ -138,6 +145,7 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
         }
         subscriptions.subscribe(probeChannel)
         probeTask = Task { [weak self] in await self?.runProbe() }
+        housekeeper = Housekeeper(interval: configuration.housekeepingInterval) { [weak self] in self?.housekeeping() }
     }
 
     /// Hands `work` to the lws service thread (held until the server exists).
@@ -175,10 +183,12 @@ public final class GatewayService: WebServerDelegate, @unchecked Sendable {
     /// Stops at once: connections dropped, Redis closed.
     public func stop() async {
         probeTask?.cancel()
+        housekeeper?.stop()
         server.stop()
         subscriptions.finish()
         await subscriber.close()
         await redis.close()
+        await frameRedis.close()
     }
 
     /// Open client connections (asks the service thread).

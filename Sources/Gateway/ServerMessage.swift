@@ -33,6 +33,28 @@ public enum ServerMessage: Sendable, Equatable {
     /// one entry and its framing always fit in a snapshot frame.
     static let maximumSnapshotResultBytes = snapshotFrameBytes - 1024
 
+    static let snapshotHead = Array(#"{"type":"snapshot","cameras":["#.utf8)
+    static let snapshotTail = Array("]}".utf8)
+
+    /// One camera of a snapshot: `{"camera":7,"offset":…,"epoch":…,"result":{…}}`; a latest
+    /// result too large for a snapshot frame is left out with an `omitted` note and its position.
+    static func encode(_ entry: SnapshotEntry, into out: inout [UInt8]) {
+        func add(_ text: String) { out.append(contentsOf: text.utf8) }
+        add(#"{"camera":\#(entry.camera)"#)
+        if let latest = entry.latest, latest.payload.count > maximumSnapshotResultBytes {
+            if let position = latest.position { add(positionMembers(position)) }
+            add(#","result":null,"omitted":{"reason":"too_large","bytes":\#(latest.payload.count),"url":"/api/cameras/\#(entry.camera)/latest"}"#)
+        } else if let latest = entry.latest {
+            if let position = latest.position { add(positionMembers(position)) }
+            add(#","result":"#)
+            out.append(contentsOf: latest.payload)
+        } else {
+            if let position = entry.current { add(positionMembers(position)) }
+            add(#","result":null"#)
+        }
+        add("}")
+    }
+
     /// `,"offset":12,"epoch":"…"`: a position as members of the object being written.
     static func positionMembers(_ position: ResultPosition) -> String {
         #","offset":\#(position.offset),"epoch":\#(JSONText.quoted(position.epoch))"#
@@ -50,25 +72,12 @@ public enum ServerMessage: Sendable, Equatable {
             add(all ? #""*""# : "[" + cameras.map(String.init).joined(separator: ",") + "]")
             add("}")
         case .snapshot(let entries):
-            add(#"{"type":"snapshot","cameras":["#)
+            out += Self.snapshotHead
             for (index, entry) in entries.enumerated() {
-                if index > 0 { add(",") }
-                add(#"{"camera":\#(entry.camera)"#)
-                if let latest = entry.latest, latest.payload.count > Self.maximumSnapshotResultBytes {
-                    // Kept out so every snapshot frame stays within its bound; the API serves it.
-                    if let position = latest.position { add(Self.positionMembers(position)) }
-                    add(#","result":null,"omitted":{"reason":"too_large","bytes":\#(latest.payload.count),"url":"/api/cameras/\#(entry.camera)/latest"}"#)
-                } else if let latest = entry.latest {
-                    if let position = latest.position { add(Self.positionMembers(position)) }
-                    add(#","result":"#)
-                    out.append(contentsOf: latest.payload)
-                } else {
-                    if let position = entry.current { add(Self.positionMembers(position)) }
-                    add(#","result":null"#)
-                }
-                add("}")
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                Self.encode(entry, into: &out)
             }
-            add("]}")
+            out += Self.snapshotTail
         case .recovered(let camera, let missed):
             add(#"{"type":"recovered","camera":\#(camera),"recovered":true,"missed":\#(missed)}"#)
         case .recoveryFailed(let camera, let reason):

@@ -67,6 +67,10 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         return (kind == .produce || kind == .queueFull) && permanent.contains { $0.rawValue == code }
     }
 
+    /// A fatal error of an idempotent or transactional producer: it will refuse every further
+    /// message; only a new producer helps.
+    public var isFatal: Bool { code == RD_KAFKA_RESP_ERR__FATAL.rawValue }
+
     /// What an operator should do about it.
     public var hint: String {
         switch kind {

@@ -47,7 +47,7 @@ public struct AssessmentMessage: Sendable {
         let request = try member("requestId")
         guard request.kind == .string else { throw InputRejection(.wrongType, "field 'requestId' must be a string") }
         requestId = string(request)
-        guard (1...128).contains(requestId.utf8.count), requestId.utf8.allSatisfy(Self.isRequestIdByte) else {
+        guard Self.isValidRequestId(requestId) else {
             throw InputRejection(.invalidValue, "field 'requestId' must be 1–128 characters of [A-Za-z0-9_:.-]")
         }
 
@@ -108,6 +108,11 @@ public struct AssessmentMessage: Sendable {
         var seen = Set<String>(minimumCapacity: members.count)
         for member in members where !seen.insert(member.key).inserted { return member.key }
         return nil
+    }
+
+    /// A valid request id: 1–128 characters of `[A-Za-z0-9_:.-]` (safe in keys, URLs and JSON).
+    public static func isValidRequestId(_ id: String) -> Bool {
+        (1...128).contains(id.utf8.count) && id.utf8.allSatisfy(isRequestIdByte)
     }
 
     /// One byte of a valid request id: `[A-Za-z0-9_:.-]`.

@@ -29,15 +29,16 @@ public enum FrameImage {
         #","\#(referenceField)":{"url":"\#(path(camera: camera, requestId: requestId))","bytes":\#(bytes)}"#
     }
 
-    /// Decodes the base64 (or `data:…;base64,` URL) string value `member` of `document`.
+    /// Decodes the base64 (or `data:…;base64,` URL) string value `member` of `document`:
+    /// standard or URL-safe alphabet, padding optional, line breaks ignored.
     static func decode(_ document: [UInt8], _ member: JSONMember, maximumBytes: Int) -> Result<[UInt8], Problem> {
         guard member.kind == .string else {
             return .failure(Problem(reason: "'\(field)' is not a string"))
         }
-        // Four base64 characters carry three bytes: refuse what cannot fit before decoding it.
-        let encodedLength = member.valueRange.count - 2
-        if encodedLength / 4 * 3 > maximumBytes + 3 {
-            return .failure(Problem(reason: "'\(field)' of about \(encodedLength / 4 * 3) bytes is over the \(maximumBytes)-byte frame bound"))
+        // Escapes (`\/`) only lengthen the JSON text: refuse what cannot fit even so, before
+        // decoding it (four base64 characters carry three bytes).
+        if (member.valueRange.count - 2) / 8 * 3 > maximumBytes + 3 {
+            return .failure(Problem(reason: "'\(field)' of about \((member.valueRange.count - 2) / 4 * 3) bytes is over the \(maximumBytes)-byte frame bound"))
         }
         var text = document.withUnsafeBufferPointer { JSONScanner.decodeString($0, member.valueRange) }
         if text.hasPrefix("data:") {
@@ -46,10 +47,16 @@ public enum FrameImage {
             }
             text = String(text[text.index(after: comma)...])
         }
-        if text.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 32 }) {
-            text.removeAll { $0 == "\n" || $0 == "\r" || $0 == " " }
+        var base64 = Array(text.utf8)
+        base64.removeAll { $0 == 10 || $0 == 13 || $0 == 32 }
+        if base64.count / 4 * 3 > maximumBytes + 3 {
+            return .failure(Problem(reason: "'\(field)' of about \(base64.count / 4 * 3) bytes is over the \(maximumBytes)-byte frame bound"))
         }
-        guard !text.isEmpty, let data = Data(base64Encoded: text) else {
+        for i in base64.indices {
+            if base64[i] == UInt8(ascii: "-") { base64[i] = UInt8(ascii: "+") } else if base64[i] == UInt8(ascii: "_") { base64[i] = UInt8(ascii: "/") }
+        }
+        while base64.count % 4 != 0 { base64.append(UInt8(ascii: "=")) }
+        guard !base64.isEmpty, let data = Data(base64Encoded: Data(base64)) else {
             return .failure(Problem(reason: "'\(field)' is not base64"))
         }
         guard data.count <= maximumBytes else {

@@ -52,7 +52,9 @@ final class ServiceLoop: @unchecked Sendable {
             // Runs until `drain` sees the stop flag and breaks the loop.
             if state.withLock({ $0.running }) { traffic_ev_run(loop.value) }
             state.withLock { $0.context = nil }
-            // Connections still open get their CLOSED callbacks from here.
+            // The frame guard stops reporting to it and forgets its descriptors; connections
+            // still open get their CLOSED callbacks from here.
+            traffic_frame_guard_context_stopping(context)
             lws_context_destroy(context)
             traffic_ev_loop_destroy(loop.value)
             finished.signal()

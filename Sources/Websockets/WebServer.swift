@@ -83,6 +83,8 @@ public final class WebServer: @unchecked Sendable {
 
     // Service-thread state.
     private var connections: [WebSocketID: Connection] = [:]
+    /// Open WebSocket connections by socket, for the frame guard's reports.
+    private var byDescriptor: [Int32: WebSocketID] = [:]
     private var upgrades: [OpaquePointer: HTTPRequest] = [:]
     private var exchanges: [UInt64: Exchange] = [:]
     private var nextID: UInt64 = 1
@@ -108,6 +110,7 @@ public final class WebServer: @unchecked Sendable {
             throw HTTPServerError(message: "cannot listen on \(configuration.host ?? "*"):\(configuration.port) (port in use?)")
         }
         self.context = context
+        traffic_frame_guard_context_started(context)
         if start { self.start() }
     }
 
@@ -133,6 +136,7 @@ public final class WebServer: @unchecked Sendable {
             return !started
         }
         if neverStarted, let context {
+            traffic_frame_guard_context_stopping(context)
             lws_context_destroy(context)
             self.context = nil
         }
@@ -158,20 +162,17 @@ public final class WebServer: @unchecked Sendable {
         // use its allowance on top of everything. "Too slow" is a backlog the client fails to
         // drain, never one large frame: the largest queued frame does not count.
         let queued = (allowance > 0 ? c.queuedBytes : c.queuedBytes - c.burstBytes) + frame.count
-        let limit = configuration.maximumQueuedBytes + allowance
-        if queued - max(c.largestFrame, frame.count) > limit {
-            // `largestFrame` may be stale (an upper bound, kept cheap on the hot path): make it
-            // exact before judging.
-            c.largestFrame = c.frames[c.head...].reduce(0) { max($0, $1.count) }
-        }
-        if queued - max(c.largestFrame, frame.count) > limit {
+        let largest = max(c.largestLiveFrame.map { c.frames[$0].count } ?? 0, allowance > 0 ? 0 : frame.count)
+        if queued - largest > configuration.maximumQueuedBytes + allowance {
             requestClose(c, code: 1008, reason: "send queue over \(configuration.maximumQueuedBytes) bytes: client too slow")
             return .overLimit
+        }
+        if allowance == 0, frame.count >= (c.largestLiveFrame.map { c.frames[$0].count } ?? 0) {
+            c.largestLiveFrame = c.frames.count // ties: the later one, so it is passed last
         }
         c.frames.append(frame)
         c.burst.append(allowance > 0)
         c.queuedBytes += frame.count
-        c.largestFrame = max(c.largestFrame, frame.count)
         if allowance > 0 { c.burstBytes += frame.count }
         if c.frames.count - c.head == 1 { lws_callback_on_writable(c.wsi) }
         return .queued
@@ -189,14 +190,7 @@ public final class WebServer: @unchecked Sendable {
 
     private func requestClose(_ c: Connection, code: UInt16, reason: String, keepQueued: Bool = false) {
         c.closeRequest = (code, reason)
-        if !keepQueued {
-            c.frames.removeAll()
-            c.burst.removeAll()
-            c.head = 0
-            c.queuedBytes = 0
-            c.burstBytes = 0
-            c.largestFrame = 0
-        }
+        if !keepQueued { c.clearQueue(keepingCapacity: false) }
         lws_callback_on_writable(c.wsi)
         // A client that does not read never makes the socket writable for the close frame:
         // give the close handshake a bounded time, then drop the connection.
@@ -208,7 +202,15 @@ public final class WebServer: @unchecked Sendable {
     fileprivate func callback(_ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
         switch reason {
         case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+            closeViolators()
             loop.drain()
+            return 0
+
+        case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+            // Watched from the first byte, so frames sent with the upgrade request are seen too.
+            if traffic_frame_guard_watch(lws_get_socket_fd(wsi), lws_get_context(wsi)) != 0 {
+                return -1 // a descriptor the guard cannot watch: refuse rather than serve unguarded
+            }
             return 0
 
         case LWS_CALLBACK_HTTP:
@@ -245,6 +247,7 @@ public final class WebServer: @unchecked Sendable {
             let id = UInt64(UInt(bitPattern: lws_get_opaque_user_data(wsi)))
             exchanges[id] = nil
             upgrades[wsi] = nil
+            traffic_frame_guard_forget(lws_get_socket_fd(wsi))
             return 0
 
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
@@ -270,7 +273,8 @@ public final class WebServer: @unchecked Sendable {
             lws_set_opaque_user_data(wsi, UnsafeMutableRawPointer(bitPattern: UInt(id)))
             let connection = Connection(id: id, wsi: wsi, descriptor: lws_get_socket_fd(wsi))
             connections[id] = connection
-            traffic_frame_guard_watch(connection.descriptor)
+            byDescriptor[connection.descriptor] = id
+            traffic_frame_guard_upgrade(connection.descriptor)
             let request = upgrades.removeValue(forKey: wsi) ?? HTTPRequest(path: "/")
             delegate?.opened(id, request: request)
             return 0
@@ -312,19 +316,18 @@ public final class WebServer: @unchecked Sendable {
                 if c.burst[c.head] { c.burstBytes -= frame.count }
                 c.head += 1
                 c.queuedBytes -= frame.count
+                if let largest = c.largestLiveFrame, largest < c.head { c.findLargestLiveFrame() }
                 // (No need to ask the socket after the last frame: one poll(2) less per round.)
                 if c.head < c.frames.count, lws_send_pipe_choked(wsi) != 0 { break }
             }
             if c.head == c.frames.count {
-                c.largestFrame = 0
-                c.frames.removeAll(keepingCapacity: c.frames.count <= 64)
-                c.burst.removeAll(keepingCapacity: true)
-                c.head = 0
+                c.clearQueue(keepingCapacity: c.frames.count <= 64)
                 if c.closeRequest != nil { lws_callback_on_writable(wsi) }
             } else {
                 if c.head >= 64 {
                     c.frames.removeFirst(c.head)
                     c.burst.removeFirst(c.head)
+                    c.largestLiveFrame = c.largestLiveFrame.map { $0 - c.head }
                     c.head = 0
                 }
                 lws_callback_on_writable(wsi)
@@ -334,12 +337,29 @@ public final class WebServer: @unchecked Sendable {
         case LWS_CALLBACK_CLOSED:
             guard let c = connection(of: wsi) else { return 0 }
             traffic_frame_guard_forget(c.descriptor)
+            byDescriptor[c.descriptor] = nil
             connections[c.id] = nil
             delegate?.closed(c.id)
             return 0
 
         default:
             return lws_callback_http_dummy(wsi, reason, user, input, length)
+        }
+    }
+
+    /// Closes (1002) the connections whose descriptors the frame guard found sending unmasked
+    /// frames, control frames included (lws answers those by itself).
+    private func closeViolators() {
+        guard let context else { return }
+        var fds = [Int32](repeating: 0, count: 64)
+        while true {
+            let count = Int(traffic_frame_guard_take(context, &fds, Int32(fds.count)))
+            for fd in fds.prefix(count) {
+                if let id = byDescriptor[fd], let c = connections[id], c.closeRequest == nil {
+                    requestClose(c, code: 1002, reason: "client frames must be masked")
+                }
+            }
+            if count < fds.count { return }
         }
     }
 
@@ -477,11 +497,31 @@ private final class Connection {
     var burstBytes = 0
     var head = 0
     var queuedBytes = 0
-    /// The largest frame still queued (it does not count toward "too slow"); an upper bound,
-    /// made exact when a judgement depends on it.
-    var largestFrame = 0
+    /// Index in `frames` of the largest live (non-burst) frame still queued: it does not count
+    /// toward "too slow". Among equal sizes the latest, so it is rarely passed and searched again.
+    var largestLiveFrame: Int?
     var closeRequest: (UInt16, String)?
     var inbound: [UInt8] = []
+
+    /// Drops every queued frame (sent, or the connection is closing).
+    func clearQueue(keepingCapacity: Bool) {
+        frames.removeAll(keepingCapacity: keepingCapacity)
+        burst.removeAll(keepingCapacity: true)
+        head = 0
+        queuedBytes = 0
+        burstBytes = 0
+        largestLiveFrame = nil
+    }
+
+    /// Finds the largest live frame after the head (the previous one was sent).
+    func findLargestLiveFrame() {
+        largestLiveFrame = nil
+        var size = -1
+        for index in head..<frames.count where !burst[index] && frames[index].count >= size {
+            largestLiveFrame = index
+            size = frames[index].count
+        }
+    }
 
     init(id: WebSocketID, wsi: OpaquePointer, descriptor: Int32) {
         self.id = id

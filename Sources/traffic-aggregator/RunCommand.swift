@@ -35,6 +35,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("batch-linger-ms"), help: "Wait for more messages after the first of a batch (env BATCH_LINGER_MS).") var batchLingerMs: Int?
     @Option(name: .customLong("max-message-bytes"), help: "Messages larger than this are dead-lettered (env MAX_MESSAGE_BYTES).") var maxMessageBytes: Int?
     @Option(name: .customLong("max-result-bytes"), help: "Merged results larger than this (frame image moved out) are dead-lettered (env MAX_RESULT_BYTES).") var maxResultBytes: Int?
+    @Option(name: .customLong("max-batch-bytes"), help: "Bytes of messages and detections one batch may hold; a larger batch is cut and the rest follows (env MAX_BATCH_BYTES).") var maxBatchBytes: Int?
     @Option(name: .customLong("max-frame-bytes"), help: "Frame images larger than this (decoded) are dropped from their result (env MAX_FRAME_BYTES).") var maxFrameBytes: Int?
     @Option(name: .customLong("max-clock-skew"), help: "Seconds a timestamp may be ahead of this clock before the message is dead-lettered; 0 disables the check (env MAX_CLOCK_SKEW).") var maxClockSkew: Int?
     @Option(name: .customLong("stall-threshold"), help: "Seconds a partition may have messages waiting without progress before /healthz says not ready (env STALL_THRESHOLD).") var stallThreshold: Int?
@@ -49,10 +50,11 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--alert-level '\(level)' is not one of none|low|medium|high|critical")
         }
         for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL), ("--history-length", historyLength),
-                              ("--max-result-bytes", maxResultBytes), ("--max-frame-bytes", maxFrameBytes), ("--stall-threshold", stallThreshold)] {
+                              ("--max-result-bytes", maxResultBytes), ("--max-frame-bytes", maxFrameBytes), ("--max-batch-bytes", maxBatchBytes), ("--stall-threshold", stallThreshold)] {
             if let value, value <= 0 { throw ValidationError("\(name) must be positive, got \(value)") }
         }
-        if let maxClockSkew, maxClockSkew < 0 { throw ValidationError("--max-clock-skew must be 0 (off) or positive, got \(maxClockSkew)") }
+        if let maxClockSkew, !(0...315_360_000).contains(maxClockSkew) { throw ValidationError("--max-clock-skew must be from 0 (off) to 315360000 (ten years) seconds, got \(maxClockSkew)") }
+        if let maxMessageBytes, !(1...900_000_000).contains(maxMessageBytes) { throw ValidationError("--max-message-bytes must be from 1 to 900000000, got \(maxMessageBytes)") }
     }
 
     func run() async throws {
@@ -76,6 +78,7 @@ struct RunCommand: AsyncParsableCommand {
         config.maximumMessageBytes = maxMessageBytes ?? env("MAX_MESSAGE_BYTES").flatMap(Int.init) ?? config.maximumMessageBytes
         config.maximumResultBytes = maxResultBytes ?? env("MAX_RESULT_BYTES").flatMap(Int.init) ?? config.maximumResultBytes
         config.maximumFrameBytes = maxFrameBytes ?? env("MAX_FRAME_BYTES").flatMap(Int.init) ?? config.maximumFrameBytes
+        config.maximumBatchBytes = maxBatchBytes ?? env("MAX_BATCH_BYTES").flatMap(Int.init) ?? config.maximumBatchBytes
         if let skew = maxClockSkew ?? env("MAX_CLOCK_SKEW").flatMap(Int.init) { config.maximumClockSkew = skew > 0 ? .seconds(skew) : nil }
         if let stall = stallThreshold ?? env("STALL_THRESHOLD").flatMap(Int.init) { config.stallThreshold = .seconds(stall) }
         config.embeddedPartitions = embeddedPartitions

@@ -136,6 +136,29 @@ import Websockets
         try await h.stop()
     }
 
+    @Test func batchesOverTheByteBudgetAreCutAndTheRestFollowsInOrder() async throws {
+        let h = try await AggregatorHarness(partitions: 1) { $0.maximumBatchBytes = 20_000 }
+        let image = FramePainter.png(width: 40, height: 30, boxes: [])
+        var ids: [String] = []
+        for n in 0..<30 {
+            let id = "budget-\(n)"
+            ids.append(id)
+            let detection = #"{"detectedObjects":[],"trafficGroups":[],"frameImage":"\#(Data(image).base64EncodedString())","pad":"\#(String(repeating: "d", count: 4_000))"}"#
+            _ = try await h.redis.send(.set(h.keys.detection(id), Array(detection.utf8)))
+            try h.produce(assessment(id, camera: 11, time: ResultSimulator.rfc3339(1_760_000_000_000 + Int64(n) * 1000), level: "high"), camera: 11)
+            if n == 10 { try h.produce(Array("bad in the middle".utf8), camera: 11) }
+        }
+        try await h.flush()
+        try h.start()
+        try await h.waitUntilCommitted()
+        #expect(try await h.alerts(11) == ids.reversed(), "every message written once, in order")
+        let history = try await h.redis.send(.xrange(h.keys.history(11)))
+        #expect(history.map(\.id) == (1...30).map { "\($0)-0" }, "one gap-free sequence")
+        #expect(try await h.deadLetters(expected: 1).count == 1, "the bad message dead-lettered once")
+        #expect(Self.metric(h, "aggregator_messages_consumed_total 31"), "each message counted once")
+        try await h.stop()
+    }
+
     @Test func aResultOverTheBoundIsDeadLetteredWithItsReason() async throws {
         let h = try await AggregatorHarness(partitions: 1)
         try h.start()
@@ -223,7 +246,11 @@ import Websockets
         progress.processed([message(11)], now: t0 + .seconds(69))
         #expect(progress.update(ends: [partition: 12], fetchPositions: [partition: 12], now: t0 + .seconds(70)) == 0)
         #expect(progress.stalls(now: t0 + .seconds(100)).isEmpty)
-        progress.update(ends: [:], fetchPositions: [:], now: t0 + .seconds(101))
+        // Offsets that never arrive as messages (a transaction's commit marker at 12): once every
+        // seen message is processed, the fetch position counts as processed.
+        #expect(progress.update(ends: [partition: 13], fetchPositions: [partition: 13], now: t0 + .seconds(101)) == 0)
+        #expect(progress.stalls(now: t0 + .seconds(200)).isEmpty)
+        progress.update(ends: [:], fetchPositions: [:], now: t0 + .seconds(201))
         #expect(progress.entries.isEmpty, "revoked partitions are forgotten")
     }
 
@@ -247,6 +274,13 @@ import Websockets
             #expect(merged.frameProblem?.contains(reason) == true, "\(merged.frameProblem ?? "nil")")
             #expect(!String(decoding: merged.json, as: UTF8.self).contains("frameImage"))
         }
+    }
+
+    @Test func frameImagesMayBeURLSafeOrUnpadded() throws {
+        let message = try AssessmentMessage(validating: Array(assessment("f", camera: 1, time: "2025-01-01T00:00:00Z", extra: #","frameImage":"aGk""#).utf8))
+        #expect(ResultMerger.merge(message, detection: nil).frame == Array("hi".utf8))
+        let urlSafe = try AssessmentMessage(validating: Array(assessment("g", camera: 1, time: "2025-01-01T00:00:00Z", extra: #","frameImage":"-_-_""#).utf8))
+        #expect(ResultMerger.merge(urlSafe, detection: nil).frame == [0xFB, 0xFF, 0xBF])
     }
 
     @Test func cameraIdsOutOfRangeNameTheRange() {

@@ -179,6 +179,19 @@ import Websockets
             return try socket.closeCode()
         }
         #expect(code == 1002)
+        // Sent in the same write as the upgrade request, before the 101: still seen.
+        let early = try await Self.blocking { () -> UInt16? in
+            let socket = try RawWebSocket(port: port, early: RawWebSocket.textFrame(#"{"type":"ping"}"#, masked: false))
+            return try socket.closeCode()
+        }
+        #expect(early == 1002)
+        // A control frame lws answers by itself (PING → PONG) is caught too.
+        let ping = try await Self.blocking { () -> UInt16? in
+            let socket = try RawWebSocket(port: port)
+            try socket.write(RawWebSocket.frame(opcode: 0x9, Array("hi".utf8), masked: false))
+            return try socket.closeCode()
+        }
+        #expect(ping == 1002)
         await h.shutdown()
     }
 }

@@ -46,7 +46,7 @@ import TrafficModel
         let redis = try await RedisServer()
         let port = try FreePort.find()
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
-        let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--latest-ttl", "3", "--housekeeping-seconds", "1", "--max-queue-bytes", String(256 << 20)], outputPath: log)
+        let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--latest-ttl", "10", "--housekeeping-seconds", "1", "--max-queue-bytes", String(256 << 20)], outputPath: log)
         defer { process.terminate(grace: .seconds(2)); redis.stop() }
         try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }
         let clients = try WebSocketTestClients(port: port)
@@ -66,7 +66,7 @@ import TrafficModel
         }
         let peak = Self.residentBytes(process.pid)
         #expect(peak - baseline > 40 << 20, "60 MiB of results held while they are current (\(baseline >> 20) → \(peak >> 20) MiB)")
-        try await waitUntil("resident memory falls back once the results expired", timeout: .seconds(30), every: .milliseconds(200)) {
+        try await waitUntil("resident memory falls back once the results expired", timeout: .seconds(60), every: .milliseconds(200)) {
             Self.residentBytes(process.pid) < baseline + (peak - baseline) / 4
         }
         await publisher.close()

@@ -4,6 +4,7 @@ public enum Fuzzing {
     /// a misspelt required field.
     public static func mutate(_ input: [UInt8], _ rng: inout SplitMix) -> [UInt8] {
         var bytes = input
+        if bytes.isEmpty { return Array("{".utf8) }
         switch rng.next() % 7 {
         case 0: bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count))))
         case 1: for _ in 0..<(1 + rng.next() % 8) { bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next()) }

@@ -9,12 +9,13 @@ public final class RawWebSocket: @unchecked Sendable {
     private let fd: Int32
     private var buffer: [UInt8] = []
 
-    /// Connects to 127.0.0.1:`port`, sends the upgrade for `path` and waits for `101`.
-    public init(port: Int, path: String = "/ws", timeoutSeconds: Int = 5) throws {
+    /// Connects to 127.0.0.1:`port`, sends the upgrade for `path` (with `early` bytes in the same
+    /// write, as a client that does not wait for the 101 would) and waits for `101`.
+    public init(port: Int, path: String = "/ws", early: [UInt8] = [], timeoutSeconds: Int = 5) throws {
         guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: timeoutSeconds) else { throw TestSupportError("connect to \(port) failed") }
         self.fd = fd
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        try write(Array(request.utf8))
+        try write(Array(request.utf8) + early)
         while true {
             if let end = Self.headerEnd(buffer) {
                 let head = String(decoding: buffer[0..<end], as: UTF8.self)
@@ -40,8 +41,12 @@ public final class RawWebSocket: @unchecked Sendable {
 
     /// A text frame, masked (as clients must) or not.
     public static func textFrame(_ text: String, masked: Bool) -> [UInt8] {
-        let payload = Array(text.utf8)
-        var frame: [UInt8] = [0x81]
+        frame(opcode: 0x1, Array(text.utf8), masked: masked)
+    }
+
+    /// A final frame with `opcode` (0x1 text, 0x9 ping, 0x8 close…).
+    public static func frame(opcode: UInt8, _ payload: [UInt8], masked: Bool) -> [UInt8] {
+        var frame: [UInt8] = [0x80 | opcode]
         let maskBit: UInt8 = masked ? 0x80 : 0
         if payload.count < 126 {
             frame.append(maskBit | UInt8(payload.count))

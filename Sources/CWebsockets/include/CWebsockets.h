@@ -10,12 +10,20 @@
 #include <openssl/crypto.h>
 #include <malloc.h>
 
-/// Unmasked-frame detection on WebSocket server connections (frame_guard.c): watch a
-/// connection's descriptor from ESTABLISHED, ask after each received message whether a frame
-/// without the client mask arrived, forget the descriptor when the connection closes.
-void traffic_frame_guard_watch(int fd);
+/// Unmasked-frame detection on WebSocket server connections (frame_guard.c). Watch each accepted
+/// descriptor (HTTP mode), switch it to frame mode when lws upgrades it, forget it when it closes.
+/// A violation wakes the context (`lws_cancel_service`); its service thread takes the violating
+/// descriptors with `traffic_frame_guard_take` and closes them with 1002. Descriptors at or
+/// above TRAFFIC_FRAME_GUARD_MAX_FD cannot be watched (watch returns -1).
+#define TRAFFIC_FRAME_GUARD_MAX_FD (1 << 20)
+int traffic_frame_guard_watch(int fd, struct lws_context *context);
+int traffic_frame_guard_upgrade(int fd);
 void traffic_frame_guard_forget(int fd);
 int traffic_frame_guard_violated(int fd);
+int traffic_frame_guard_take(struct lws_context *context, int *fds, int capacity);
+/// A context's reports are delivered only between these two (call stopping before destroying it).
+void traffic_frame_guard_context_started(struct lws_context *context);
+void traffic_frame_guard_context_stopping(struct lws_context *context);
 
 /// LWS_PRE is a computed macro Swift cannot import.
 static inline size_t traffic_lws_pre(void) { return LWS_PRE; }
@@ -36,6 +44,9 @@ traffic_lws_create_server(const char *iface, int port, const struct lws_protocol
     info.iface = iface;
     // The buffer one request's headers are parsed into (allocated per request while parsing).
     info.max_http_header_data = header_buffer_bytes;
+    // At most this many requests hold a header buffer at once (the rest wait to be read), so
+    // clients that trickle headers cannot pin more than pool × buffer bytes.
+    info.max_http_header_pool = 4096;
     info.port = port;
     info.protocols = protocols;
     info.user = user;

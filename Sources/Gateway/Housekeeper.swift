@@ -1,0 +1,32 @@
+import Foundation
+import Synchronization
+
+/// A thread that runs a piece of work every `interval` until stopped: blocking clean-up
+/// (`malloc_trim` takes milliseconds) never runs on the service thread or Swift's pool.
+final class Housekeeper: Sendable {
+    private let stopped = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let stopOnce = Mutex(false)
+
+    init(interval: Duration, work: @escaping @Sendable () -> Void) {
+        let nanoseconds = Int(interval.components.seconds) * 1_000_000_000 + Int(interval.components.attoseconds / 1_000_000_000)
+        let thread = Thread { [stopped, finished] in
+            while stopped.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .timedOut { work() }
+            finished.signal()
+        }
+        thread.name = "gateway-housekeeping"
+        thread.start()
+    }
+
+    /// Stops the thread and waits for it (after the work in progress, if any). Later calls
+    /// return at once.
+    func stop() {
+        let first = stopOnce.withLock { done -> Bool in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        stopped.signal()
+        finished.wait()
+    }
+}
