@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "traffic-gateway", targets: ["traffic-gateway"]),
         .executable(name: "traffic-sim", targets: ["traffic-sim"]),
         .executable(name: "traffic-bench", targets: ["traffic-bench"]),
+        .executable(name: "traffic-experiment", targets: ["traffic-experiment"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .library(name: "KafkaClient", targets: ["KafkaClient"]),
     ],
@@ -138,6 +139,15 @@ let package = Package(
             name: "traffic-sim",
             dependencies: [
                 "RedisClient", "KafkaClient", "TrafficModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "traffic-experiment",
+            dependencies: [
+                "Experiment", "RedisClient", "ServiceCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RedisClient
 
 /// A `redis-server` this tool may start for a run and shut down afterwards — and only if it
@@ -49,14 +50,10 @@ public struct LocalRedis: Sendable {
         let token = UUID().uuidString
         let pidFile = NSTemporaryDirectory() + "traffic-experiment-redis-\(port).pid"
         try? FileManager.default.removeItem(atPath: pidFile)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["redis-server", "--port", String(port), "--bind", host, "--save", "", "--appendonly", "no",
-                             "--daemonize", "yes", "--pidfile", pidFile, "--dir", NSTemporaryDirectory(), "--logfile", ""]
-        process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch { throw ExperimentError(.redis, "cannot start redis-server (is it installed? apt-get install redis-server): \(error)") }
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw ExperimentError(.redis, "redis-server on port \(port) exited with \(process.terminationStatus)") }
+        // `--daemonize yes`: the server outlives this tool (workers and the collector use it).
+        let status = await (try Subprocess.start("redis-server", ["--port", String(port), "--bind", host, "--save", "", "--appendonly", "no",
+                                                                 "--daemonize", "yes", "--pidfile", pidFile, "--dir", NSTemporaryDirectory(), "--logfile", ""])).wait()
+        guard status == 0 else { throw ExperimentError(.redis, "redis-server on port \(port) exited with \(status) (is redis-server installed? apt-get install redis-server)") }
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if case .redis = await probe() {
@@ -83,7 +80,7 @@ public struct LocalRedis: Sendable {
         guard await isOurs() else {
             return (false, "the Redis on port \(port) was not started by traffic-experiment: left running")
         }
-        guard let redis = try? await connect() else { return (false, "the Redis on port \(port) does not answer") }
+        guard let redis = try? await connect(quiet: true) else { return (false, "the Redis on port \(port) does not answer") }
         _ = try? await redis.send(.shutdown(save: false)) // the server closing the connection is the answer
         await redis.close()
         try? FileManager.default.removeItem(atPath: recordPath)
@@ -120,9 +117,11 @@ public struct LocalRedis: Sendable {
         }
     }
 
-    func connect() async throws(ExperimentError) -> RedisClient {
+    func connect(quiet: Bool = false) async throws(ExperimentError) -> RedisClient {
+        var logger = Logger(label: "experiment.redis")
+        if quiet { logger.logLevel = .critical } // SHUTDOWN closes the connection: expected
         do {
-            return try await RedisClient.connect(configuration: RedisConfiguration(url: url))
+            return try await RedisClient.connect(configuration: RedisConfiguration(url: url), logger: logger)
         } catch {
             throw ExperimentError(.redis, "Redis at \(url): \(error)")
         }

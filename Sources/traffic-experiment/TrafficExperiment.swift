@@ -1,0 +1,254 @@
+import ArgumentParser
+import Experiment
+import Foundation
+import Logging
+import RedisClient
+import ServiceCLI
+
+/// `traffic-experiment`: compare regression models on a CSV data set, in parallel, through
+/// Redis Streams (docs/experiment.md).
+@main
+struct TrafficExperiment: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "traffic-experiment",
+        abstract: "Dispatch a CSV into a Redis stream, train rf/svr/lr workers on it in parallel, collect a report.",
+        discussion: """
+        Steps: `dispatch` (CSV → stream), `worker` (one algorithm), `run-all` (the workers in parallel),
+        `collect` (results → training_results.json and training_report.html); `run` does all of them.
+        Redis: --redis-url or REDIS_URL, else redis://127.0.0.1:<--port>.
+        """,
+        subcommands: [Dispatch.self, WorkerCommand.self, RunAll.self, Collect.self, Run.self]
+    )
+}
+
+/// Where Redis is and which stream to use (every step).
+struct Connection: ParsableArguments {
+    @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL); default redis://127.0.0.1:<port>.") var redisURL: String?
+    @Option(help: "Port of the local Redis (default 11451), used when no --redis-url or REDIS_URL is given, and by --start-redis.") var port = 11451
+    @Option(help: "The task stream (default tasks_stream); results and channels are named after it.") var stream = "tasks_stream"
+
+    var url: String { redisURL ?? env("REDIS_URL") ?? "redis://127.0.0.1:\(port)" }
+    var keys: ExperimentKeys { ExperimentKeys(stream: stream) }
+
+    func connect(label: String = "experiment", commandTimeout: Duration = .seconds(30)) async throws -> RedisClient {
+        var configuration = try RedisConfiguration(url: url)
+        configuration.commandTimeout = commandTimeout
+        do {
+            return try await RedisClient.connect(configuration: configuration, label: label, logger: Logger(label: "experiment.redis"))
+        } catch {
+            throw ExperimentError(.redis, "cannot reach Redis at \(RedisConfiguration.masked(url)): \(error.message) (start one with --start-redis, or give --redis-url)")
+        }
+    }
+}
+
+/// Options of a dispatch.
+struct DispatchOptions: ParsableArguments {
+    @Option(help: "The CSV file (RFC 4180, a header row).") var csv: String
+    @Option(help: "The target column's name.") var target = "target"
+    @Flag(help: "Overwrite an existing stream (and its consumer groups).") var replace = false
+    @Flag(name: .customLong("start-redis"), help: "Start redis-server on --port when nothing answers there (recorded as ours; --shutdown-redis stops only such a one).") var startRedis = false
+}
+
+/// Options every worker takes.
+struct WorkerOptions: ParsableArguments {
+    @Option(help: "Seed of the train/test split (the same for every algorithm).") var seed: UInt64 = 42
+    @Option(name: .customLong("test-fraction"), help: "Share of the rows in the test set.") var testFraction = 0.2
+    @Option(help: "Seconds to wait for the stream to be complete.") var timeout = 120
+    @Option(name: .customLong("param"), help: ArgumentHelp("Hyper-parameter name=value (repeatable); with several algorithms, algorithm.name=value. \(Self.parameterList)", valueName: "name=value"))
+    var params: [String] = []
+
+    static var parameterList: String {
+        Regressors.all.map { "\($0.name): \($0.parameterHelp.map(\.name).joined(separator: ", "))" }.joined(separator: "; ")
+    }
+
+    /// The parameters meant for `algorithm`: plain `name=value`, or `algorithm.name=value`.
+    func parameters(for algorithm: String, prefixed: Bool) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for assignment in params {
+            guard let eq = assignment.firstIndex(of: "=") else { throw ValidationError("--param '\(assignment)' is not name=value") }
+            var name = String(assignment[..<eq])
+            let value = String(assignment[assignment.index(after: eq)...])
+            if let dot = name.firstIndex(of: "."), Regressors.names.contains(String(name[..<dot])) {
+                guard name[..<dot] == algorithm else { continue }
+                name = String(name[name.index(after: dot)...])
+            } else if prefixed {
+                throw ValidationError("--param '\(assignment)': with several algorithms name the algorithm, e.g. rf.\(name)=\(value)")
+            }
+            out[name] = value
+        }
+        return out
+    }
+
+    /// The arguments that pass these options on to a worker process.
+    var forwarded: [String] {
+        ["--seed", String(seed), "--test-fraction", String(testFraction), "--timeout", String(timeout)] + params.flatMap { ["--param", $0] }
+    }
+}
+
+/// Options of a collection.
+struct CollectOptions: ParsableArguments {
+    @Option(help: "Directory for training_results.json and training_report.html (default: the current one).") var output = "."
+    @Option(name: .customLong("collect-timeout"), help: "Seconds to wait for every algorithm's result.") var collectTimeout = 600
+    @Flag(name: .customLong("shutdown-redis"), help: "Send SHUTDOWN to the Redis on --port afterwards, only if this tool started it.") var shutdownRedis = false
+}
+
+func parseAlgorithms(_ text: String) throws -> [String] {
+    let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    guard !names.isEmpty else { throw ValidationError("--algorithms names no algorithm") }
+    for name in names where !Regressors.names.contains(name) {
+        throw ValidationError("unknown algorithm '\(name)'; known: \(Regressors.names.joined(separator: ", "))")
+    }
+    return names
+}
+
+/// Prints `message` as the tool's error and exits 1 (clear message, no stack of wrappers).
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("traffic-experiment: error: \(message)\n".utf8))
+    exit(1)
+}
+
+struct Dispatch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read a CSV, normalise it and write it into the task stream.")
+    @OptionGroup var connection: Connection
+    @OptionGroup var options: DispatchOptions
+
+    func run() async throws {
+        do { _ = try await Self.dispatch(connection, options) } catch let error as ExperimentError { fail(error.message) }
+    }
+
+    /// Validates the CSV first (nothing reaches Redis when it is bad), then writes it.
+    static func dispatch(_ connection: Connection, _ options: DispatchOptions) async throws -> String {
+        let dataset = try Dataset.load(csv: options.csv, target: options.target)
+        if options.startRedis {
+            guard connection.redisURL == nil, env("REDIS_URL") == nil else {
+                throw ExperimentError(.parameter, "--start-redis starts a local Redis on --port; it cannot be combined with --redis-url or REDIS_URL")
+            }
+            switch try await LocalRedis(port: connection.port).ensureRunning() {
+            case .started(let pid): emit("[dispatch] started redis-server on 127.0.0.1:\(connection.port) (pid \(pid)); --shutdown-redis will stop it")
+            case .alreadyRunning(let ours): emit("[dispatch] using the Redis already running on 127.0.0.1:\(connection.port)" + (ours ? " (started by traffic-experiment)" : " (not ours: it will be left running)"))
+            }
+        }
+        let redis = try await connection.connect()
+        defer { Task { await redis.close() } }
+        let started = ContinuousClock.now
+        let bar = ProgressBar(label: "dispatch")
+        let run = try await Dispatcher(keys: connection.keys).dispatch(dataset, to: redis, replace: options.replace) { done, total in bar.update(done, total) }
+        bar.finish()
+        let seconds = Worker.seconds(ContinuousClock.now - started)
+        emit("[dispatch] \(dataset.name): \(dataset.rowCount) samples × \(dataset.featureCount) features → stream \(connection.stream) (run \(run)) in \(String(format: "%.3f", seconds)) s")
+        return run
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Train one algorithm on the stream's data set and store its result.")
+    @OptionGroup var connection: Connection
+    @Option(help: "rf, svr or lr.") var algorithm: String
+    @OptionGroup var options: WorkerOptions
+
+    func run() async throws {
+        let tag = "[\(algorithm)]"
+        do {
+            let type = try Regressors.named(algorithm)
+            var worker = Worker(keys: connection.keys, algorithm: type, parameters: try options.parameters(for: algorithm, prefixed: false))
+            worker.seed = options.seed
+            worker.testFraction = options.testFraction
+            worker.readTimeout = .seconds(options.timeout)
+            let redis = try await connection.connect(label: "worker")
+            let reader = try await connection.connect(label: "worker-reader")
+            emit("\(tag) \(type.title) starting, group \(ExperimentKeys.group(algorithm))")
+            _ = try await worker.run(redis: redis, reader: reader) { emit("\(tag) \($0)") }
+            await redis.close()
+            await reader.close()
+        } catch let error as ExperimentError {
+            fail("\(tag) \(error.message)")
+        }
+    }
+}
+
+struct RunAll: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run-all", abstract: "Start the chosen workers as parallel processes and show their progress; fails when one fails.")
+    @OptionGroup var connection: Connection
+    @Option(help: "Algorithms, comma-separated.") var algorithms = "rf,svr,lr"
+    @OptionGroup var options: WorkerOptions
+
+    func run() async throws {
+        do { try await Self.runAll(connection, try parseAlgorithms(algorithms), options) } catch let error as ExperimentError { fail(error.message) }
+    }
+
+    static func runAll(_ connection: Connection, _ algorithms: [String], _ options: WorkerOptions) async throws {
+        for algorithm in algorithms { _ = try options.parameters(for: algorithm, prefixed: algorithms.count > 1) } // refuse bad --param early
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        var common = ["--port", String(connection.port), "--stream", connection.stream]
+        if let url = connection.redisURL { common += ["--redis-url", url] }
+        let started = ContinuousClock.now
+        let group = WorkerGroup()
+        for algorithm in algorithms {
+            try group.start(algorithm, executable: executable, arguments: ["worker", "--algorithm", algorithm] + common + options.forwarded)
+        }
+        let failures = await group.wait()
+        let seconds = Worker.seconds(ContinuousClock.now - started)
+        if let (algorithm, status, lastLines) = failures.first {
+            throw ExperimentError(.training, "worker \(algorithm) failed (exit \(status)) after \(String(format: "%.2f", seconds)) s: \(lastLines)")
+        }
+        emit("[run-all] \(algorithms.joined(separator: ", ")) finished in \(String(format: "%.2f", seconds)) s")
+    }
+}
+
+struct Collect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Wait for every algorithm's result, write training_results.json and training_report.html.")
+    @OptionGroup var connection: Connection
+    @Option(help: "Algorithms to wait for, comma-separated.") var algorithms = "rf,svr,lr"
+    @OptionGroup var options: CollectOptions
+
+    func run() async throws {
+        do { try await Self.collect(connection, try parseAlgorithms(algorithms), options) } catch let error as ExperimentError { fail(error.message) }
+    }
+
+    static func collect(_ connection: Connection, _ algorithms: [String], _ options: CollectOptions) async throws {
+        let redis = try await connection.connect()
+        var collector = Collector(keys: connection.keys, algorithms: algorithms)
+        collector.timeout = .seconds(options.collectTimeout)
+        let collected = try await collector.collect(from: redis)
+        let (json, html) = try collector.write(collected, to: options.output)
+        await redis.close()
+        emit("[collect] run \(collected.run) (\(collected.dataset)): \(json), \(html)")
+        for algorithm in algorithms {
+            guard let r = collected.results[algorithm] else { continue }
+            let name = r.title.padding(toLength: 18, withPad: " ", startingAt: 0)
+            emit("[collect]   \(name) " + String(format: "MSE %.6f  R² %.4f  fit %.3fs", r.metrics.mse, r.metrics.r2, r.fitSeconds))
+        }
+        if options.shutdownRedis {
+            let (_, reason) = await LocalRedis(port: connection.port).shutdownIfOwned()
+            emit("[collect] \(reason)")
+        }
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "dispatch, run-all and collect in one go.")
+    @OptionGroup var connection: Connection
+    @OptionGroup var dispatch: DispatchOptions
+    @Option(help: "Algorithms, comma-separated.") var algorithms = "rf,svr,lr"
+    @OptionGroup var worker: WorkerOptions
+    @OptionGroup var collect: CollectOptions
+
+    func run() async throws {
+        do {
+            let names = try parseAlgorithms(algorithms)
+            let started = ContinuousClock.now
+            _ = try await Dispatch.dispatch(connection, dispatch)
+            do {
+                try await RunAll.runAll(connection, names, worker)
+                try await Collect.collect(connection, names, collect)
+            } catch {
+                // Leave no Redis of ours behind on failure either.
+                if collect.shutdownRedis { _ = await LocalRedis(port: connection.port).shutdownIfOwned() }
+                throw error
+            }
+            emit("[run] done in \(String(format: "%.2f", Worker.seconds(ContinuousClock.now - started))) s")
+        } catch let error as ExperimentError {
+            fail(error.message)
+        }
+    }
+}
