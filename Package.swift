@@ -199,6 +199,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ExperimentTests",
+            dependencies: ["Experiment", "TestSupport", "RedisClient"],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "KafkaClientTests",
             dependencies: ["KafkaClient", "TestSupport"],
             swiftSettings: strict

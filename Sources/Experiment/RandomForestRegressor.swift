@@ -232,6 +232,9 @@ struct TreeBuilder {
         // `self`) and come back at the end: no copies, no allocation per tree or node.
         var weight = self.weight, order = self.order, scratch = self.scratch, goesLeft = self.goesLeft
         var featureOrder = self.featureOrder, stack = self.stack
+        // Every tree starts from the same feature order: a tree depends on its seed alone, not on
+        // the trees its thread built before.
+        for f in 0..<featureCount { featureOrder[f] = f }
         self.weight = []; self.order = []; self.scratch = []; self.goesLeft = []; self.featureOrder = []; self.stack = []
         defer {
             self.weight = weight; self.order = order; self.scratch = scratch; self.goesLeft = goesLeft

@@ -78,8 +78,10 @@ public enum StreamFormat {
             guard let count = Int(try field("n_samples")), count >= 0 else { throw bad("n_samples", "is not a non-negative integer") }
             var normalization: Normalization?
             if entry["normalization"] != nil {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(try field("normalization").utf8)) as? [String: Any],
-                      let minimum = (object["min"] as? [NSNumber])?.map(\.doubleValue), let maximum = (object["max"] as? [NSNumber])?.map(\.doubleValue),
+                let text = try field("normalization")
+                // Numbers parsed as written (Foundation's JSON reader rounds some doubles).
+                guard (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any],
+                      let minimum = numberArray(named: "min", in: text), let maximum = numberArray(named: "max", in: text),
                       minimum.count == names.count, maximum.count == names.count else {
                     throw bad("normalization", "is not {\"min\":[…],\"max\":[…]} with one number per feature")
                 }
@@ -94,6 +96,14 @@ public enum StreamFormat {
         case let other:
             throw bad("type", "is '\(other.prefix(20))', expected 'header' or 'sample'")
         }
+    }
+
+    /// The array of numbers under `"name":` in a flat JSON object's text.
+    static func numberArray(named name: String, in text: String) -> [Double]? {
+        guard let key = text.range(of: "\"\(name)\""), let open = text[key.upperBound...].firstIndex(of: "["),
+              text[key.upperBound..<open].allSatisfy({ $0 == ":" || $0 == " " }),
+              let close = text[open...].firstIndex(of: "]") else { return nil }
+        return parseNumberArray(String(text[open...close]))
     }
 
     /// A number as JSON writes it: Swift's shortest round-trip form (`0.25`, `1e-05`, `3.0`).

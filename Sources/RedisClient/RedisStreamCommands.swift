@@ -19,6 +19,11 @@ public struct RedisStreamEntry: Sendable, Hashable {
     public var id: String
     public var fields: [RedisStreamField]
 
+    public init(id: String, fields: [RedisStreamField]) {
+        self.id = id
+        self.fields = fields
+    }
+
     /// The value of the first field with this name.
     public subscript(field: String) -> [UInt8]? {
         fields.first { $0.name == field }?.value
