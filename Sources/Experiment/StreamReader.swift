@@ -10,7 +10,7 @@ public struct StreamReader: Sendable {
     public var group: String
     public var consumer: String
     /// Entries per `XREADGROUP`.
-    public var batchSize = 1_000
+    public var batchSize = 5_000
     /// How long one `XREADGROUP` blocks waiting for entries.
     public var block: Duration = .milliseconds(500)
     /// Give up when the stream is still incomplete after this long.

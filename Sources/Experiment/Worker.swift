@@ -40,12 +40,17 @@ public struct Worker: Sendable {
         let trainX = read.features.rows(split.train), testX = read.features.rows(split.test)
         let trainY = split.train.map { read.targets[$0] }, testY = split.test.map { read.targets[$0] }
         log("fitting \(algorithm.title) on \(trainX.rows) rows × \(trainX.columns) features")
-        let fitStart = ContinuousClock.now
-        let model = try regressor.fit(trainX, trainY)
-        let fitSeconds = Self.seconds(ContinuousClock.now - fitStart)
-        let predictStart = ContinuousClock.now
-        let predicted = model.predict(testX)
-        let predictSeconds = Self.seconds(ContinuousClock.now - predictStart)
+        // Training and prediction are long CPU-bound calls: threads of their own, not Swift's pool.
+        let (model, fitSeconds) = try await Self.onThread { () throws(ExperimentError) -> (any FittedRegressor, Double) in
+            let start = ContinuousClock.now
+            let model = try regressor.fit(trainX, trainY)
+            return (model, Self.seconds(ContinuousClock.now - start))
+        }
+        let (predicted, predictSeconds) = try await Self.onThread { () throws(ExperimentError) -> ([Double], Double) in
+            let start = ContinuousClock.now
+            let predicted = model.predict(testX)
+            return (predicted, Self.seconds(ContinuousClock.now - start))
+        }
         let metrics = RegressionMetrics(actual: testY, predicted: predicted)
         let result = AlgorithmResult(
             algorithm: algorithm.name, title: algorithm.title, run: read.run, stream: keys.stream,
@@ -58,6 +63,18 @@ public struct Worker: Sendable {
         try await ResultStore(keys: keys).store(result, on: redis)
         log(String(format: "done: MSE %.6f, R² %.4f (read %.2fs, fit %.2fs, predict %.3fs)", metrics.mse, metrics.r2, readSeconds, fitSeconds, predictSeconds))
         return result
+    }
+
+    /// Runs `work` on a new thread and waits for it without blocking the caller's thread.
+    static func onThread<T: Sendable>(_ work: @escaping @Sendable () throws(ExperimentError) -> T) async throws(ExperimentError) -> T {
+        let result: Result<T, ExperimentError> = await withCheckedContinuation { continuation in
+            let thread = Thread {
+                do throws(ExperimentError) { continuation.resume(returning: .success(try work())) } catch { continuation.resume(returning: .failure(error)) }
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        return try result.get()
     }
 
     public static func seconds(_ duration: Duration) -> Double {

@@ -1,4 +1,5 @@
 import CSVM
+import Foundation
 
 /// Epsilon support vector regression with an RBF kernel, through libsvm (Debian's libsvm-dev).
 ///
@@ -92,15 +93,34 @@ public final class EpsilonSVR: @unchecked Sendable {
         targets.deallocate()
     }
 
-    /// Predictions for `x` (row-major, `featureCount` values per row).
-    public func predict(rowMajor x: [Double]) -> [Double] {
+    /// Predictions for `x` (row-major, `featureCount` values per row), spread over `threads`
+    /// threads (libsvm only reads the model; each thread has its own row buffer).
+    public func predict(rowMajor x: [Double], threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> [Double] {
         let rows = x.count / featureCount
-        var row = [svm_node](repeating: svm_node(index: -1, value: 0), count: featureCount + 1)
-        var out = [Double](repeating: 0, count: rows)
-        for r in 0..<rows {
-            for f in 0..<featureCount { row[f] = svm_node(index: Int32(f + 1), value: x[r * featureCount + f]) }
-            out[r] = row.withUnsafeBufferPointer { svm_predict(model, $0.baseAddress) }
+        let workers = max(1, min(threads, rows / 256))
+        let out = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(rows, 1))
+        defer { out.deallocate() }
+        let features = featureCount
+        let model = UncheckedModel(pointer: self.model)
+        let output = UncheckedOutput(pointer: out)
+        let done = DispatchSemaphore(value: 0)
+        for worker in 0..<workers {
+            Thread {
+                var row = [svm_node](repeating: svm_node(index: -1, value: 0), count: features + 1)
+                var r = worker
+                while r < rows {
+                    for f in 0..<features { row[f] = svm_node(index: Int32(f + 1), value: x[r * features + f]) }
+                    output.pointer[r] = row.withUnsafeBufferPointer { svm_predict(model.pointer, $0.baseAddress) }
+                    r += workers
+                }
+                done.signal()
+            }.start()
         }
-        return out
+        for _ in 0..<workers { done.wait() }
+        return Array(out.prefix(rows))
     }
+
+    /// The model and output pointers handed to the prediction threads (each writes other rows).
+    private struct UncheckedModel: @unchecked Sendable { let pointer: UnsafeMutablePointer<svm_model> }
+    private struct UncheckedOutput: @unchecked Sendable { let pointer: UnsafeMutableBufferPointer<Double> }
 }
