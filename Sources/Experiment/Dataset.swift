@@ -36,7 +36,7 @@ public struct Dataset: Sendable {
     /// row as long as the header; every cell a finite number.
     public static func parse(_ table: CSVTable, target: String) throws(ExperimentError) -> Dataset {
         let path = table.path
-        let names = table.header.map { $0.text.trimmingCharacters(in: .whitespaces) }
+        let names = table.header.map { table.text($0).trimmingCharacters(in: .whitespaces) }
         var seen: [String: Int] = [:]
         for (column, name) in names.enumerated() {
             guard !name.isEmpty else { throw ExperimentError(.csv, "\(path):\(table.header[column].line):\(column + 1): the header has an empty column name") }
@@ -66,16 +66,17 @@ public struct Dataset: Sendable {
             }
             func value(_ column: Int) throws(ExperimentError) -> Double {
                 let field = record[column]
-                let text = field.text.trimmingCharacters(in: .whitespaces)
+                if let parsed = table.number(field), parsed.isFinite { return parsed }
+                // The slow path only for the error message.
+                let text = table.text(field).trimmingCharacters(in: .whitespaces)
                 let place = "\(path):\(field.line):\(column + 1) (column '\(names[column])')"
                 guard !text.isEmpty else { throw ExperimentError(.csv, "\(place): empty cell") }
-                guard let parsed = number(text) else { throw ExperimentError(.csv, "\(place): '\(text.prefix(40))' is not a number") }
-                guard parsed.isFinite else { throw ExperimentError(.csv, "\(place): '\(text.prefix(40))' is not a finite number (NaN and infinity are refused)") }
-                return parsed
+                guard table.number(field) != nil else { throw ExperimentError(.csv, "\(place): '\(text.prefix(40))' is not a number") }
+                throw ExperimentError(.csv, "\(place): '\(text.prefix(40))' is not a finite number (NaN and infinity are refused)")
             }
             for column in featureColumns { features.append(try value(column)) }
             targets.append(try value(targetColumn))
-            targetTexts.append(record[targetColumn].text.trimmingCharacters(in: .whitespaces))
+            targetTexts.append(table.text(record[targetColumn]).trimmingCharacters(in: .whitespaces))
         }
         return Dataset(name: URL(fileURLWithPath: path).lastPathComponent, featureNames: featureColumns.map { names[$0] }, targetName: names[targetColumn],
                        features: features, targets: targets, targetTexts: targetTexts)

@@ -90,7 +90,8 @@ public enum StreamFormat {
             return .header(Header(featureNames: names, targetName: entry["target_name"].map { String(decoding: $0, as: UTF8.self) } ?? "target", sampleCount: count, normalization: normalization))
         case "sample":
             guard let task = Int(try field("task_id")), task >= 0 else { throw bad("task_id", "is not a non-negative integer") }
-            guard let values = parseNumberArray(try field("feature_values")) else { throw bad("feature_values", "is not a JSON array of numbers") }
+            guard let raw = entry["feature_values"] else { throw ExperimentError(.stream, "stream entry \(entry.id): field 'feature_values' is missing") }
+            guard let values = parseNumberArray(bytes: raw) else { throw bad("feature_values", "is not a JSON array of numbers") }
             guard let target = Double(try field("target").trimmingCharacters(in: .whitespaces)), target.isFinite else { throw bad("target", "is not a finite number") }
             return .sample(Sample(taskID: task, featureValues: values, target: target))
         case let other:
@@ -125,17 +126,46 @@ public enum StreamFormat {
     static func jsonArray(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
 
     /// `[0.1, 2, 3e-4]` (with or without spaces, as Python's json writes it) without a JSON
-    /// parser: thousands of these arrive per second.
+    /// parser and without intermediate strings: thousands of these arrive per second. Numbers
+    /// are read by `strtod` (correctly rounded) and must be finite.
     static func parseNumberArray(_ text: String) -> [Double]? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard trimmed.hasPrefix("["), trimmed.hasSuffix("]") else { return nil }
-        let inner = trimmed.dropFirst().dropLast()
-        if inner.allSatisfy({ $0 == " " }) { return [] }
-        var values: [Double] = []
-        for part in inner.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let value = Double(part.trimmingCharacters(in: .whitespaces)), value.isFinite else { return nil }
-            values.append(value)
+        parseNumberArray(bytes: Array(text.utf8))
+    }
+
+    static func parseNumberArray(bytes input: [UInt8]) -> [Double]? {
+        var buffer = input
+        buffer.append(0)
+        return buffer.withUnsafeBufferPointer { p -> [Double]? in
+            let count = p.count - 1
+            let base = UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var i = 0
+            func skipSpaces() { while i < count, p[i] == 32 || p[i] == 9 || p[i] == 10 || p[i] == 13 { i += 1 } }
+            skipSpaces()
+            guard i < count, p[i] == UInt8(ascii: "[") else { return nil }
+            i += 1
+            skipSpaces()
+            var values: [Double] = []
+            if i < count, p[i] == UInt8(ascii: "]") {
+                i += 1
+            } else {
+                values.reserveCapacity(16)
+                while true {
+                    skipSpaces()
+                    guard i < count, p[i] == UInt8(ascii: "-") || (p[i] >= 48 && p[i] <= 57) else { return nil }
+                    var end: UnsafeMutablePointer<CChar>?
+                    let value = strtod(base + i, &end)
+                    guard let end, end > UnsafeMutablePointer(mutating: base + i), value.isFinite else { return nil }
+                    i += UnsafePointer(end) - (base + i)
+                    values.append(value)
+                    skipSpaces()
+                    guard i < count else { return nil }
+                    if p[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if p[i] == UInt8(ascii: "]") { i += 1; break }
+                    return nil
+                }
+            }
+            skipSpaces()
+            return i == count ? values : nil
         }
-        return values
     }
 }

@@ -33,6 +33,15 @@ import Testing
         }
     }
 
+    @Test func invalidUTF8NamesItsLine() {
+        do {
+            _ = try CSVTable(path: "bytes.csv", bytes: Array("a,b,target\n1,2,3\n4,".utf8) + [0xC3, 0x28] + Array(",6\n".utf8))
+            Issue.record("accepted invalid UTF-8")
+        } catch {
+            #expect(error.message.contains("bytes.csv:3") && error.message.contains("not valid UTF-8"), "\(error.message)")
+        }
+    }
+
     @Test func quotedFieldsCRLFAndBOMFollowRFC4180() throws {
         let text = "\u{FEFF}\"a\",\"b, with comma\",target\r\n\"1.5\",\"2\",\"3\"\r\n4,5e-1,6\r\n"
         let data = try Dataset.load(csv: Fixtures.temporaryCSV(text), target: "target")
