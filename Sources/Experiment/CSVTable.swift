@@ -123,7 +123,7 @@ public struct CSVTable: Sendable {
         var lower = field.range.lowerBound, upper = field.range.upperBound
         while lower < upper, storage[lower] == 32 || storage[lower] == 9 { lower += 1 }
         while upper > lower, storage[upper - 1] == 32 || storage[upper - 1] == 9 { upper -= 1 }
-        guard upper > lower, upper - lower <= 64 else { return nil }
+        guard upper > lower, upper - lower <= 64, !storage[lower..<upper].contains(where: { $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") }) else { return nil }
         let count = upper - lower
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: count + 1) { buffer -> Double? in
             for k in 0..<count { buffer[k] = CChar(bitPattern: storage[lower + k]) }

@@ -50,7 +50,7 @@ public struct Collector: Sendable {
         let document = TrainingResults(
             run: collected.run, stream: keys.stream,
             dataset: .init(name: collected.dataset, samples: first.data.samples, features: first.data.features, featureNames: first.data.featureNames, target: first.data.target),
-            split: first.split, algorithms: Dictionary(uniqueKeysWithValues: ordered.map { ($0.algorithm, $0) }),
+            split: first.split, algorithms: Dictionary(algorithms.compactMap { name in collected.results[name].map { (name, $0) } }, uniquingKeysWith: { first, _ in first }),
             versions: TrainingResults.currentVersions, collectedAt: ISO8601DateFormatter().string(from: Date()))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

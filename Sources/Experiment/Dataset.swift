@@ -49,10 +49,14 @@ public struct Dataset: Sendable {
             throw ExperimentError(.csv, "\(path):\(table.header[0].line): no header row: the first row holds only numbers (\(names.prefix(4).joined(separator: ","))…); add a row naming the columns")
         }
         guard let targetColumn = seen[target] else {
-            throw ExperimentError(.csv, "\(path):\(table.header[0].line): no column named '\(target)' (columns: \(names.joined(separator: ", "))); choose one with --target")
+            let shown = names.prefix(20).joined(separator: ", ") + (names.count > 20 ? ", … (\(names.count) in all)" : "")
+            throw ExperimentError(.csv, "\(path):\(table.header[0].line): no column named '\(target)' (columns: \(shown)); choose one with --target")
         }
         guard names.count >= 2 else { throw ExperimentError(.csv, "\(path):\(table.header[0].line): only the target column; at least one feature column is needed") }
         guard !table.records.isEmpty else { throw ExperimentError(.csv, "\(path): a header but no data rows") }
+        for record in table.records where record.count != names.count {
+            throw ExperimentError(.csv, "\(path):\(record[0].line): \(record.count) fields, but the header has \(names.count)")
+        }
         let featureColumns = names.indices.filter { $0 != targetColumn }
         var features: [Double] = []
         features.reserveCapacity(table.records.count * featureColumns.count)
@@ -84,7 +88,7 @@ public struct Dataset: Sendable {
 
     /// A decimal number as CSV files write them (`12`, `-0.5`, `1e-3`, `nan`, `inf`…).
     static func number(_ text: String) -> Double? {
-        guard !text.isEmpty, text.utf8.count <= 64 else { return nil }
+        guard !text.isEmpty, text.utf8.count <= 64, !text.contains(where: { $0 == "x" || $0 == "X" }) else { return nil }
         return Double(text)
     }
 
@@ -117,7 +121,8 @@ public struct Normalization: Sendable, Equatable {
     /// `features` (row-major) scaled.
     public func apply(_ features: [Double]) -> [Double] {
         let count = minimum.count
-        let scale = zip(minimum, maximum).map { $1 - $0 == 0 ? 1.0 : 1.0 / ($1 - $0) }
+        // As scikit-learn's `_handle_zeros_in_scale`: a range below 10·ε counts as constant.
+        let scale = zip(minimum, maximum).map { $1 - $0 < 10 * Double.ulpOfOne ? 1.0 : 1.0 / ($1 - $0) }
         let offset = zip(minimum, scale).map { -$0 * $1 }
         var out = features
         for i in out.indices {

@@ -21,7 +21,8 @@ public struct LocalRedis: Sendable {
     static let ownerKey = "traffic-experiment:owner"
 
     var url: String { "redis://\(host):\(port)" }
-    var recordPath: String { NSTemporaryDirectory() + "traffic-experiment-redis-\(port).json" }
+    /// Per user and port: another user's record never makes a Redis "ours".
+    var recordPath: String { NSTemporaryDirectory() + "traffic-experiment-redis-\(getuid())-\(port).json" }
 
     struct Record: Codable {
         var pid: Int
@@ -48,7 +49,9 @@ public struct LocalRedis: Sendable {
             break
         }
         let token = UUID().uuidString
-        let pidFile = NSTemporaryDirectory() + "traffic-experiment-redis-\(port).pid"
+        // A pidfile of this start alone: the server answering later must be the one it names
+        // (another process could take the port between the probe and our server's bind).
+        let pidFile = NSTemporaryDirectory() + "traffic-experiment-redis-\(port)-\(token).pid"
         try? FileManager.default.removeItem(atPath: pidFile)
         // `--daemonize yes`: the server outlives this tool (workers and the collector use it).
         let status = await (try Subprocess.start("redis-server", ["--port", String(port), "--bind", host, "--save", "", "--appendonly", "no",
@@ -60,9 +63,17 @@ public struct LocalRedis: Sendable {
                 let redis = try await connect()
                 defer { Task { await redis.close() } }
                 let pid = try await serverPID(redis)
+                let started = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                try? FileManager.default.removeItem(atPath: pidFile)
+                guard started == pid else {
+                    throw ExperimentError(.redis, "port \(port) was taken by another Redis (pid \(pid)) while ours started; it is not ours and is left alone")
+                }
                 let record = Record(pid: pid, token: token, startedAt: ISO8601DateFormatter().string(from: Date()))
                 do {
-                    try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: recordPath), options: .atomic)
+                    try? FileManager.default.removeItem(atPath: recordPath)
+                    guard FileManager.default.createFile(atPath: recordPath, contents: try JSONEncoder().encode(record), attributes: [.posixPermissions: 0o600]) else {
+                        throw ExperimentError(.io, "cannot write \(recordPath)")
+                    }
                     _ = try await redis.send(.set(Self.ownerKey, token))
                 } catch {
                     throw ExperimentError(.redis, "started redis-server on port \(port) but could not record owning it: \(error)")
@@ -89,7 +100,9 @@ public struct LocalRedis: Sendable {
 
     /// Whether the server on the port is the one this tool recorded starting.
     public func isOurs() async -> Bool {
-        guard let data = FileManager.default.contents(atPath: recordPath),
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: recordPath),
+              (attributes[.ownerAccountID] as? NSNumber)?.uint32Value == getuid(),
+              let data = FileManager.default.contents(atPath: recordPath),
               let record = try? JSONDecoder().decode(Record.self, from: data),
               let redis = try? await connect() else { return false }
         defer { Task { await redis.close() } }

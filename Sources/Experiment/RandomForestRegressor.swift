@@ -74,6 +74,9 @@ public struct RandomForestRegressor: Regressor {
     /// The trained forest.
     public struct Fitted: FittedRegressor {
         public let trees: [RegressionTree]
+        /// The training targets' mean: trees are grown on centred targets (numerically sound
+        /// variances for targets far from zero) and predict relative to it.
+        public let offset: Double
 
         public func predict(_ x: Matrix) -> [Double] {
             x.values.withUnsafeBufferPointer { values in
@@ -81,7 +84,7 @@ public struct RandomForestRegressor: Regressor {
                     let row = UnsafeBufferPointer(rebasing: values[(r * x.columns)..<((r + 1) * x.columns)])
                     var sum = 0.0
                     for tree in trees { sum += tree.predict(row) }
-                    return sum / Double(trees.count)
+                    return offset + sum / Double(trees.count)
                 }
             }
         }
@@ -93,7 +96,8 @@ public struct RandomForestRegressor: Regressor {
 
     public func fitForest(_ x: Matrix, _ y: [Double]) throws(ExperimentError) -> Fitted {
         guard x.rows >= 2, x.rows == y.count else { throw ExperimentError(.training, "rf: need at least 2 training rows, got \(x.rows)") }
-        let data = TrainingData(x: x, y: y)
+        let offset = y.reduce(0, +) / Double(y.count)
+        let data = TrainingData(x: x, y: y.map { $0 - offset })
         let settings = TreeSettings(maxDepth: maxDepth ?? Int.max, minSamplesSplit: minSamplesSplit, minSamplesLeaf: minSamplesLeaf,
                                     featuresPerSplit: featuresPerSplit(x.columns), bootstrap: bootstrap)
         let built = Mutex([RegressionTree?](repeating: nil, count: trees))
@@ -122,7 +126,7 @@ public struct RandomForestRegressor: Regressor {
             thread.start()
         }
         for _ in 0..<workers { done.wait() }
-        return Fitted(trees: built.withLock { $0.compactMap { $0 } })
+        return Fitted(trees: built.withLock { $0.compactMap { $0 } }, offset: offset)
     }
 }
 
@@ -133,6 +137,8 @@ final class TrainingData: Sendable {
     /// Column-major values: feature `f`, row `r` at `f * rows + r`.
     let columns: [Double]
     let targets: [Double]
+    /// A node whose target variance is at or below this is pure (no split can help).
+    let pureVariance: Double
     /// Per feature, every row index sorted by that feature's value (ties by index).
     let presorted: [Int32]
 
@@ -141,6 +147,8 @@ final class TrainingData: Sendable {
         features = x.columns
         columns = x.columnMajor
         targets = y
+        let meanSquare = y.reduce(0) { $0 + $1 * $1 } / Double(max(y.count, 1))
+        pureVariance = Double.ulpOfOne * max(meanSquare, Double.leastNormalMagnitude)
         var sorted = [Int32](repeating: 0, count: x.rows * x.columns)
         for f in 0..<x.columns {
             let base = f * x.rows
@@ -273,7 +281,7 @@ struct TreeBuilder {
                 tree.value[node] = mean
                 let count = hi - lo
                 let impurity = sumYY / sumW - mean * mean
-                if depth >= settings.maxDepth || count < settings.minSamplesSplit || count < 2 * settings.minSamplesLeaf || impurity <= 1e-12 * max(1, mean * mean) {
+                if depth >= settings.maxDepth || count < settings.minSamplesSplit || count < 2 * settings.minSamplesLeaf || impurity <= data.pureVariance {
                     continue
                 }
                 // The best split: maximise sumL²/wL + sumR²/wR (squared error's proxy).

@@ -72,8 +72,8 @@ public enum StreamFormat {
         }
         switch try field("type") {
         case "header":
-            guard let names = try? JSONSerialization.jsonObject(with: Data(try field("feature_names").utf8)) as? [String] else {
-                throw bad("feature_names", "is not a JSON array of strings")
+            guard let names = try? JSONSerialization.jsonObject(with: Data(try field("feature_names").utf8)) as? [String], !names.isEmpty else {
+                throw bad("feature_names", "is not a non-empty JSON array of strings")
             }
             guard let count = Int(try field("n_samples")), count >= 0 else { throw bad("n_samples", "is not a non-negative integer") }
             var normalization: Normalization?

@@ -57,8 +57,9 @@ public struct StreamReader: Sendable {
             let entries: [RedisStreamEntry]
             do {
                 entries = try await redis.send(.xreadgroup(group: group, consumer: consumer, stream: keys.stream, count: batchSize, block: block))
-            } catch where error.serverErrorCode == "NOGROUP" {
-                // The stream was replaced (a new dispatch): start over on the new one.
+            } catch where error.serverErrorCode == "NOGROUP" || error.serverErrorCode == "UNBLOCKED" {
+                // The stream was replaced (a new dispatch; Redis 7 wakes a blocked read with
+                // UNBLOCKED when the key goes): start over on the new one.
                 try await join(redis)
                 header = nil
                 rows = [:]
@@ -74,6 +75,16 @@ public struct StreamReader: Sendable {
                     header = h
                     run = entry.id
                 case .sample(let sample):
+                    // The header comes first; then only in-range task ids of the header's width.
+                    guard let h = header else {
+                        throw ExperimentError(.stream, "stream '\(keys.stream)': sample entry \(entry.id) before any header (the header must be the first entry)")
+                    }
+                    guard sample.taskID < h.sampleCount else {
+                        throw ExperimentError(.stream, "stream '\(keys.stream)': entry \(entry.id) has task_id \(sample.taskID), but the header has n_samples \(h.sampleCount)")
+                    }
+                    guard sample.featureValues.count == h.featureNames.count else {
+                        throw ExperimentError(.stream, "stream '\(keys.stream)': entry \(entry.id) (task_id \(sample.taskID)) has \(sample.featureValues.count) feature values, the header names \(h.featureNames.count)")
+                    }
                     rows[sample.taskID] = sample
                 }
             }
@@ -87,9 +98,9 @@ public struct StreamReader: Sendable {
         let h = header!
         let width = h.featureNames.count
         var values: [Double] = []
-        values.reserveCapacity(h.sampleCount * width)
+        values.reserveCapacity(rows.count * width) // every row is in, each checked against the width
         var targets: [Double] = []
-        targets.reserveCapacity(h.sampleCount)
+        targets.reserveCapacity(rows.count)
         for task in 0..<h.sampleCount {
             guard let sample = rows[task] else {
                 throw ExperimentError(.stream, "stream '\(keys.stream)': task_id \(task) is missing (task ids must be 0..<n_samples)")

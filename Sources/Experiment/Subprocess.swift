@@ -21,6 +21,7 @@ public enum Subprocess {
                     var buffer = [UInt8](repeating: 0, count: 4096)
                     while true {
                         let n = read(fd, &buffer, buffer.count)
+                        if n < 0 && errno == EINTR { continue }
                         if n <= 0 { break }
                         pending += buffer[0..<n]
                         while let newline = pending.firstIndex(of: 10) {
@@ -32,8 +33,9 @@ public enum Subprocess {
                     close(fd)
                 }
                 var raw: Int32 = 0
-                while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
-                let code: Int32 = (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
+                var waited: pid_t = -1
+                repeat { waited = waitpid(pid, &raw, 0) } while waited < 0 && errno == EINTR
+                let code: Int32 = waited != pid ? -1 : (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
                 status.set(code)
                 exit.signal()
             }
@@ -69,7 +71,10 @@ public enum Subprocess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         var pipeFDs: [Int32] = [-1, -1]
         if onLine != nil {
+            // Close-on-exec: other children must not inherit this pipe (dup2 below clears the flag
+            // on the child's own 1 and 2). Children are started one at a time (run-all's loop).
             guard pipe(&pipeFDs) == 0 else { throw ExperimentError(.io, "pipe(): \(String(cString: strerror(errno)))") }
+            for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
             posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
             posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
             posix_spawn_file_actions_addclose(&actions, pipeFDs[0])

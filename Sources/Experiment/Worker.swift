@@ -35,7 +35,9 @@ public struct Worker: Sendable {
             }
         }
         let readSeconds = Self.seconds(ContinuousClock.now - started)
-        guard read.features.rows >= 5 else { throw ExperimentError(.training, "only \(read.features.rows) samples: too few to split and train") }
+        guard read.features.rows >= 5, read.features.columns >= 1 else {
+            throw ExperimentError(.training, "\(read.features.rows) samples × \(read.features.columns) features: too few to split and train")
+        }
         let split = TrainTestSplit(rows: read.features.rows, testFraction: testFraction, seed: seed)
         let trainX = read.features.rows(split.train), testX = read.features.rows(split.test)
         let trainY = split.train.map { read.targets[$0] }, testY = split.test.map { read.targets[$0] }

@@ -95,6 +95,7 @@ struct CollectOptions: ParsableArguments {
 func parseAlgorithms(_ text: String) throws -> [String] {
     let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     guard !names.isEmpty else { throw ValidationError("--algorithms names no algorithm") }
+    guard Set(names).count == names.count else { throw ValidationError("--algorithms names an algorithm twice: \(text)") }
     for name in names where !Regressors.names.contains(name) {
         throw ValidationError("unknown algorithm '\(name)'; known: \(Regressors.names.joined(separator: ", "))")
     }
@@ -177,10 +178,12 @@ struct RunAll: AsyncParsableCommand {
     }
 
     static func runAll(_ connection: Connection, _ algorithms: [String], _ options: WorkerOptions) async throws {
-        for algorithm in algorithms { _ = try options.parameters(for: algorithm, prefixed: algorithms.count > 1) } // refuse bad --param early
+        // Refuse bad --param values before any process starts.
+        for algorithm in algorithms { _ = try Regressors.named(algorithm).init(parameters: try options.parameters(for: algorithm, prefixed: algorithms.count > 1)) }
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        var common = ["--port", String(connection.port), "--stream", connection.stream]
-        if let url = connection.redisURL { common += ["--redis-url", url] }
+        // The URL (it may hold a password) goes through the environment, not the command line.
+        let common = ["--port", String(connection.port), "--stream", connection.stream]
+        if let url = connection.redisURL { setenv("REDIS_URL", url, 1) }
         let started = ContinuousClock.now
         let group = WorkerGroup()
         for algorithm in algorithms {
@@ -205,11 +208,14 @@ struct Collect: AsyncParsableCommand {
         do { try await Self.collect(connection, try parseAlgorithms(algorithms), options) } catch let error as ExperimentError { fail(error.message) }
     }
 
-    static func collect(_ connection: Connection, _ algorithms: [String], _ options: CollectOptions) async throws {
+    static func collect(_ connection: Connection, _ algorithms: [String], _ options: CollectOptions, run: String? = nil) async throws {
+        if options.shutdownRedis, connection.redisURL != nil || env("REDIS_URL") != nil {
+            throw ExperimentError(.parameter, "--shutdown-redis stops only the local Redis on --port that --start-redis started; it cannot be combined with --redis-url or REDIS_URL")
+        }
         let redis = try await connection.connect()
         var collector = Collector(keys: connection.keys, algorithms: algorithms)
         collector.timeout = .seconds(options.collectTimeout)
-        let collected = try await collector.collect(from: redis)
+        let collected = try await collector.collect(from: redis, run: run)
         let (json, html) = try collector.write(collected, to: options.output)
         await redis.close()
         emit("[collect] run \(collected.run) (\(collected.dataset)): \(json), \(html)")
@@ -237,10 +243,10 @@ struct Run: AsyncParsableCommand {
         do {
             let names = try parseAlgorithms(algorithms)
             let started = ContinuousClock.now
-            _ = try await Dispatch.dispatch(connection, dispatch)
             do {
+                let run = try await Dispatch.dispatch(connection, dispatch)
                 try await RunAll.runAll(connection, names, worker)
-                try await Collect.collect(connection, names, collect)
+                try await Collect.collect(connection, names, collect, run: run)
             } catch {
                 // Leave no Redis of ours behind on failure either.
                 if collect.shutdownRedis { _ = await LocalRedis(port: connection.port).shutdownIfOwned() }

@@ -78,6 +78,7 @@ import Testing
         #expect(throws: ExperimentError.self) { try SupportVectorRegressor(parameters: ["C": "-1"]) }
         do {
             _ = try SupportVectorRegressor(parameters: ["gama": "1"])
+            Issue.record("a misspelt parameter was accepted")
         } catch {
             #expect(error.message.contains("unknown parameter gama") && error.message.contains("gamma"))
         }

@@ -72,6 +72,29 @@ import TestSupport
         server.stop()
     }
 
+    @Test(arguments: ["before", "range", "width"])
+    func hostileSamplesAreRefusedNamingTheEntry(_ kind: String) async throws {
+        let server = try await RedisServer()
+        let redis = try await RedisClient.connect(configuration: server.configuration)
+        let keys = ExperimentKeys(stream: uniqueName("tasks"))
+        let sample = { (task: Int, values: String) in [RedisStreamField("type", "sample"), RedisStreamField("task_id", String(task)), RedisStreamField("feature_values", values), RedisStreamField("target", "1")] }
+        if kind == "before" { _ = try await redis.send(.xadd(keys.stream, fields: sample(0, "[1,2]"))) }
+        _ = try await redis.send(.xadd(keys.stream, fields: StreamFormat.headerFields(.init(featureNames: ["a", "b"], targetName: "t", sampleCount: 2, normalization: nil))))
+        _ = try await redis.send(.xadd(keys.stream, fields: kind == "range" ? sample(1_000_000_000, "[1,2]") : kind == "width" ? sample(0, "[1,2,3]") : sample(0, "[1,2]")))
+        var reader = StreamReader(keys: keys, group: "group_lr", consumer: "test")
+        reader.timeout = .seconds(2)
+        reader.block = .milliseconds(100)
+        do {
+            _ = try await reader.read(redis)
+            Issue.record("\(kind): accepted")
+        } catch {
+            #expect(error.kind == .stream, "\(kind): \(error.message)")
+            #expect(error.message.contains("entry"), "\(error.message)")
+        }
+        await redis.close()
+        server.stop()
+    }
+
     @Test func anIncompleteStreamFailsClearlyAfterTheTimeout() async throws {
         let server = try await RedisServer()
         let redis = try await RedisClient.connect(configuration: server.configuration)

@@ -46,3 +46,11 @@ import Testing
         }
     }
 }
+
+/// Hostile streams are refused naming the entry, never crash a worker.
+@Suite struct HostileStreamTests {
+    @Test func anEmptyFeatureListIsRefused() {
+        let header = RedisStreamEntry(id: "1-0", fields: [RedisStreamField("type", "header"), RedisStreamField("feature_names", "[]"), RedisStreamField("n_samples", "3")])
+        #expect(throws: ExperimentError.self) { try StreamFormat.decode(header) }
+    }
+}
