@@ -36,7 +36,7 @@ public struct Collector: Sendable {
                 let have = results.keys.sorted().joined(separator: ", ")
                 throw ExperimentError(.timeout, "after \(timeout) no result of run \(run) for \(missing.joined(separator: ", ")) (have: \(have.isEmpty ? "none" : have)); are those workers running?")
             }
-            try? await Task.sleep(for: .milliseconds(100))
+            try? await Task.sleep(for: .milliseconds(25))
         }
         var dataset = "unknown"
         if let name = try? await redis.send(.hget(keys.run(run), field: "dataset")) { dataset = String(decoding: name, as: UTF8.self) }

@@ -54,6 +54,7 @@ struct WorkerOptions: ParsableArguments {
     @Option(help: "Seed of the train/test split (the same for every algorithm).") var seed: UInt64 = 42
     @Option(name: .customLong("test-fraction"), help: "Share of the rows in the test set.") var testFraction = 0.2
     @Option(help: "Seconds to wait for the stream to be complete.") var timeout = 120
+    @Option(help: "Threads an algorithm may train on (rf's default n_jobs); run-all shares the cores among its workers unless given. Default: every core.") var threads: Int?
     @Option(name: .customLong("param"), help: ArgumentHelp("Hyper-parameter name=value (repeatable); with several algorithms, algorithm.name=value. \(Self.parameterList)", valueName: "name=value"))
     var params: [String] = []
 
@@ -61,9 +62,11 @@ struct WorkerOptions: ParsableArguments {
         Regressors.all.map { "\($0.name): \($0.parameterHelp.map(\.name).joined(separator: ", "))" }.joined(separator: "; ")
     }
 
-    /// The parameters meant for `algorithm`: plain `name=value`, or `algorithm.name=value`.
+    /// The parameters meant for `algorithm`: plain `name=value`, or `algorithm.name=value`;
+    /// `--threads` becomes rf's `n_jobs` unless that is given.
     func parameters(for algorithm: String, prefixed: Bool) throws -> [String: String] {
         var out: [String: String] = [:]
+        if algorithm == RandomForestRegressor.name, let threads { out["n_jobs"] = String(threads) }
         for assignment in params {
             guard let eq = assignment.firstIndex(of: "=") else { throw ValidationError("--param '\(assignment)' is not name=value") }
             var name = String(assignment[..<eq])
@@ -81,7 +84,8 @@ struct WorkerOptions: ParsableArguments {
 
     /// The arguments that pass these options on to a worker process.
     var forwarded: [String] {
-        ["--seed", String(seed), "--test-fraction", String(testFraction), "--timeout", String(timeout)] + params.flatMap { ["--param", $0] }
+        ["--seed", String(seed), "--test-fraction", String(testFraction), "--timeout", String(timeout)] + (threads.map { ["--threads", String($0)] } ?? [])
+            + params.flatMap { ["--param", $0] }
     }
 }
 
@@ -177,7 +181,10 @@ struct RunAll: AsyncParsableCommand {
         do { try await Self.runAll(connection, try parseAlgorithms(algorithms), options) } catch let error as ExperimentError { fail(error.message) }
     }
 
-    static func runAll(_ connection: Connection, _ algorithms: [String], _ options: WorkerOptions) async throws {
+    static func runAll(_ connection: Connection, _ algorithms: [String], _ given: WorkerOptions) async throws {
+        // The workers share the machine: each trains on its share of the cores unless told.
+        var options = given
+        if options.threads == nil { options.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / algorithms.count) }
         // Refuse bad --param values before any process starts.
         for algorithm in algorithms { _ = try Regressors.named(algorithm).init(parameters: try options.parameters(for: algorithm, prefixed: algorithms.count > 1)) }
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
