@@ -29,7 +29,7 @@ public struct Collector: Sendable {
         let deadline = ContinuousClock.now + timeout
         var results: [String: AlgorithmResult] = [:]
         while true {
-            results = try await store.results(run: run, on: redis)
+            results = try await store.results(run: run, algorithms: algorithms, on: redis)
             let missing = algorithms.filter { results[$0] == nil }
             if missing.isEmpty { break }
             if ContinuousClock.now > deadline {

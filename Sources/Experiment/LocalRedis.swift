@@ -88,11 +88,21 @@ public struct LocalRedis: Sendable {
     /// Sends SHUTDOWN when this tool started the server on the port; otherwise leaves it alone.
     /// Returns whether it shut it down, and why not.
     public func shutdownIfOwned() async -> (done: Bool, reason: String) {
-        guard await isOurs() else {
+        // Checked and shut down on one connection: the server that passed the check is the one
+        // that gets SHUTDOWN.
+        guard let redis = try? await connect(quiet: true) else { return (false, "the Redis on port \(port) does not answer") }
+        guard await isOurs(redis) else {
+            await redis.close()
             return (false, "the Redis on port \(port) was not started by traffic-experiment: left running")
         }
-        guard let redis = try? await connect(quiet: true) else { return (false, "the Redis on port \(port) does not answer") }
-        _ = try? await redis.send(.shutdown(save: false)) // the server closing the connection is the answer
+        do {
+            try await redis.send(.shutdown(save: false))
+        } catch where error.kind == .server {
+            await redis.close()
+            return (false, "the Redis on port \(port) refused SHUTDOWN: \(error.message)")
+        } catch {
+            // The server closing the connection is the expected answer.
+        }
         await redis.close()
         try? FileManager.default.removeItem(atPath: recordPath)
         return (true, "SHUTDOWN sent to the Redis on port \(port) that traffic-experiment started")
@@ -100,12 +110,18 @@ public struct LocalRedis: Sendable {
 
     /// Whether the server on the port is the one this tool recorded starting.
     public func isOurs() async -> Bool {
+        guard let redis = try? await connect() else { return false }
+        let ours = await isOurs(redis)
+        await redis.close()
+        return ours
+    }
+
+    /// The same check on a given connection to the server.
+    func isOurs(_ redis: RedisClient) async -> Bool {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: recordPath),
               (attributes[.ownerAccountID] as? NSNumber)?.uint32Value == getuid(),
               let data = FileManager.default.contents(atPath: recordPath),
-              let record = try? JSONDecoder().decode(Record.self, from: data),
-              let redis = try? await connect() else { return false }
-        defer { Task { await redis.close() } }
+              let record = try? JSONDecoder().decode(Record.self, from: data) else { return false }
         guard let token: [UInt8] = try? await redis.send(.get(Self.ownerKey)), token == Array(record.token.utf8),
               let pid = try? await serverPID(redis), pid == record.pid else { return false }
         return true

@@ -229,11 +229,14 @@ struct TreeBuilder {
         for i in 0..<n where self.weight[i] > 0 { inBag += 1 }
         let m = inBag
         var tree = RegressionTree()
-        tree.feature.reserveCapacity(2 * m + 1)
-        tree.threshold.reserveCapacity(2 * m + 1)
-        tree.left.reserveCapacity(2 * m + 1)
-        tree.right.reserveCapacity(2 * m + 1)
-        tree.value.reserveCapacity(2 * m + 1)
+        // At most 2m − 1 nodes, fewer when depth or leaf size bound the tree.
+        let depthBound = self.settings.maxDepth < 30 ? (1 << (self.settings.maxDepth + 1)) - 1 : Int.max
+        let capacity = min(2 * m + 1, depthBound, 2 * m / self.settings.minSamplesLeaf + 1)
+        tree.feature.reserveCapacity(capacity)
+        tree.threshold.reserveCapacity(capacity)
+        tree.left.reserveCapacity(capacity)
+        tree.right.reserveCapacity(capacity)
+        tree.value.reserveCapacity(capacity)
 
         let settings = self.settings
         // The buffers leave `self` for the build (so the closures below borrow locals, not

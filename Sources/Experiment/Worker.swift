@@ -54,6 +54,9 @@ public struct Worker: Sendable {
             return (predicted, Self.seconds(ContinuousClock.now - start))
         }
         let metrics = RegressionMetrics(actual: testY, predicted: predicted)
+        guard metrics.mse.isFinite, predicted.allSatisfy(\.isFinite) else {
+            throw ExperimentError(.training, "\(algorithm.name): predictions or their error are not finite (targets too large for double precision?)")
+        }
         let result = AlgorithmResult(
             algorithm: algorithm.name, title: algorithm.title, run: read.run, stream: keys.stream,
             data: .init(samples: read.features.rows, features: read.features.columns, featureNames: read.header.featureNames, target: read.header.targetName),
@@ -107,10 +110,20 @@ public struct ResultStore: Sendable {
         }
     }
 
-    /// The results stored so far for `run`, by algorithm.
-    public func results(run: String, on redis: RedisClient) async throws(ExperimentError) -> [String: AlgorithmResult] {
-        let hash: [String: [UInt8]]
-        do { hash = try await redis.send(.hgetall(keys.results(run: run))) } catch { throw ExperimentError(.redis, "reading results of run \(run): \(error)") }
+    /// The results stored so far for `run`, by algorithm (only those asked for, when given).
+    public func results(run: String, algorithms: [String]? = nil, on redis: RedisClient) async throws(ExperimentError) -> [String: AlgorithmResult] {
+        var hash: [String: [UInt8]] = [:]
+        do {
+            if let algorithms {
+                for algorithm in algorithms {
+                    if let json = try await redis.send(.hget(keys.results(run: run), field: algorithm)) { hash[algorithm] = json }
+                }
+            } else {
+                hash = try await redis.send(.hgetall(keys.results(run: run)))
+            }
+        } catch {
+            throw ExperimentError(.redis, "reading results of run \(run): \(error)")
+        }
         var out: [String: AlgorithmResult] = [:]
         for (algorithm, json) in hash {
             do {

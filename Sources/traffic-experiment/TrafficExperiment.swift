@@ -196,7 +196,13 @@ struct RunAll: AsyncParsableCommand {
         for algorithm in algorithms {
             try group.start(algorithm, executable: executable, arguments: ["worker", "--algorithm", algorithm] + common + options.forwarded)
         }
+        // Ctrl-C or SIGTERM to run-all stops its workers too.
+        let signals = SignalWatcher { _ in
+            group.terminateAll()
+            Foundation.exit(130)
+        }
         let failures = await group.wait()
+        signals.cancel()
         let seconds = Worker.seconds(ContinuousClock.now - started)
         if let (algorithm, status, lastLines) = failures.first {
             throw ExperimentError(.training, "worker \(algorithm) failed (exit \(status)) after \(String(format: "%.2f", seconds)) s: \(lastLines)")

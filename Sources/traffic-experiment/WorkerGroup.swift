@@ -26,6 +26,11 @@ final class WorkerGroup: Sendable {
         members.withLock { $0.append(Member(algorithm: algorithm, child: child)) }
     }
 
+    /// Sends SIGTERM to every worker still running.
+    func terminateAll() {
+        for member in members.withLock({ $0 }) where member.child.exitStatus == nil { member.child.terminate() }
+    }
+
     /// Waits for every worker; returns the failed ones (algorithm, exit status, last lines).
     /// When one fails the others are stopped: the run has failed already.
     func wait() async -> [(String, Int32, String)] {
