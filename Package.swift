@@ -102,7 +102,7 @@ let package = Package(
         .target(
             name: "Experiment",
             dependencies: [
-                "RedisClient", "LinearAlgebra", "SupportVectorMachine",
+                "RedisClient", "LinearAlgebra", "SupportVectorMachine", "TrafficModel",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -59,6 +59,12 @@ public struct JSONScanner: ~Copyable {
         return (try? scanner.scanObject(collect: true)) ?? []
     }
 
+    /// Elements of an array value inside an already validated document: each one's range and kind.
+    public static func arrayElements(_ bytes: UnsafeBufferPointer<UInt8>, in range: Range<Int>) -> [(range: Range<Int>, kind: JSONValueKind)] {
+        var scanner = JSONScanner(UnsafeBufferPointer(rebasing: bytes[..<range.upperBound]), start: range.lowerBound)
+        return (try? scanner.scanArrayElements()) ?? []
+    }
+
     /// Decodes a string value (range including quotes) of a validated document.
     public static func decodeString(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
         let inner = (range.lowerBound + 1)..<(range.upperBound - 1)
@@ -205,6 +211,26 @@ public struct JSONScanner: ~Copyable {
             throw error("expected ',' or ']' in array")
         }
         depth -= 1
+    }
+
+    private mutating func scanArrayElements() throws(JSONSyntaxError) -> [(range: Range<Int>, kind: JSONValueKind)] {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "[") else { throw error("expected an array") }
+        index += 1
+        var elements: [(range: Range<Int>, kind: JSONValueKind)] = []
+        skipWhitespace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") { return elements }
+        while true {
+            skipWhitespace()
+            let start = index
+            let kind = try scanValue()
+            elements.append((start..<index, kind))
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unterminated array") }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+            if bytes[index] == UInt8(ascii: "]") { break }
+            throw error("expected ',' or ']' in array")
+        }
+        return elements
     }
 
     private mutating func literal(_ word: StaticString) throws(JSONSyntaxError) {

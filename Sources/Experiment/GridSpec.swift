@@ -1,0 +1,115 @@
+import TrafficModel
+
+/// A grid search's hyper-parameter grid, read from a JSON file (docs/experiment.md):
+///
+/// ```json
+/// {
+///   "rf":  {"n_estimators": [50, 100], "max_depth": [null, 8]},
+///   "svr": {"C": [0.5, 1, 2]},
+///   "lr":  {}
+/// }
+/// ```
+///
+/// Each algorithm's parameter sets are the Cartesian product of its lists (a single value counts
+/// as a list of one; `null` is "none"; `{}` is the defaults alone). Every set is checked by the
+/// algorithm itself, so a bad grid is refused — naming the line and the reason — before any job
+/// exists.
+public struct GridSpec: Sendable, Equatable {
+    /// One algorithm's parameter sets, in the file's order.
+    public struct Entry: Sendable, Equatable {
+        public var algorithm: String
+        public var parameterSets: [[String: String]]
+    }
+
+    public var entries: [Entry]
+    /// Upper bound of parameter sets in one grid (times folds, the tasks of a job).
+    public static let maximumParameterSets = 10_000
+
+    public var parameterSetCount: Int { entries.reduce(0) { $0 + $1.parameterSets.count } }
+
+    /// Parses and checks a grid file's content; `path` names it in errors.
+    public static func parse(_ bytes: [UInt8], path: String) throws(ExperimentError) -> GridSpec {
+        func line(_ offset: Int) -> Int { bytes[..<min(offset, bytes.count)].reduce(1) { $1 == 10 ? $0 + 1 : $0 } }
+        let top: [JSONMember]
+        do {
+            top = try bytes.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in try JSONScanner.objectMembers(buffer) }
+        } catch {
+            throw ExperimentError(.parameter, "\(path):\(line(error.offset)): not a JSON object of algorithms: \(error.reason)")
+        }
+        guard !top.isEmpty else { throw ExperimentError(.parameter, "\(path):1: the grid names no algorithm") }
+        var entries: [Entry] = []
+        var total = 0
+        for member in top {
+            let at = "\(path):\(line(member.keyRange.lowerBound))"
+            let algorithm: any Regressor.Type
+            do { algorithm = try Regressors.named(member.key) } catch { throw ExperimentError(.parameter, "\(at): \(error.message)") }
+            guard !entries.contains(where: { $0.algorithm == member.key }) else { throw ExperimentError(.parameter, "\(at): algorithm '\(member.key)' appears twice") }
+            guard member.kind == .object else { throw ExperimentError(.parameter, "\(at): '\(member.key)' must map parameter names to lists of values") }
+            let parameters = bytes.withUnsafeBufferPointer { JSONScanner.objectMembers($0, in: member.valueRange) }
+            var axes: [(name: String, values: [String])] = []
+            for parameter in parameters {
+                let where_ = "\(path):\(line(parameter.keyRange.lowerBound))"
+                guard !axes.contains(where: { $0.name == parameter.key }) else { throw ExperimentError(.parameter, "\(where_): parameter '\(parameter.key)' appears twice") }
+                let elements: [(range: Range<Int>, kind: JSONValueKind)] = parameter.kind == .array
+                    ? bytes.withUnsafeBufferPointer { JSONScanner.arrayElements($0, in: parameter.valueRange) }
+                    : [(parameter.valueRange, parameter.kind)]
+                guard !elements.isEmpty else { throw ExperimentError(.parameter, "\(where_): '\(member.key).\(parameter.key)' has no values") }
+                var values: [String] = []
+                for element in elements {
+                    switch element.kind {
+                    case .number, .bool: values.append(String(decoding: bytes[element.range], as: UTF8.self))
+                    case .null: values.append("none")
+                    case .string: values.append(bytes.withUnsafeBufferPointer { JSONScanner.decodeString($0, element.range) })
+                    case .object, .array: throw ExperimentError(.parameter, "\(where_): '\(member.key).\(parameter.key)' values must be numbers, strings, booleans or null")
+                    }
+                }
+                axes.append((parameter.key, values))
+            }
+            let count = axes.reduce(1) { $0 * $1.values.count }
+            total += count
+            guard total <= maximumParameterSets else {
+                throw ExperimentError(.parameter, "\(at): the grid has over \(maximumParameterSets) parameter sets; split it into several jobs")
+            }
+            var sets: [[String: String]] = [[:]]
+            for axis in axes {
+                sets = sets.flatMap { set in axis.values.map { value in set.merging([axis.name: value]) { $1 } } }
+            }
+            for set in sets {
+                do { _ = try algorithm.init(parameters: set) } catch { throw ExperimentError(.parameter, "\(at): \(error.message)") }
+            }
+            entries.append(Entry(algorithm: member.key, parameterSets: sets))
+        }
+        return GridSpec(entries: entries)
+    }
+}
+
+/// Seeded K-fold cross-validation splits: the rows shuffled once with the seed, then cut into
+/// `folds` parts of near-equal size (the first `rows % folds` one row larger, as scikit-learn's
+/// `KFold`); fold `k` tests on part `k` and trains on the rest. The same for every parameter set.
+public struct KFold: Sendable, Equatable {
+    /// Per fold, its test rows (ascending).
+    public var testRows: [[Int]]
+    public let rows: Int
+
+    public init(rows: Int, folds: Int, seed: UInt64) throws(ExperimentError) {
+        guard folds >= 2, folds <= rows else { throw ExperimentError(.parameter, "--folds must be from 2 to the number of rows (\(rows)), got \(folds)") }
+        self.rows = rows
+        var order = Array(0..<rows)
+        var random = SeededRandom(seed: seed)
+        for i in stride(from: rows - 1, to: 0, by: -1) { order.swapAt(i, random.below(i + 1)) }
+        var parts: [[Int]] = []
+        var start = 0
+        for k in 0..<folds {
+            let size = rows / folds + (k < rows % folds ? 1 : 0)
+            parts.append(order[start..<(start + size)].sorted())
+            start += size
+        }
+        testRows = parts
+    }
+
+    /// Fold `k`'s training rows (ascending).
+    public func trainRows(_ k: Int) -> [Int] {
+        let test = Set(testRows[k])
+        return (0..<rows).filter { !test.contains($0) }
+    }
+}
