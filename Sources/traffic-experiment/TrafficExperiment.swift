@@ -24,8 +24,8 @@ struct TrafficExperiment: AsyncParsableCommand {
 /// Where Redis is and which stream to use (every step).
 struct Connection: ParsableArguments {
     @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL); default redis://127.0.0.1:<port>.") var redisURL: String?
-    @Option(help: "Port of the local Redis (default 11451), used when no --redis-url or REDIS_URL is given, and by --start-redis.") var port = 11451
-    @Option(help: "The task stream (default tasks_stream); results and channels are named after it.") var stream = "tasks_stream"
+    @Option(help: "Port of the local Redis, used when no --redis-url or REDIS_URL is given, and by --start-redis.") var port = 11451
+    @Option(help: "The task stream; results and channels are named after it.") var stream = "tasks_stream"
 
     var url: String { redisURL ?? env("REDIS_URL") ?? "redis://127.0.0.1:\(port)" }
     var keys: ExperimentKeys { ExperimentKeys(stream: stream) }
