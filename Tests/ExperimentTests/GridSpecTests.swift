@@ -49,3 +49,40 @@ import Testing
         #expect(throws: ExperimentError.self) { try KFold(rows: 3, folds: 5, seed: 1) }
     }
 }
+
+/// Task planning and the task life cycle (pure state machines, no servers).
+@Suite struct GridTaskTests {
+    @Test func everyParameterSetAndFoldIsOneTaskWithAStableId() throws {
+        let grid = try GridSpec.parse(Array(#"{"rf":{"max_depth":[2,4]},"lr":{}}"#.utf8), path: "g.json")
+        let tasks = GridTask.plan(grid, folds: 3)
+        #expect(tasks.count == 9)
+        #expect(tasks.map(\.id) == ["rf-0-0", "rf-0-1", "rf-0-2", "rf-1-0", "rf-1-1", "rf-1-2", "lr-0-0", "lr-0-1", "lr-0-2"])
+        #expect(tasks[3].parameters == ["max_depth": "4"] && tasks[3].fold == 0)
+        #expect(Set(tasks.map(\.id)).count == tasks.count)
+    }
+
+    @Test func aTaskIsRetriedUntilItsAttemptsAreUsedUpThenFails() {
+        let life = TaskLifecycle(maximumAttempts: 3)
+        var record = TaskRecord()
+        for attempt in 1...3 {
+            record = life.start(record, worker: "w1", now: Double(attempt))!
+            #expect(record.state == .running && record.attempts == attempt)
+            record = life.fail(record, worker: "w1", error: "boom \(attempt)", now: Double(attempt))!
+        }
+        #expect(record.state == .failed && record.lastError == "boom 3" && record.attempts == 3)
+        #expect(life.start(record, worker: "w2", now: 9) == nil, "a failed task is not started again")
+    }
+
+    @Test func aReclaimedTaskCountsAnAttemptAndSucceedsOnce() {
+        let life = TaskLifecycle(maximumAttempts: 3)
+        var record = life.start(TaskRecord(), worker: "dead", now: 1)!
+        record = life.reclaim(record, by: "alive", reason: "worker dead gone", now: 5)!
+        #expect(record.state == .running && record.worker == "alive" && record.attempts == 2)
+        record = life.succeed(record, worker: "alive", now: 6)!
+        #expect(record.state == .done)
+        #expect(life.succeed(record, worker: "dead", now: 7) == nil, "the late first run changes nothing")
+        var exhausted = TaskRecord()
+        for n in 0..<3 { exhausted = life.start(exhausted, worker: "w\(n)", now: Double(n))! }
+        #expect(life.reclaim(exhausted, by: "w9", reason: "no heartbeat", now: 10)?.state == .failed)
+    }
+}

@@ -1,0 +1,99 @@
+/// One unit of a grid search: an algorithm with one parameter set, trained and scored on one
+/// cross-validation fold. Task ids are stable (`<algorithm>-<set>-<fold>`), so a task's result
+/// can be written idempotently under its id however often it runs.
+public struct GridTask: Sendable, Equatable, Codable {
+    public var id: String
+    public var algorithm: String
+    public var parameters: [String: String]
+    /// Index of the parameter set within its algorithm's sets.
+    public var parameterSet: Int
+    public var fold: Int
+
+    /// Every task of a grid with `folds` folds: per algorithm (file order), per parameter set,
+    /// per fold.
+    public static func plan(_ grid: GridSpec, folds: Int) -> [GridTask] {
+        grid.entries.flatMap { entry in
+            entry.parameterSets.enumerated().flatMap { set, parameters in
+                (0..<folds).map { fold in
+                    GridTask(id: "\(entry.algorithm)-\(set)-\(fold)", algorithm: entry.algorithm, parameters: parameters, parameterSet: set, fold: fold)
+                }
+            }
+        }
+    }
+}
+
+/// A task's state in its job: what the job hash keeps per task.
+public struct TaskRecord: Sendable, Equatable, Codable {
+    public enum State: String, Sendable, Codable { case queued, running, done, failed }
+
+    public var state: State = .queued
+    public var worker: String?
+    /// Times the task was started (a reclaimed task counts again).
+    public var attempts = 0
+    public var startedAt: Double?
+    public var finishedAt: Double?
+    public var lastError: String?
+
+    public init() {}
+}
+
+/// The task life cycle as a pure state machine: start, succeed, fail (retried until
+/// `maximumAttempts`, then failed for good), reclaim from a dead worker. Every transition
+/// returns the new record; refused transitions return nil (a stale or duplicate event).
+public struct TaskLifecycle: Sendable {
+    public var maximumAttempts: Int
+
+    public init(maximumAttempts: Int = 3) {
+        self.maximumAttempts = max(1, maximumAttempts)
+    }
+
+    /// A worker takes the task (first delivery, a retry or a reclaim).
+    public func start(_ record: TaskRecord, worker: String, now: Double) -> TaskRecord? {
+        guard record.state == .queued || record.state == .running else { return nil }
+        var next = record
+        next.state = .running
+        next.worker = worker
+        next.attempts += 1
+        next.startedAt = now
+        return next
+    }
+
+    /// The worker stored the task's result: done, once (a second success changes nothing).
+    public func succeed(_ record: TaskRecord, worker: String, now: Double) -> TaskRecord? {
+        guard record.state == .running || record.state == .queued else { return nil }
+        var next = record
+        next.state = .done
+        next.worker = worker
+        next.finishedAt = now
+        return next
+    }
+
+    /// The task threw: queued again while attempts remain, else failed with its error.
+    public func fail(_ record: TaskRecord, worker: String, error: String, now: Double) -> TaskRecord? {
+        guard record.state == .running else { return nil }
+        var next = record
+        next.lastError = error
+        next.worker = worker
+        if record.attempts >= maximumAttempts {
+            next.state = .failed
+            next.finishedAt = now
+        } else {
+            next.state = .queued
+        }
+        return next
+    }
+
+    /// The task's worker died (no heartbeat, its delivery idle too long): another takes it over,
+    /// unless its attempts are used up, then it fails with the reason.
+    public func reclaim(_ record: TaskRecord, by worker: String, reason: String, now: Double) -> TaskRecord? {
+        guard record.state == .running || record.state == .queued else { return nil }
+        if record.attempts >= maximumAttempts {
+            var failed = record
+            failed.state = .failed
+            failed.lastError = reason
+            failed.finishedAt = now
+            return failed
+        }
+        return start(record, worker: worker, now: now)
+    }
+}
