@@ -24,6 +24,8 @@ public struct PoolKeys: Sendable, Equatable {
     public func data(_ id: String) -> String { "\(prefix):job:\(id):data" }
     /// Progress and completion events.
     public var events: String { "\(prefix):events" }
+    /// A live worker's registry entry (JSON, with a TTL its heartbeat renews).
+    public func worker(_ name: String) -> String { "\(prefix):worker:\(name)" }
 }
 
 /// Which tasks workers take first.

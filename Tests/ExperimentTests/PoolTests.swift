@@ -47,6 +47,55 @@ import TestSupport
         server.stop()
     }
 
+    /// Runs one pool worker until `done` holds.
+    static func runWorker(_ worker: PoolWorker, server: RedisServer, until done: @escaping @Sendable () async throws -> Bool) async throws -> Int {
+        let own = try await RedisClient.connect(configuration: server.configuration)
+        let reader = try await RedisClient.connect(configuration: server.configuration)
+        let stop = StopFlag()
+        let watcher = Task {
+            while !(try await done()) { try await Task.sleep(for: .milliseconds(20)) }
+            stop.set()
+        }
+        let finished = try await worker.run(redis: own, reader: reader) { stop.isSet }
+        watcher.cancel()
+        await own.close()
+        await reader.close()
+        return finished
+    }
+
+    @Test func aDeadWorkersTaskIsReclaimedAndATaskThatAlwaysThrowsFailsAfterThreeAttempts() async throws {
+        let server = try await RedisServer()
+        let redis = try await RedisClient.connect(configuration: server.configuration)
+        let keys = PoolKeys(prefix: uniqueName("pool"))
+        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
+        let store = JobStore(keys: keys)
+        let job = try await store.create(data, grid: try GridSpec.parse(Array(#"{"lr": {}}"#.utf8), path: "grid.json"), folds: 3, seed: 42, priority: .normal, on: redis)
+        // A task that can never succeed (its fold does not exist).
+        let broken = GridTask(id: "lr-0-99", algorithm: "lr", parameters: [:], parameterSet: 0, fold: 99)
+        _ = try await redis.send(.hset(keys.taskStates(job.id), [(broken.id, JobStore.json(TaskRecord()))]))
+        _ = try await redis.send(.xadd(keys.tasks(.normal), fields: [RedisStreamField("job", job.id), RedisStreamField("task", JobStore.json(broken))]))
+        // A worker takes a task and dies before finishing it (no heartbeat: it never registered).
+        let dead = PoolWorker(keys: keys, name: "dead")
+        let (_, taken) = try #require(try await dead.next(redis))
+        let takenTask = try JSONDecoder().decode(GridTask.self, from: Data(try #require(taken["task"])))
+        _ = try await store.update(job: job.id, task: takenTask.id, on: redis) { $0.start($1, worker: "dead", now: 0) }
+
+        var live = PoolWorker(keys: keys, name: "live")
+        live.idleTimeout = .milliseconds(300)
+        _ = try await Self.runWorker(live, server: server) {
+            let states = try await store.states(job: job.id, on: redis)
+            return states.values.allSatisfy { $0.state == .done || $0.state == .failed }
+        }
+        let states = try await store.states(job: job.id, on: redis)
+        #expect(states[takenTask.id]?.state == .done && states[takenTask.id]?.attempts == 2 && states[takenTask.id]?.worker == "live", "reclaimed from the dead worker")
+        #expect(states[broken.id]?.state == .failed && states[broken.id]?.attempts == 3)
+        #expect(states[broken.id]?.lastError?.contains("fold 99") == true)
+        #expect(states.values.filter { $0.state == .done }.count == 3, "the job went on")
+        #expect(try await redis.send(.exists([keys.worker("live")])) == 0, "deregistered when it stopped")
+        await redis.close()
+        server.stop()
+    }
+
     @Test func highPriorityTasksAreTakenFirst() async throws {
         let server = try await RedisServer()
         let redis = try await RedisClient.connect(configuration: server.configuration)
