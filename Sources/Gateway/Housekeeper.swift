@@ -5,21 +5,20 @@ import Synchronization
 /// (`malloc_trim` takes milliseconds) never runs on the service thread or Swift's pool.
 final class Housekeeper: Sendable {
     private let stopped = DispatchSemaphore(value: 0)
-    private let finished = DispatchSemaphore(value: 0)
     private let stopOnce = Mutex(false)
 
     init(interval: Duration, work: @escaping @Sendable () -> Void) {
         let nanoseconds = Int(interval.components.seconds) * 1_000_000_000 + Int(interval.components.attoseconds / 1_000_000_000)
-        let thread = Thread { [stopped, finished] in
+        let thread = Thread { [stopped] in
             while stopped.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .timedOut { work() }
-            finished.signal()
         }
         thread.name = "gateway-housekeeping"
         thread.start()
     }
 
-    /// Stops the thread and waits for it (after the work in progress, if any). Later calls
-    /// return at once.
+    /// Stops the thread: it ends after the work in progress, if any. Never blocks the caller
+    /// (an async `stop` must not hold one of Swift's few cooperative threads). Later calls do
+    /// nothing.
     func stop() {
         let first = stopOnce.withLock { done -> Bool in
             defer { done = true }
@@ -27,6 +26,5 @@ final class Housekeeper: Sendable {
         }
         guard first else { return }
         stopped.signal()
-        finished.wait()
     }
 }

@@ -279,6 +279,19 @@ public final class KafkaConsumer: Sendable {
                     return !wasClosed
                 }
                 if first {
+                    // Leave the group first and serve the resulting revoke until nothing is
+                    // assigned: librdkafka 2.0.2 aborts (rd_kafka_cgrp_terminated: assert
+                    // !rd_kafka_assignment_in_progress) when a close meets an assignment still
+                    // in progress, which a busy machine's rebalances make likely.
+                    rd_kafka_unsubscribe(handle.pointer)
+                    let deadline = ContinuousClock.now + .seconds(5)
+                    while ContinuousClock.now < deadline {
+                        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+                        let assigned = rd_kafka_assignment(handle.pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR ? Int(list?.pointee.cnt ?? 0) : 0
+                        if let list { rd_kafka_topic_partition_list_destroy(list) }
+                        if assigned == 0 { break }
+                        if let message = rd_kafka_consumer_poll(handle.pointer, 50) { rd_kafka_message_destroy(message) }
+                    }
                     let error = rd_kafka_consumer_close(handle.pointer)
                     if error != RD_KAFKA_RESP_ERR_NO_ERROR {
                         handle.context.logger.warning("consumer close: \(String(cString: rd_kafka_err2str(error)))")
