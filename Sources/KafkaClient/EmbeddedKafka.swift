@@ -33,6 +33,8 @@ public final class EmbeddedKafka: Sendable {
         "fetch.wait.max.ms": "10",
         "session.timeout.ms": "6000",
         "heartbeat.interval.ms": "500",
+        "reconnect.backoff.ms": "50",
+        "reconnect.backoff.max.ms": "500",
     ]
 
     public init(brokers: Int = 1, topics: [Topic] = [], logger: Logger = Logger(label: "kafka.embedded")) throws(KafkaError) {
@@ -93,9 +95,18 @@ public final class EmbeddedKafka: Sendable {
         return KafkaConfiguration(properties)
     }
 
-    /// `bootstrap.servers` (plus `extra`), for a producer.
+    /// Producer properties for the embedded broker: a broker set down and up again is
+    /// reconnected to within half a second (librdkafka's default back-off grows to 10 s, which
+    /// on a busy machine made tests wait out their deadlines).
+    public static let recommendedProducerProperties: [String: String] = [
+        "reconnect.backoff.ms": "50",
+        "reconnect.backoff.max.ms": "500",
+    ]
+
+    /// `bootstrap.servers` plus `recommendedProducerProperties` (and `extra`), for a producer.
     public func producerConfiguration(_ extra: [String: String] = [:]) -> KafkaConfiguration {
-        var properties = extra
+        var properties = Self.recommendedProducerProperties
+        for (key, value) in extra { properties[key] = value }
         properties["bootstrap.servers"] = bootstrapServers
         return KafkaConfiguration(properties)
     }
