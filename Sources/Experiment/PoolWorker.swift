@@ -162,29 +162,18 @@ public struct PoolWorker: Sendable {
         guard let folds = field("folds").flatMap(Int.init), let seed = field("seed").flatMap(UInt64.init), let data = field("data") else {
             throw ExperimentError(.stream, "job \(job) has no usable description (folds, seed, data)")
         }
-        var header: StreamFormat.Header?
-        var rows: [Int: StreamFormat.Sample] = [:]
+        var set = StreamDataSet(stream: data)
         var cursor = "-"
         while true {
             let entries: [RedisStreamEntry]
             do { entries = try await redis.send(.xrange(data, start: cursor, count: 5_000)) } catch { throw ExperimentError(.redis, "reading \(data): \(error)") }
-            for entry in entries where entry.id != cursor {
-                switch try StreamFormat.decode(entry) {
-                case .header(let h): header = h
-                case .sample(let s):
-                    guard let h = header, s.taskID < h.sampleCount, s.featureValues.count == h.featureNames.count else {
-                        throw ExperimentError(.stream, "\(data): entry \(entry.id) does not fit the data set's header")
-                    }
-                    rows[s.taskID] = s
-                }
-            }
+            for entry in entries where entry.id != cursor { try set.add(entry) }
             guard let last = entries.last, last.id != cursor else { break }
             cursor = last.id
         }
-        guard let h = header, rows.count == h.sampleCount else { throw ExperimentError(.stream, "\(data): incomplete data set") }
-        let ordered = (0..<h.sampleCount).map { rows[$0]! }
-        let matrix = Matrix(rows: h.sampleCount, columns: h.featureNames.count, values: ordered.flatMap(\.featureValues))
-        return LoadedJob(features: matrix, targets: ordered.map(\.target), folds: try KFold(rows: h.sampleCount, folds: folds, seed: seed))
+        guard set.isComplete else { throw ExperimentError(.stream, "\(data): incomplete data set (\(set.count) of \(set.header?.sampleCount ?? 0) samples)") }
+        let (h, matrix, targets) = try set.assembled()
+        return LoadedJob(features: matrix, targets: targets, folds: try KFold(rows: h.sampleCount, folds: folds, seed: seed))
     }
 
     /// One task's result: its fold's test metrics.

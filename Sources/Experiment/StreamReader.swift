@@ -46,12 +46,10 @@ public struct StreamReader: Sendable {
     public func read(_ redis: RedisClient, progress: (Int, Int) -> Void = { _, _ in }) async throws(ExperimentError) -> Read {
         try await join(redis)
         let deadline = ContinuousClock.now + timeout
-        var header: StreamFormat.Header?
-        var run = ""
-        var rows: [Int: StreamFormat.Sample] = [:]
-        while header == nil || rows.count < header!.sampleCount {
+        var data = StreamDataSet(stream: keys.stream)
+        while !data.isComplete {
             if ContinuousClock.now > deadline {
-                let have = header.map { "\(rows.count) of \($0.sampleCount) samples" } ?? "no header yet"
+                let have = data.header.map { "\(data.count) of \($0.sampleCount) samples" } ?? "no header yet"
                 throw ExperimentError(.timeout, "stream '\(keys.stream)' still incomplete after \(timeout) (\(have)); is the dispatcher running, and is it the right --stream?")
             }
             let entries: [RedisStreamEntry]
@@ -61,56 +59,21 @@ public struct StreamReader: Sendable {
                 // The stream was replaced (a new dispatch; Redis 7 wakes a blocked read with
                 // UNBLOCKED when the key goes): start over on the new one.
                 try await join(redis)
-                header = nil
-                rows = [:]
+                data = StreamDataSet(stream: keys.stream)
                 continue
             } catch {
                 throw ExperimentError(.redis, "XREADGROUP on '\(keys.stream)': \(error)")
             }
             if entries.isEmpty { continue }
-            for entry in entries {
-                switch try StreamFormat.decode(entry) {
-                case .header(let h):
-                    if header != nil, run != entry.id { rows = [:] } // a second header: a new data set
-                    header = h
-                    run = entry.id
-                case .sample(let sample):
-                    // The header comes first; then only in-range task ids of the header's width.
-                    guard let h = header else {
-                        throw ExperimentError(.stream, "stream '\(keys.stream)': sample entry \(entry.id) before any header (the header must be the first entry)")
-                    }
-                    guard sample.taskID < h.sampleCount else {
-                        throw ExperimentError(.stream, "stream '\(keys.stream)': entry \(entry.id) has task_id \(sample.taskID), but the header has n_samples \(h.sampleCount)")
-                    }
-                    guard sample.featureValues.count == h.featureNames.count else {
-                        throw ExperimentError(.stream, "stream '\(keys.stream)': entry \(entry.id) (task_id \(sample.taskID)) has \(sample.featureValues.count) feature values, the header names \(h.featureNames.count)")
-                    }
-                    rows[sample.taskID] = sample
-                }
-            }
+            for entry in entries { try data.add(entry) }
             do {
                 _ = try await redis.send(.xack(keys.stream, group: group, ids: entries.map(\.id)))
             } catch {
                 throw ExperimentError(.redis, "XACK on '\(keys.stream)': \(error)")
             }
-            progress(rows.count, header?.sampleCount ?? 0)
+            progress(data.count, data.header?.sampleCount ?? 0)
         }
-        let h = header!
-        let width = h.featureNames.count
-        var values: [Double] = []
-        values.reserveCapacity(rows.count * width) // every row is in, each checked against the width
-        var targets: [Double] = []
-        targets.reserveCapacity(rows.count)
-        for task in 0..<h.sampleCount {
-            guard let sample = rows[task] else {
-                throw ExperimentError(.stream, "stream '\(keys.stream)': task_id \(task) is missing (task ids must be 0..<n_samples)")
-            }
-            guard sample.featureValues.count == width else {
-                throw ExperimentError(.stream, "stream '\(keys.stream)': task_id \(task) has \(sample.featureValues.count) feature values, the header names \(width)")
-            }
-            values += sample.featureValues
-            targets.append(sample.target)
-        }
-        return Read(run: run, header: h, features: Matrix(rows: h.sampleCount, columns: width, values: values), targets: targets)
+        let (h, features, targets) = try data.assembled()
+        return Read(run: data.run, header: h, features: features, targets: targets)
     }
 }

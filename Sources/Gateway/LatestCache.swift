@@ -38,21 +38,15 @@ struct LatestCache {
             if entries[camera]?.following == false { entries[camera] = nil }
             return
         }
-        if entries.count >= 4_096, now - lastSweep > fallbackTTL {
-            lastSweep = now
-            sweep(now: now)
-        }
+        if entries.count >= 4_096, now - lastSweep > fallbackTTL { sweepExpired(now: now) }
         let timestamp = Self.timestamp(of: result.payload)
         if let existing = entries[camera], existing.following, let old = existing.timestamp, let new = timestamp, new < old { return }
         entries[camera] = Entry(result: result, timestamp: timestamp, storedAt: now, following: following)
     }
 
-    private mutating func sweep(now: ContinuousClock.Instant) {
-        entries = entries.filter { $0.value.following || now - $0.value.storedAt < fallbackTTL }
-    }
-
     /// Drops every entry past its TTL, so results that expired (large ones above all) do not stay
-    /// in memory until their camera is asked for again.
+    /// in memory until their camera is asked for again: when many fallback entries pile up, and
+    /// on the gateway's housekeeping timer.
     mutating func sweepExpired(now: ContinuousClock.Instant = .now) {
         lastSweep = now
         entries = entries.filter { now - $0.value.storedAt < ($0.value.following ? liveTTL : fallbackTTL) }
