@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Why an experiment step failed: what, where, and what to do about it.
 public struct ExperimentError: Error, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
@@ -19,10 +21,19 @@ public struct ExperimentError: Error, Sendable, CustomStringConvertible {
 
     public var kind: Kind
     public var message: String
+    /// A Redis failure that may pass (connection lost, server loading): worth retrying.
+    public var isTransient = false
 
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
+    }
+
+    /// A Redis failure while doing `what`; transient when the client's error is.
+    public static func redis(_ error: RedisError, _ what: String) -> ExperimentError {
+        var failure = ExperimentError(.redis, "\(what): \(error)")
+        failure.isTransient = error.isTransient
+        return failure
     }
 
     public var description: String { message }

@@ -24,7 +24,12 @@ public struct GridTask: Sendable, Equatable, Codable {
 
 /// A task's state in its job: what the job hash keeps per task.
 public struct TaskRecord: Sendable, Equatable, Codable {
-    public enum State: String, Sendable, Codable { case queued, running, done, failed }
+    public enum State: String, Sendable, Codable, CaseIterable {
+        case queued, running, done, failed
+
+        /// Done or failed: the task will not run again.
+        public var isFinal: Bool { self == .done || self == .failed }
+    }
 
     public var state: State = .queued
     public var worker: String?
@@ -47,9 +52,11 @@ public struct TaskLifecycle: Sendable {
         self.maximumAttempts = max(1, maximumAttempts)
     }
 
-    /// A worker takes the task (first delivery, a retry or a reclaim).
+    /// A worker takes the task (first delivery, a retry or a reclaim). Applying the same start
+    /// twice (a retried write whose first reply was lost) changes nothing.
     public func start(_ record: TaskRecord, worker: String, now: Double) -> TaskRecord? {
         guard record.state == .queued || record.state == .running else { return nil }
+        if record.state == .running, record.worker == worker, record.startedAt == now { return record }
         var next = record
         next.state = .running
         next.worker = worker
@@ -80,6 +87,18 @@ public struct TaskLifecycle: Sendable {
         } else {
             next.state = .queued
         }
+        return next
+    }
+
+    /// The worker stops before finishing the task (SIGTERM) and gives it back: queued again for
+    /// any worker, this attempt not counted.
+    public func handBack(_ record: TaskRecord, worker: String) -> TaskRecord? {
+        guard record.state == .running, record.worker == worker else { return nil }
+        var next = record
+        next.state = .queued
+        next.worker = nil
+        next.attempts = max(0, record.attempts - 1)
+        next.startedAt = nil
         return next
     }
 

@@ -1,8 +1,8 @@
 import Foundation
 import RedisClient
 
-/// The Redis names of a worker pool (the distributed grid-search runner, issue 11), under one
-/// prefix (default `pool`).
+/// The Redis names of a worker pool (the distributed grid-search runner), under one prefix
+/// (default `pool`). docs/scaling.md lists what each holds and how large it grows.
 public struct PoolKeys: Sendable, Equatable {
     public var prefix: String
 
@@ -14,7 +14,10 @@ public struct PoolKeys: Sendable, Equatable {
     public func tasks(_ priority: JobPriority) -> String { "\(prefix):tasks:\(priority.rawValue)" }
     /// The one consumer group all workers share (competing consumers).
     public var group: String { "\(prefix)_workers" }
-    /// A job's description (hash): data stream, folds, seed, priority, task count, created.
+    /// Every job's id, scored by its creation time in milliseconds (sorted set).
+    public var jobs: String { "\(prefix):jobs" }
+    /// A job's description and counters (hash): data stream, folds, seed, priority, task count,
+    /// created, and how many tasks are in each state.
     public func job(_ id: String) -> String { "\(prefix):job:\(id)" }
     /// A job's task states (hash): task id → `TaskRecord` JSON.
     public func taskStates(_ id: String) -> String { "\(prefix):job:\(id):tasks" }
@@ -22,10 +25,16 @@ public struct PoolKeys: Sendable, Equatable {
     public func results(_ id: String) -> String { "\(prefix):job:\(id):results" }
     /// The stream holding a job's data set (the experiment pipeline's format).
     public func data(_ id: String) -> String { "\(prefix):job:\(id):data" }
-    /// Progress and completion events.
+    /// A job's final results (JSON), written once by the finaliser holding `finaliserLock`.
+    public func final(_ id: String) -> String { "\(prefix):job:\(id):final" }
+    /// The finaliser's lock: a random token with a lease (SET NX PX).
+    public func finaliserLock(_ id: String) -> String { "\(prefix):job:\(id):finaliser" }
+    /// Progress and completion events (pub/sub channel).
     public var events: String { "\(prefix):events" }
     /// A live worker's registry entry (JSON, with a TTL its heartbeat renews).
     public func worker(_ name: String) -> String { "\(prefix):worker:\(name)" }
+    /// The pattern matching every registry entry.
+    public var workerPattern: String { "\(prefix):worker:*" }
 }
 
 /// Which tasks workers take first.
@@ -36,14 +45,41 @@ public enum JobPriority: String, Sendable, Codable, CaseIterable {
 /// What a job is: its data set, how it is cross-validated, and its tasks.
 public struct JobDescription: Sendable, Equatable {
     public var id: String
+    public var dataset: String
     public var folds: Int
     public var seed: UInt64
     public var priority: JobPriority
     public var taskCount: Int
+    public var created: String
 }
 
-/// Creates jobs and keeps their task states (optimistic transactions on the job's state hash,
-/// through the pure `TaskLifecycle`).
+/// A job's progress: how many of its tasks are in each state.
+public struct JobCounts: Sendable, Equatable, Codable {
+    public var tasks = 0
+    public var queued = 0
+    public var running = 0
+    public var done = 0
+    public var failed = 0
+
+    public init() {}
+
+    /// Every task is done or failed.
+    public var isFinished: Bool { tasks > 0 && done + failed >= tasks }
+}
+
+/// What one task-state change did.
+public struct TaskUpdate: Sendable, Equatable {
+    /// The task's record after the change.
+    public var record: TaskRecord
+    /// The state it left.
+    public var previous: TaskRecord.State
+    /// This change ended the job's last unfinished task.
+    public var finishedJob: Bool
+}
+
+/// Creates jobs and keeps their task states: optimistic transactions on the job's state hash
+/// through the pure `TaskLifecycle`, with the job's per-state counters changed in the same
+/// transaction, so `status` reads a job's progress in one command.
 public struct JobStore: Sendable {
     public var keys: PoolKeys
     public var lifecycle = TaskLifecycle()
@@ -57,60 +93,125 @@ public struct JobStore: Sendable {
     public func create(_ dataset: Dataset, grid: GridSpec, folds: Int, seed: UInt64, priority: JobPriority, on redis: RedisClient) async throws(ExperimentError) -> JobDescription {
         _ = try KFold(rows: dataset.rowCount, folds: folds, seed: seed) // refuse impossible folds first
         let tasks = GridTask.plan(grid, folds: folds)
-        let id = "\(Int(Date().timeIntervalSince1970 * 1000))-\(UUID().uuidString.prefix(8).lowercased())"
-        let job = JobDescription(id: id, folds: folds, seed: seed, priority: priority, taskCount: tasks.count)
+        let now = Date()
+        let id = "\(Int(now.timeIntervalSince1970 * 1000))-\(UUID().uuidString.prefix(8).lowercased())"
+        let created = ISO8601DateFormatter().string(from: now)
+        let job = JobDescription(id: id, dataset: dataset.name, folds: folds, seed: seed, priority: priority, taskCount: tasks.count, created: created)
         _ = try await Dispatcher(keys: ExperimentKeys(stream: keys.data(id))).dispatch(dataset, to: redis, replace: false)
+        try await ensureGroups(on: redis)
         let queued = Self.json(TaskRecord())
-        for priority in JobPriority.allCases {
-            do {
-                try await redis.send(.xgroupCreate(keys.tasks(priority), group: keys.group, id: "0", makeStream: true))
-            } catch where error.serverErrorCode == "BUSYGROUP" {
-                // The pool's group exists already.
-            } catch {
-                throw ExperimentError(.redis, "creating the pool's consumer group: \(error)")
-            }
-        }
-        var pipeline = RedisPipeline(capacity: tasks.count * 2 + 1)
+        var pipeline = RedisPipeline(capacity: tasks.count * 2 + 2)
+        func text(_ value: some CustomStringConvertible) -> [UInt8] { Array(value.description.utf8) }
         pipeline.append(.hset(keys.job(id), [
-            ("dataset", Array(dataset.name.utf8)), ("data", Array(keys.data(id).utf8)), ("folds", Array(String(folds).utf8)),
-            ("seed", Array(String(seed).utf8)), ("priority", Array(priority.rawValue.utf8)), ("tasks", Array(String(tasks.count).utf8)),
-            ("created", Array(ISO8601DateFormatter().string(from: Date()).utf8)),
+            ("dataset", text(dataset.name)), ("data", text(keys.data(id))), ("folds", text(folds)), ("seed", text(seed)),
+            ("priority", text(priority.rawValue)), ("tasks", text(tasks.count)), ("created", text(created)),
+            ("samples", text(dataset.rowCount)), ("features", text(dataset.featureCount)), ("target", text(dataset.targetName)),
+            ("queued", text(tasks.count)), ("running", text(0)), ("done", text(0)), ("failed", text(0)), ("finished", text(0)),
         ]))
         for task in tasks {
             pipeline.append(.hset(keys.taskStates(id), [(task.id, queued)]))
             pipeline.append(.xadd(keys.tasks(priority), fields: [RedisStreamField("job", id), RedisStreamField("task", Self.json(task))]))
         }
+        // Listed last: a job is visible to `status` only once all of it exists.
+        pipeline.append(.raw(["ZADD", keys.jobs, String(Int(now.timeIntervalSince1970 * 1000)), id]))
         let replies: [RedisReply]
-        do { replies = try await redis.execute(pipeline) } catch { throw ExperimentError(.redis, "creating job \(id): \(error)") }
+        do { replies = try await redis.execute(pipeline) } catch { throw .redis(error, "creating job \(id)") }
         for reply in replies {
             if case .error(let message) = reply { throw ExperimentError(.redis, "creating job \(id): \(message)") }
         }
         return job
     }
 
+    /// Creates the pool's consumer group on both task streams unless it exists.
+    public func ensureGroups(on redis: RedisClient) async throws(ExperimentError) {
+        for priority in JobPriority.allCases {
+            do {
+                try await redis.send(.xgroupCreate(keys.tasks(priority), group: keys.group, id: "0", makeStream: true))
+            } catch where error.serverErrorCode == "BUSYGROUP" {
+                // The pool's group exists already.
+            } catch {
+                throw .redis(error, "creating the pool's consumer group on \(keys.tasks(priority))")
+            }
+        }
+    }
+
     /// Applies a transition to one task's record atomically (WATCH on the job's state hash,
-    /// retried on conflict); returns the new record, or nil when the transition was refused.
-    public func update(job: String, task: String, on redis: RedisClient, _ transition: @escaping @Sendable (TaskLifecycle, TaskRecord) -> TaskRecord?) async throws(ExperimentError) -> TaskRecord? {
-        let key = keys.taskStates(job)
+    /// retried on conflict), moving the job's state counters with it; nil when the transition
+    /// was refused (a stale or duplicate event).
+    public func update(job: String, task: String, on redis: RedisClient, _ transition: @escaping @Sendable (TaskLifecycle, TaskRecord) -> TaskRecord?) async throws(ExperimentError) -> TaskUpdate? {
+        let states = keys.taskStates(job), jobKey = keys.job(job)
         let lifecycle = self.lifecycle
         for _ in 0..<64 {
             var reads = RedisPipeline()
-            reads.append(RedisCommand<[UInt8]?>.hget(key, field: task))
-            let outcome: RedisTransactionResult<TaskRecord?>?
+            reads.append(RedisCommand<[UInt8]?>.hget(states, field: task))
+            reads.append(RedisCommand<[UInt8]?>.hget(jobKey, field: "tasks"))
+            let outcome: RedisTransactionResult<(TaskRecord, TaskRecord.State, Int)?>?
             do {
-                outcome = try await redis.transaction(watching: [key], reads: reads) { replies throws(RedisError) in
+                outcome = try await redis.transaction(watching: [states], reads: reads) { replies throws(RedisError) in
                     guard case .bulk(let json) = replies[0], let current = try? JSONDecoder().decode(TaskRecord.self, from: Data(json)) else {
                         return ([], nil)
                     }
-                    guard let next = transition(lifecycle, current), let encoded = try? JSONEncoder().encode(next) else { return ([], nil) }
-                    return ([RedisArguments(["HSET", key, task, String(decoding: encoded, as: UTF8.self)])], next)
+                    var total = 0
+                    if case .bulk(let bytes) = replies[1] { total = Int(String(decoding: bytes, as: UTF8.self)) ?? 0 }
+                    guard let next = transition(lifecycle, current) else { return ([], nil) }
+                    var commands = [RedisArguments(["HSET", states, task, String(decoding: Self.json(next), as: UTF8.self)])]
+                    if next.state != current.state {
+                        commands.append(RedisArguments(["HINCRBY", jobKey, current.state.rawValue, "-1"]))
+                        commands.append(RedisArguments(["HINCRBY", jobKey, next.state.rawValue, "1"]))
+                        if next.state.isFinal, !current.state.isFinal { commands.append(RedisArguments(["HINCRBY", jobKey, "finished", "1"])) }
+                    }
+                    return (commands, (next, current.state, total))
                 }
             } catch {
-                throw ExperimentError(.redis, "updating task \(task) of job \(job): \(error)")
+                throw .redis(error, "updating task \(task) of job \(job)")
             }
-            if let outcome { return outcome.value }
+            guard let outcome else { continue } // the state hash changed meanwhile: read again
+            guard let (record, previous, total) = outcome.value else { return nil }
+            // Each transaction gets its own value of the finished counter: one sees the last.
+            let finishedJob = outcome.replies.count == 4 && outcome.replies[3] == .integer(Int64(total)) && total > 0
+            return TaskUpdate(record: record, previous: previous, finishedJob: finishedJob)
         }
         throw ExperimentError(.redis, "updating task \(task) of job \(job): the state kept changing under 64 attempts")
+    }
+
+    /// A job's description, or nil when there is no such job.
+    public func description(job: String, on redis: RedisClient) async throws(ExperimentError) -> JobDescription? {
+        let hash: [String: [UInt8]]
+        do { hash = try await redis.send(.hgetall(keys.job(job))) } catch { throw .redis(error, "reading job \(job)") }
+        func field(_ name: String) -> String? { hash[name].map { String(decoding: $0, as: UTF8.self) } }
+        guard let folds = field("folds").flatMap(Int.init), let seed = field("seed").flatMap(UInt64.init) else { return nil }
+        return JobDescription(id: job, dataset: field("dataset") ?? "?", folds: folds, seed: seed, priority: field("priority").flatMap(JobPriority.init) ?? .normal,
+                              taskCount: field("tasks").flatMap(Int.init) ?? 0, created: field("created") ?? "")
+    }
+
+    /// A job's task counts per state (from the counters; zero for an unknown job).
+    public func counts(job: String, on redis: RedisClient) async throws(ExperimentError) -> JobCounts {
+        let values: [[UInt8]?]
+        do {
+            values = try await redis.send(RedisCommand(RedisArguments(["HMGET", keys.job(job), "tasks", "queued", "running", "done", "failed"]), decode: { reply throws(RedisError) in
+                guard case .array(let items) = reply else { throw RedisError(kind: .unexpectedReply, message: "HMGET answered \(reply)") }
+                return items.map { if case .bulk(let bytes) = $0 { return bytes } else { return nil } }
+            }))
+        } catch {
+            throw .redis(error, "reading job \(job)")
+        }
+        let numbers = values.map { $0.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0 }
+        var counts = JobCounts()
+        counts.tasks = numbers[0]; counts.queued = numbers[1]; counts.running = numbers[2]; counts.done = numbers[3]; counts.failed = numbers[4]
+        return counts
+    }
+
+    /// Job ids, newest first (at most `limit`).
+    public func jobIDs(limit: Int = 20, on redis: RedisClient) async throws(ExperimentError) -> [String] {
+        let reply: RedisReply
+        do { reply = try await redis.send(.raw(["ZREVRANGE", keys.jobs, "0", String(max(0, limit - 1))])) } catch { throw .redis(error, "listing jobs") }
+        guard case .array(let items) = reply else { return [] }
+        return items.compactMap { if case .bulk(let bytes) = $0 { return String(decoding: bytes, as: UTF8.self) } else { return nil } }
+    }
+
+    /// Publishes an event (JSON) on the pool's channel.
+    public func publish(_ event: PoolEvent, on redis: RedisClient) async throws(ExperimentError) {
+        do { _ = try await redis.send(.publish(keys.events, Self.json(event))) } catch { throw .redis(error, "publishing an event") }
     }
 
     /// Sorted-key JSON of a value the tool itself made (cannot fail).
@@ -123,7 +224,29 @@ public struct JobStore: Sendable {
     /// Every task's record.
     public func states(job: String, on redis: RedisClient) async throws(ExperimentError) -> [String: TaskRecord] {
         let hash: [String: [UInt8]]
-        do { hash = try await redis.send(.hgetall(keys.taskStates(job))) } catch { throw ExperimentError(.redis, "reading job \(job): \(error)") }
+        do { hash = try await redis.send(.hgetall(keys.taskStates(job))) } catch { throw .redis(error, "reading job \(job)") }
         return hash.compactMapValues { try? JSONDecoder().decode(TaskRecord.self, from: Data($0)) }
+    }
+}
+
+/// A message on the pool's event channel: a task changed state (`task` set), or a job finished
+/// (`type` "job", with its counts).
+public struct PoolEvent: Sendable, Codable, Equatable {
+    public var type: String
+    public var job: String
+    public var task: String?
+    public var state: String
+    public var worker: String?
+    public var attempts: Int?
+    public var done: Int?
+    public var failed: Int?
+    public var tasks: Int?
+
+    public static func task(_ job: String, _ task: String, _ record: TaskRecord, worker: String) -> PoolEvent {
+        PoolEvent(type: "task", job: job, task: task, state: record.state.rawValue, worker: worker, attempts: record.attempts)
+    }
+
+    public static func finished(_ job: String, _ counts: JobCounts) -> PoolEvent {
+        PoolEvent(type: "job", job: job, state: "finished", done: counts.done, failed: counts.failed, tasks: counts.tasks)
     }
 }

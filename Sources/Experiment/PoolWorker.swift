@@ -1,10 +1,14 @@
 import Foundation
 import RedisClient
+import Synchronization
 
 /// One member of a worker pool: takes grid tasks from the shared consumer group (high-priority
 /// tasks first), trains the task's algorithm on its fold, writes the result once under the task's
 /// id, records the task's state and acknowledges it. A task that throws is queued again until
-/// its attempts are used up, then failed with its error; the job goes on.
+/// its attempts are used up, then failed with its error; the job goes on. Tasks whose worker
+/// stopped beating are taken over (XAUTOCLAIM). While Redis is unreachable the worker waits for
+/// it (up to `redisPatience`) rather than exiting, and a computed result is written once Redis
+/// is back.
 public struct PoolWorker: Sendable {
     public var keys: PoolKeys
     public var name: String
@@ -15,6 +19,16 @@ public struct PoolWorker: Sendable {
     public var heartbeat: Duration = .seconds(2)
     /// A delivered task idle this long whose worker has no heartbeat is taken over.
     public var idleTimeout: Duration = .seconds(30)
+    /// After a stop request, how long the running task may take before it is handed back.
+    public var stopGrace: Duration = .seconds(10)
+    /// How long Redis may stay unreachable before the worker gives up.
+    public var redisPatience: Duration = .seconds(300)
+    /// Threads for algorithms that take them (rf's `n_jobs`) when the task does not say.
+    public var threads: Int?
+    /// Data sets of jobs, shared by the workers of one process.
+    public var cache = JobCache()
+    /// Where progress lines go.
+    public var log: @Sendable (String) -> Void = { _ in }
 
     public init(keys: PoolKeys, name: String) {
         self.keys = keys
@@ -22,82 +36,194 @@ public struct PoolWorker: Sendable {
         store = JobStore(keys: keys)
     }
 
-    /// A loaded job: its data set and folds.
-    struct LoadedJob: Sendable {
-        var features: Matrix
-        var targets: [Double]
-        var folds: KFold
+    /// A task as delivered: its stream entry and what it says.
+    struct Delivery: Sendable {
+        var stream: String
+        var entry: RedisStreamEntry
+        var job: String
+        var task: GridTask
+        var reclaimed: Bool
     }
 
-    /// Takes and runs tasks until `stop()` says so; returns how many tasks it finished.
-    public func run(redis: RedisClient, reader: RedisClient, stop: @Sendable () -> Bool) async throws(ExperimentError) -> Int {
-        var jobs: [String: LoadedJob] = [:]
-        var finished = 0
-        let status = WorkerStatus()
-        try await register(status, on: redis)
+    /// Takes and runs tasks until `stop` is requested; returns how many tasks it finished. On
+    /// stop, the running task finishes within `stopGrace` or is handed back, and the registry
+    /// entry is removed.
+    public func run(redis: RedisClient, reader: RedisClient, stop: PoolStop) async throws(ExperimentError) -> Int {
+        let status = WorkerStatus(name: name)
+        try await patiently("registering", stop: stop) { () throws(ExperimentError) in try await register(status, on: redis) }
         let beats = Task { [self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: heartbeat)
                 try? await register(status, on: redis)
             }
         }
-        defer { beats.cancel() }
         var lastReclaim = ContinuousClock.now
-        while !stop() {
-            var delivery: (String, RedisStreamEntry, reclaimed: Bool)?
-            if ContinuousClock.now - lastReclaim >= min(idleTimeout, .seconds(1)) {
-                lastReclaim = .now
-                if let (stream, entry) = try await reclaimable(reader, on: redis) { delivery = (stream, entry, true) }
-            }
-            if delivery == nil, let (stream, entry) = try await next(reader) { delivery = (stream, entry, false) }
-            guard let (stream, entry, reclaimed) = delivery else { continue }
-            guard let job = entry["job"].map({ String(decoding: $0, as: UTF8.self) }),
-                  let taskJSON = entry["task"], let task = try? JSONDecoder().decode(GridTask.self, from: Data(taskJSON)) else {
-                try await acknowledge(stream, entry.id, on: redis) // not a task of ours: never retried
-                continue
-            }
-            let now = Date().timeIntervalSince1970
-            let worker = name
-            let record = try await store.update(job: job, task: task.id, on: redis) { life, record in
-                reclaimed ? life.reclaim(record, by: worker, reason: "its worker \(record.worker ?? "?") stopped answering", now: now) : life.start(record, worker: worker, now: now)
-            }
-            guard let record, record.state == .running else {
-                try await acknowledge(stream, entry.id, on: redis) // done or failed already (or failed now: attempts used up)
-                if let record { try await event(job, task.id, record.state.rawValue, on: redis) }
-                continue
-            }
-            status.begin(task.id)
-            try await register(status, on: redis)
-            defer { status.end() }
-            do {
-                if jobs[job] == nil { jobs[job] = try await load(job, on: redis) }
-                let result = try await Self.evaluate(task, jobs[job]!, worker: name)
-                _ = try await redis.send(.raw(["HSETNX", keys.results(job), task.id, String(decoding: JobStore.json(result), as: UTF8.self)]))
-                _ = try await store.update(job: job, task: task.id, on: redis) { $0.succeed($1, worker: worker, now: Date().timeIntervalSince1970) }
-                finished += 1
-                status.finished(seconds: result.fitSeconds)
-                try await acknowledge(stream, entry.id, on: redis)
-                try await event(job, task.id, "done", on: redis)
-            } catch {
-                let message = (error as? ExperimentError)?.message ?? "\(error)"
-                let record = try await store.update(job: job, task: task.id, on: redis) { $0.fail($1, worker: worker, error: message, now: Date().timeIntervalSince1970) }
-                if record?.state == .queued {
-                    // Retried: the task goes to the back of its stream for any worker to take.
-                    do { _ = try await redis.send(.xadd(stream, fields: entry.fields)) } catch { throw ExperimentError(.redis, "re-queueing task \(task.id): \(error)") }
+        var outcome: Result<Void, ExperimentError> = .success(())
+        while !stop.isRequested {
+            do throws(ExperimentError) {
+                var delivery: Delivery?
+                if ContinuousClock.now - lastReclaim >= min(idleTimeout, .seconds(1)) {
+                    lastReclaim = .now
+                    delivery = try await reclaimable(reader, on: redis)
                 }
-                try await acknowledge(stream, entry.id, on: redis)
-                try await event(job, task.id, record?.state.rawValue ?? "failed", on: redis)
+                if delivery == nil { delivery = try await next(reader, on: redis) }
+                if let delivery {
+                    try await handle(delivery, status: status, redis: redis, stop: stop)
+                    try await register(status, on: redis) // the registry shows it idle at once
+                }
+            } catch where error.isTransient {
+                do throws(ExperimentError) {
+                    try await patiently("reading tasks", stop: stop) { () throws(ExperimentError) in try await register(status, on: redis) }
+                } catch {
+                    outcome = .failure(error)
+                    break
+                }
+            } catch {
+                outcome = .failure(error)
+                break
             }
         }
         beats.cancel()
         await beats.value // no heartbeat after the entry is gone
         _ = try? await redis.send(.del([keys.worker(name)])) // deregistered
-        return finished
+        try outcome.get()
+        return status.done
+    }
+
+    /// Runs one delivered task to its end: result written and acknowledged, retried, failed, or
+    /// handed back when the worker is told to stop.
+    func handle(_ delivery: Delivery, status: WorkerStatus, redis: RedisClient, stop: PoolStop) async throws(ExperimentError) {
+        let (job, task) = (delivery.job, delivery.task)
+        if stop.isRequested, !delivery.reclaimed {
+            try await requeue(delivery, on: redis) // never started: back to the stream as it was
+            return
+        }
+        let now = Date().timeIntervalSince1970
+        let worker = name
+        let owner = delivery.reclaimed ? try await store.states(job: job, on: redis)[task.id]?.worker : nil
+        let started = try await patiently("recording the start of \(task.id)", stop: nil) { () throws(ExperimentError) in
+            try await store.update(job: job, task: task.id, on: redis) { life, record in
+                delivery.reclaimed ? life.reclaim(record, by: worker, reason: "its worker \(owner ?? "?") stopped answering", now: now) : life.start(record, worker: worker, now: now)
+            }
+        }
+        guard let started, started.record.state == .running else {
+            // Done or failed already (a duplicate delivery), or failed now: attempts used up.
+            try await acknowledge(delivery, on: redis)
+            if let started { try await announce(job, task.id, started, on: redis) }
+            return
+        }
+        status.begin("\(job)/\(task.id)")
+        try? await register(status, on: redis)
+        defer { status.end() }
+        log("[\(name)] \(job) \(task.id) started (attempt \(started.record.attempts))")
+        let data: LoadedJob
+        do {
+            data = try await cache.job(job) { () throws(ExperimentError) in try await self.load(job, on: redis) }
+        } catch where error.isTransient {
+            try await handBack(delivery, on: redis) // Redis went away while loading: let it be taken again
+            throw error
+        } catch {
+            return try await failed(delivery, error: error.message, redis: redis)
+        }
+        switch await evaluateUnlessStopped(task, data, stop: stop) {
+        case nil:
+            log("[\(name)] \(job) \(task.id) handed back (stopping)")
+            try await handBack(delivery, on: redis)
+        case .failure(let error)?:
+            try await failed(delivery, error: error.message, redis: redis)
+        case .success(let result)?:
+            try await succeeded(delivery, result, status: status, redis: redis)
+        }
+    }
+
+    /// Writes a result once (HSETNX by task id), marks the task done and acknowledges it; a result
+    /// already there (the task ran twice) is left as it was and announced once.
+    func succeeded(_ delivery: Delivery, _ result: TaskResult, status: WorkerStatus, redis: RedisClient) async throws(ExperimentError) {
+        let (job, task) = (delivery.job, delivery.task)
+        let worker = name
+        let written = try await patiently("writing the result of \(task.id)", stop: nil) { () throws(ExperimentError) -> Bool in
+            do throws(RedisError) {
+                return try await redis.send(.raw(["HSETNX", keys.results(job), task.id, String(decoding: JobStore.json(result), as: UTF8.self)])) == .integer(1)
+            } catch {
+                throw .redis(error, "writing the result of \(task.id)")
+            }
+        }
+        let finishedAt = Date().timeIntervalSince1970
+        let update = try await patiently("recording \(task.id) done", stop: nil) { () throws(ExperimentError) in
+            try await store.update(job: job, task: task.id, on: redis) { $0.succeed($1, worker: worker, now: finishedAt) }
+        }
+        status.finished(seconds: result.fitSeconds)
+        try await acknowledge(delivery, on: redis)
+        if written, let update { try await announce(job, task.id, update, on: redis) }
+        log("[\(name)] \(job) \(task.id) done in \(String(format: "%.3f", result.fitSeconds)) s" + (written ? "" : " (another worker had written it)"))
+    }
+
+    /// A task threw: queued again (back of its stream) while attempts remain, else failed.
+    func failed(_ delivery: Delivery, error message: String, redis: RedisClient) async throws(ExperimentError) {
+        let (job, task) = (delivery.job, delivery.task)
+        let worker = name
+        let now = Date().timeIntervalSince1970
+        let update = try await patiently("recording the failure of \(task.id)", stop: nil) { () throws(ExperimentError) in
+            try await store.update(job: job, task: task.id, on: redis) { $0.fail($1, worker: worker, error: message, now: now) }
+        }
+        if update?.record.state == .queued { try await requeue(delivery, on: redis) } else { try await acknowledge(delivery, on: redis) }
+        if let update { try await announce(job, task.id, update, on: redis) }
+        log("[\(name)] \(job) \(task.id) \(update?.record.state == .queued ? "will be retried" : "failed"): \(message)")
+    }
+
+    /// Gives a running task back (stop, or Redis lost while loading): queued, attempt not counted.
+    func handBack(_ delivery: Delivery, on redis: RedisClient) async throws(ExperimentError) {
+        let worker = name
+        let update = try await patiently("handing back \(delivery.task.id)", stop: nil) { () throws(ExperimentError) in
+            try await store.update(job: delivery.job, task: delivery.task.id, on: redis) { $0.handBack($1, worker: worker) }
+        }
+        try await requeue(delivery, on: redis)
+        if let update { try await announce(delivery.job, delivery.task.id, update, on: redis) }
+    }
+
+    /// The task's entry added again at the back of its stream, then the delivery acknowledged
+    /// (a crash in between leaves a pending duplicate, which the task's state makes harmless).
+    func requeue(_ delivery: Delivery, on redis: RedisClient) async throws(ExperimentError) {
+        try await patiently("re-queueing \(delivery.task.id)", stop: nil) { () throws(ExperimentError) in
+            do throws(RedisError) { _ = try await redis.send(.xadd(delivery.stream, fields: delivery.entry.fields)) } catch { throw .redis(error, "re-queueing \(delivery.task.id)") }
+        }
+        try await acknowledge(delivery, on: redis)
+    }
+
+    func acknowledge(_ delivery: Delivery, on redis: RedisClient) async throws(ExperimentError) {
+        try await patiently("acknowledging \(delivery.task.id)", stop: nil) { () throws(ExperimentError) in
+            do throws(RedisError) { _ = try await redis.send(.xack(delivery.stream, group: keys.group, ids: [delivery.entry.id])) } catch { throw .redis(error, "XACK \(delivery.entry.id)") }
+        }
+    }
+
+    /// Publishes a task's new state, and the job's completion when this change ended it.
+    func announce(_ job: String, _ task: String, _ update: TaskUpdate, on redis: RedisClient) async throws(ExperimentError) {
+        try? await store.publish(.task(job, task, update.record, worker: name), on: redis)
+        if update.finishedJob {
+            let counts = try await store.counts(job: job, on: redis)
+            try? await store.publish(.finished(job, counts), on: redis)
+            log("[\(name)] job \(job) finished: \(counts.done) done, \(counts.failed) failed")
+        }
+    }
+
+    /// Runs a Redis step, retrying while Redis is unreachable (up to `redisPatience`, or until a
+    /// stop when `stop` is given); other errors are thrown at once.
+    func patiently<T>(_ what: String, stop: PoolStop?, _ body: () async throws(ExperimentError) -> T) async throws(ExperimentError) -> T {
+        let deadline = ContinuousClock.now + redisPatience
+        var warned = false
+        while true {
+            do {
+                return try await body()
+            } catch where error.isTransient && ContinuousClock.now < deadline && stop?.isRequested != true {
+                if !warned { log("[\(name)] Redis unavailable while \(what): \(error.message); waiting for it"); warned = true }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
     }
 
     /// A delivered task whose worker went silent: claimed (XAUTOCLAIM) once idle longer than
     /// `idleTimeout`; a task whose worker still beats (a long task) is left to it.
-    func reclaimable(_ reader: RedisClient, on redis: RedisClient) async throws(ExperimentError) -> (String, RedisStreamEntry)? {
+    func reclaimable(_ reader: RedisClient, on redis: RedisClient) async throws(ExperimentError) -> Delivery? {
         for priority in JobPriority.allCases {
             let stream = keys.tasks(priority)
             let claim: RedisAutoClaim
@@ -106,16 +232,16 @@ public struct PoolWorker: Sendable {
             } catch where error.serverErrorCode == "NOGROUP" {
                 continue
             } catch {
-                throw ExperimentError(.redis, "XAUTOCLAIM on \(stream): \(error)")
+                throw .redis(error, "XAUTOCLAIM on \(stream)")
             }
             guard let entry = claim.entries.first else { continue }
-            if let job = entry["job"].map({ String(decoding: $0, as: UTF8.self) }),
-               let task = entry["task"].flatMap({ try? JSONDecoder().decode(GridTask.self, from: Data($0)) }),
-               let owner = try await store.states(job: job, on: redis)[task.id]?.worker, owner != name,
-               (try? await redis.send(.exists([keys.worker(owner)]))) == 1 {
-                continue // its worker is alive and still on it
+            guard let delivery = try await parse(stream, entry, reclaimed: true, on: redis) else { continue }
+            if let owner = try await store.states(job: delivery.job, on: redis)[delivery.task.id]?.worker, owner != name {
+                let alive: Int
+                do { alive = try await redis.send(.exists([keys.worker(owner)])) } catch { throw .redis(error, "reading the registry") }
+                if alive == 1 { continue } // its worker is alive and still on it
             }
-            return (stream, entry)
+            return delivery
         }
         return nil
     }
@@ -123,63 +249,65 @@ public struct PoolWorker: Sendable {
     /// Writes this worker's registry entry (host, pid, started, current task, tasks done, mean
     /// task seconds) with a TTL of three heartbeats.
     func register(_ status: WorkerStatus, on redis: RedisClient) async throws(ExperimentError) {
-        let ttl = max(1, Int(heartbeat.components.seconds) * 3)
-        do { _ = try await redis.send(.set(keys.worker(name), status.json(name: name), expiry: .seconds(ttl))) } catch { throw ExperimentError(.redis, "registering worker \(name): \(error)") }
+        let ttl = max(300, Int(Worker.seconds(heartbeat) * 3000))
+        do { _ = try await redis.send(.set(keys.worker(name), status.json(), expiry: .milliseconds(ttl))) } catch { throw .redis(error, "registering worker \(name)") }
     }
+
     /// The next task: a high-priority one when any waits, else a normal one (waiting `block`).
-    func next(_ reader: RedisClient) async throws(ExperimentError) -> (String, RedisStreamEntry)? {
+    func next(_ reader: RedisClient, on redis: RedisClient) async throws(ExperimentError) -> Delivery? {
         for (priority, wait) in [(JobPriority.high, Duration?.none), (.normal, block)] {
             let stream = keys.tasks(priority)
+            let entries: [RedisStreamEntry]
             do {
-                if let entry = try await reader.send(.xreadgroup(group: keys.group, consumer: name, stream: stream, count: 1, block: wait)).first {
-                    return (stream, entry)
-                }
+                entries = try await reader.send(.xreadgroup(group: keys.group, consumer: name, stream: stream, count: 1, block: wait))
             } catch where error.serverErrorCode == "NOGROUP" {
-                do { try await reader.send(.xgroupCreate(stream, group: keys.group, id: "0", makeStream: true)) } catch where error.serverErrorCode == "BUSYGROUP" {} catch {
-                    throw ExperimentError(.redis, "joining the pool on \(stream): \(error)")
-                }
+                try await store.ensureGroups(on: reader)
+                continue
             } catch {
-                throw ExperimentError(.redis, "reading \(stream): \(error)")
+                throw .redis(error, "reading \(stream)")
             }
+            if let entry = entries.first { return try await parse(stream, entry, reclaimed: false, on: redis) }
         }
         return nil
     }
 
-    func acknowledge(_ stream: String, _ id: String, on redis: RedisClient) async throws(ExperimentError) {
-        do { _ = try await redis.send(.xack(stream, group: keys.group, ids: [id])) } catch { throw ExperimentError(.redis, "XACK \(id): \(error)") }
-    }
-
-    func event(_ job: String, _ task: String, _ state: String, on redis: RedisClient) async throws(ExperimentError) {
-        let text = #"{"job":"\#(job)","task":"\#(task)","state":"\#(state)","worker":\#(StreamFormat.quoted(name))}"#
-        do { _ = try await redis.send(.publish(keys.events, Array(text.utf8))) } catch { throw ExperimentError(.redis, "publishing an event: \(error)") }
-    }
-
-    /// Reads a job's description and its whole data set (once per job and worker).
-    func load(_ job: String, on redis: RedisClient) async throws(ExperimentError) -> LoadedJob {
-        let description: [String: [UInt8]]
-        do { description = try await redis.send(.hgetall(keys.job(job))) } catch { throw ExperimentError(.redis, "reading job \(job): \(error)") }
-        func field(_ name: String) -> String? { description[name].map { String(decoding: $0, as: UTF8.self) } }
-        guard let folds = field("folds").flatMap(Int.init), let seed = field("seed").flatMap(UInt64.init), let data = field("data") else {
-            throw ExperimentError(.stream, "job \(job) has no usable description (folds, seed, data)")
+    /// A stream entry as a task; an entry that is not one is logged and acknowledged (it would
+    /// never succeed).
+    func parse(_ stream: String, _ entry: RedisStreamEntry, reclaimed: Bool, on redis: RedisClient) async throws(ExperimentError) -> Delivery? {
+        if let job = entry["job"].map({ String(decoding: $0, as: UTF8.self) }),
+           let json = entry["task"], let task = try? JSONDecoder().decode(GridTask.self, from: Data(json)) {
+            return Delivery(stream: stream, entry: entry, job: job, task: task, reclaimed: reclaimed)
         }
+        log("[\(name)] \(stream) entry \(entry.id) is not a task (needs fields job and task): acknowledged and skipped")
+        do { _ = try await redis.send(.xack(stream, group: keys.group, ids: [entry.id])) } catch { throw .redis(error, "XACK \(entry.id)") }
+        return nil
+    }
+
+    /// Reads a job's description and its whole data set (once per job and process).
+    func load(_ job: String, on redis: RedisClient) async throws(ExperimentError) -> LoadedJob {
+        guard let description = try await store.description(job: job, on: redis) else {
+            throw ExperimentError(.stream, "job \(job) has no usable description (folds, seed) in \(keys.job(job))")
+        }
+        let data = keys.data(job)
         var set = StreamDataSet(stream: data)
         var cursor = "-"
         while true {
             let entries: [RedisStreamEntry]
-            do { entries = try await redis.send(.xrange(data, start: cursor, count: 5_000)) } catch { throw ExperimentError(.redis, "reading \(data): \(error)") }
+            do { entries = try await redis.send(.xrange(data, start: cursor, count: 5_000)) } catch { throw .redis(error, "reading \(data)") }
             for entry in entries where entry.id != cursor { try set.add(entry) }
             guard let last = entries.last, last.id != cursor else { break }
             cursor = last.id
         }
         guard set.isComplete else { throw ExperimentError(.stream, "\(data): incomplete data set (\(set.count) of \(set.header?.sampleCount ?? 0) samples)") }
-        let (h, matrix, targets) = try set.assembled()
-        return LoadedJob(features: matrix, targets: targets, folds: try KFold(rows: h.sampleCount, folds: folds, seed: seed))
+        let (header, matrix, targets) = try set.assembled()
+        return LoadedJob(features: matrix, targets: targets, folds: try KFold(rows: header.sampleCount, folds: description.folds, seed: description.seed))
     }
 
     /// One task's result: its fold's test metrics.
     public struct TaskResult: Sendable, Codable, Equatable {
         public var task: String
         public var algorithm: String
+        /// The task's parameter set as the grid gave it.
         public var parameters: [String: String]
         public var parameterSet: Int
         public var fold: Int
@@ -188,9 +316,27 @@ public struct PoolWorker: Sendable {
         public var worker: String
     }
 
-    static func evaluate(_ task: GridTask, _ job: LoadedJob, worker: String) async throws(ExperimentError) -> TaskResult {
+    /// Trains the task on its own thread; nil when a stop was requested and `stopGrace` passed
+    /// first (the thread finishes on its own; its result is dropped).
+    func evaluateUnlessStopped(_ task: GridTask, _ job: LoadedJob, stop: PoolStop) async -> Result<TaskResult, ExperimentError>? {
+        let first = FirstResult<Result<TaskResult, ExperimentError>?>()
+        let (worker, threads, grace) = (name, threads, stopGrace)
+        Task {
+            do throws(ExperimentError) { first.resume(.success(try await Self.evaluate(task, job, worker: worker, threads: threads))) } catch { first.resume(.failure(error)) }
+        }
+        let token = stop.onRequest {
+            DispatchQueue.global().asyncAfter(deadline: .now() + Worker.seconds(grace)) { first.resume(nil) }
+        }
+        let outcome = await first.value()
+        stop.remove(token)
+        return outcome
+    }
+
+    static func evaluate(_ task: GridTask, _ job: LoadedJob, worker: String, threads: Int?) async throws(ExperimentError) -> TaskResult {
         guard task.fold >= 0, task.fold < job.folds.testRows.count else { throw ExperimentError(.stream, "task \(task.id): fold \(task.fold) does not exist") }
-        let regressor = try Regressors.named(task.algorithm).init(parameters: task.parameters)
+        var parameters = task.parameters
+        if let threads, task.algorithm == RandomForestRegressor.name, parameters["n_jobs"] == nil { parameters["n_jobs"] = String(threads) }
+        let regressor = try Regressors.named(task.algorithm).init(parameters: parameters)
         let train = job.folds.trainRows(task.fold), test = job.folds.testRows[task.fold]
         let trainX = job.features.rows(train), testX = job.features.rows(test)
         let trainY = train.map { job.targets[$0] }, testY = test.map { job.targets[$0] }
@@ -199,7 +345,45 @@ public struct PoolWorker: Sendable {
             let model = try regressor.fit(trainX, trainY)
             let fit = Worker.seconds(ContinuousClock.now - start)
             let metrics = RegressionMetrics(actual: testY, predicted: model.predict(testX))
-            return TaskResult(task: task.id, algorithm: task.algorithm, parameters: regressor.parameters, parameterSet: task.parameterSet, fold: task.fold, metrics: metrics, fitSeconds: fit, worker: worker)
+            return TaskResult(task: task.id, algorithm: task.algorithm, parameters: task.parameters, parameterSet: task.parameterSet, fold: task.fold, metrics: metrics, fitSeconds: fit, worker: worker)
+        }
+    }
+}
+
+/// A loaded job: its data set and folds.
+public struct LoadedJob: Sendable {
+    var features: Matrix
+    var targets: [Double]
+    var folds: KFold
+}
+
+/// The data sets of the jobs a process works on, each loaded once however many of its workers
+/// ask at the same time; the least recently used is dropped beyond `capacity` jobs.
+public actor JobCache {
+    private var entries: [String: Task<LoadedJob, any Error>] = [:]
+    private var order: [String] = []
+    private let capacity: Int
+
+    public init(capacity: Int = 4) {
+        self.capacity = max(1, capacity)
+    }
+
+    func job(_ id: String, load: @escaping @Sendable () async throws(ExperimentError) -> LoadedJob) async throws(ExperimentError) -> LoadedJob {
+        let task: Task<LoadedJob, any Error>
+        if let existing = entries[id] {
+            task = existing
+        } else {
+            task = Task { try await load() }
+            entries[id] = task
+        }
+        order.removeAll { $0 == id }
+        order.append(id)
+        while order.count > capacity { entries[order.removeFirst()] = nil }
+        do {
+            return try await task.value
+        } catch {
+            if entries[id] == task { entries[id] = nil } // a failed load is tried again next time
+            throw (error as? ExperimentError) ?? ExperimentError(.stream, "loading job \(id): \(error)")
         }
     }
 }
@@ -212,16 +396,23 @@ final class WorkerStatus: Sendable {
         var totalSeconds = 0.0
     }
 
-    private let state = LockedValue(State())
+    private let state = Mutex(State())
+    private let name: String
     private let started = ISO8601DateFormatter().string(from: Date())
 
-    func begin(_ task: String) { var s = state.get(); s.current = task; state.set(s) }
-    func end() { var s = state.get(); s.current = nil; state.set(s) }
-    func finished(seconds: Double) { var s = state.get(); s.done += 1; s.totalSeconds += seconds; state.set(s) }
+    init(name: String) {
+        self.name = name
+    }
 
-    func json(name: String) -> String {
-        let s = state.get()
+    var done: Int { state.withLock { $0.done } }
+    func begin(_ task: String) { state.withLock { $0.current = task } }
+    func end() { state.withLock { $0.current = nil } }
+    func finished(seconds: Double) { state.withLock { $0.done += 1; $0.totalSeconds += seconds } }
+
+    func json() -> String {
+        let s = state.withLock { $0 }
         let mean = s.done > 0 ? s.totalSeconds / Double(s.done) : 0
-        return #"{"name":\#(StreamFormat.quoted(name)),"host":\#(StreamFormat.quoted(ProcessInfo.processInfo.hostName)),"pid":\#(ProcessInfo.processInfo.processIdentifier),"started":"\#(started)","current_task":\#(s.current.map(StreamFormat.quoted) ?? "null"),"tasks_done":\#(s.done),"mean_task_seconds":\#(mean)}"#
+        let info = ProcessInfo.processInfo
+        return #"{"name":\#(StreamFormat.quoted(name)),"host":\#(StreamFormat.quoted(info.hostName)),"pid":\#(info.processIdentifier),"started":"\#(started)","current_task":\#(s.current.map(StreamFormat.quoted) ?? "null"),"tasks_done":\#(s.done),"mean_task_seconds":\#(mean)}"#
     }
 }

@@ -11,13 +11,15 @@ import ServiceCLI
 struct TrafficExperiment: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "traffic-experiment",
-        abstract: "Dispatch a CSV into a Redis stream, train rf/svr/lr workers on it in parallel, collect a report.",
+        abstract: "Compare regression models on a CSV through Redis: one worker per algorithm, or a grid search over a pool of workers.",
         discussion: """
-        Steps: `dispatch` (CSV → stream), `worker` (one algorithm), `run-all` (the workers in parallel),
-        `collect` (results → training_results.json and training_report.html); `run` does all of them.
-        Redis: --redis-url or REDIS_URL, else redis://127.0.0.1:<--port>.
+        Pipeline: `dispatch` (CSV → stream), `worker --algorithm` (one algorithm), `run-all` (the workers in
+        parallel), `collect` (results → training_results.json and training_report.html); `run` does all of them.
+        Grid search: `grid` (a job: algorithm × parameter set × fold tasks), `worker --pool` (on any machine),
+        `status [JOB]`, `results JOB` (ranking, JSON and HTML). Redis: --redis-url or REDIS_URL, else
+        redis://127.0.0.1:<--port>.
         """,
-        subcommands: [Dispatch.self, WorkerCommand.self, RunAll.self, Collect.self, Run.self]
+        subcommands: [Dispatch.self, WorkerCommand.self, RunAll.self, Collect.self, Run.self, Grid.self, Status.self, Results.self]
     )
 }
 
@@ -146,12 +148,42 @@ struct Dispatch: AsyncParsableCommand {
 }
 
 struct WorkerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Train one algorithm on the stream's data set and store its result.")
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Train one algorithm on the stream's data set (--algorithm), or join the grid-search pool (--pool).",
+        discussion: "A pool worker stops on SIGTERM or Ctrl-C: its running task finishes within --stop-grace seconds or is handed back, then it deregisters."
+    )
     @OptionGroup var connection: Connection
-    @Option(help: "rf, svr or lr.") var algorithm: String
+    @Option(help: "rf, svr or lr (the pipeline's worker).") var algorithm: String?
     @OptionGroup var options: WorkerOptions
+    @Flag(name: .customLong("pool"), help: "Join the grid-search pool instead: take tasks of any job until stopped.") var joinsPool = false
+    @Option(name: .customLong("pool-prefix"), help: "Key prefix of the pool (with --pool).") var poolPrefix = "pool"
+    @Option(help: "Workers in this process (with --pool); they share its cores and cached data sets.") var concurrency = 1
+    @Option(help: "Worker name in the registry (with --pool; default host-pid, suffixed -i with --concurrency).") var name: String?
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a delivered task may sit idle, its worker silent, before others take it over (with --pool).") var idleTimeout = 30.0
+    @Option(help: "Seconds between registry heartbeats (with --pool); the entry expires after three missed ones.") var heartbeat = 2.0
+    @Option(name: .customLong("stop-grace"), help: "Seconds the running task may take after SIGTERM before it is handed back (with --pool).") var stopGrace = 10.0
+
+    func validate() throws {
+        if joinsPool {
+            guard algorithm == nil else { throw ValidationError("--pool takes tasks of every algorithm; leave out --algorithm") }
+            guard options.params.isEmpty else { throw ValidationError("--param does not apply to --pool: a job's parameters come from its grid file") }
+        } else {
+            guard algorithm != nil else { throw ValidationError("name the algorithm (--algorithm rf|svr|lr), or join the grid-search pool with --pool") }
+        }
+    }
 
     func run() async throws {
+        if joinsPool {
+            do {
+                try await PoolWorkerRunner(connection: connection, keys: PoolKeys(prefix: poolPrefix), concurrency: concurrency, name: name, threads: options.threads,
+                                           idleTimeout: idleTimeout, heartbeat: heartbeat, stopGrace: stopGrace).run()
+            } catch let error as ExperimentError {
+                fail("[pool] \(error.message)")
+            }
+            return
+        }
+        guard let algorithm else { return }
         let tag = "[\(algorithm)]"
         do {
             let type = try Regressors.named(algorithm)

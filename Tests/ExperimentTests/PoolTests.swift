@@ -18,13 +18,13 @@ import TestSupport
         let store = JobStore(keys: keys)
         let job = try await store.create(data, grid: try GridSpec.parse(Array(Self.grid.utf8), path: "grid.json"), folds: 3, seed: 42, priority: .normal, on: redis)
         #expect(job.taskCount == 9)
-        let done = StopFlag()
+        let done = PoolStop()
         let counts = try await withThrowingTaskGroup(of: Int.self) { group in
             for name in ["w1", "w2"] {
                 group.addTask {
                     let own = try await RedisClient.connect(configuration: server.configuration)
                     let reader = try await RedisClient.connect(configuration: server.configuration)
-                    let finished = try await PoolWorker(keys: keys, name: name).run(redis: own, reader: reader) { done.isSet }
+                    let finished = try await PoolWorker(keys: keys, name: name).run(redis: own, reader: reader, stop: done)
                     await own.close()
                     await reader.close()
                     return finished
@@ -33,7 +33,7 @@ import TestSupport
             try await waitUntil("every task done", timeout: .seconds(60)) {
                 try await store.states(job: job.id, on: redis).values.allSatisfy { $0.state == .done }
             }
-            done.set()
+            done.request()
             return try await group.reduce(into: [Int]()) { $0.append($1) }
         }
         #expect(counts.reduce(0, +) == 9, "nine tasks, each finished once: \(counts)")
@@ -51,12 +51,12 @@ import TestSupport
     static func runWorker(_ worker: PoolWorker, server: RedisServer, until done: @escaping @Sendable () async throws -> Bool) async throws -> Int {
         let own = try await RedisClient.connect(configuration: server.configuration)
         let reader = try await RedisClient.connect(configuration: server.configuration)
-        let stop = StopFlag()
+        let stop = PoolStop()
         let watcher = Task {
             while !(try await done()) { try await Task.sleep(for: .milliseconds(20)) }
-            stop.set()
+            stop.request()
         }
-        let finished = try await worker.run(redis: own, reader: reader) { stop.isSet }
+        let finished = try await worker.run(redis: own, reader: reader, stop: stop)
         watcher.cancel()
         await own.close()
         await reader.close()
@@ -73,11 +73,13 @@ import TestSupport
         // A task that can never succeed (its fold does not exist).
         let broken = GridTask(id: "lr-0-99", algorithm: "lr", parameters: [:], parameterSet: 0, fold: 99)
         _ = try await redis.send(.hset(keys.taskStates(job.id), [(broken.id, JobStore.json(TaskRecord()))]))
+        _ = try await redis.send(.raw(["HINCRBY", keys.job(job.id), "tasks", "1"]))
+        _ = try await redis.send(.raw(["HINCRBY", keys.job(job.id), "queued", "1"]))
         _ = try await redis.send(.xadd(keys.tasks(.normal), fields: [RedisStreamField("job", job.id), RedisStreamField("task", JobStore.json(broken))]))
         // A worker takes a task and dies before finishing it (no heartbeat: it never registered).
         let dead = PoolWorker(keys: keys, name: "dead")
-        let (_, taken) = try #require(try await dead.next(redis))
-        let takenTask = try JSONDecoder().decode(GridTask.self, from: Data(try #require(taken["task"])))
+        let taken = try #require(try await dead.next(redis, on: redis))
+        let takenTask = taken.task
         _ = try await store.update(job: job.id, task: takenTask.id, on: redis) { $0.start($1, worker: "dead", now: 0) }
 
         var live = PoolWorker(keys: keys, name: "live")
@@ -91,6 +93,8 @@ import TestSupport
         #expect(states[broken.id]?.state == .failed && states[broken.id]?.attempts == 3)
         #expect(states[broken.id]?.lastError?.contains("fold 99") == true)
         #expect(states.values.filter { $0.state == .done }.count == 3, "the job went on")
+        let counts = try await store.counts(job: job.id, on: redis)
+        #expect(counts.tasks == 4 && counts.done == 3 && counts.failed == 1 && counts.queued == 0 && counts.running == 0 && counts.isFinished, "\(counts)")
         #expect(try await redis.send(.exists([keys.worker("live")])) == 0, "deregistered when it stopped")
         await redis.close()
         server.stop()
@@ -108,18 +112,182 @@ import TestSupport
         let worker = PoolWorker(keys: keys, name: "solo")
         var order: [String] = []
         for _ in 0..<6 {
-            guard let (_, entry) = try await worker.next(redis) else { break }
-            order.append(String(decoding: entry["job"] ?? [], as: UTF8.self))
+            guard let delivery = try await worker.next(redis, on: redis) else { break }
+            order.append(delivery.job)
         }
         #expect(order == [high.id, high.id, high.id, normal.id, normal.id, normal.id])
         await redis.close()
         server.stop()
     }
+
+    @Test func countersAndEventsFollowTheTasksAndTheJobFinishesOnce() async throws {
+        let server = try await RedisServer()
+        let redis = try await RedisClient.connect(configuration: server.configuration)
+        let keys = PoolKeys(prefix: uniqueName("pool"))
+        let (subscriber, events) = RedisSubscriber.makeStream(configuration: server.configuration)
+        try await subscriber.subscribe([keys.events])
+        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
+        let store = JobStore(keys: keys)
+        let job = try await store.create(data, grid: try GridSpec.parse(Array(Self.grid.utf8), path: "grid.json"), folds: 3, seed: 42, priority: .normal, on: redis)
+        var counts = try await store.counts(job: job.id, on: redis)
+        #expect(counts.tasks == 9 && counts.queued == 9 && !counts.isFinished)
+        #expect(try await store.jobIDs(on: redis) == [job.id])
+        let collected = Task {
+            var seen: [PoolEvent] = []
+            for await event in events {
+                guard case .message(let message) = event, let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) else { continue }
+                seen.append(decoded)
+                if decoded.type == "job" { break }
+            }
+            return seen
+        }
+        _ = try await withThrowingTaskGroup(of: Int.self) { group in
+            for name in ["e1", "e2"] {
+                group.addTask {
+                    try await Self.runWorker(PoolWorker(keys: keys, name: name), server: server) {
+                        try await store.counts(job: job.id, on: redis).isFinished
+                    }
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        let seen = try await withDeadline(.seconds(20)) { await collected.value }
+        #expect(seen.filter { $0.type == "job" } == [.finished(job.id, { var c = JobCounts(); c.tasks = 9; c.done = 9; return c }())], "one completion event")
+        #expect(Set(seen.filter { $0.type == "task" && $0.state == "done" }.compactMap(\.task)).count == 9)
+        counts = try await store.counts(job: job.id, on: redis)
+        #expect(counts.done == 9 && counts.queued == 0 && counts.running == 0)
+        await subscriber.close()
+        await redis.close()
+        server.stop()
+    }
+
+    @Test func aStopHandsTheRunningTaskBackAfterTheGrace() async throws {
+        let server = try await RedisServer()
+        let redis = try await RedisClient.connect(configuration: server.configuration)
+        let keys = PoolKeys(prefix: uniqueName("pool"))
+        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
+        let store = JobStore(keys: keys)
+        // One slow task: a large forest on one thread.
+        let job = try await store.create(data, grid: try GridSpec.parse(Array(#"{"rf": {"n_estimators": [4000], "n_jobs": [1]}}"#.utf8), path: "grid.json"), folds: 2, seed: 1, priority: .normal, on: redis)
+        var worker = PoolWorker(keys: keys, name: "leaving")
+        worker.stopGrace = .milliseconds(100)
+        let stop = PoolStop()
+        let own = try await RedisClient.connect(configuration: server.configuration)
+        let reader = try await RedisClient.connect(configuration: server.configuration)
+        let running = Task { try await worker.run(redis: own, reader: reader, stop: stop) }
+        try await waitUntil("a task runs", timeout: .seconds(30)) {
+            try await store.counts(job: job.id, on: redis).running == 1
+        }
+        stop.request()
+        let finished = try await withDeadline(.seconds(20)) { try await running.value }
+        #expect(finished == 0)
+        let states = try await store.states(job: job.id, on: redis)
+        #expect(states.values.allSatisfy { $0.state == .queued && $0.attempts == 0 && $0.worker == nil }, "handed back, attempt not counted: \(states)")
+        let counts = try await store.counts(job: job.id, on: redis)
+        #expect(counts.queued == 2 && counts.running == 0)
+        let pending = try await redis.send(.raw(["XPENDING", keys.tasks(.normal), keys.group]))
+        guard case .array(let summary) = pending else { Issue.record("XPENDING answered \(pending)"); return }
+        #expect(summary.first == .integer(0), "nothing left pending: \(pending)")
+        #expect(try await redis.send(.xlen(keys.tasks(.normal))) == 3, "two tasks and the handed-back copy")
+        #expect(try await redis.send(.exists([keys.worker("leaving")])) == 0, "deregistered")
+        await own.close(); await reader.close(); await redis.close()
+        server.stop()
+    }
+
+    @Test func aLeaseLockIsReleasedAndExtendedOnlyByItsOwner() async throws {
+        let server = try await RedisServer()
+        let redis = try await RedisClient.connect(configuration: server.configuration)
+        let key = uniqueName("lock")
+        let mine = LeaseLock(key: key, lease: .milliseconds(600)), theirs = LeaseLock(key: key, lease: .milliseconds(600))
+        #expect(try await mine.acquire(on: redis))
+        let held = try await theirs.acquire(on: redis)
+        #expect(!held, "held")
+        let (released, extended) = (try await theirs.release(on: redis), try await theirs.extend(on: redis))
+        #expect(!released && !extended, "not theirs to release or extend")
+        // Extended past its first lease, it is still held.
+        for _ in 0..<4 {
+            try await Task.sleep(for: .milliseconds(250))
+            #expect(try await mine.extend(on: redis))
+        }
+        #expect(try await redis.send(.get(key)) == Array(mine.token.utf8))
+        #expect(try await mine.release(on: redis))
+        #expect(try await theirs.acquire(on: redis), "free once released")
+        // A lease that is not extended runs out.
+        try await waitUntil("the lease runs out", timeout: .seconds(5)) { try await redis.send(.exists([key])) == 0 }
+        let releasedLate = try await theirs.release(on: redis)
+        #expect(!releasedLate, "expired: nothing to release")
+        await redis.close()
+        server.stop()
+    }
+
+    @Test func racingFinalisersWriteOnce() async throws {
+        let server = try await RedisServer()
+        let redis = try await RedisClient.connect(configuration: server.configuration)
+        let keys = PoolKeys(prefix: uniqueName("pool"))
+        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
+        let store = JobStore(keys: keys)
+        let job = try await store.create(data, grid: try GridSpec.parse(Array(Self.grid.utf8), path: "grid.json"), folds: 3, seed: 42, priority: .normal, on: redis)
+        _ = try await Self.runWorker(PoolWorker(keys: keys, name: "solo"), server: server) { try await store.counts(job: job.id, on: redis).isFinished }
+        let writes = Counter()
+        let outcomes = try await withThrowingTaskGroup(of: Finaliser.Outcome.self) { group in
+            for name in ["f1", "f2", "f3", "f4"] {
+                group.addTask {
+                    let own = try await RedisClient.connect(configuration: server.configuration)
+                    defer { Task { await own.close() } }
+                    return try await Finaliser(keys: keys, name: name).finalise(job: job.id, on: own) { _ throws(ExperimentError) in
+                        writes.add()
+                        Thread.sleep(forTimeInterval: 0.2) // the others meet the lock meanwhile
+                    }
+                }
+            }
+            return try await group.reduce(into: [Finaliser.Outcome]()) { $0.append($1) }
+        }
+        #expect(writes.value == 1, "one finaliser wrote")
+        let written = outcomes.compactMap { if case .written(let r) = $0 { return r } else { return nil } }
+        let existing = outcomes.compactMap { if case .existing(let r) = $0 { return r } else { return nil } }
+        #expect(written.count == 1 && existing.count == 3 && existing.allSatisfy { $0 == written[0] })
+        #expect(written.first?.ranking.count == 3 && written.first?.done == 9)
+        #expect(try await redis.send(.exists([keys.finaliserLock(job.id)])) == 0, "the lock was released")
+        await redis.close()
+        server.stop()
+    }
+
+    @Test func theRankingOrdersCompleteSetsByMeanScore() throws {
+        let job = JobDescription(id: "j", dataset: "d", folds: 2, seed: 1, priority: .normal, taskCount: 6, created: "")
+        func result(_ algorithm: String, _ set: Int, _ fold: Int, r2: Double) -> PoolWorker.TaskResult {
+            var metrics = RegressionMetrics(actual: [1, 2], predicted: [1, 2])
+            metrics.r2 = r2
+            metrics.mse = 1 - r2
+            return .init(task: "\(algorithm)-\(set)-\(fold)", algorithm: algorithm, parameters: ["k": String(set)], parameterSet: set, fold: fold, metrics: metrics, fitSeconds: 0.5, worker: "w")
+        }
+        var failed = TaskRecord()
+        failed.state = .failed
+        failed.attempts = 3
+        failed.lastError = "boom"
+        let ranked = GridResults.rank(job, results: [result("rf", 0, 0, r2: 0.5), result("rf", 0, 1, r2: 0.7), result("rf", 1, 0, r2: 0.9), result("lr", 0, 0, r2: 0.95), result("lr", 0, 1, r2: 0.85)],
+                                      states: ["rf-1-1": failed], finaliser: "me")
+        #expect(ranked.ranking.map(\.label) == ["lr #0 k=0", "rf #0 k=0", "rf #1 k=1"], "complete sets by mean, the incomplete one last")
+        #expect(abs(ranked.ranking[0].meanR2 - 0.9) < 1e-12 && abs(ranked.ranking[0].stdR2 - 0.05) < 1e-12)
+        #expect(ranked.ranking[2].foldsFailed == 1 && ranked.ranking[2].foldR2 == [0.9, nil])
+        #expect(ranked.failures == [.init(task: "rf-1-1", attempts: 3, error: "boom")])
+        let html = GridReportPage.html(ranked)
+        #expect(html.contains(#"data-set="lr-0""#) && html.contains("0.9000 ± 0.0500") && html.contains("boom"))
+    }
+
+    @Test func theLifecycleHandsBackWithoutCountingAndRepeatsAStartHarmlessly() {
+        let life = TaskLifecycle()
+        let started = life.start(TaskRecord(), worker: "a", now: 5)!
+        #expect(life.start(started, worker: "a", now: 5) == started, "the same start again (a lost reply) changes nothing")
+        #expect(life.start(started, worker: "b", now: 6)?.attempts == 2)
+        let back = life.handBack(started, worker: "a")!
+        #expect(back.state == .queued && back.attempts == 0 && back.worker == nil)
+        #expect(life.handBack(started, worker: "b") == nil, "only its worker hands a task back")
+    }
 }
 
-/// A flag tests raise to stop background loops.
-final class StopFlag: Sendable {
-    private let value = Mutex(false)
-    var isSet: Bool { value.withLock { $0 } }
-    func set() { value.withLock { $0 = true } }
+/// A thread-safe count for tests.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    var value: Int { count.withLock { $0 } }
+    func add() { count.withLock { $0 += 1 } }
 }

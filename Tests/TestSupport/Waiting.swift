@@ -13,6 +13,17 @@ public func waitUntil(_ what: String, timeout: Duration = .seconds(10), every in
     }
 }
 
+/// The value of `operation`, which must finish within `timeout` (else this throws; the
+/// operation is left running, as a hung one cannot be stopped).
+public func withDeadline<T: Sendable>(_ timeout: Duration, _ what: String = "the operation finishes", _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    let outcome = Collector<Result<T, any Error>>()
+    Task {
+        do { outcome.append(.success(try await operation())) } catch { outcome.append(.failure(error)) }
+    }
+    try await waitUntil(what, timeout: timeout) { outcome.count > 0 }
+    return try outcome.values[0].get()
+}
+
 /// A name no other test uses, for keys, topics and groups, so tests can run in parallel.
 public func uniqueName(_ prefix: String) -> String {
     "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
