@@ -57,6 +57,8 @@ public struct Finaliser: Sendable {
     public var lease: Duration = .seconds(10)
     /// How long to wait for another finaliser holding the lock.
     public var timeout: Duration = .seconds(120)
+    /// Called once when another finaliser holds the lock and this one starts waiting.
+    public var onWait: @Sendable () -> Void = {}
 
     public init(keys: PoolKeys, name: String) {
         self.keys = keys
@@ -82,11 +84,16 @@ public struct Finaliser: Sendable {
     /// finaliser that stored them, while it still holds the lock.
     public func finalise(job: String, on redis: RedisClient, write: @Sendable (GridResults) throws(ExperimentError) -> Void) async throws(ExperimentError) -> Outcome {
         let deadline = ContinuousClock.now + timeout
+        var waiting = false
         while true {
             if let existing = try await stored(job: job, on: redis) { return .existing(existing) }
             let lock = LeaseLock(key: keys.finaliserLock(job), lease: lease)
             if try await lock.acquire(on: redis) {
                 return try await holding(lock, job: job, on: redis, write: write)
+            }
+            if !waiting {
+                waiting = true
+                onWait()
             }
             guard ContinuousClock.now < deadline else {
                 throw ExperimentError(.timeout, "another finaliser has held \(keys.finaliserLock(job)) for over \(timeout); try again later")

@@ -59,7 +59,9 @@ public struct GridResults: Sendable, Codable, Equatable {
         var grouped: [Key: [PoolWorker.TaskResult]] = [:]
         for result in results { grouped[Key(algorithm: result.algorithm, set: result.parameterSet), default: []].append(result) }
         var entries: [Entry] = []
-        for (key, group) in grouped {
+        for (key, unordered) in grouped {
+            // Fold order, so the sums (and so the scores) do not depend on who finished first.
+            let group = unordered.sorted { $0.fold < $1.fold }
             var perFold = [Double?](repeating: nil, count: job.folds)
             for result in group where result.fold >= 0 && result.fold < job.folds { perFold[result.fold] = result.metrics.r2 }
             let r2 = group.map(\.metrics.r2), mse = group.map(\.metrics.mse)

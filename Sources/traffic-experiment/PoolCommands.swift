@@ -173,7 +173,9 @@ struct Results: AsyncParsableCommand {
                 counts = try await store.counts(job: job, on: redis)
             }
             let output = self.output
-            let outcome = try await Finaliser(keys: pool.keys, name: processName).finalise(job: job, on: redis) { results throws(ExperimentError) in
+            var finaliser = Finaliser(keys: pool.keys, name: processName)
+            finaliser.onWait = { emit("[results] another finaliser is writing job \(job)'s results; waiting for it") }
+            let outcome = try await finaliser.finalise(job: job, on: redis) { results throws(ExperimentError) in
                 let (json, html) = try results.write(to: output)
                 emit("[results] job \(results.job) finalised here: \(json), \(html)")
             }

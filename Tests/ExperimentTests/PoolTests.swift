@@ -168,7 +168,7 @@ import TestSupport
         let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
         let store = JobStore(keys: keys)
         // One slow task: a large forest on one thread.
-        let job = try await store.create(data, grid: try GridSpec.parse(Array(#"{"rf": {"n_estimators": [4000], "n_jobs": [1]}}"#.utf8), path: "grid.json"), folds: 2, seed: 1, priority: .normal, on: redis)
+        let job = try await store.create(data, grid: try GridSpec.parse(Array(#"{"rf": {"n_estimators": [1500], "n_jobs": [1]}}"#.utf8), path: "grid.json"), folds: 2, seed: 1, priority: .normal, on: redis)
         var worker = PoolWorker(keys: keys, name: "leaving")
         worker.stopGrace = .milliseconds(100)
         let stop = PoolStop()
@@ -198,23 +198,28 @@ import TestSupport
         let server = try await RedisServer()
         let redis = try await RedisClient.connect(configuration: server.configuration)
         let key = uniqueName("lock")
-        let mine = LeaseLock(key: key, lease: .milliseconds(600)), theirs = LeaseLock(key: key, lease: .milliseconds(600))
+        // Leases long enough that a busy machine's pauses do not matter.
+        let mine = LeaseLock(key: key, lease: .seconds(5)), theirs = LeaseLock(key: key, lease: .seconds(5))
         #expect(try await mine.acquire(on: redis))
         let held = try await theirs.acquire(on: redis)
         #expect(!held, "held")
         let (released, extended) = (try await theirs.release(on: redis), try await theirs.extend(on: redis))
         #expect(!released && !extended, "not theirs to release or extend")
-        // Extended past its first lease, it is still held.
-        for _ in 0..<4 {
-            try await Task.sleep(for: .milliseconds(250))
-            #expect(try await mine.extend(on: redis))
-        }
+        // As if most of the lease had passed: the owner's extension renews it to a full lease.
+        _ = try await redis.send(.raw(["PEXPIRE", key, "1000"]))
+        #expect(try await mine.extend(on: redis))
+        let left = try await redis.send(.raw(["PTTL", key]))
+        guard case .integer(let milliseconds) = left else { Issue.record("PTTL answered \(left)"); return }
+        #expect(milliseconds > 2_000, "extended to a full lease again: \(milliseconds) ms left")
         #expect(try await redis.send(.get(key)) == Array(mine.token.utf8))
         #expect(try await mine.release(on: redis))
         #expect(try await theirs.acquire(on: redis), "free once released")
-        // A lease that is not extended runs out.
-        try await waitUntil("the lease runs out", timeout: .seconds(5)) { try await redis.send(.exists([key])) == 0 }
-        let releasedLate = try await theirs.release(on: redis)
+        #expect(try await theirs.release(on: redis))
+        // A lease nobody extends runs out, and then there is nothing to release.
+        let short = LeaseLock(key: key, lease: .milliseconds(200))
+        #expect(try await short.acquire(on: redis))
+        try await waitUntil("the lease runs out", timeout: .seconds(10)) { try await redis.send(.exists([key])) == 0 }
+        let releasedLate = try await short.release(on: redis)
         #expect(!releasedLate, "expired: nothing to release")
         await redis.close()
         server.stop()
@@ -228,20 +233,29 @@ import TestSupport
         let store = JobStore(keys: keys)
         let job = try await store.create(data, grid: try GridSpec.parse(Array(Self.grid.utf8), path: "grid.json"), folds: 3, seed: 42, priority: .normal, on: redis)
         _ = try await Self.runWorker(PoolWorker(keys: keys, name: "solo"), server: server) { try await store.counts(job: job.id, on: redis).isFinished }
-        let writes = Counter()
+        let writes = Counter(), waits = Counter()
+        // The lock is held when the finalisers arrive, so they all wait and then race for it.
+        let blocker = LeaseLock(key: keys.finaliserLock(job.id), lease: .seconds(30))
+        #expect(try await blocker.acquire(on: redis))
+        let release = Task {
+            try await waitUntil("the four finalisers wait for the lock", timeout: .seconds(30)) { waits.value == 4 }
+            try await blocker.release(on: redis)
+        }
         let outcomes = try await withThrowingTaskGroup(of: Finaliser.Outcome.self) { group in
             for name in ["f1", "f2", "f3", "f4"] {
                 group.addTask {
                     let own = try await RedisClient.connect(configuration: server.configuration)
                     defer { Task { await own.close() } }
-                    return try await Finaliser(keys: keys, name: name).finalise(job: job.id, on: own) { _ throws(ExperimentError) in
+                    var finaliser = Finaliser(keys: keys, name: name)
+                    finaliser.onWait = { waits.add() }
+                    return try await finaliser.finalise(job: job.id, on: own) { _ throws(ExperimentError) in
                         writes.add()
-                        Thread.sleep(forTimeInterval: 0.2) // the others meet the lock meanwhile
                     }
                 }
             }
             return try await group.reduce(into: [Finaliser.Outcome]()) { $0.append($1) }
         }
+        try await release.value
         #expect(writes.value == 1, "one finaliser wrote")
         let written = outcomes.compactMap { if case .written(let r) = $0 { return r } else { return nil } }
         let existing = outcomes.compactMap { if case .existing(let r) = $0 { return r } else { return nil } }

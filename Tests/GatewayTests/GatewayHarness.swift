@@ -108,7 +108,12 @@ final class GatewayHarness: @unchecked Sendable {
     }
 
     func waitForResults(_ id: WebSocketID, count: Int, timeout: Duration = .seconds(10)) async throws {
-        try await waitUntil("client \(id) has \(count) results", timeout: timeout) { results(id).count >= count }
+        do {
+            try await waitUntil("client \(id) has \(count) results", timeout: timeout) { results(id).count >= count }
+        } catch {
+            let received = types(id)
+            throw TestSupportError("\(error); it received \(received.count) messages, the last ones: \(received.suffix(8)); open: \(clients.isOpen(id)), close: \(String(describing: clients.closeInfo(id))), failure: \(clients.failure(id) ?? "none")")
+        }
     }
 
     func waitHealthy() async throws {

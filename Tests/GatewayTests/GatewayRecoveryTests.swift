@@ -18,7 +18,12 @@ import TrafficModel
                 try await Task.sleep(for: .milliseconds(5))
             }
         }
-        try await h.waitForResults(first, count: 15)
+        do {
+            try await h.waitForResults(first, count: 15)
+        } catch {
+            let outcome = try? await withDeadline(.seconds(1)) { await publisher.result }
+            throw TestSupportError("\(error); the publisher: \(outcome.map { "\($0)" } ?? "still running")")
+        }
         h.clients.close(first)
         _ = try await h.clients.waitClosed(first)
         let seen = h.results(first)

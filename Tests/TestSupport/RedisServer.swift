@@ -1,5 +1,6 @@
 import Foundation
 import RedisClient
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,8 +68,33 @@ public final class RedisServer: @unchecked Sendable {
                 let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? ""
                 throw TestSupportError("redis-server on port \(self.port) exited at start: \(tail)")
             }
-            return Self.ping(port: self.port)
+            // The server that answers must be this one, not another test's on a reused port.
+            // (A server that wants a password does not say; then its process must still run.)
+            guard Self.ping(port: self.port) else { return false }
+            guard let answering = Self.processID(port: self.port) else { return process.isRunning }
+            guard answering == process.pid else {
+                throw TestSupportError("port \(self.port) is served by another redis-server (pid \(answering)), not the one started (pid \(process.pid))")
+            }
+            return true
         }
+    }
+
+    /// The `process_id` the server on `port` reports (INFO server), over a raw connection.
+    public static func processID(port: Int) -> Int32? {
+        guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: 1) else { return nil }
+        defer { close(fd) }
+        let request = Array("INFO server\r\n".utf8)
+        guard write(fd, request, request.count) == request.count else { return nil }
+        var reply: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while reply.first != UInt8(ascii: "-") && (!String(decoding: reply, as: UTF8.self).contains("process_id:") || !reply.suffix(2).elementsEqual([13, 10])) {
+            let n = read(fd, &buffer, buffer.count)
+            guard n > 0 else { break }
+            reply += buffer[..<n]
+        }
+        let text = String(decoding: reply, as: UTF8.self)
+        guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }) else { return nil }
+        return Int32(line.dropFirst("process_id:".count).trimmingCharacters(in: .whitespaces))
     }
 
     /// Ends the server with SIGTERM and waits for the process to exit.
@@ -124,9 +150,21 @@ public func connectLoopback(port: Int, receiveTimeoutSeconds: Int) -> Int32? {
     return fd
 }
 
-/// Finds a free TCP port on loopback by binding port 0.
+/// Finds a free TCP port on loopback by binding port 0, never the same one twice in a test
+/// process: a server stopped and restarted on its port (fault tests) must not find another
+/// test's server there, nor lend its port to one in between.
 public enum FreePort {
+    private static let handedOut = Mutex<Set<Int>>([])
+
     public static func find() throws -> Int {
+        for _ in 0..<100 {
+            let port = try any()
+            if handedOut.withLock({ $0.insert(port).inserted }) { return port }
+        }
+        throw TestSupportError("no loopback port that was not handed out before")
+    }
+
+    private static func any() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket() failed") }
         defer { close(fd) }

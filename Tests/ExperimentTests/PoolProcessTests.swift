@@ -1,0 +1,242 @@
+import Foundation
+import RedisClient
+import Testing
+import TestSupport
+@testable import Experiment
+
+/// The grid-search pool as operators run it: real `traffic-experiment` processes (grid,
+/// worker --pool, results) against a real redis-server, with workers killed, stopped and Redis
+/// restarted under them.
+@Suite(.serialized) struct PoolProcessTests {
+    // One test at a time: each runs several CPU-bound worker processes, and the suite shares two
+    // cores with every other suite.
+
+    /// 32 tasks: rf 4 sets (two of them slower, ~0.2 s per fold in a debug build), svr 3, lr 1; 4 folds.
+    static let grid = #"{"rf": {"n_estimators": [20, 500], "max_depth": [null, 6], "n_jobs": [1]}, "svr": {"C": [0.5, 1, 2]}, "lr": {}}"#
+
+    /// A pool on a test Redis: its prefix, clients and the tool's processes.
+    struct Pool {
+        let server: RedisServer
+        let keys: PoolKeys
+        let redis: RedisClient
+
+        init(server: RedisServer) async throws {
+            self.server = server
+            keys = PoolKeys(prefix: uniqueName("pool"))
+            redis = try await RedisClient.connect(configuration: server.configuration)
+        }
+
+        var common: [String] { ["--redis-url", server.url, "--pool-prefix", keys.prefix] }
+
+        /// `grid` with `grid` as the grid file; returns the job id.
+        func createJob(_ grid: String = PoolProcessTests.grid, folds: Int = 4, priority: String = "normal") async throws -> String {
+            let file = Fixtures.temporaryCSV(grid, name: "grid.json")
+            let (status, output) = try await ExperimentProcessTests.run(["grid", "--csv", Fixtures.path("friedman_small.csv"), "--grid", file, "--folds", String(folds),
+                                                                         "--priority", priority, "--quiet"] + common)
+            #expect(status == 0, "\(output)")
+            return output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        /// A `worker --pool` process (short idle timeout and heartbeat, so a dead worker's task
+        /// is taken over within seconds).
+        func worker(_ name: String, extra: [String] = []) throws -> ChildProcess {
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("pool-\(name)") + ".log").path
+            return try ChildProcess(ExperimentProcessTests.binary, ["worker", "--pool", "--name", name, "--idle-timeout", "2", "--heartbeat", "0.5"] + extra + common,
+                                    outputPath: log)
+        }
+
+        func store() -> JobStore { JobStore(keys: keys) }
+
+        /// Stops workers (SIGTERM, SIGKILL after 10 s) without blocking a thread.
+        func stop(_ workers: [ChildProcess]) async {
+            for worker in workers where worker.isRunning { worker.signal(SIGTERM) }
+            for worker in workers where (try? await worker.waitForExit(timeout: .seconds(10))) == nil {
+                worker.signal(SIGKILL)
+                _ = try? await worker.waitForExit(timeout: .seconds(5))
+            }
+        }
+
+        func waitUntilFinished(_ job: String, timeout: Duration = .seconds(180)) async throws {
+            try await waitUntil("job \(job) finishes", timeout: timeout, every: .milliseconds(50)) {
+                // Redis may be restarting: an error is "not yet".
+                (try? await store().counts(job: job, on: redis))?.isFinished ?? false
+            }
+        }
+
+        /// The registry entry of a worker, if it is registered.
+        func registry(_ name: String) async throws -> PoolSnapshot.WorkerInfo? {
+            try await redis.send(.get(keys.worker(name))).flatMap { try? JSONDecoder().decode(PoolSnapshot.WorkerInfo.self, from: Data($0)) }
+        }
+
+        /// `results JOB` into a fresh directory.
+        func results(_ job: String, output: String = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("results")).path) async throws -> (status: Int32, text: String, output: String) {
+            let (status, text) = try await ExperimentProcessTests.run(["results", job, "--wait", "120", "--output", output] + common)
+            return (status, text, output)
+        }
+    }
+
+    @Test func threeWorkersOneKilledMidTaskEveryTaskIsDoneOnceAndTheRankingEqualsASingleWorkers() async throws {
+        let server = try await RedisServer()
+        let pool = try await Pool(server: server), reference = try await Pool(server: server)
+        let (subscriber, events) = RedisSubscriber.makeStream(configuration: server.configuration)
+        try await subscriber.subscribe([pool.keys.events])
+        let doneEvents = TestSupport.Collector<String>()
+        let listener = Task {
+            for await event in events {
+                guard case .message(let message) = event, let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) else { continue }
+                if decoded.type == "task", decoded.state == "done", let task = decoded.task { doneEvents.append(task) }
+            }
+        }
+        let job = try await pool.createJob()
+        let referenceJob = try await reference.createJob()
+        #expect(try await pool.store().counts(job: job, on: pool.redis).tasks == 32)
+
+        let workers = try ["w0", "w1", "w2"].map { try pool.worker($0) }
+        let solo = try reference.worker("solo")
+        // Kill one worker in the middle of a slow task.
+        var victim: (name: String, task: String)?
+        try await waitUntil("a worker runs a slow rf task", timeout: .seconds(120), every: .milliseconds(5)) {
+            for name in ["w0", "w1", "w2"] {
+                if let task = try await pool.registry(name)?.currentTask, task.contains("/rf-2-") || task.contains("/rf-3-") {
+                    victim = (name, String(task.split(separator: "/").last ?? ""))
+                    return true
+                }
+            }
+            return false
+        }
+        let (victimName, victimTask) = try #require(victim)
+        workers[["w0", "w1", "w2"].firstIndex(of: victimName)!].signal(SIGKILL)
+
+        try await pool.waitUntilFinished(job)
+        try await reference.waitUntilFinished(referenceJob)
+        let states = try await pool.store().states(job: job, on: pool.redis)
+        #expect(states.count == 32 && states.values.allSatisfy { $0.state == .done }, "\(states.filter { $0.value.state != .done })")
+        #expect(states[victimTask]?.attempts == 2 && states[victimTask]?.worker != victimName, "the killed worker's task was taken over: \(String(describing: states[victimTask]))")
+        #expect(try await pool.redis.send(.hgetall(pool.keys.results(job))).count == 32)
+        try await waitUntil("every done event arrived", timeout: .seconds(10)) { doneEvents.count >= 32 }
+        #expect(doneEvents.count == 32 && Set(doneEvents.values).count == 32, "each task announced done exactly once")
+
+        let (status, text, output) = try await pool.results(job)
+        #expect(status == 0, "\(text)")
+        let (referenceStatus, referenceText, referenceOutput) = try await reference.results(referenceJob)
+        #expect(referenceStatus == 0, "\(referenceText)")
+        let ranked = try GridResults.decode(Data(contentsOf: URL(fileURLWithPath: output + "/grid_\(job)_results.json")))
+        let single = try GridResults.decode(Data(contentsOf: URL(fileURLWithPath: referenceOutput + "/grid_\(referenceJob)_results.json")))
+        #expect(ranked.ranking.count == 8)
+        #expect(ranked.ranking.map(\.label) == single.ranking.map(\.label), "the same order")
+        #expect(zip(ranked.ranking, single.ranking).allSatisfy { $0.meanR2 == $1.meanR2 && $0.stdR2 == $1.stdR2 && $0.foldR2 == $1.foldR2 }, "the same scores")
+        #expect(FileManager.default.fileExists(atPath: output + "/grid_\(job)_report.html"))
+
+        await pool.stop(workers + [solo])
+        listener.cancel()
+        await subscriber.close()
+        await pool.redis.close(); await reference.redis.close()
+        server.stop()
+    }
+
+    @Test func aTaskThatAlwaysThrowsFailsAfterThreeAttemptsWhileTheOthersFinish() async throws {
+        let server = try await RedisServer()
+        let pool = try await Pool(server: server)
+        let job = try await pool.createJob(#"{"lr": {}, "svr": {"C": [1]}}"#, folds: 3)
+        // A task that can never succeed: its fold does not exist.
+        let broken = GridTask(id: "lr-0-99", algorithm: "lr", parameters: [:], parameterSet: 0, fold: 99)
+        _ = try await pool.redis.send(.hset(pool.keys.taskStates(job), [(broken.id, JobStore.json(TaskRecord()))]))
+        _ = try await pool.redis.send(.raw(["HINCRBY", pool.keys.job(job), "tasks", "1"]))
+        _ = try await pool.redis.send(.raw(["HINCRBY", pool.keys.job(job), "queued", "1"]))
+        _ = try await pool.redis.send(.xadd(pool.keys.tasks(.normal), fields: [RedisStreamField("job", job), RedisStreamField("task", JobStore.json(broken))]))
+        let workers = try [pool.worker("a"), pool.worker("b")]
+        try await pool.waitUntilFinished(job, timeout: .seconds(60))
+        let states = try await pool.store().states(job: job, on: pool.redis)
+        #expect(states[broken.id]?.state == .failed && states[broken.id]?.attempts == 3 && states[broken.id]?.lastError?.contains("fold 99") == true)
+        #expect(states.values.filter { $0.state == .done }.count == 6, "the job went on")
+        let (status, text, _) = try await pool.results(job)
+        #expect(status == 0 && text.contains("6 done, 1 failed") && text.contains("failed: lr-0-99 after 3 attempts"), "\(text)")
+        await pool.stop(workers)
+        await pool.redis.close()
+        server.stop()
+    }
+
+    @Test func highPriorityJobsGoFirstAndTheRacingFinalisersWriteOneResult() async throws {
+        let server = try await RedisServer()
+        let pool = try await Pool(server: server)
+        let grid = #"{"lr": {}, "svr": {"C": [0.5, 1]}}"#
+        let normal = try await pool.createJob(grid, folds: 3, priority: "normal")
+        let high = try await pool.createJob(grid, folds: 3, priority: "high")
+        let worker = try pool.worker("solo")
+        try await pool.waitUntilFinished(high, timeout: .seconds(60))
+        try await pool.waitUntilFinished(normal, timeout: .seconds(60))
+        let highStarts = try await pool.store().states(job: high, on: pool.redis).values.compactMap(\.startedAt)
+        let normalStarts = try await pool.store().states(job: normal, on: pool.redis).values.compactMap(\.startedAt)
+        #expect(highStarts.count == 9 && normalStarts.count == 9)
+        #expect(highStarts.max()! <= normalStarts.min()!, "every high-priority task started before any normal one")
+        await pool.stop([worker])
+
+        // Two finalisers at once, each with its own output directory: one writes.
+        async let first = pool.results(normal)
+        async let second = pool.results(normal)
+        let outcomes = try await [first, second]
+        #expect(outcomes.allSatisfy { $0.status == 0 }, "\(outcomes.map(\.text))")
+        let wrote = outcomes.filter { FileManager.default.fileExists(atPath: $0.output + "/grid_\(normal)_results.json") }
+        #expect(wrote.count == 1, "exactly one result file: \(outcomes.map(\.text))")
+        #expect(outcomes.filter { $0.text.contains("finalised here") }.count == 1 && outcomes.filter { $0.text.contains("was finalised by") }.count == 1)
+        await pool.redis.close()
+        server.stop()
+    }
+
+    @Test func sigtermHandsTheRunningTaskBackAndAnotherWorkerTakesIt() async throws {
+        let server = try await RedisServer()
+        let pool = try await Pool(server: server)
+        // Long tasks (tens of seconds), so the signal surely meets one running.
+        let job = try await pool.createJob(#"{"rf": {"n_estimators": [50000], "n_jobs": [1]}}"#, folds: 2)
+        let leaving = try pool.worker("leaving", extra: ["--stop-grace", "0"])
+        var task: String?
+        try await waitUntil("the worker runs a task", timeout: .seconds(60), every: .milliseconds(5)) {
+            task = try await pool.registry("leaving")?.currentTask
+            return task != nil
+        }
+        let handed = try #require(task?.split(separator: "/").last.map(String.init))
+        leaving.signal(SIGTERM)
+        #expect(try await leaving.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(try await pool.registry("leaving") == nil, "deregistered")
+        let record = try await pool.store().states(job: job, on: pool.redis)[handed]
+        #expect(record?.state == .queued && record?.attempts == 0 && record?.worker == nil, "handed back: \(String(describing: record))")
+        let counts = try await pool.store().counts(job: job, on: pool.redis)
+        #expect(counts.queued == 2 && counts.running == 0, "\(counts)")
+        // Back in the stream: another worker takes it (both tasks, in some order).
+        let next = try pool.worker("next", extra: ["--concurrency", "2", "--threads", "1"])
+        try await waitUntil("another worker runs the handed-back task", timeout: .seconds(60), every: .milliseconds(20)) {
+            try await pool.store().states(job: job, on: pool.redis)[handed]?.worker?.hasPrefix("next") == true
+        }
+        let taken = try await pool.store().states(job: job, on: pool.redis)[handed]
+        #expect(taken?.state == .running && taken?.attempts == 1)
+        next.signal(SIGKILL)
+        _ = try await next.waitForExit(timeout: .seconds(10))
+        await pool.redis.close()
+        server.stop()
+    }
+
+    @Test func aJobCompletesAcrossARedisRestartWithAppendOnlyFile() async throws {
+        let server = try await RedisServer(extraArguments: ["--appendonly", "yes", "--appendfsync", "everysec"])
+        let pool = try await Pool(server: server)
+        let job = try await pool.createJob(#"{"rf": {"n_estimators": [200, 400], "n_jobs": [1]}, "lr": {}}"#, folds: 5)
+        let workers = try [pool.worker("a"), pool.worker("b")]
+        try await waitUntil("some tasks are done", timeout: .seconds(60), every: .milliseconds(20)) {
+            try await pool.store().counts(job: job, on: pool.redis).done >= 2
+        }
+        let before = try await pool.store().counts(job: job, on: pool.redis)
+        server.kill()
+        #expect(!before.isFinished, "restarted mid-job: \(before)")
+        try await server.start()
+        try await pool.waitUntilFinished(job, timeout: .seconds(120))
+        let states = try await pool.store().states(job: job, on: pool.redis)
+        #expect(states.count == 15 && states.values.allSatisfy { $0.state == .done }, "\(states.filter { $0.value.state != .done })")
+        #expect(try await pool.redis.send(.hgetall(pool.keys.results(job))).count == 15)
+        let allRunning = workers.allSatisfy { $0.isRunning }
+        #expect(allRunning, "the workers waited for Redis instead of exiting")
+        let (status, text, _) = try await pool.results(job)
+        #expect(status == 0 && text.contains("15 done, 0 failed"), "\(text)")
+        await pool.stop(workers)
+        await pool.redis.close()
+        server.stop()
+    }
+}
