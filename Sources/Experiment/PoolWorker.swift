@@ -190,9 +190,14 @@ public struct PoolWorker: Sendable {
         try await acknowledge(delivery, on: redis)
     }
 
+    /// XACK and XDEL in one round trip: a finished task's entry leaves the stream, so the task
+    /// streams hold only work not yet done (their size is bounded by the queued tasks).
     func acknowledge(_ delivery: Delivery, on redis: RedisClient) async throws(ExperimentError) {
+        var pipeline = RedisPipeline(capacity: 2)
+        pipeline.append(.xack(delivery.stream, group: keys.group, ids: [delivery.entry.id]))
+        pipeline.append(.raw(["XDEL", delivery.stream, delivery.entry.id]))
         try await patiently("acknowledging \(delivery.task.id)", stop: nil) { () throws(ExperimentError) in
-            do throws(RedisError) { _ = try await redis.send(.xack(delivery.stream, group: keys.group, ids: [delivery.entry.id])) } catch { throw .redis(error, "XACK \(delivery.entry.id)") }
+            do throws(RedisError) { _ = try await redis.execute(pipeline) } catch { throw .redis(error, "XACK \(delivery.entry.id)") }
         }
     }
 
