@@ -117,7 +117,9 @@ public struct Finaliser: Sendable {
             stored = try await redis.run(Self.storeScript, keys: [lock.key, keys.final(job)], arguments: [Array(lock.token.utf8), Array(results.encoded())])
         } catch {
             _ = try? await lock.release(on: redis)
-            throw .redis(error, "storing the final results of job \(job)")
+            var failure = ExperimentError.redis(error, "storing the final results of job \(job)")
+            failure.message += " (they may be stored: run results again, with --export to write the files)"
+            throw failure
         }
         switch stored {
         case .integer(1):
@@ -125,7 +127,7 @@ public struct Finaliser: Sendable {
                 try write(results)
             } catch {
                 _ = try? await lock.release(on: redis)
-                throw error
+                throw ExperimentError(error.kind, "\(error.message) — the ranking is stored in Redis; write its files with `results \(job) --export --output DIR`")
             }
             renewals.cancel()
             try await lock.release(on: redis)

@@ -57,7 +57,10 @@ public struct GridResults: Sendable, Codable, Equatable {
     public static func rank(_ job: JobDescription, results: [PoolWorker.TaskResult], states: [String: TaskRecord], finaliser: String) -> GridResults {
         struct Key: Hashable { var algorithm: String; var set: Int }
         var grouped: [Key: [PoolWorker.TaskResult]] = [:]
-        for result in results { grouped[Key(algorithm: result.algorithm, set: result.parameterSet), default: []].append(result) }
+        // Only tasks recorded done count (a result of a run the job no longer counts is left out).
+        for result in results where states[result.task]?.state == .done {
+            grouped[Key(algorithm: result.algorithm, set: result.parameterSet), default: []].append(result)
+        }
         var entries: [Entry] = []
         for (key, unordered) in grouped {
             // Fold order, so the sums (and so the scores) do not depend on who finished first.

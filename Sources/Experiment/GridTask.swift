@@ -52,11 +52,13 @@ public struct TaskLifecycle: Sendable {
         self.maximumAttempts = max(1, maximumAttempts)
     }
 
-    /// A worker takes the task (first delivery, a retry or a reclaim). Applying the same start
-    /// twice (a retried write whose first reply was lost) changes nothing.
+    /// A worker takes the task from a delivery: a queued task, or one this worker itself was
+    /// running (a delivery it lost track of). A task another worker runs is refused (a duplicate
+    /// entry); only `reclaim` takes over another worker's task. Applying the same start twice (a
+    /// retried write whose first reply was lost) changes nothing.
     public func start(_ record: TaskRecord, worker: String, now: Double) -> TaskRecord? {
-        guard record.state == .queued || record.state == .running else { return nil }
         if record.state == .running, record.worker == worker, record.startedAt == now { return record }
+        guard record.state == .queued || (record.state == .running && record.worker == worker) else { return nil }
         var next = record
         next.state = .running
         next.worker = worker
@@ -65,27 +67,29 @@ public struct TaskLifecycle: Sendable {
         return next
     }
 
-    /// The worker stored the task's result: done, once (a second success changes nothing).
+    /// The worker that runs the task stored its result: done, once. The same success applied
+    /// again (a lost reply) changes nothing; another worker's is refused.
     public func succeed(_ record: TaskRecord, worker: String, now: Double) -> TaskRecord? {
-        guard record.state == .running || record.state == .queued else { return nil }
+        if record.state == .done, record.worker == worker, record.finishedAt == now { return record }
+        guard record.state == .running, record.worker == worker else { return nil }
         var next = record
         next.state = .done
-        next.worker = worker
         next.finishedAt = now
         return next
     }
 
-    /// The task threw: queued again while attempts remain, else failed with its error.
+    /// The task threw in the worker that runs it: queued again while attempts remain, else
+    /// failed with its error.
     public func fail(_ record: TaskRecord, worker: String, error: String, now: Double) -> TaskRecord? {
-        guard record.state == .running else { return nil }
+        guard record.state == .running, record.worker == worker else { return nil }
         var next = record
         next.lastError = error
-        next.worker = worker
         if record.attempts >= maximumAttempts {
             next.state = .failed
             next.finishedAt = now
         } else {
             next.state = .queued
+            next.worker = nil
         }
         return next
     }
@@ -103,8 +107,10 @@ public struct TaskLifecycle: Sendable {
     }
 
     /// The task's worker died (no heartbeat, its delivery idle too long): another takes it over,
-    /// unless its attempts are used up, then it fails with the reason.
+    /// unless its attempts are used up, then it fails with the reason. The same reclaim applied
+    /// again (a lost reply) changes nothing.
     public func reclaim(_ record: TaskRecord, by worker: String, reason: String, now: Double) -> TaskRecord? {
+        if record.state == .running, record.worker == worker, record.startedAt == now { return record }
         guard record.state == .running || record.state == .queued else { return nil }
         if record.attempts >= maximumAttempts {
             var failed = record
@@ -113,6 +119,11 @@ public struct TaskLifecycle: Sendable {
             failed.finishedAt = now
             return failed
         }
-        return start(record, worker: worker, now: now)
+        var next = record
+        next.state = .running
+        next.worker = worker
+        next.attempts += 1
+        next.startedAt = now
+        return next
     }
 }

@@ -141,6 +141,7 @@ public struct JobStore: Sendable {
     public func update(job: String, task: String, on redis: RedisClient, _ transition: @escaping @Sendable (TaskLifecycle, TaskRecord) -> TaskRecord?) async throws(ExperimentError) -> TaskUpdate? {
         let states = keys.taskStates(job), jobKey = keys.job(job)
         let lifecycle = self.lifecycle
+        var conflicts = 0
         for _ in 0..<64 {
             var reads = RedisPipeline()
             reads.append(RedisCommand<[UInt8]?>.hget(states, field: task))
@@ -165,13 +166,38 @@ public struct JobStore: Sendable {
             } catch {
                 throw .redis(error, "updating task \(task) of job \(job)")
             }
-            guard let outcome else { continue } // the state hash changed meanwhile: read again
+            guard let outcome else {
+                // The state hash changed meanwhile (another worker's transition): read again,
+                // after a short random pause so the workers of a busy job spread out.
+                try? await Task.sleep(for: .microseconds(Int.random(in: 200...(200 + 100 * conflicts))))
+                conflicts += 1
+                continue
+            }
             guard let (record, previous, total) = outcome.value else { return nil }
             // Each transaction gets its own value of the finished counter: one sees the last.
             let finishedJob = outcome.replies.count == 4 && outcome.replies[3] == .integer(Int64(total)) && total > 0
             return TaskUpdate(record: record, previous: previous, finishedJob: finishedJob)
         }
-        throw ExperimentError(.redis, "updating task \(task) of job \(job): the state kept changing under 64 attempts")
+        var contention = ExperimentError(.redis, "updating task \(task) of job \(job): the state kept changing under 64 attempts")
+        contention.isTransient = true // contention passes: worth retrying later
+        throw contention
+    }
+
+    /// One task's record, or nil when the job has no such task.
+    public func record(job: String, task: String, on redis: RedisClient) async throws(ExperimentError) -> TaskRecord? {
+        let json: [UInt8]?
+        do { json = try await redis.send(.hget(keys.taskStates(job), field: task)) } catch { throw .redis(error, "reading task \(task) of job \(job)") }
+        return json.flatMap { try? JSONDecoder().decode(TaskRecord.self, from: Data($0)) }
+    }
+
+    /// Claims the job's completion announcement (HSETNX on the job): true exactly once, for
+    /// whoever asks first once every task is done or failed.
+    public func claimCompletion(job: String, by worker: String, on redis: RedisClient) async throws(ExperimentError) -> JobCounts? {
+        let counts = try await self.counts(job: job, on: redis)
+        guard counts.isFinished else { return nil }
+        let reply: RedisReply
+        do { reply = try await redis.send(.raw(["HSETNX", keys.job(job), "announced", worker])) } catch { throw .redis(error, "announcing job \(job)") }
+        return reply == .integer(1) ? counts : nil
     }
 
     /// A job's description, or nil when there is no such job.

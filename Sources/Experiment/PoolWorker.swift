@@ -60,24 +60,34 @@ public struct PoolWorker: Sendable {
         var lastReclaim = ContinuousClock.now
         var outcome: Result<Void, ExperimentError> = .success(())
         while !stop.isRequested {
+            // Taking a task: while Redis is away, wait for it (a stop ends the wait cleanly).
+            var delivery: Delivery?
             do throws(ExperimentError) {
-                var delivery: Delivery?
                 if ContinuousClock.now - lastReclaim >= min(idleTimeout, .seconds(1)) {
                     lastReclaim = .now
                     delivery = try await reclaimable(reader, on: redis)
                 }
                 if delivery == nil { delivery = try await next(reader, on: redis) }
-                if let delivery {
-                    try await handle(delivery, status: status, redis: redis, stop: stop)
-                    try await register(status, on: redis) // the registry shows it idle at once
-                }
             } catch where error.isTransient {
                 do throws(ExperimentError) {
                     try await patiently("reading tasks", stop: stop) { () throws(ExperimentError) in try await register(status, on: redis) }
+                } catch where stop.isRequested {
+                    break
                 } catch {
                     outcome = .failure(error)
                     break
                 }
+                continue
+            } catch {
+                outcome = .failure(error)
+                break
+            }
+            guard let delivery else { continue }
+            // Running it: every Redis step inside waits for Redis up to `redisPatience`; past
+            // that the worker exits, its registry entry goes, and live workers reclaim the task.
+            do throws(ExperimentError) {
+                try await handle(delivery, status: status, redis: redis, stop: stop)
+                try? await register(status, on: redis) // the registry shows it idle at once
             } catch {
                 outcome = .failure(error)
                 break
@@ -100,14 +110,15 @@ public struct PoolWorker: Sendable {
         }
         let now = Date().timeIntervalSince1970
         let worker = name
-        let owner = delivery.reclaimed ? try await store.states(job: job, on: redis)[task.id]?.worker : nil
+        let owner = delivery.reclaimed ? try await store.record(job: job, task: task.id, on: redis)?.worker : nil
         let started = try await patiently("recording the start of \(task.id)", stop: nil) { () throws(ExperimentError) in
             try await store.update(job: job, task: task.id, on: redis) { life, record in
                 delivery.reclaimed ? life.reclaim(record, by: worker, reason: "its worker \(owner ?? "?") stopped answering", now: now) : life.start(record, worker: worker, now: now)
             }
         }
         guard let started, started.record.state == .running else {
-            // Done or failed already (a duplicate delivery), or failed now: attempts used up.
+            // Done, failed or run by another worker already (a duplicate delivery), or failed
+            // now (a reclaim with the attempts used up): the entry goes.
             try await acknowledge(delivery, on: redis)
             if let started { try await announce(job, task.id, started, on: redis) }
             return
@@ -154,7 +165,11 @@ public struct PoolWorker: Sendable {
         }
         status.finished(seconds: result.fitSeconds)
         try await acknowledge(delivery, on: redis)
-        if written, let update { try await announce(job, task.id, update, on: redis) }
+        if let update, written {
+            try await announce(job, task.id, update, on: redis)
+        } else {
+            try await announceCompletion(job, on: redis) // this may still have been the last task
+        }
         log("[\(name)] \(job) \(task.id) done in \(String(format: "%.3f", result.fitSeconds)) s" + (written ? "" : " (another worker had written it)"))
     }
 
@@ -166,9 +181,19 @@ public struct PoolWorker: Sendable {
         let update = try await patiently("recording the failure of \(task.id)", stop: nil) { () throws(ExperimentError) in
             try await store.update(job: job, task: task.id, on: redis) { $0.fail($1, worker: worker, error: message, now: now) }
         }
-        if update?.record.state == .queued { try await requeue(delivery, on: redis) } else { try await acknowledge(delivery, on: redis) }
-        if let update { try await announce(job, task.id, update, on: redis) }
-        log("[\(name)] \(job) \(task.id) \(update?.record.state == .queued ? "will be retried" : "failed"): \(message)")
+        // Queued again unless it ended (a refused update may be this one's own, its reply lost).
+        var state = update?.record.state
+        if update == nil { state = try await currentState(of: delivery, on: redis) }
+        if state == .queued { try await requeue(delivery, on: redis) } else { try await acknowledge(delivery, on: redis) }
+        if let update { try await announce(job, task.id, update, on: redis) } else { try await announceCompletion(job, on: redis) }
+        log("[\(name)] \(job) \(task.id) \(state == .queued ? "will be retried" : "failed"): \(message)")
+    }
+
+    /// A task's state as Redis has it now (nil: no such task).
+    func currentState(of delivery: Delivery, on redis: RedisClient) async throws(ExperimentError) -> TaskRecord.State? {
+        try await patiently("reading task \(delivery.task.id)", stop: nil) { () throws(ExperimentError) in
+            try await store.record(job: delivery.job, task: delivery.task.id, on: redis)?.state
+        }
     }
 
     /// Gives a running task back (stop, or Redis lost while loading): queued, attempt not counted.
@@ -177,7 +202,9 @@ public struct PoolWorker: Sendable {
         let update = try await patiently("handing back \(delivery.task.id)", stop: nil) { () throws(ExperimentError) in
             try await store.update(job: delivery.job, task: delivery.task.id, on: redis) { $0.handBack($1, worker: worker) }
         }
-        try await requeue(delivery, on: redis)
+        var state = update?.record.state
+        if update == nil { state = try await currentState(of: delivery, on: redis) }
+        if state == .queued { try await requeue(delivery, on: redis) } else { try await acknowledge(delivery, on: redis) }
         if let update { try await announce(delivery.job, delivery.task.id, update, on: redis) }
     }
 
@@ -201,14 +228,23 @@ public struct PoolWorker: Sendable {
         }
     }
 
-    /// Publishes a task's new state, and the job's completion when this change ended it.
+    /// Publishes a task's new state, and the job's completion when this change may have ended it.
     func announce(_ job: String, _ task: String, _ update: TaskUpdate, on redis: RedisClient) async throws(ExperimentError) {
         try? await store.publish(.task(job, task, update.record, worker: name), on: redis)
-        if update.finishedJob {
-            let counts = try await store.counts(job: job, on: redis)
-            try? await store.publish(.finished(job, counts), on: redis)
-            log("[\(name)] job \(job) finished: \(counts.done) done, \(counts.failed) failed")
+        if update.finishedJob || (update.record.state.isFinal && update.previous == update.record.state) {
+            try await announceCompletion(job, on: redis)
         }
+    }
+
+    /// Publishes the job's completion if every task has ended and nobody announced it yet (one
+    /// announcement per job, whoever gets there first; also after a lost reply).
+    func announceCompletion(_ job: String, on redis: RedisClient) async throws(ExperimentError) {
+        let worker = name
+        guard let counts = try await patiently("announcing job \(job)", stop: nil, { () throws(ExperimentError) in
+            try await store.claimCompletion(job: job, by: worker, on: redis)
+        }) else { return }
+        try? await store.publish(.finished(job, counts), on: redis)
+        log("[\(name)] job \(job) finished: \(counts.done) done, \(counts.failed) failed")
     }
 
     /// Runs a Redis step, retrying while Redis is unreachable (up to `redisPatience`, or until a
@@ -241,7 +277,12 @@ public struct PoolWorker: Sendable {
             }
             guard let entry = claim.entries.first else { continue }
             guard let delivery = try await parse(stream, entry, reclaimed: true, on: redis) else { continue }
-            if let owner = try await store.states(job: delivery.job, on: redis)[delivery.task.id]?.worker, owner != name {
+            let record = try await store.record(job: delivery.job, task: delivery.task.id, on: redis)
+            guard let record, !record.state.isFinal else {
+                try await acknowledge(delivery, on: redis) // ended already, or no such task: a stale entry
+                continue
+            }
+            if let owner = record.worker, owner != name {
                 let alive: Int
                 do { alive = try await redis.send(.exists([keys.worker(owner)])) } catch { throw .redis(error, "reading the registry") }
                 if alive == 1 { continue } // its worker is alive and still on it

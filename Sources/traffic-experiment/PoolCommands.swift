@@ -190,6 +190,8 @@ struct Results: AsyncParsableCommand {
                 if export {
                     let (json, html) = try existing.write(to: output)
                     emit("[results] exported: \(json), \(html)")
+                } else if !FileManager.default.fileExists(atPath: URL(fileURLWithPath: output).appendingPathComponent(existing.fileNames.json).path) {
+                    emit("[results] (its files are where that finaliser ran; --export writes them into \(output))")
                 }
             }
             emit("[results] \(results.tasks) tasks: \(results.done) done, \(results.failed) failed; \(String(format: "%.2f", results.wallSeconds)) s from first start to last finish")

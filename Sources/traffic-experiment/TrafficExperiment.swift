@@ -164,12 +164,20 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds between registry heartbeats (with --pool); the entry expires after three missed ones.") var heartbeat = 2.0
     @Option(name: .customLong("stop-grace"), help: "Seconds the running task may take after SIGTERM before it is handed back (with --pool).") var stopGrace = 10.0
 
+    /// Options of one mode given in the other are refused rather than ignored.
+    static let pipelineOnly = ["--param", "--seed", "--test-fraction", "--timeout", "--stream"]
+    static let poolOnly = ["--pool-prefix", "--concurrency", "--name", "--idle-timeout", "--heartbeat", "--stop-grace"]
+
     func validate() throws {
+        let given = Set(CommandLine.arguments.map { $0.split(separator: "=", maxSplits: 1).first.map(String.init) ?? $0 })
         if joinsPool {
             guard algorithm == nil else { throw ValidationError("--pool takes tasks of every algorithm; leave out --algorithm") }
-            guard options.params.isEmpty else { throw ValidationError("--param does not apply to --pool: a job's parameters come from its grid file") }
+            if let option = Self.pipelineOnly.first(where: given.contains) {
+                throw ValidationError("\(option) does not apply to --pool: a job's parameters, seed and folds come from `grid`")
+            }
         } else {
             guard algorithm != nil else { throw ValidationError("name the algorithm (--algorithm rf|svr|lr), or join the grid-search pool with --pool") }
+            if let option = Self.poolOnly.first(where: given.contains) { throw ValidationError("\(option) applies only with --pool") }
         }
     }
 

@@ -82,7 +82,26 @@ import Testing
         #expect(record.state == .done)
         #expect(life.succeed(record, worker: "dead", now: 7) == nil, "the late first run changes nothing")
         var exhausted = TaskRecord()
-        for n in 0..<3 { exhausted = life.start(exhausted, worker: "w\(n)", now: Double(n))! }
+        for n in 0..<3 { exhausted = life.start(exhausted, worker: "w0", now: Double(n))! }
         #expect(life.reclaim(exhausted, by: "w9", reason: "no heartbeat", now: 10)?.state == .failed)
+    }
+
+    @Test func onlyTheWorkerRunningATaskFinishesItAndRepeatedWritesChangeNothing() {
+        let life = TaskLifecycle(maximumAttempts: 3)
+        let running = life.start(TaskRecord(), worker: "a", now: 1)!
+        #expect(life.start(running, worker: "b", now: 2) == nil, "a duplicate delivery does not take over a running task")
+        #expect(life.fail(running, worker: "b", error: "x", now: 2) == nil && life.succeed(running, worker: "b", now: 2) == nil)
+        let done = life.succeed(running, worker: "a", now: 3)!
+        #expect(life.succeed(done, worker: "a", now: 3) == done, "the same success again (a lost reply) is a no-op")
+        // A reclaim on the last attempt, applied twice, stays a start.
+        var last = TaskRecord()
+        last.attempts = 2
+        last.state = .running
+        last.worker = "dead"
+        let reclaimed = life.reclaim(last, by: "c", reason: "gone", now: 7)!
+        #expect(reclaimed.state == .running && reclaimed.attempts == 3)
+        #expect(life.reclaim(reclaimed, by: "c", reason: "gone", now: 7) == reclaimed)
+        let queued = life.fail(reclaimed, worker: "c", error: "boom", now: 8)!
+        #expect(queued.state == .failed, "three attempts used")
     }
 }

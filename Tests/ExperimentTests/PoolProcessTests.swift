@@ -41,7 +41,8 @@ import TestSupport
         /// is taken over within seconds).
         func worker(_ name: String, extra: [String] = []) throws -> ChildProcess {
             let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("pool-\(name)") + ".log").path
-            return try ChildProcess(ExperimentProcessTests.binary, ["worker", "--pool", "--name", name, "--idle-timeout", "2", "--heartbeat", "0.5"] + extra + common,
+            // Niced: the CPU-bound workers must not starve the other suites' servers and clients.
+            return try ChildProcess("/usr/bin/nice", ["-n", "10", ExperimentProcessTests.binary, "worker", "--pool", "--name", name, "--idle-timeout", "2", "--heartbeat", "0.5"] + extra + common,
                                     outputPath: log)
         }
 
@@ -238,5 +239,14 @@ import TestSupport
         await pool.stop(workers)
         await pool.redis.close()
         server.stop()
+    }
+
+    @Test func optionsOfTheOtherWorkerModeAreRefused() async throws {
+        let (pool, poolText) = try await ExperimentProcessTests.run(["worker", "--pool", "--seed", "5"])
+        #expect(pool != 0 && poolText.contains("--seed does not apply to --pool"), "\(poolText)")
+        let (single, singleText) = try await ExperimentProcessTests.run(["worker", "--algorithm", "lr", "--concurrency=4"])
+        #expect(single != 0 && singleText.contains("--concurrency applies only with --pool"), "\(singleText)")
+        let (neither, neitherText) = try await ExperimentProcessTests.run(["worker"])
+        #expect(neither != 0 && neitherText.contains("or join the grid-search pool with --pool"), "\(neitherText)")
     }
 }

@@ -279,8 +279,14 @@ import TestSupport
         failed.state = .failed
         failed.attempts = 3
         failed.lastError = "boom"
-        let ranked = GridResults.rank(job, results: [result("rf", 0, 0, r2: 0.5), result("rf", 0, 1, r2: 0.7), result("rf", 1, 0, r2: 0.9), result("lr", 0, 0, r2: 0.95), result("lr", 0, 1, r2: 0.85)],
-                                      states: ["rf-1-1": failed], finaliser: "me")
+        var done = TaskRecord()
+        done.state = .done
+        let results = [result("rf", 0, 0, r2: 0.5), result("rf", 0, 1, r2: 0.7), result("rf", 1, 0, r2: 0.9), result("lr", 0, 0, r2: 0.95), result("lr", 0, 1, r2: 0.85)]
+        var states = Dictionary(uniqueKeysWithValues: results.map { ($0.task, done) })
+        states["rf-1-1"] = failed
+        // A result whose task the job does not count as done (a stray late run) is left out.
+        let stray = result("svr", 0, 0, r2: 0.99)
+        let ranked = GridResults.rank(job, results: results + [stray], states: states, finaliser: "me")
         #expect(ranked.ranking.map(\.label) == ["lr #0 k=0", "rf #0 k=0", "rf #1 k=1"], "complete sets by mean, the incomplete one last")
         #expect(abs(ranked.ranking[0].meanR2 - 0.9) < 1e-12 && abs(ranked.ranking[0].stdR2 - 0.05) < 1e-12)
         #expect(ranked.ranking[2].foldsFailed == 1 && ranked.ranking[2].foldR2 == [0.9, nil])
@@ -293,7 +299,8 @@ import TestSupport
         let life = TaskLifecycle()
         let started = life.start(TaskRecord(), worker: "a", now: 5)!
         #expect(life.start(started, worker: "a", now: 5) == started, "the same start again (a lost reply) changes nothing")
-        #expect(life.start(started, worker: "b", now: 6)?.attempts == 2)
+        #expect(life.start(started, worker: "b", now: 6) == nil, "another worker's delivery does not take it over")
+        #expect(life.start(started, worker: "a", now: 6)?.attempts == 2, "its own worker may start it again")
         let back = life.handBack(started, worker: "a")!
         #expect(back.state == .queued && back.attempts == 0 && back.worker == nil)
         #expect(life.handBack(started, worker: "b") == nil, "only its worker hands a task back")
