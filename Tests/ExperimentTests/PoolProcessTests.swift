@@ -152,6 +152,13 @@ import TestSupport
         #expect(states.values.filter { $0.state == .done }.count == 6, "the job went on")
         let (status, text, _) = try await pool.results(job)
         #expect(status == 0 && text.contains("6 done, 1 failed") && text.contains("failed: lr-0-99 after 3 attempts"), "\(text)")
+        // `status` (not a terminal: JSON) shows the job's counts and both live workers.
+        let (statusCode, json) = try await ExperimentProcessTests.run(["status", job] + pool.common)
+        #expect(statusCode == 0, "\(json)")
+        let snapshot = try JSONDecoder().decode(PoolSnapshot.self, from: Data(json.utf8))
+        #expect(snapshot.jobs.map(\.id) == [job] && snapshot.jobs[0].counts.done == 6 && snapshot.jobs[0].counts.failed == 1 && snapshot.jobs[0].finalised)
+        #expect(Set(snapshot.workers.map(\.name)) == ["a", "b"] && snapshot.workers.allSatisfy { $0.currentTask == nil }, "\(snapshot.workers)")
+        #expect(snapshot.workers.map(\.tasksDone).reduce(0, +) == 6)
         await pool.stop(workers)
         await pool.redis.close()
         server.stop()
@@ -248,5 +255,17 @@ import TestSupport
         #expect(single != 0 && singleText.contains("--concurrency applies only with --pool"), "\(singleText)")
         let (neither, neitherText) = try await ExperimentProcessTests.run(["worker"])
         #expect(neither != 0 && neitherText.contains("or join the grid-search pool with --pool"), "\(neitherText)")
+    }
+
+    @Test func aBadGridFileIsRefusedWithItsLineBeforeAnythingIsWritten() async throws {
+        let server = try await RedisServer()
+        let pool = try await Pool(server: server)
+        let file = Fixtures.temporaryCSV("{\n  \"rf\": {\"n_estimators\": [10]},\n  \"svr\": {\"C\": [0.5, -1]}\n}\n", name: "grid.json")
+        let (status, text) = try await ExperimentProcessTests.run(["grid", "--csv", Fixtures.path("friedman_small.csv"), "--grid", file] + pool.common)
+        #expect(status == 1 && text.contains("grid.json:3: svr: --param C=-1"), "\(text)")
+        let keys = try await pool.redis.send(.scan(cursor: 0, match: pool.keys.prefix + "*", count: 1000)).keys
+        #expect(keys.isEmpty, "nothing written: \(keys)")
+        await pool.redis.close()
+        server.stop()
     }
 }
