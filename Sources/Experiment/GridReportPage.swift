@@ -23,15 +23,7 @@ enum GridReportPage {
             failures += "</tbody></table>\n"
         }
         return """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>Grid search — \(escape(results.dataset)) — job \(escape(results.job))</title>
-        \(ReportPage.style)
-        </head>
-        <body>
+        \(ReportPage.head(title: "Grid search — \(results.dataset) — job \(results.job)"))
         <h1>Grid search: \(escape(results.dataset))</h1>
         <div class="meta">job <code>\(escape(results.job))</code> · \(results.folds)-fold cross-validation (seed \(results.seed)) · \(results.tasks) tasks: \(results.done) done, \(results.failed) failed · \(String(format: "%.2f", results.wallSeconds)) s from first start to last finish · priority \(escape(results.priority)) · finalised by <code>\(escape(results.finaliser))</code> at \(escape(results.finalisedAt))</div>
         <table>

@@ -59,6 +59,11 @@ public struct TaskLifecycle: Sendable {
     public func start(_ record: TaskRecord, worker: String, now: Double) -> TaskRecord? {
         if record.state == .running, record.worker == worker, record.startedAt == now { return record }
         guard record.state == .queued || (record.state == .running && record.worker == worker) else { return nil }
+        return running(record, worker: worker, now: now)
+    }
+
+    /// The record of a new attempt by `worker`.
+    private func running(_ record: TaskRecord, worker: String, now: Double) -> TaskRecord {
         var next = record
         next.state = .running
         next.worker = worker
@@ -119,11 +124,6 @@ public struct TaskLifecycle: Sendable {
             failed.finishedAt = now
             return failed
         }
-        var next = record
-        next.state = .running
-        next.worker = worker
-        next.attempts += 1
-        next.startedAt = now
-        return next
+        return running(record, worker: worker, now: now)
     }
 }

@@ -23,6 +23,21 @@ enum ReportPage {
     </style>
     """
 
+    /// The start of a report page up to `<body>`: document type, metadata, title and style.
+    static func head(title: String) -> String {
+        """
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>\(escape(title))</title>
+        \(style)
+        </head>
+        <body>
+        """
+    }
+
     static func html(_ results: TrainingResults, order: [String]) -> String {
         let algorithms = order.compactMap { results.algorithms[$0] }
         var rows = ""
@@ -31,15 +46,7 @@ enum ReportPage {
         }
         let scatters = algorithms.map { scatter($0) }.joined(separator: "\n")
         return """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>Training report — \(escape(results.dataset.name))</title>
-        \(style)
-        </head>
-        <body>
+        \(head(title: "Training report — \(results.dataset.name)"))
         <h1>Training report: \(escape(results.dataset.name))</h1>
         <div class="meta">\(results.dataset.samples) samples × \(results.dataset.features) features, target <code>\(escape(results.dataset.target))</code> · split: \(results.split.train) train / \(results.split.test) test (seed \(results.split.seed)) · run <code>\(escape(results.run))</code> on stream <code>\(escape(results.stream))</code> · collected \(escape(results.collectedAt))</div>
         <table>

@@ -5,18 +5,39 @@ import Testing
 import TestSupport
 @testable import Experiment
 
+/// A pool on a fresh test Redis: its keys, a client and the job store.
+struct PoolSetup {
+    let server: RedisServer
+    let redis: RedisClient
+    let keys = PoolKeys(prefix: uniqueName("pool"))
+    var store: JobStore { JobStore(keys: keys) }
+
+    init() async throws {
+        server = try await RedisServer()
+        redis = try await RedisClient.connect(configuration: server.configuration)
+    }
+
+    /// A job of `grid` on the small friedman fixture.
+    func job(_ grid: String, folds: Int = 3, seed: UInt64 = 42, priority: JobPriority = .normal) async throws -> JobDescription {
+        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
+        return try await store.create(data, grid: try GridSpec.parse(Array(grid.utf8), path: "grid.json"), folds: folds, seed: seed, priority: priority, on: redis)
+    }
+
+    func close() async {
+        await redis.close()
+        server.stop()
+    }
+}
+
 /// The worker pool's core against a real redis-server (groundwork of issue 11): a job's tasks go
 /// to competing workers, each done exactly once, high-priority jobs first.
 @Suite struct PoolTests {
     static let grid = #"{"lr": {}, "rf": {"n_estimators": [10], "max_depth": [2, 4]}}"#
 
     @Test func twoWorkersShareAJobAndEveryTaskIsDoneOnce() async throws {
-        let server = try await RedisServer()
-        let redis = try await RedisClient.connect(configuration: server.configuration)
-        let keys = PoolKeys(prefix: uniqueName("pool"))
-        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
-        let store = JobStore(keys: keys)
-        let job = try await store.create(data, grid: try GridSpec.parse(Array(Self.grid.utf8), path: "grid.json"), folds: 3, seed: 42, priority: .normal, on: redis)
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let job = try await pool.job(Self.grid, folds: 3, seed: 42)
         #expect(job.taskCount == 9)
         let done = PoolStop()
         let counts = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -44,8 +65,7 @@ import TestSupport
         #expect(results.count == 9)
         let folds = Set(results.values.compactMap { try? JSONDecoder().decode(PoolWorker.TaskResult.self, from: Data($0)) }.map { "\($0.algorithm)-\($0.parameterSet)-\($0.fold)" })
         #expect(folds.count == 9)
-        await redis.close()
-        server.stop()
+        await pool.close()
     }
 
     /// Runs one pool worker until `done` holds.
@@ -65,12 +85,9 @@ import TestSupport
     }
 
     @Test func aDeadWorkersTaskIsReclaimedAndATaskThatAlwaysThrowsFailsAfterThreeAttempts() async throws {
-        let server = try await RedisServer()
-        let redis = try await RedisClient.connect(configuration: server.configuration)
-        let keys = PoolKeys(prefix: uniqueName("pool"))
-        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
-        let store = JobStore(keys: keys)
-        let job = try await store.create(data, grid: try GridSpec.parse(Array(#"{"lr": {}}"#.utf8), path: "grid.json"), folds: 3, seed: 42, priority: .normal, on: redis)
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let job = try await pool.job(#"{"lr": {}}"#, folds: 3, seed: 42)
         // A task that can never succeed (its fold does not exist).
         let broken = GridTask(id: "lr-0-99", algorithm: "lr", parameters: [:], parameterSet: 0, fold: 99)
         _ = try await redis.send(.hset(keys.taskStates(job.id), [(broken.id, JobStore.json(TaskRecord()))]))
@@ -97,19 +114,14 @@ import TestSupport
         let counts = try await store.counts(job: job.id, on: redis)
         #expect(counts.tasks == 4 && counts.done == 3 && counts.failed == 1 && counts.queued == 0 && counts.running == 0 && counts.isFinished, "\(counts)")
         #expect(try await redis.send(.exists([keys.worker("live")])) == 0, "deregistered when it stopped")
-        await redis.close()
-        server.stop()
+        await pool.close()
     }
 
     @Test func highPriorityTasksAreTakenFirst() async throws {
-        let server = try await RedisServer()
-        let redis = try await RedisClient.connect(configuration: server.configuration)
-        let keys = PoolKeys(prefix: uniqueName("pool"))
-        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
-        let grid = try GridSpec.parse(Array(#"{"lr": {}}"#.utf8), path: "grid.json")
-        let store = JobStore(keys: keys)
-        let normal = try await store.create(data, grid: grid, folds: 3, seed: 1, priority: .normal, on: redis)
-        let high = try await store.create(data, grid: grid, folds: 3, seed: 1, priority: .high, on: redis)
+        let pool = try await PoolSetup()
+        let (redis, keys) = (pool.redis, pool.keys)
+        let normal = try await pool.job(#"{"lr": {}}"#, seed: 1)
+        let high = try await pool.job(#"{"lr": {}}"#, seed: 1, priority: .high)
         let worker = PoolWorker(keys: keys, name: "solo")
         var order: [String] = []
         for _ in 0..<6 {
@@ -117,19 +129,15 @@ import TestSupport
             order.append(delivery.job)
         }
         #expect(order == [high.id, high.id, high.id, normal.id, normal.id, normal.id])
-        await redis.close()
-        server.stop()
+        await pool.close()
     }
 
     @Test func countersAndEventsFollowTheTasksAndTheJobFinishesOnce() async throws {
-        let server = try await RedisServer()
-        let redis = try await RedisClient.connect(configuration: server.configuration)
-        let keys = PoolKeys(prefix: uniqueName("pool"))
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
         let (subscriber, events) = RedisSubscriber.makeStream(configuration: server.configuration)
         try await subscriber.subscribe([keys.events])
-        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
-        let store = JobStore(keys: keys)
-        let job = try await store.create(data, grid: try GridSpec.parse(Array(Self.grid.utf8), path: "grid.json"), folds: 3, seed: 42, priority: .normal, on: redis)
+        let job = try await pool.job(Self.grid)
         var counts = try await store.counts(job: job.id, on: redis)
         #expect(counts.tasks == 9 && counts.queued == 9 && !counts.isFinished)
         #expect(try await store.jobIDs(on: redis) == [job.id])
@@ -158,18 +166,14 @@ import TestSupport
         counts = try await store.counts(job: job.id, on: redis)
         #expect(counts.done == 9 && counts.queued == 0 && counts.running == 0)
         await subscriber.close()
-        await redis.close()
-        server.stop()
+        await pool.close()
     }
 
     @Test func aStopHandsTheRunningTaskBackAfterTheGrace() async throws {
-        let server = try await RedisServer()
-        let redis = try await RedisClient.connect(configuration: server.configuration)
-        let keys = PoolKeys(prefix: uniqueName("pool"))
-        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
-        let store = JobStore(keys: keys)
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
         // One slow task: a large forest on one thread.
-        let job = try await store.create(data, grid: try GridSpec.parse(Array(#"{"rf": {"n_estimators": [1500], "n_jobs": [1]}}"#.utf8), path: "grid.json"), folds: 2, seed: 1, priority: .normal, on: redis)
+        let job = try await pool.job(#"{"rf": {"n_estimators": [1500], "n_jobs": [1]}}"#, folds: 2, seed: 1)
         var worker = PoolWorker(keys: keys, name: "leaving")
         worker.stopGrace = .milliseconds(100)
         let stop = PoolStop()
@@ -191,13 +195,13 @@ import TestSupport
         #expect(summary.first == .integer(0), "nothing left pending: \(pending)")
         #expect(try await redis.send(.xlen(keys.tasks(.normal))) == 2, "the handed-back task is queued again, its delivery gone")
         #expect(try await redis.send(.exists([keys.worker("leaving")])) == 0, "deregistered")
-        await own.close(); await reader.close(); await redis.close()
-        server.stop()
+        await own.close(); await reader.close()
+        await pool.close()
     }
 
     @Test func aLeaseLockIsReleasedAndExtendedOnlyByItsOwner() async throws {
-        let server = try await RedisServer()
-        let redis = try await RedisClient.connect(configuration: server.configuration)
+        let pool = try await PoolSetup()
+        let redis = pool.redis
         let key = uniqueName("lock")
         // Leases long enough that a busy machine's pauses do not matter.
         let mine = LeaseLock(key: key, lease: .seconds(5)), theirs = LeaseLock(key: key, lease: .seconds(5))
@@ -222,17 +226,13 @@ import TestSupport
         try await waitUntil("the lease runs out", timeout: .seconds(10)) { try await redis.send(.exists([key])) == 0 }
         let releasedLate = try await short.release(on: redis)
         #expect(!releasedLate, "expired: nothing to release")
-        await redis.close()
-        server.stop()
+        await pool.close()
     }
 
     @Test func racingFinalisersWriteOnce() async throws {
-        let server = try await RedisServer()
-        let redis = try await RedisClient.connect(configuration: server.configuration)
-        let keys = PoolKeys(prefix: uniqueName("pool"))
-        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
-        let store = JobStore(keys: keys)
-        let job = try await store.create(data, grid: try GridSpec.parse(Array(Self.grid.utf8), path: "grid.json"), folds: 3, seed: 42, priority: .normal, on: redis)
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let job = try await pool.job(Self.grid, folds: 3, seed: 42)
         _ = try await Self.runWorker(PoolWorker(keys: keys, name: "solo"), server: server) { try await store.counts(job: job.id, on: redis).isFinished }
         let writes = Counter(), waits = Counter()
         // The lock is held when the finalisers arrive, so they all wait and then race for it.
@@ -263,8 +263,7 @@ import TestSupport
         #expect(written.count == 1 && existing.count == 3 && existing.allSatisfy { $0 == written[0] })
         #expect(written.first?.ranking.count == 3 && written.first?.done == 9)
         #expect(try await redis.send(.exists([keys.finaliserLock(job.id)])) == 0, "the lock was released")
-        await redis.close()
-        server.stop()
+        await pool.close()
     }
 
     @Test func theRankingOrdersCompleteSetsByMeanScore() throws {

@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 @testable import Experiment
 
-/// The training report in a real headless Chromium: rendered, screenshot kept in
+/// The reports in a real headless Chromium: rendered, screenshot kept in
 /// `.build/test-output/training_report.png`. Skipped only with TRAFFIC_SKIP_BROWSER_TEST=1.
 @Suite struct ReportBrowserTests {
     static let skipped = ProcessInfo.processInfo.environment["TRAFFIC_SKIP_BROWSER_TEST"] == "1"
@@ -23,9 +23,35 @@ import TestSupport
         let collector = Collector(keys: keys, algorithms: Regressors.names)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("report")).path
         let (_, html) = try collector.write(try await collector.collect(from: redis), to: directory)
+        try await Self.screenshot(html, as: "training_report.png", chromium: chromium)
+        await redis.close()
+        server.stop()
+    }
+
+    @Test(.disabled(if: skipped, "TRAFFIC_SKIP_BROWSER_TEST=1 is set"))
+    func theGridReportRendersInABrowser() async throws {
+        guard let chromium = which("chromium") ?? which("chromium-browser") else {
+            Issue.record("chromium is not installed: run scripts/install-deps.sh chromium, or set TRAFFIC_SKIP_BROWSER_TEST=1")
+            return
+        }
+        let pool = try await PoolSetup()
+        let job = try await pool.job(#"{"rf": {"n_estimators": [10, 30], "max_depth": [null, 3]}, "svr": {"C": [0.5, 2]}, "lr": {}}"#)
+        _ = try await PoolTests.runWorker(PoolWorker(keys: pool.keys, name: "solo"), server: pool.server) {
+            try await pool.store.counts(job: job.id, on: pool.redis).isFinished
+        }
+        let results = try await Finaliser(keys: pool.keys, name: "test").rank(job: job.id, on: pool.redis)
+        let (_, html) = try results.write(to: FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("grid")).path)
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        #expect(page.components(separatedBy: "<rect class=\"bar").count - 1 == 7, "one bar per parameter set")
+        try await Self.screenshot(html, as: "grid_report.png", chromium: chromium)
+        await pool.close()
+    }
+
+    /// Renders `html` in headless Chromium into `.build/test-output/<name>` and checks the PNG.
+    static func screenshot(_ html: String, as name: String, chromium: String) async throws {
         let output = URL(fileURLWithPath: ProcessInfo.processInfo.environment["TEST_OUTPUT_DIR"] ?? ".build/test-output")
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        let shot = output.appendingPathComponent("training_report.png").path
+        let shot = output.appendingPathComponent(name).path
         try? FileManager.default.removeItem(atPath: shot)
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("chromium")).path
         let browser = try ChildProcess(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
@@ -34,8 +60,6 @@ import TestSupport
         _ = try await browser.waitForExit(timeout: .seconds(60))
         let png = try #require(FileManager.default.contents(atPath: shot), "Chromium wrote no screenshot")
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 10_000, "a PNG with content")
-        print("training report screenshot: \(shot) (\(png.count) bytes)")
-        await redis.close()
-        server.stop()
+        print("report screenshot: \(shot) (\(png.count) bytes)")
     }
 }
