@@ -47,22 +47,36 @@ public enum RedisOverflowPolicy: Sendable {
 ///
 /// `RedisSubscriber` is `Sendable`; all its methods may be called from any thread or task.
 public final class RedisSubscriber: Sendable {
-    private let shared: SubscriberShared
-    private let wakeWrite: Int32
+    let shared: SubscriberShared
 
     /// Creates the subscriber and starts its thread; the handler sees every event in order.
-    public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis.subscriber"), handler: @escaping @Sendable (RedisSubscriberEvent) -> Void) {
+    public convenience init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis.subscriber"), handler: @escaping @Sendable (RedisSubscriberEvent) -> Void) {
+        self.init(configuration: configuration, logger: logger, handler: handler, onClose: nil, dropCounter: nil)
+    }
+
+    /// Everything the thread reads is set before it starts.
+    init(configuration: RedisConfiguration, logger: Logger, handler: @escaping @Sendable (RedisSubscriberEvent) -> Void,
+         onClose: (@Sendable () -> Void)?, dropCounter: (@Sendable () -> Int)?) {
         var fds: [Int32] = [-1, -1]
         let ok = pipe(&fds) == 0
         precondition(ok, "pipe(2) failed: \(String(cString: strerror(errno)))")
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
         _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
-        wakeWrite = fds[1]
-        shared = SubscriberShared(configuration: configuration, logger: logger, handler: handler, wakeRead: fds[0], wakeWrite: fds[1])
+        shared = SubscriberShared(configuration: configuration, logger: logger, handler: handler, wakeRead: fds[0], wakeWrite: fds[1], onClose: onClose, dropCounter: dropCounter)
         let loop = SubscriberLoop(shared: shared)
         let thread = Thread { loop.run() }
         thread.name = "redis-subscriber"
         thread.start()
+    }
+
+    /// A subscriber dropped without `close()` still ends its thread, connection and pipe (and
+    /// fails its pending requests); it just does not wait for that.
+    deinit {
+        shared.state.withLock { state in
+            guard !state.finished else { return }
+            state.closing = true
+            shared.wake(state)
+        }
     }
 
     /// Creates a subscriber whose events arrive through a bounded `AsyncStream`.
@@ -75,11 +89,9 @@ public final class RedisSubscriber: Sendable {
         }
         let (stream, continuation) = AsyncStream<RedisSubscriberEvent>.makeStream(bufferingPolicy: policy)
         let drops = Mutex(0)
-        let subscriber = RedisSubscriber(configuration: configuration, logger: logger) { event in
+        let subscriber = RedisSubscriber(configuration: configuration, logger: logger, handler: { event in
             if case .dropped = continuation.yield(event) { drops.withLock { $0 += 1 } }
-        }
-        subscriber.shared.onClose = { continuation.finish() }
-        subscriber.shared.dropCounter = { drops.withLock { $0 } }
+        }, onClose: { continuation.finish() }, dropCounter: { drops.withLock { $0 } })
         return (subscriber, stream)
     }
 
@@ -119,9 +131,10 @@ public final class RedisSubscriber: Sendable {
                 if state.finished { return true }
                 state.closing = true
                 state.closeWaiters.append(continuation)
+                shared.wake(state)
                 return false
             }
-            if alreadyDone { continuation.resume() } else { shared.wake() }
+            if alreadyDone { continuation.resume() }
         }
     }
 
@@ -131,12 +144,11 @@ public final class RedisSubscriber: Sendable {
             let rejected = shared.state.withLock { state -> Bool in
                 if state.closing || state.finished { return true }
                 state.inbox.append(SubscriptionRequest(kind: kind, names: names, waiter: ConfirmationWaiter(remaining: Set(names), adds: kind.adds, continuation: continuation)))
+                shared.wake(state)
                 return false
             }
             if rejected {
                 continuation.resume(returning: .failure(RedisError(kind: .closed, message: "the subscriber was closed")))
-            } else {
-                shared.wake()
             }
         }
         try result.get()
@@ -187,26 +199,33 @@ struct SubscriberState {
     var closeWaiters: [CheckedContinuation<Void, Never>] = []
 }
 
-final class SubscriberShared: @unchecked Sendable {
+/// What callers and the subscriber thread share; every mutable part is behind `state`'s lock.
+final class SubscriberShared: Sendable {
     let configuration: RedisConfiguration
     let logger: Logger
     let handler: @Sendable (RedisSubscriberEvent) -> Void
     let wakeRead: Int32
     let wakeWrite: Int32
     let state = Mutex(SubscriberState())
-    // Set once by `makeStream` before any event can be delivered to it.
-    nonisolated(unsafe) var onClose: (@Sendable () -> Void)?
-    nonisolated(unsafe) var dropCounter: (@Sendable () -> Int)?
+    let onClose: (@Sendable () -> Void)?
+    let dropCounter: (@Sendable () -> Int)?
 
-    init(configuration: RedisConfiguration, logger: Logger, handler: @escaping @Sendable (RedisSubscriberEvent) -> Void, wakeRead: Int32, wakeWrite: Int32) {
+    init(configuration: RedisConfiguration, logger: Logger, handler: @escaping @Sendable (RedisSubscriberEvent) -> Void, wakeRead: Int32, wakeWrite: Int32,
+         onClose: (@Sendable () -> Void)?, dropCounter: (@Sendable () -> Int)?) {
         self.configuration = configuration
         self.logger = logger
         self.handler = handler
         self.wakeRead = wakeRead
         self.wakeWrite = wakeWrite
+        self.onClose = onClose
+        self.dropCounter = dropCounter
     }
 
-    func wake() {
+    /// Wakes the thread. Takes the state as its lock holder passes it: `finish()`
+    /// closes the pipe under the same lock, so a wake never writes to a closed or reused
+    /// descriptor.
+    func wake(_ state: borrowing SubscriberState) {
+        guard !state.finished else { return }
         var byte: UInt8 = 1
         _ = write(wakeWrite, &byte, 1)
     }
@@ -234,6 +253,9 @@ final class SubscriberLoop: @unchecked Sendable {
         var pending: [SubscriptionRequest] = []
         while true {
             let (closing, requests) = shared.state.withLock { state -> (Bool, [SubscriptionRequest]) in
+                // Once closing, requests stay in the inbox: `finish()` fails them there. (Taken
+                // here they would be in neither place and their callers would wait forever.)
+                if state.closing { return (true, []) }
                 let taken = state.inbox
                 state.inbox.removeAll()
                 // The held sets change as requests are taken, so a reconnect re-subscribes them.
@@ -247,7 +269,7 @@ final class SubscriberLoop: @unchecked Sendable {
                         }
                     }
                 }
-                return (state.closing, taken)
+                return (false, taken)
             }
             if closing { break }
             for request in requests {
@@ -433,10 +455,11 @@ final class SubscriberLoop: @unchecked Sendable {
             state.inbox.removeAll()
             let waiters = state.closeWaiters
             state.closeWaiters.removeAll()
+            // Under the lock that every wake holds: no wake can write after this.
+            close(shared.wakeRead)
+            close(shared.wakeWrite)
             return waiters
         }
-        close(shared.wakeRead)
-        close(shared.wakeWrite)
         shared.onClose?()
         for waiter in closeWaiters { waiter.resume() }
     }

@@ -99,3 +99,60 @@ import TestSupport
         await subscriber.close()
     }
 }
+
+/// The subscriber's life: requests racing `close()`, a subscriber dropped without closing.
+@Suite struct RedisSubscriberLifecycleTests {
+    @Test func aSubscribeRacingCloseIsFailedNotLost() async throws {
+        // The thread hangs in AUTH against a server that never answers; meanwhile a subscribe
+        // is queued and then close() is asked. When the AUTH times out the thread must leave the
+        // request to be failed, not take it and quit.
+        let silent = try SilentServer()
+        var configuration = try RedisConfiguration(url: "redis://:secret@127.0.0.1:\(silent.port)")
+        configuration.commandTimeout = .milliseconds(700)
+        configuration.reconnect = .init(initialDelay: .seconds(5), maximumDelay: .seconds(5))
+        let subscriber = RedisSubscriber(configuration: configuration) { _ in }
+        try await waitUntil("the subscriber connects", timeout: .seconds(10)) { silent.accepted == 1 }
+        let subscribing = Task { () -> RedisError? in
+            do throws(RedisError) { try await subscriber.subscribe(["racing"]); return nil } catch { return error }
+        }
+        try await waitUntil("the request is queued", timeout: .seconds(10)) { subscriber.shared.state.withLock { $0.inbox.count } == 1 }
+        let closing = Task { await subscriber.close() }
+        let failure = try await withDeadline(.seconds(10), "the subscribe is answered") { await subscribing.value }
+        #expect(failure?.kind == .closed, "\(String(describing: failure))")
+        try await withDeadline(.seconds(10), "close returns") { await closing.value }
+        silent.stop()
+    }
+
+    @Test func aDroppedSubscriberClosesItsConnection() async throws {
+        let server = try await RedisServer()
+        let admin = try await RedisClient.connect(configuration: server.configuration)
+        func pubsubClients() async throws -> Int {
+            let list = try await admin.send(.raw(["CLIENT", "LIST", "TYPE", "pubsub"]))
+            guard case .bulk(let bytes) = list else { return -1 }
+            return String(decoding: bytes, as: UTF8.self).split(separator: "\n").count
+        }
+        var subscriber: RedisSubscriber? = RedisSubscriber(configuration: server.configuration) { _ in }
+        try await subscriber?.subscribe([uniqueName("dropped")])
+        #expect(try await pubsubClients() == 1)
+        subscriber = nil // no close()
+        try await waitUntil("the dropped subscriber's connection is gone", timeout: .seconds(10)) { try await pubsubClients() == 0 }
+        await admin.close()
+        server.stop()
+    }
+
+    @Test func requestsAndCloseInterleavedNeverHang() async throws {
+        // Subscribes and closes at once, many times, against a port nobody listens on (the
+        // thread loops through connect failures and wake-ups): every call returns.
+        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(try FreePort.find())")
+        configuration.reconnect = .init(initialDelay: .milliseconds(1), maximumDelay: .milliseconds(5))
+        let unreachable = configuration
+        try await withDeadline(.seconds(60), "200 subscribe/close races end") {
+            for _ in 0..<200 {
+                let subscriber = RedisSubscriber(configuration: unreachable) { _ in }
+                async let subscribed: Void = { try? await subscriber.subscribe(["a", "b"]) }()
+                async let closed: Void = subscriber.close()
+                _ = await (subscribed, closed)
+            }
+        }
+    }
+}
