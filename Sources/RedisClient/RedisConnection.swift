@@ -33,6 +33,8 @@ public final class RedisConnection {
             throw error
         }
         context = made
+        // Close-on-exec: a child process started later must not keep this connection open.
+        _ = fcntl(made.pointee.fd, F_SETFD, fcntl(made.pointee.fd, F_GETFD) | FD_CLOEXEC)
         argvCapacity = 16
         argv = .allocate(capacity: argvCapacity)
         redisSetTimeout(context, timeval(configuration.commandTimeout))

@@ -60,8 +60,10 @@ public final class RedisSubscriber: Sendable {
         var fds: [Int32] = [-1, -1]
         let ok = pipe(&fds) == 0
         precondition(ok, "pipe(2) failed: \(String(cString: strerror(errno)))")
-        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC) // children must not hold it
+        }
         shared = SubscriberShared(configuration: configuration, logger: logger, handler: handler, wakeRead: fds[0], wakeWrite: fds[1], onClose: onClose, dropCounter: dropCounter)
         let loop = SubscriberLoop(shared: shared)
         let thread = Thread { loop.run() }

@@ -108,7 +108,7 @@ import TestSupport
         // request to be failed, not take it and quit.
         let silent = try SilentServer()
         var configuration = try RedisConfiguration(url: "redis://:secret@127.0.0.1:\(silent.port)")
-        configuration.commandTimeout = .milliseconds(700)
+        configuration.commandTimeout = .seconds(5) // the window in which both calls must arrive
         configuration.reconnect = .init(initialDelay: .seconds(5), maximumDelay: .seconds(5))
         let subscriber = RedisSubscriber(configuration: configuration) { _ in }
         try await waitUntil("the subscriber connects", timeout: .seconds(10)) { silent.accepted == 1 }
@@ -135,7 +135,12 @@ import TestSupport
         try await subscriber?.subscribe([uniqueName("dropped")])
         #expect(try await pubsubClients() == 1)
         subscriber = nil // no close()
-        try await waitUntil("the dropped subscriber's connection is gone", timeout: .seconds(10)) { try await pubsubClients() == 0 }
+        do {
+            try await waitUntil("the dropped subscriber's connection is gone", timeout: .seconds(10)) { try await pubsubClients() == 0 }
+        } catch {
+            let list = try await admin.send(.raw(["CLIENT", "LIST"]))
+            Issue.record("\(error); clients: \(list.string ?? "?")")
+        }
         await admin.close()
         server.stop()
     }
