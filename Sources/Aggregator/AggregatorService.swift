@@ -137,7 +137,7 @@ public final class AggregatorService: Sendable {
                 case .assigned, .revoked:
                     self.health.withLock { $0.kafka = true }
                     metrics.kafkaUp.record(1.0)
-                case .statistics:
+                case .statistics, .closed:
                     break
                 }
             }

@@ -1,4 +1,5 @@
 import CRdKafka
+import Foundation
 import Logging
 
 /// An in-process Kafka cluster: librdkafka's mock cluster, speaking the real Kafka protocol
@@ -123,7 +124,16 @@ private final class MockCluster: @unchecked Sendable {
         self.host = host
     }
 
+    /// Destroying the cluster blocks (its broker threads are joined): a thread of its own, which
+    /// keeps the host handle until the cluster is gone.
     deinit {
-        rd_kafka_mock_cluster_destroy(pointer)
+        let address = Int(bitPattern: pointer) // a plain value crosses to the thread; the cluster is its alone now
+        let host = self.host
+        let destroyer = Thread {
+            rd_kafka_mock_cluster_destroy(OpaquePointer(bitPattern: address))
+            withExtendedLifetime(host) {}
+        }
+        destroyer.name = "kafka-mock-destroy"
+        destroyer.start()
     }
 }

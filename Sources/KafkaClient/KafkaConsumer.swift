@@ -99,7 +99,9 @@ public final class KafkaConsumer: Sendable {
             let error = message.pointee.err
             if error != RD_KAFKA_RESP_ERR_NO_ERROR {
                 if error != RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    let text = message.pointee.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? ""
+                    // The payload of an error message is not NUL-terminated: librdkafka's accessor
+                    // gives the text (or the error's own description).
+                    let text = String(cString: rd_kafka_message_errstr(message))
                     handle.context.onEvent(.error(KafkaError(kind: .consume, error: error, context: text), fatal: false))
                 }
                 continue

@@ -1,12 +1,14 @@
 import CRdKafka
+import Foundation
 import Logging
 
 /// Owns one `rd_kafka_t` and the Swift context its C callbacks reach through the opaque pointer.
 ///
 /// librdkafka handles are thread-safe for the calls this module makes from several threads
 /// (produce, offsets store, commit, pause); blocking calls (poll, close) are kept on one thread
-/// or queue by the owning type. The handle is destroyed in `deinit`, after which the context is
-/// released — never before, because callbacks may run until destroy returns.
+/// or queue by the owning type. The last reference's release destroys the handle (on a thread
+/// of its own), after which the context is released — never before, because callbacks may run
+/// until destroy returns.
 final class KafkaHandle: @unchecked Sendable {
     let pointer: OpaquePointer
     let context: KafkaCallbackContext
@@ -32,8 +34,19 @@ final class KafkaHandle: @unchecked Sendable {
         try body(pointer)
     }
 
+    /// `rd_kafka_destroy` blocks (it joins librdkafka's threads; a consumer that was not closed
+    /// leaves its group first), so it runs on a thread of its own, never on the releasing
+    /// thread — which may be one of Swift's cooperative pool, or a client's own poll thread.
+    /// The context lives until the destroy has returned: callbacks may run until then.
     deinit {
-        rd_kafka_destroy(pointer)
+        let address = Int(bitPattern: pointer) // a plain value crosses to the thread; the handle is its alone now
+        let context = self.context
+        let destroyer = Thread {
+            rd_kafka_destroy(OpaquePointer(bitPattern: address))
+            context.onEvent(.closed)
+        }
+        destroyer.name = "kafka-destroy"
+        destroyer.start()
     }
 
     static func context(of opaque: UnsafeMutableRawPointer?) -> KafkaCallbackContext? {
@@ -63,6 +76,8 @@ public enum KafkaClientEvent: Sendable {
     case error(KafkaError, fatal: Bool)
     /// The statistics JSON emitted every `statistics.interval.ms`.
     case statistics(String)
+    /// The client is gone: its last reference was released and librdkafka destroyed it.
+    case closed
 }
 
 private let kafkaLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = { handle, level, facility, text in

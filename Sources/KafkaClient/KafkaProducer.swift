@@ -36,9 +36,16 @@ public final class KafkaProducer: Sendable {
         thread.start()
     }
 
+    /// A dropped producer stops its poll thread, which first serves every report still due:
+    /// what is queued gets `closeBudget` to be delivered, the rest is purged and its completion
+    /// handlers run with the purge error. Nothing here waits, so the last reference may go on
+    /// any thread — the poll thread itself included (from a completion handler).
     deinit {
         pollLoop.stop()
     }
+
+    /// How long a dropped producer keeps delivering what is queued before failing it.
+    public static let closeBudget: Duration = .seconds(5)
 
     /// Messages whose final delivery failed and that had no completion handler.
     public var unreportedFailures: Int { context.failures.withLock { $0 } }
@@ -114,11 +121,10 @@ public final class KafkaProducer: Sendable {
     public var queuedMessages: Int { Int(rd_kafka_outq_len(handle.pointer)) }
 }
 
-/// Serves delivery reports on the producer's thread until stopped.
+/// Serves delivery reports on the producer's thread until stopped, then settles what is left.
 private final class PollLoop: Sendable {
     let handle: KafkaHandle
     private let running = Mutex(true)
-    private let done = DispatchSemaphore(value: 0)
 
     init(handle: KafkaHandle) {
         self.handle = handle
@@ -128,13 +134,29 @@ private final class PollLoop: Sendable {
         while running.withLock({ $0 }) {
             rd_kafka_poll(handle.pointer, 100)
         }
-        done.signal()
+        settle()
     }
 
-    /// Stops the loop and waits (at most one poll interval) for the thread to leave it.
+    /// Every queued message ends with a report: delivered within the budget, else purged (whose
+    /// reports the following polls serve).
+    private func settle() {
+        let pointer = handle.pointer
+        let deadline = ContinuousClock.now + KafkaProducer.closeBudget
+        while rd_kafka_outq_len(pointer) > 0, ContinuousClock.now < deadline {
+            rd_kafka_poll(pointer, 50)
+        }
+        guard rd_kafka_outq_len(pointer) > 0 else { return }
+        _ = rd_kafka_purge(pointer, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        let reports = ContinuousClock.now + .seconds(2)
+        while rd_kafka_outq_len(pointer) > 0, ContinuousClock.now < reports {
+            rd_kafka_poll(pointer, 50)
+        }
+    }
+
+    /// Tells the loop to settle and end; returns at once (the thread holds the handle until it
+    /// has, and its release destroys it).
     func stop() {
         running.withLock { $0 = false }
-        done.wait()
     }
 }
 

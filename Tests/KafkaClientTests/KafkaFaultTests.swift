@@ -77,3 +77,44 @@ struct KcatInteropTests {
         #expect(consumed.stdout.split(separator: "\n").map(String.init) == (0..<10).map { "m\($0)" })
     }
 }
+
+/// A producer's end: whatever is queued when its last reference goes ends with a report, and
+/// the last reference may go on its own poll thread.
+@Suite struct KafkaProducerLifecycleTests {
+    @Test func aDroppedProducersQueuedMessagesAllGetTheirReport() async throws {
+        let topic = uniqueName("dropped")
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 1)])
+        try kafka.setBrokerDown() // nothing can be delivered
+        let reports = Collector<Bool>()
+        var producer: KafkaProducer? = try KafkaProducer(configuration: kafka.producerConfiguration(["message.timeout.ms": "120000"]))
+        for i in 0..<10 {
+            try producer?.produce(topic: topic, key: nil, value: Array("\(i)".utf8)) { result in
+                if case .success = result { reports.append(true) } else { reports.append(false) }
+            }
+        }
+        producer = nil
+        try await waitUntil("every queued message got its report", timeout: .seconds(30)) { reports.count == 10 }
+        #expect(reports.values.allSatisfy { !$0 }, "undeliverable: each failed (purged)")
+    }
+
+    @Test func theLastReferenceMayGoInsideACompletionHandler() async throws {
+        let topic = uniqueName("self-release")
+        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 1)])
+        let events = Collector<String>()
+        let delivered = Collector<Bool>()
+        // The handler holds the producer; once it has run (on the poll thread) that reference
+        // is the last one, and it goes there.
+        func produceAndLetGo() throws {
+            let producer = try KafkaProducer(configuration: kafka.producerConfiguration()) { event in
+                if case .closed = event { events.append("closed") }
+            }
+            try producer.produce(topic: topic, key: nil, value: Array("x".utf8)) { [producer] result in
+                withExtendedLifetime(producer) { delivered.append((try? result.get()) != nil) }
+            }
+        }
+        try produceAndLetGo()
+        try await waitUntil("delivered", timeout: .seconds(30)) { delivered.count == 1 }
+        try await waitUntil("the producer was destroyed (no deadlock on its own thread)", timeout: .seconds(30)) { events.values.contains("closed") }
+        #expect(delivered.values == [true])
+    }
+}

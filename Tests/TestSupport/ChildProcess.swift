@@ -58,7 +58,8 @@ public final class ChildProcess: @unchecked Sendable {
     deinit {
         if isRunning {
             Glibc.kill(pid, SIGKILL)
-            _ = try? waitForExitBlocking(timeout: .seconds(5))
+            let pid = self.pid
+            offPool { var status: Int32 = 0; _ = waitpid(pid, &status, 0) } // reaped, no thread of the pool blocked
         }
     }
 
@@ -107,13 +108,17 @@ public final class ChildProcess: @unchecked Sendable {
         return terminationStatus ?? -1
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within `grace`; blocks at most `grace` + 5 s.
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`. Returns at once: the waiting
+    /// happens on a thread of its own (never on Swift's cooperative pool, which a test body
+    /// runs on); `waitForExit` awaits the end.
     public func terminate(grace: Duration = .seconds(5)) {
         guard isRunning else { return }
         signal(SIGTERM)
-        if (try? waitForExitBlocking(timeout: grace)) == nil {
-            signal(SIGKILL)
-            _ = try? waitForExitBlocking(timeout: .seconds(5))
+        offPool { [self] in
+            if (try? waitForExitBlocking(timeout: grace)) == nil {
+                signal(SIGKILL)
+                _ = try? waitForExitBlocking(timeout: .seconds(5))
+            }
         }
     }
 }
@@ -124,3 +129,17 @@ private let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file
     guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
     return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
 }()
+
+/// Runs blocking `work` on a new thread of its own, so it never occupies a thread of Swift's
+/// cooperative pool (two threads on a two-core machine: one blocked test stalls half the suite).
+public func offPool(_ work: @escaping @Sendable () -> Void) {
+    let thread = Thread(block: work)
+    thread.start()
+}
+
+/// The value of blocking `work`, computed on a thread of its own.
+public func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        offPool { continuation.resume(returning: work()) }
+    }
+}

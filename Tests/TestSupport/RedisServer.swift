@@ -14,6 +14,8 @@ public final class RedisServer: @unchecked Sendable {
     public let directory: URL
     public let extraArguments: [String]
     private var process: ChildProcess?
+    /// The process last stopped or killed, until it is gone (a restart waits for it).
+    private var previous: ChildProcess?
     private let lock = NSLock()
 
     /// Starts a server and waits until it answers PING.
@@ -54,6 +56,9 @@ public final class RedisServer: @unchecked Sendable {
 
     /// Starts (or restarts) the server on its port and waits until it answers.
     public func start() async throws {
+        if let previous = lock.withLock({ previous }) {
+            try await previous.waitForExit(timeout: .seconds(15)) // the port is free again
+        }
         let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let executable else { throw TestSupportError("redis-server is not installed (apt-get install redis-server)") }
         let process = try ChildProcess(executable, [
@@ -70,8 +75,9 @@ public final class RedisServer: @unchecked Sendable {
             }
             // The server that answers must be this one, not another test's on a reused port.
             // (A server that wants a password does not say; then its process must still run.)
-            guard Self.ping(port: self.port) else { return false }
-            guard let answering = Self.processID(port: self.port) else { return process.isRunning }
+            let port = self.port
+            guard await offPool({ Self.ping(port: port) }) else { return false }
+            guard let answering = await offPool({ Self.processID(port: port) }) else { return process.isRunning }
             guard answering == process.pid else {
                 throw TestSupportError("port \(self.port) is served by another redis-server (pid \(answering)), not the one started (pid \(process.pid))")
             }
@@ -97,24 +103,21 @@ public final class RedisServer: @unchecked Sendable {
         return Int32(line.dropFirst("process_id:".count).trimmingCharacters(in: .whitespaces))
     }
 
-    /// Ends the server with SIGTERM and waits for the process to exit.
+    /// Ends the server with SIGTERM (SIGKILL after 5 s). Returns at once; `start()` waits for
+    /// the old process to be gone.
     public func stop() { stopNow(signal: SIGTERM) }
 
-    /// SIGKILLs the server (no shutdown work), as a crash would.
+    /// SIGKILLs the server (no shutdown work), as a crash would. Returns at once.
     public func kill() { stopNow(signal: SIGKILL) }
 
     private func stopNow(signal: Int32) {
         let current: ChildProcess? = lock.withLock {
-            defer { process = nil }
+            defer { previous = process ?? previous; process = nil }
             return process
         }
         guard let current else { return }
-        if signal == SIGKILL {
-            current.signal(SIGKILL)
-            current.terminate(grace: .seconds(5))
-        } else {
-            current.terminate()
-        }
+        if signal == SIGKILL { current.signal(SIGKILL) }
+        current.terminate()
     }
 
     /// A raw TCP PING, independent of the client under test.
