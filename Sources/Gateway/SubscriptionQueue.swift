@@ -19,17 +19,38 @@ final class SubscriptionQueue: Sendable {
 
     private let continuation: AsyncStream<Operation>.Continuation
     private let worker: Task<Void, Never>
+    /// Set by `finish()`: what is still queued is drained without applying changes, so every
+    /// barrier is answered.
+    private let finishing: Finishing
+
+    private final class Finishing: Sendable {
+        let flag = Mutex(false)
+        /// Barriers queued and not answered yet.
+        let barriers = Mutex(0)
+    }
+
+    /// Barriers queued and not answered yet (callers waiting in `barrier()`).
+    var pendingBarriers: Int { finishing.barriers.withLock { $0 } }
 
     /// How long one change may wait for its confirmation before the queue moves on. While Redis
     /// is down a change waits for the reconnect (the subscriber re-subscribes what it holds); a
     /// confirmation lost with a broken connection must not stall every later change.
     static let confirmationTimeout: Duration = .seconds(10)
 
-    init(subscriber: RedisSubscriber, logger: Logger) {
+    init(subscriber: RedisSubscriber, logger: Logger, confirmationTimeout: Duration = SubscriptionQueue.confirmationTimeout) {
         let (stream, continuation) = AsyncStream<Operation>.makeStream()
         self.continuation = continuation
+        let finishing = Finishing()
+        self.finishing = finishing
         worker = Task {
             for await operation in stream {
+                if finishing.flag.withLock({ $0 }) {
+                    if case .barrier(let waiter) = operation {
+                        finishing.barriers.withLock { $0 -= 1 }
+                        waiter.resume()
+                    }
+                    continue
+                }
                 let change: (@Sendable () async throws(RedisError) -> Void)?
                 switch operation {
                 case .subscribe(let channel): change = { () async throws(RedisError) in try await subscriber.subscribe([channel]) }
@@ -37,11 +58,12 @@ final class SubscriptionQueue: Sendable {
                 case .psubscribe(let pattern): change = { () async throws(RedisError) in try await subscriber.psubscribe([pattern]) }
                 case .punsubscribe(let pattern): change = { () async throws(RedisError) in try await subscriber.punsubscribe([pattern]) }
                 case .barrier(let waiter):
+                    finishing.barriers.withLock { $0 -= 1 }
                     waiter.resume()
                     change = nil
                 }
                 guard let change else { continue }
-                switch await Self.withTimeout(Self.confirmationTimeout, change) {
+                switch await Self.withTimeout(confirmationTimeout, change) {
                 case .done, .closed: break
                 case .failed(let error): logger.warning("pub/sub subscription change failed", metadata: ["error": "\(error)"])
                 case .timedOut: logger.warning("pub/sub subscription change not confirmed in time; moving on (it is re-sent on reconnect)")
@@ -87,12 +109,18 @@ final class SubscriptionQueue: Sendable {
     /// Waits until every change queued so far is confirmed.
     func barrier() async {
         await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
-            if case .terminated = continuation.yield(.barrier(waiter)) { waiter.resume() }
+            finishing.barriers.withLock { $0 += 1 }
+            if case .terminated = continuation.yield(.barrier(waiter)) {
+                finishing.barriers.withLock { $0 -= 1 }
+                waiter.resume()
+            }
         }
     }
 
+    /// Ends the queue: changes still queued are dropped, barriers still queued are answered
+    /// (the worker drains the stream; cancelling it would leave them waiting forever).
     func finish() {
+        finishing.flag.withLock { $0 = true }
         continuation.finish()
-        worker.cancel()
     }
 }

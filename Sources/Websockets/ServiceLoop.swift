@@ -92,9 +92,15 @@ final class ServiceLoop: @unchecked Sendable {
             }
             if batch.isEmpty { break }
             for work in batch { work() }
+            // The closures are released elsewhere: one may hold the last reference to this
+            // loop's owner, whose deinit stops the loop and waits for this thread.
+            Self.releaseQueue.async { withExtendedLifetime(batch) {} }
         }
         if !state.withLock({ $0.running }) { traffic_ev_break(eventLoop) }
     }
+
+    /// Where drained closures are released (see `drain`).
+    private static let releaseQueue = DispatchQueue(label: "service-loop.release")
 
     /// Stops the loop and waits for the thread to finish (not from the service thread itself).
     func stop() {

@@ -1,4 +1,7 @@
+import Logging
+import RedisClient
 import Testing
+import TestSupport
 import TrafficModel
 @testable import Gateway
 
@@ -251,5 +254,23 @@ import TrafficModel
         #expect(actions.contains { if case .send(1, .error("too_many_cameras", _)) = $0 { true } else { false } })
         #expect(actions.contains(.send(1, .subscribed(cameras: [1, 2, 3], all: false))))
         #expect(hub.subscriptionCount == 3)
+    }
+}
+
+/// The ordered subscription queue's end.
+@Suite struct SubscriptionQueueTests {
+    @Test func finishingAnswersTheBarriersStillQueuedAtOnce() async throws {
+        // Changes can never be confirmed (nothing listens), so a barrier waits behind twenty of
+        // them (a second each); finishing the queue answers it without applying them.
+        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(try FreePort.find())")
+        configuration.reconnect = .init(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200))
+        let subscriber = RedisSubscriber(configuration: configuration) { _ in }
+        let queue = SubscriptionQueue(subscriber: subscriber, logger: Logger(label: "test"), confirmationTimeout: .seconds(1))
+        for camera in 0..<20 { queue.subscribe("camera:\(camera)") }
+        let answered = Task { await queue.barrier(); return true }
+        try await waitUntil("the barrier is queued behind the changes") { queue.pendingBarriers == 1 }
+        queue.finish()
+        #expect(try await withDeadline(.seconds(8), "the barrier is answered (not after 20 s of changes)") { await answered.value })
+        await subscriber.close()
     }
 }

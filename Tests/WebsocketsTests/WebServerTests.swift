@@ -52,6 +52,32 @@ private final class EchoDelegate: WebServerDelegate, @unchecked Sendable {
         throw WebSocketTestError(message: "no free port")
     }
 
+    @Test func theLastReferenceMayGoInAClosureOnTheServiceThread() async throws {
+        var server: WebServer?
+        let port: Int
+        do {
+            let made = try start() // scoped: the tuple holds a reference too
+            made.1.server = nil // the delegate's reference would keep it alive
+            (server, port) = (made.0, made.2)
+        }
+        let gate = DispatchSemaphore(value: 0)
+        let ran = Mutex(false)
+        // The closure holds the server; it waits until the test let go of its own reference, so
+        // releasing the closure releases the last one — on the service thread, before the fix.
+        server?.execute { [server] in
+            gate.wait()
+            withExtendedLifetime(server) { ran.withLock { $0 = true } }
+        }
+        server = nil
+        gate.signal()
+        try await waitUntil("the closure ran", timeout: .seconds(10)) { ran.withLock { $0 } }
+        try await waitUntil("the server stopped listening", timeout: .seconds(10)) {
+            guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: 1) else { return true }
+            close(fd)
+            return false
+        }
+    }
+
     @Test func answersHTTPAsynchronouslyWithQueryArguments() async throws {
         let (server, _, port) = try start()
         let response = try await httpGet(port: port, path: "/api/x?limit=5")
