@@ -40,8 +40,9 @@ final class ServiceLoop: @unchecked Sendable {
     /// The context, for calls made on the service thread.
     var context: OpaquePointer? { state.withLock { $0.context } }
 
-    /// Starts servicing `context` on a new thread named `name`.
-    func start(context: OpaquePointer, name: String) {
+    /// Starts servicing `context` on a new thread named `name`. The thread holds `owner` (the
+    /// callbacks' target) until the context is destroyed.
+    func start(context: OpaquePointer, name: String, owner: any AnyObject & Sendable) {
         let box = UncheckedBox(context)
         state.withLock { $0.context = box.value }
         started.withLock { $0 = true }
@@ -58,6 +59,7 @@ final class ServiceLoop: @unchecked Sendable {
             lws_context_destroy(context)
             traffic_ev_loop_destroy(loop.value)
             finished.signal()
+            withExtendedLifetime(owner) {} // released only now: callbacks may run until the destroy returns
         }
         thread.name = name
         thread.start()
@@ -102,19 +104,19 @@ final class ServiceLoop: @unchecked Sendable {
     /// Where drained closures are released (see `drain`).
     private static let releaseQueue = DispatchQueue(label: "service-loop.release")
 
-    /// Stops the loop and waits for the thread to finish (not from the service thread itself).
+    /// Stops the loop. From another thread it waits for the loop's thread to finish; on the
+    /// service thread itself it only asks (the loop ends once the current work returns).
     func stop() {
         let first = stopOnce.withLock { stopped -> Bool in
             defer { stopped = true }
             return !stopped
         }
         guard first, started.withLock({ $0 }) else { return }
-        precondition(!isServiceThread, "ServiceLoop.stop() must not be called on its own thread")
         state.withLock { state in
             state.running = false
             if let context = state.context { lws_cancel_service(context) }
         }
-        finished.wait()
+        if !isServiceThread { finished.wait() }
     }
 }
 

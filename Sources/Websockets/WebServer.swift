@@ -75,7 +75,53 @@ public enum SendOutcome: Sendable, Equatable {
 /// One dedicated thread runs `lws_service`; the delegate's methods and the connection methods
 /// (`send`, `close`) run there. Each connection has its own bounded queue of shared
 /// `OutboundFrame`s, written as the socket accepts them.
-public final class WebServer: @unchecked Sendable {
+///
+/// This is the owner's handle; the server itself (`WebServerCore`) is kept alive by its thread
+/// until the context is destroyed, so the handle's last reference may go anywhere — on the
+/// service thread too, where `deinit` only asks the loop to stop.
+public final class WebServer: Sendable {
+    let core: WebServerCore
+
+    /// Starts listening; throws when the port cannot be bound. With `start: false` connections
+    /// wait in the listen backlog until `start()` (so the owner can finish wiring first).
+    public init(configuration: WebServerConfiguration, delegate: any WebServerDelegate, start: Bool = true) throws {
+        core = try WebServerCore(configuration: configuration, delegate: delegate, start: start)
+    }
+
+    deinit { core.stop() }
+
+    public var configuration: WebServerConfiguration { core.configuration }
+
+    /// Starts serving (once).
+    public func start() { core.start() }
+
+    /// Stops serving: open connections are dropped, the thread ends. From any other thread it
+    /// returns once the thread has ended; on the service thread it asks and returns.
+    public func stop() { core.stop() }
+
+    /// Runs `work` on the service thread. Safe from any thread. Returns false (and drops
+    /// `work`) once the server is stopping.
+    @discardableResult
+    public func execute(_ work: @escaping @Sendable () -> Void) -> Bool { core.execute(work) }
+
+    /// Queues `frame` for `connection` (see `WebServerCore.send`). Service thread only.
+    @discardableResult
+    public func send(_ frame: OutboundFrame, to connection: WebSocketID, allowance: Int = 0) -> SendOutcome {
+        core.send(frame, to: connection, allowance: allowance)
+    }
+
+    /// Closes a connection with a close frame (after its queue when `flush`). Service thread only.
+    public func close(_ connection: WebSocketID, code: UInt16, reason: String, flush: Bool = false) {
+        core.close(connection, code: code, reason: reason, flush: flush)
+    }
+
+    /// Open WebSocket connections. Service thread only.
+    public var connectionCount: Int { core.connectionCount }
+}
+
+/// The server behind a `WebServer` handle: the lws context's callback target and every
+/// connection's state. Its thread holds it until the context is destroyed.
+final class WebServerCore: @unchecked Sendable {
     public let configuration: WebServerConfiguration
     let loop: ServiceLoop
     private var delegate: (any WebServerDelegate)?
@@ -124,10 +170,8 @@ public final class WebServer: @unchecked Sendable {
             return !started
         }
         guard first, let context else { return }
-        loop.start(context: context, name: "\(configuration.name)-\(configuration.port)")
+        loop.start(context: context, name: "\(configuration.name)-\(configuration.port)", owner: self)
     }
-
-    deinit { stop() }
 
     /// Stops serving: open connections are dropped, the thread ends. Not from the service thread.
     public func stop() {
@@ -549,5 +593,6 @@ public struct HTTPServerError: Error, CustomStringConvertible {
 
 private let webServerCallback: LWSCallback = { wsi, reason, user, input, length in
     guard let wsi, let context = lws_get_context(wsi), let raw = lws_context_user(context) else { return 0 }
-    return Unmanaged<WebServer>.fromOpaque(raw).takeUnretainedValue().callback(wsi, reason, user, input, length)
+    // The service thread holds the core until the context is destroyed: no reference needed.
+    return Unmanaged<WebServerCore>.fromOpaque(raw)._withUnsafeGuaranteedRef { $0.callback(wsi, reason, user, input, length) }
 }

@@ -16,8 +16,43 @@ public enum WebSocketClientEvent: Sendable {
 ///
 /// For load generators, tests and tools: thousands of connections cost one thread. Events reach
 /// `handler` on the service thread, which must return quickly; the other methods are safe from
-/// any thread.
-public final class WebSocketClients: @unchecked Sendable {
+/// any thread. This is the owner's handle: its last reference may go on any thread (the
+/// service thread too); the connections' state lives in a core its thread holds until the
+/// context is destroyed.
+public final class WebSocketClients: Sendable {
+    let core: WebSocketClientsCore
+
+    public init(name: String = "ws-clients", handler: @escaping @Sendable (WebSocketClientEvent) -> Void) throws {
+        core = try WebSocketClientsCore(name: name, handler: handler)
+    }
+
+    deinit { core.stop() }
+
+    /// Closes every connection and ends the thread.
+    public func stop() { core.stop() }
+
+    /// Opens `ws://host:port/path`; the id is valid at once, events follow.
+    @discardableResult
+    public func connect(host: String = "127.0.0.1", port: Int, path: String, origin: String? = nil, headers: [String: String] = [:]) -> WebSocketID {
+        core.connect(host: host, port: port, path: path, origin: origin, headers: headers)
+    }
+
+    /// Sends one text message.
+    public func send(_ text: [UInt8], to id: WebSocketID) { core.send(text, to: id) }
+
+    /// Sends one text message.
+    public func send(_ text: String, to id: WebSocketID) { core.send(Array(text.utf8), to: id) }
+
+    /// Stops (or resumes) reading from the socket, as a slow client would.
+    public func pauseReading(_ id: WebSocketID, _ paused: Bool = true) { core.pauseReading(id, paused) }
+
+    /// Closes with a normal close (1000).
+    public func close(_ id: WebSocketID) { core.close(id) }
+}
+
+/// The client connections behind a `WebSocketClients` handle; its thread holds it until the
+/// context is destroyed.
+final class WebSocketClientsCore: @unchecked Sendable {
     private let loop: ServiceLoop
     private let handler: @Sendable (WebSocketClientEvent) -> Void
     private let table = ProtocolTable(name: "traffic-client", callback: webSocketClientCallback)
@@ -33,13 +68,11 @@ public final class WebSocketClients: @unchecked Sendable {
         guard let context = traffic_lws_create_client(table.protocols, Unmanaged.passUnretained(self).toOpaque(), loop.eventLoop) else {
             throw HTTPServerError(message: "cannot create a WebSocket client context")
         }
-        loop.start(context: context, name: name)
+        loop.start(context: context, name: name, owner: self)
     }
 
-    deinit { loop.stop() }
-
     /// Closes every connection and ends the thread.
-    public func stop() { loop.stop() }
+    func stop() { loop.stop() }
 
     /// Opens `ws://host:port/path`; the id is valid at once, events follow.
     @discardableResult
@@ -77,9 +110,6 @@ public final class WebSocketClients: @unchecked Sendable {
             if let wsi = client.wsi { lws_callback_on_writable(wsi) }
         }
     }
-
-    /// Sends one text message.
-    public func send(_ text: String, to id: WebSocketID) { send(Array(text.utf8), to: id) }
 
     /// Stops (or resumes) reading from the socket, as a slow client would.
     public func pauseReading(_ id: WebSocketID, _ paused: Bool = true) {
@@ -180,5 +210,6 @@ private final class Client {
 
 private let webSocketClientCallback: LWSCallback = { wsi, reason, user, input, length in
     guard let wsi, let context = lws_get_context(wsi), let raw = lws_context_user(context) else { return 0 }
-    return Unmanaged<WebSocketClients>.fromOpaque(raw).takeUnretainedValue().callback(wsi, reason, user, input, length)
+    // The service thread holds the core until the context is destroyed: no reference needed.
+    return Unmanaged<WebSocketClientsCore>.fromOpaque(raw)._withUnsafeGuaranteedRef { $0.callback(wsi, reason, user, input, length) }
 }
