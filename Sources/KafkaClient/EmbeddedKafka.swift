@@ -38,7 +38,14 @@ public final class EmbeddedKafka: Sendable {
         "reconnect.backoff.max.ms": "500",
     ]
 
-    public init(brokers: Int = 1, topics: [Topic] = [], logger: Logger = Logger(label: "kafka.embedded")) throws(KafkaError) {
+    /// Starts a cluster of `brokers` with `topics`. The mock answers its commands on its own
+    /// thread and the caller waits for each: that waiting happens on a thread of its own, never
+    /// on Swift's cooperative pool (under load the mock can take seconds to answer).
+    public static func start(brokers: Int = 1, topics: [Topic] = [], logger: Logger = Logger(label: "kafka.embedded")) async throws(KafkaError) -> EmbeddedKafka {
+        try await blockingCall { () throws(KafkaError) in try EmbeddedKafka(brokers: brokers, topics: topics, logger: logger) }
+    }
+
+    private init(brokers: Int, topics: [Topic], logger: Logger) throws(KafkaError) {
         let context = KafkaCallbackContext(logger: logger) { _ in }
         // The mock cluster lives inside a client handle; this one never talks to a broker.
         let handle = try KafkaHandle(type: RD_KAFKA_PRODUCER, configuration: KafkaConfiguration(["log_level": "3"]), context: context) { _ in }
@@ -49,28 +56,49 @@ public final class EmbeddedKafka: Sendable {
         bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(made))
         brokerCount = brokers
         for topic in topics {
-            try createTopic(topic.name, partitions: topic.partitions)
+            try Self.createTopic(cluster, topic.name, partitions: topic.partitions)
         }
     }
 
-    /// Creates a topic with the given partition count (replication factor 1).
-    public func createTopic(_ name: String, partitions: Int) throws(KafkaError) {
+    private static func createTopic(_ cluster: MockCluster, _ name: String, partitions: Int) throws(KafkaError) {
         let error = rd_kafka_mock_topic_create(cluster.pointer, name, Int32(partitions), 1)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(kind: .embeddedBroker, error: error, context: "create topic \(name) with \(partitions) partitions")
         }
     }
 
+    /// Creates a topic with the given partition count (replication factor 1).
+    public func createTopic(_ name: String, partitions: Int) async throws(KafkaError) {
+        let cluster = self.cluster
+        try await Self.blockingCall { () throws(KafkaError) in try Self.createTopic(cluster, name, partitions: partitions) }
+    }
+
     /// Takes a broker down: its connections are closed and new ones refused until `setBrokerUp`.
-    public func setBrokerDown(_ id: Int32 = 1) throws(KafkaError) {
-        let error = rd_kafka_mock_broker_set_down(cluster.pointer, id)
-        if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) down") }
+    public func setBrokerDown(_ id: Int32 = 1) async throws(KafkaError) {
+        let cluster = self.cluster
+        try await Self.blockingCall { () throws(KafkaError) in
+            let error = rd_kafka_mock_broker_set_down(cluster.pointer, id)
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) down") }
+        }
     }
 
     /// Brings a broker back up.
-    public func setBrokerUp(_ id: Int32 = 1) throws(KafkaError) {
-        let error = rd_kafka_mock_broker_set_up(cluster.pointer, id)
-        if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) up") }
+    public func setBrokerUp(_ id: Int32 = 1) async throws(KafkaError) {
+        let cluster = self.cluster
+        try await Self.blockingCall { () throws(KafkaError) in
+            let error = rd_kafka_mock_broker_set_up(cluster.pointer, id)
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) up") }
+        }
+    }
+
+    /// Runs a blocking mock command on a thread of its own.
+    private static func blockingCall<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws(KafkaError) -> T {
+        let result: Result<T, KafkaError> = await withCheckedContinuation { continuation in
+            Thread {
+                do throws(KafkaError) { continuation.resume(returning: .success(try body())) } catch { continuation.resume(returning: .failure(error)) }
+            }.start()
+        }
+        return try result.get()
     }
 
     /// Makes the cluster answer the next `errors.count` requests of one API with these error

@@ -89,7 +89,7 @@ struct RunCommand: AsyncParsableCommand {
         if let given = config.kafkaBootstrap {
             bootstrap = given
         } else {
-            let broker = try EmbeddedKafka(topics: [.init(config.topic, partitions: config.embeddedPartitions), .init(config.deadLetterTopic, partitions: 1)])
+            let broker = try await EmbeddedKafka.start(topics: [.init(config.topic, partitions: config.embeddedPartitions), .init(config.deadLetterTopic, partitions: 1)])
             embedded = broker
             bootstrap = broker.bootstrapServers
             logger.notice("no Kafka address given: running on the embedded broker at \(bootstrap)")

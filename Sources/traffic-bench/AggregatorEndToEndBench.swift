@@ -31,7 +31,7 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
         }
         let server = try await RedisServer()
         let topic = "bench-results"
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: cameras), .init(topic + ".dlq", partitions: 1)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: cameras), .init(topic + ".dlq", partitions: 1)])
         let redis = try await RedisClient.connect(configuration: server.configuration)
         let producer = try KafkaProducer(configuration: kafka.producerConfiguration(["linger.ms": "0", "queue.buffering.max.messages": "1000000"]))
         var config = AggregatorConfiguration()

@@ -20,7 +20,7 @@ struct KafkaThroughputBench: AsyncParsableCommand {
             throw ValidationError("\(bytesPerPartition >> 20) MiB per partition: the mock would drop data; raise --partitions")
         }
         let topic = "bench-\(UUID().uuidString.prefix(8))"
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: partitions)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: partitions)])
         report("embedded broker \(kafka.bootstrapServers), \(messages) messages of \(size) B over \(partitions) partitions")
         let producer = try KafkaProducer(configuration: kafka.producerConfiguration(["linger.ms": "5", "queue.buffering.max.messages": "500000"]))
         let value = [UInt8](repeating: UInt8(ascii: "v"), count: size)

@@ -54,12 +54,12 @@ import TrafficModel
         let frames = (0..<2_000).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
         try await h.send(Array(frames.prefix(1_000)))
         try await h.waitUntilCommitted()
-        try h.kafka.setBrokerDown()
+        try await h.kafka.setBrokerDown()
         var detections = RedisPipeline()
         for frame in frames.dropFirst(1_000) { detections.append(.set(h.keys.detection(frame.requestId), frame.detection)) }
         _ = try await h.redis.execute(detections)
         for frame in frames.dropFirst(1_000) { try h.produce(frame.assessment, camera: frame.cameraId) }
-        try h.kafka.setBrokerUp()
+        try await h.kafka.setBrokerUp()
         try await h.producer.flush(timeout: .seconds(60))
         try await h.waitUntilCommitted(timeout: .seconds(120))
         #expect(h.producer.unreportedFailures == 0)

@@ -23,7 +23,7 @@ final class AggregatorHarness: @unchecked Sendable {
         redisServer = try await RedisServer(extraArguments: redisArguments)
         topic = uniqueName("results")
         dlqTopic = topic + ".dlq"
-        kafka = try EmbeddedKafka(topics: [.init(topic, partitions: partitions), .init(dlqTopic, partitions: 1)])
+        kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: partitions), .init(dlqTopic, partitions: 1)])
         keys = KeySchema(namespace: uniqueName("ns") + ":")
         producer = try KafkaProducer(configuration: kafka.producerConfiguration())
         redis = try await RedisClient.connect(configuration: redisServer.configuration)

@@ -204,18 +204,18 @@ struct PoolSetup {
         let redis = pool.redis
         let key = uniqueName("lock")
         // Leases long enough that a busy machine's pauses do not matter.
-        let mine = LeaseLock(key: key, lease: .seconds(5)), theirs = LeaseLock(key: key, lease: .seconds(5))
+        let mine = LeaseLock(key: key, lease: .seconds(60)), theirs = LeaseLock(key: key, lease: .seconds(60))
         #expect(try await mine.acquire(on: redis))
         let held = try await theirs.acquire(on: redis)
         #expect(!held, "held")
         let (released, extended) = (try await theirs.release(on: redis), try await theirs.extend(on: redis))
         #expect(!released && !extended, "not theirs to release or extend")
         // As if most of the lease had passed: the owner's extension renews it to a full lease.
-        _ = try await redis.send(.raw(["PEXPIRE", key, "3000"]))
+        _ = try await redis.send(.raw(["PEXPIRE", key, "30000"]))
         #expect(try await mine.extend(on: redis))
         let left = try await redis.send(.raw(["PTTL", key]))
         guard case .integer(let milliseconds) = left else { Issue.record("PTTL answered \(left)"); return }
-        #expect(milliseconds > 3_000, "extended to a full lease again: \(milliseconds) ms left")
+        #expect(milliseconds > 30_000, "extended to a full lease again: \(milliseconds) ms left")
         #expect(try await redis.send(.get(key)) == Array(mine.token.utf8))
         #expect(try await mine.release(on: redis))
         #expect(try await theirs.acquire(on: redis), "free once released")

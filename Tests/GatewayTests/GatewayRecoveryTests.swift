@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 import TrafficModel
@@ -12,14 +13,17 @@ import TrafficModel
         h.clients.send(#"{"type":"subscribe","cameras":[3]}"#, to: first)
         try await h.clients.waitFor(first, type: "snapshot")
         // A publisher that keeps going while the client dies and comes back.
+        let published = Mutex(0)
         let publisher = Task {
             for _ in 0..<60 {
                 try await h.publish(camera: 3)
+                published.withLock { $0 += 1 }
                 try await Task.sleep(for: .milliseconds(5))
             }
         }
         do {
-            try await h.waitForResults(first, count: 15)
+            // A loaded machine publishes slowly (each publish is a Redis transaction): a deadline, not a pace.
+            try await h.waitForResults(first, count: 15, timeout: .seconds(40))
         } catch {
             let outcome = try? await withDeadline(.seconds(1)) { await publisher.result }
             throw TestSupportError("\(error); the publisher: \(outcome.map { "\($0)" } ?? "still running")")
@@ -29,7 +33,9 @@ import TrafficModel
         let seen = h.results(first)
         let last = try #require(seen.last)
         let epoch = try #require(h.clients.objects(first).last { $0["type"] as? String == "result" }?["epoch"] as? String)
-        try await Task.sleep(for: .milliseconds(60)) // miss a few
+        try await waitUntil("a few results are published while no client watches", timeout: .seconds(40)) {
+            published.withLock { $0 } >= Int(last.offset) + 3
+        }
         let second = try await h.clients.open()
         h.clients.send(#"{"type":"subscribe","cameras":[3],"since":{"3":{"offset":\#(last.offset),"epoch":"\#(epoch)"}}}"#, to: second)
         let recovered = try await h.clients.waitFor(second, type: "recovered")

@@ -35,7 +35,7 @@ import Websockets
         let topic = uniqueName("soak")
         let dlq = topic + ".dlq"
         let partitions = 8
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: partitions), .init(dlq, partitions: partitions)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: partitions), .init(dlq, partitions: partitions)])
         let keys = KeySchema(namespace: uniqueName("soak") + ":")
 
         var config = AggregatorConfiguration()

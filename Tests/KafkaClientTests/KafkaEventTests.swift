@@ -17,7 +17,7 @@ import TestSupport
 
     @Test func rebalanceAndStatisticsArriveAsEvents() async throws {
         let topic = uniqueName("results")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 2)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 2)])
         let consumer = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: uniqueName("g"), ["statistics.interval.ms": "100"]))
         try consumer.subscribe(topics: [topic])
         let (events, polling) = collectEvents(consumer)

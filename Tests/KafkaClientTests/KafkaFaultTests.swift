@@ -6,7 +6,7 @@ import TestSupport
 @Suite struct KafkaFaultTests {
     @Test func consumerResumesAfterTheBrokerIsSetDownAndUp() async throws {
         let topic = uniqueName("results")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 2)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 2)])
         let producer = try KafkaProducer(configuration: kafka.producerConfiguration(["message.timeout.ms": "60000"]))
         let consumer = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: uniqueName("g")))
         try consumer.subscribe(topics: [topic])
@@ -18,13 +18,13 @@ import TestSupport
             return values.count == 50
         }
 
-        try kafka.setBrokerDown()
+        try await kafka.setBrokerDown()
         // Produced while the broker is down: queued by the producer, delivered once it is up.
         for i in 50..<100 { try producer.produce(topic: topic, key: Array("\(i)".utf8), value: Array("\(i)".utf8)) }
         var duringOutage = 0
         for _ in 0..<3 { duringOutage += try await consumer.nextBatch(maxMessages: 100, timeout: .milliseconds(100)).count }
         #expect(duringOutage == 0)
-        try kafka.setBrokerUp()
+        try await kafka.setBrokerUp()
         try await producer.flush(timeout: .seconds(30))
         try await waitUntil("all 100 consumed after the broker came back", timeout: .seconds(60)) {
             for m in try await consumer.nextBatch(maxMessages: 100, timeout: .milliseconds(100)) { values.insert(String(decoding: m.value, as: UTF8.self)) }
@@ -51,7 +51,7 @@ import TestSupport
 struct KcatInteropTests {
     @Test func kcatProducesAndWeConsume() async throws {
         let topic = uniqueName("results")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 1)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 1)])
         let input = (0..<20).map { "key\($0):value-\($0)" }.joined(separator: "\n") + "\n"
         let produced = try await runCommand(which("kcat")!, ["-b", kafka.bootstrapServers, "-t", topic, "-P", "-K:"], input: input)
         #expect(produced.status == 0, "kcat -P failed: \(produced.stderr)")
@@ -69,7 +69,7 @@ struct KcatInteropTests {
 
     @Test func weProduceAndKcatConsumes() async throws {
         let topic = uniqueName("results")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 1)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 1)])
         let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
         for i in 0..<10 { try await producer.send(topic: topic, key: nil, value: Array("m\(i)".utf8)) }
         let consumed = try await runCommand(which("kcat")!, ["-b", kafka.bootstrapServers, "-t", topic, "-C", "-o", "beginning", "-e", "-q"])
@@ -83,8 +83,8 @@ struct KcatInteropTests {
 @Suite struct KafkaProducerLifecycleTests {
     @Test func aDroppedProducersQueuedMessagesAllGetTheirReport() async throws {
         let topic = uniqueName("dropped")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 1)])
-        try kafka.setBrokerDown() // nothing can be delivered
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 1)])
+        try await kafka.setBrokerDown() // nothing can be delivered
         let reports = Collector<Bool>()
         var producer: KafkaProducer? = try KafkaProducer(configuration: kafka.producerConfiguration(["message.timeout.ms": "120000"]))
         for i in 0..<10 {
@@ -99,7 +99,7 @@ struct KcatInteropTests {
 
     @Test func theLastReferenceMayGoInsideACompletionHandler() async throws {
         let topic = uniqueName("self-release")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 1)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 1)])
         let events = Collector<String>()
         let delivered = Collector<Bool>()
         // The handler holds the producer; once it has run (on the poll thread) that reference

@@ -9,7 +9,7 @@ import TestSupport
 @Suite struct KafkaRoundTripTests {
     @Test func producesWithKeysAndHeadersAndConsumesInAGroup() async throws {
         let topic = uniqueName("results")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 3)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 3)])
         let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
         var reports: [KafkaDeliveryReport] = []
         for i in 0..<30 {
@@ -41,7 +41,7 @@ import TestSupport
     @Test func committedOffsetsSurviveAConsumerRestart() async throws {
         let topic = uniqueName("results")
         let group = uniqueName("g")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 1)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 1)])
         let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
         for i in 0..<100 { try producer.produce(topic: topic, key: nil, value: Array("\(i)".utf8)) }
         try await producer.flush()
@@ -80,7 +80,7 @@ import TestSupport
     @Test func storedButUncommittedOffsetsAreCommittedOnClose() async throws {
         let topic = uniqueName("results")
         let group = uniqueName("g")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 2)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 2)])
         let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
         for i in 0..<20 { try await producer.send(topic: topic, partition: Int32(i % 2), key: nil, value: [UInt8(i)]) }
         let consumer = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group, ["enable.auto.commit": "false"]))
@@ -102,7 +102,7 @@ import TestSupport
     @Test func twoMembersOfAGroupSplitThePartitions() async throws {
         let topic = uniqueName("results")
         let group = uniqueName("g")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 4)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 4)])
         let a = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
         let b = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
         try a.subscribe(topics: [topic])
@@ -122,7 +122,7 @@ import TestSupport
     @Test func theRevokeHookRunsWhileThePartitionsAreStillAssigned() async throws {
         let topic = uniqueName("results")
         let group = uniqueName("g")
-        let kafka = try EmbeddedKafka(topics: [.init(topic, partitions: 4)])
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 4)])
         let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
         for i in 0..<40 { _ = try await producer.send(topic: topic, key: Array("k\(i)".utf8), value: Array("v\(i)".utf8)) }
         let a = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
