@@ -43,8 +43,9 @@ public final class WebSocketClients: Sendable {
     /// Sends one text message.
     public func send(_ text: String, to id: WebSocketID) { core.send(Array(text.utf8), to: id) }
 
-    /// Stops (or resumes) reading from the socket, as a slow client would.
-    public func pauseReading(_ id: WebSocketID, _ paused: Bool = true) { core.pauseReading(id, paused) }
+    /// Stops (or resumes) reading from the socket, as a slow client would; `applied` runs (on the
+    /// service thread) once the socket's flow control is set.
+    public func pauseReading(_ id: WebSocketID, _ paused: Bool = true, applied: (@Sendable () -> Void)? = nil) { core.pauseReading(id, paused, applied: applied) }
 
     /// Closes with a normal close (1000).
     public func close(_ id: WebSocketID) { core.close(id) }
@@ -111,12 +112,13 @@ final class WebSocketClientsCore: @unchecked Sendable {
         }
     }
 
-    /// Stops (or resumes) reading from the socket, as a slow client would.
-    public func pauseReading(_ id: WebSocketID, _ paused: Bool = true) {
+    func pauseReading(_ id: WebSocketID, _ paused: Bool, applied: (@Sendable () -> Void)?) {
         loop.execute { [self] in
-            guard let client = clients[id] else { return }
-            client.paused = paused
-            if let wsi = client.wsi { _ = lws_rx_flow_control(wsi, paused ? 0 : 1) }
+            if let client = clients[id] {
+                client.paused = paused
+                if let wsi = client.wsi { _ = lws_rx_flow_control(wsi, paused ? 0 : 1) }
+            }
+            applied?()
         }
     }
 

@@ -94,7 +94,7 @@ import TrafficModel
         let h = try await GatewayHarness { $0.pingInterval = .seconds(1); $0.idleTimeout = .seconds(2) }
         let silent = try await h.clients.open()
         let alive = try await h.clients.open()
-        h.clients.pauseReading(silent) // never reads the PING, so never answers it
+        try await h.clients.pauseReading(silent) // never reads the PING, so never answers it
         try await waitUntil("silent client dropped", timeout: .seconds(15)) { await h.gateway.connectionCount() == 1 }
         #expect(h.clients.isOpen(alive), "a client that answers pings stays")
         await h.shutdown()

@@ -77,7 +77,7 @@ import Websockets
         let slow = try await clients.open()
         clients.send(#"{"type":"subscribe","cameras":"*"}"#, to: slow)
         try await clients.waitFor(slow, type: "subscribed")
-        clients.pauseReading(slow)
+        try await clients.pauseReading(slow)
         let flooder = try await clients.open()
         let oversized = try await clients.open()
 

@@ -47,7 +47,12 @@ public final class WebSocketTestClients: @unchecked Sendable {
     }
 
     public func send(_ text: String, to id: WebSocketID) { clients.send(text, to: id) }
-    public func pauseReading(_ id: WebSocketID, _ paused: Bool = true) { clients.pauseReading(id, paused) }
+    /// Stops (or resumes) reading on `id`; returns once the socket's flow control is set.
+    public func pauseReading(_ id: WebSocketID, _ paused: Bool = true) async throws {
+        let applied = Collector<Bool>()
+        clients.pauseReading(id, paused) { applied.append(true) }
+        try await waitUntil("reading on connection \(id) is \(paused ? "paused" : "resumed")") { applied.count > 0 }
+    }
     public func close(_ id: WebSocketID) { clients.close(id) }
     public func stop() { clients.stop() }
 

@@ -128,11 +128,10 @@ private final class EchoDelegate: WebServerDelegate, @unchecked Sendable {
         let clients = try WebSocketTestClients(port: port)
         let slow = try await clients.open(path: "/echo")
         let fast = try await clients.open(path: "/echo")
-        clients.pauseReading(slow)
-        try await Task.sleep(for: .milliseconds(50)) // let the pause reach the socket before the flood
+        try await clients.pauseReading(slow)
         for _ in 0..<8 { clients.send("flood", to: slow) }
         try await waitUntil("the server drops the slow client", timeout: .seconds(20)) { delegate.events.withLock { $0.contains("closed") } }
-        clients.pauseReading(slow, false)
+        try await clients.pauseReading(slow, false)
         let close = try await clients.waitClosed(slow, timeout: .seconds(20))
         // The close frame itself may never be read by a client that does not read; either way
         // the server must have dropped it.
