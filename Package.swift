@@ -177,7 +177,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TrafficModelTests",
-            dependencies: ["TrafficModel"],
+            dependencies: ["TrafficModel", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -286,6 +286,17 @@ public struct JSONScanner: ~Copyable {
                 case UInt8(ascii: "u"):
                     guard index + 6 <= bytes.count else { throw error("truncated \\u escape") }
                     for k in 2..<6 where Self.hexValue(bytes[index + k]) == nil { throw error("invalid \\u escape") }
+                    let unit = Self.hex4(bytes, index + 2)
+                    if (0xDC00..<0xE000).contains(unit) { throw error("unpaired low surrogate escape") }
+                    if (0xD800..<0xDC00).contains(unit) {
+                        // A high surrogate names a character only with the low one after it.
+                        guard index + 12 <= bytes.count, bytes[index + 6] == UInt8(ascii: "\\"), bytes[index + 7] == UInt8(ascii: "u"),
+                              (8..<12).allSatisfy({ Self.hexValue(bytes[index + $0]) != nil }),
+                              (0xDC00..<0xE000).contains(Self.hex4(bytes, index + 8)) else {
+                            throw error("unpaired high surrogate escape")
+                        }
+                        index += 6
+                    }
                     index += 6
                 default:
                     throw error("invalid escape '\\\(Self.printable(bytes[index + 1]))'")
