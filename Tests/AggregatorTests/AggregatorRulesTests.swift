@@ -19,11 +19,12 @@ import TrafficModel
         try await h.send(frames)
         try await h.waitUntilCommitted()
 
-        var published: [String: [UInt8]] = [:]
-        for await event in events {
-            if case .message(let m) = event { published[AggregatorHarness.requestId(m.payload)] = m.payload }
-            if published.count == frames.count { break }
+        let expected = frames.count
+        let messages = try await collect(events, "every result published") { events in
+            Set(events.compactMap { if case .message(let m) = $0 { AggregatorHarness.requestId(m.payload) } else { nil } }).count == expected
         }
+        var published: [String: [UInt8]] = [:]
+        for case .message(let m) in messages { published[AggregatorHarness.requestId(m.payload)] = m.payload }
         #expect(Set(published.keys) == Set(frames.map(\.requestId)))
         let sample = try #require(published[frames[0].requestId])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(sample)) as? [String: Any])
@@ -74,11 +75,9 @@ import TrafficModel
         try await h.flush()
         try await h.waitUntilCommitted()
         #expect(AggregatorHarness.requestId(try #require(try await h.latest(9))) == "new")
-        var order: [String] = []
-        for await event in events {
-            if case .message(let m) = event { order.append(AggregatorHarness.requestId(m.payload)) }
-            if order.count == 2 { break }
-        }
+        let order = try await collect(events, "both results published") { events in
+            events.filter { if case .message = $0 { true } else { false } }.count == 2
+        }.compactMap { if case .message(let m) = $0 { AggregatorHarness.requestId(m.payload) } else { nil } }
         #expect(order == ["new", "old"], "the older result is still published")
         try h.produce(assessment("newer", camera: 9, time: "2025-10-20T10:30:06Z"), camera: 9)
         try await h.flush()
@@ -150,14 +149,13 @@ import TrafficModel
         try await h.waitUntilCommitted()
 
         var positions: [Int: [ResultPosition]] = [:]
-        var seen = 0
-        for await event in events {
-            guard case .message(let m) = event else { continue }
+        let received = try await collect(events, "30 results published") { events in
+            events.filter { if case .message = $0 { true } else { false } }.count == 30
+        }
+        for case .message(let m) in received {
             let camera = try #require(h.keys.camera(fromChannel: m.channel))
             positions[camera, default: []].append(try #require(ResultPosition.parse(prefixOf: m.payload), "published payload starts with its position"))
             #expect(try JSONSerialization.jsonObject(with: Data(m.payload)) is [String: Any], "still one valid JSON object")
-            seen += 1
-            if seen == 30 { break }
         }
         for camera in 0..<3 {
             let mine = try #require(positions[camera])

@@ -17,13 +17,13 @@ import TestSupport
         let replies = try await publisher.execute(pipeline)
         #expect(replies.allSatisfy { $0 == .integer(1) })
 
+        let messages = try await collect(events, "\(count) messages") { events in
+            events.filter { if case .message = $0 { true } else { false } }.count == count
+        }
         var received: [Int] = []
-        for await event in events {
-            if case .message(let message) = event {
-                #expect(message.channel == channel && message.pattern == nil)
-                received.append(Int(String(decoding: message.payload, as: UTF8.self))!)
-                if received.count == count { break }
-            }
+        for case .message(let message) in messages {
+            #expect(message.channel == channel && message.pattern == nil)
+            received.append(Int(String(decoding: message.payload, as: UTF8.self)) ?? -1)
         }
         #expect(received == Array(0..<count))
         await subscriber.close()

@@ -43,3 +43,18 @@ public final class Collector<Element: Sendable>: @unchecked Sendable {
     public var values: [Element] { lock.withLock { items } }
     public var count: Int { lock.withLock { items.count } }
 }
+
+/// Reads `stream` until `done` holds for what was read, within `timeout` (else throws naming
+/// `what`); the stream is finished afterwards. Tests never wait on a stream without a deadline.
+public func collect<Element: Sendable>(_ stream: AsyncStream<Element>, _ what: String, timeout: Duration = .seconds(30), until done: @escaping @Sendable ([Element]) -> Bool) async throws -> [Element] {
+    let seen = Collector<Element>()
+    let reader = Task {
+        for await element in stream {
+            seen.append(element)
+            if done(seen.values) { break }
+        }
+    }
+    defer { reader.cancel() }
+    try await waitUntil(what, timeout: timeout) { done(seen.values) }
+    return seen.values
+}
