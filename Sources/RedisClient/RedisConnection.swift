@@ -63,7 +63,7 @@ public final class RedisConnection {
     }
 
     /// Lends the hiredis context for the duration of `body`.
-    public func withContextPointer<R, E: Error>(_ body: (UnsafeMutablePointer<redisContext>) throws(E) -> R) throws(E) -> R {
+    func withContextPointer<R, E: Error>(_ body: (UnsafeMutablePointer<redisContext>) throws(E) -> R) throws(E) -> R {
         try body(context)
     }
 
