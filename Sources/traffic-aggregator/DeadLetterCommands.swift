@@ -31,7 +31,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
         @Flag(help: "One JSON object per line.") var json = false
 
         func run() async throws {
-            let topic = topic ?? env("KAFKA_DLQ_TOPIC") ?? "risk-assessment-results.dlq"
+            let topic = setting(topic, env: "KAFKA_DLQ_TOPIC") ?? "risk-assessment-results.dlq"
             let messages = try await kafka.readToEnd(topic: topic).filter { reason == nil || DeadLetterCommand.header($0, DeadLetterHeader.reason) == reason }
             for message in messages.prefix(limit) {
                 let h = { DeadLetterCommand.header(message, $0) }
@@ -69,7 +69,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
         @Flag(name: .customLong("include-truncated"), help: "Also replay truncated letters (only their first bytes; the original is gone).") var includeTruncated = false
 
         func run() async throws {
-            let topic = topic ?? env("KAFKA_DLQ_TOPIC") ?? "risk-assessment-results.dlq"
+            let topic = setting(topic, env: "KAFKA_DLQ_TOPIC") ?? "risk-assessment-results.dlq"
             let matching = try await kafka.readToEnd(topic: topic).filter { reason == nil || DeadLetterCommand.header($0, DeadLetterHeader.reason) == reason }
             let messages = includeTruncated ? matching : matching.filter { !DeadLetterCommand.isTruncated($0) }
             let skipped = matching.count - messages.count

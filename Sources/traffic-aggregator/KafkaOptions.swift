@@ -9,7 +9,7 @@ struct KafkaOptions: ParsableArguments {
     @Option(name: .customShort("X"), help: ArgumentHelp("librdkafka property key=value, repeatable (env KAFKA_PROPERTIES).", valueName: "key=value"))
     var kafkaProperties: [String] = []
 
-    var bootstrap: String? { kafkaBootstrap ?? env("KAFKA_BOOTSTRAP") }
+    var bootstrap: String? { setting(kafkaBootstrap, env: "KAFKA_BOOTSTRAP") }
 
     /// The operator's librdkafka properties: `KAFKA_PROPERTIES`, then `-X` (flags win).
     func properties() throws -> KafkaConfiguration {

@@ -46,7 +46,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (env LOG_LEVEL).") var logLevel: String?
 
     func validate() throws {
-        if let level = alertLevel ?? env("ALERT_LEVEL"), RiskLevel(name: level) == nil {
+        if let level = setting(alertLevel, env: "ALERT_LEVEL"), RiskLevel(name: level) == nil {
             throw ValidationError("--alert-level '\(level)' is not one of none|low|medium|high|critical")
         }
         for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL), ("--history-length", historyLength),
@@ -62,27 +62,27 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Logger(label: "traffic-aggregator")
         var config = AggregatorConfiguration()
         config.kafkaBootstrap = kafka.bootstrap
-        config.topic = topic ?? env("KAFKA_TOPIC") ?? config.topic
-        config.group = group ?? env("KAFKA_GROUP") ?? config.group
-        config.deadLetterTopic = deadLetterTopic ?? env("KAFKA_DLQ_TOPIC") ?? config.deadLetterTopic
+        config.topic = setting(topic, env: "KAFKA_TOPIC") ?? config.topic
+        config.group = setting(group, env: "KAFKA_GROUP") ?? config.group
+        config.deadLetterTopic = setting(deadLetterTopic, env: "KAFKA_DLQ_TOPIC") ?? config.deadLetterTopic
         config.kafkaProperties = try kafka.properties().properties
         config.noRedis = noRedis
         config.redisURL = noRedis ? nil : redis.resolvedURL
         config.keys = KeySchema(namespace: redis.resolvedNamespace)
-        config.latestTTLSeconds = latestTTL ?? env("LATEST_TTL").flatMap(Int.init) ?? config.latestTTLSeconds
-        config.alertListLength = alertListLength ?? env("ALERT_LIST_LENGTH").flatMap(Int.init) ?? config.alertListLength
-        config.historyLength = historyLength ?? env("HISTORY_LENGTH").flatMap(Int.init) ?? config.historyLength
-        if let level = (alertLevel ?? env("ALERT_LEVEL")).flatMap(RiskLevel.init(name:)) { config.alertRule = AlertRule(minimumLevel: level) }
-        config.batchSize = batchSize ?? env("BATCH_SIZE").flatMap(Int.init) ?? config.batchSize
-        config.batchLinger = .milliseconds(batchLingerMs ?? env("BATCH_LINGER_MS").flatMap(Int.init) ?? 0)
-        config.maximumMessageBytes = maxMessageBytes ?? env("MAX_MESSAGE_BYTES").flatMap(Int.init) ?? config.maximumMessageBytes
-        config.maximumResultBytes = maxResultBytes ?? env("MAX_RESULT_BYTES").flatMap(Int.init) ?? config.maximumResultBytes
-        config.maximumFrameBytes = maxFrameBytes ?? env("MAX_FRAME_BYTES").flatMap(Int.init) ?? config.maximumFrameBytes
-        config.maximumBatchBytes = maxBatchBytes ?? env("MAX_BATCH_BYTES").flatMap(Int.init) ?? config.maximumBatchBytes
-        if let skew = maxClockSkew ?? env("MAX_CLOCK_SKEW").flatMap(Int.init) { config.maximumClockSkew = skew > 0 ? .seconds(skew) : nil }
-        if let stall = stallThreshold ?? env("STALL_THRESHOLD").flatMap(Int.init) { config.stallThreshold = .seconds(stall) }
+        config.latestTTLSeconds = try setting(latestTTL, env: "LATEST_TTL") ?? config.latestTTLSeconds
+        config.alertListLength = try setting(alertListLength, env: "ALERT_LIST_LENGTH") ?? config.alertListLength
+        config.historyLength = try setting(historyLength, env: "HISTORY_LENGTH") ?? config.historyLength
+        if let level = (setting(alertLevel, env: "ALERT_LEVEL")).flatMap(RiskLevel.init(name:)) { config.alertRule = AlertRule(minimumLevel: level) }
+        config.batchSize = try setting(batchSize, env: "BATCH_SIZE") ?? config.batchSize
+        config.batchLinger = .milliseconds(try setting(batchLingerMs, env: "BATCH_LINGER_MS") ?? 0)
+        config.maximumMessageBytes = try setting(maxMessageBytes, env: "MAX_MESSAGE_BYTES") ?? config.maximumMessageBytes
+        config.maximumResultBytes = try setting(maxResultBytes, env: "MAX_RESULT_BYTES") ?? config.maximumResultBytes
+        config.maximumFrameBytes = try setting(maxFrameBytes, env: "MAX_FRAME_BYTES") ?? config.maximumFrameBytes
+        config.maximumBatchBytes = try setting(maxBatchBytes, env: "MAX_BATCH_BYTES") ?? config.maximumBatchBytes
+        if let skew = try setting(maxClockSkew, env: "MAX_CLOCK_SKEW") { config.maximumClockSkew = skew > 0 ? .seconds(skew) : nil }
+        if let stall = try setting(stallThreshold, env: "STALL_THRESHOLD") { config.stallThreshold = .seconds(stall) }
         config.embeddedPartitions = embeddedPartitions
-        config.metricsPort = metricsPort ?? env("METRICS_PORT").flatMap(Int.init) ?? config.metricsPort
+        config.metricsPort = try setting(metricsPort, env: "METRICS_PORT") ?? config.metricsPort
 
         var embedded: EmbeddedKafka?
         let bootstrap: String
@@ -112,7 +112,7 @@ struct RunCommand: AsyncParsableCommand {
         let service = try AggregatorService(configuration: config, bootstrap: bootstrap, logger: logger)
         var http: HTTPServer?
         if config.metricsPort > 0 {
-            http = try HTTPServer(host: metricsHost ?? env("METRICS_HOST") ?? "0.0.0.0", port: config.metricsPort) { request in
+            http = try HTTPServer(host: setting(metricsHost, env: "METRICS_HOST") ?? "0.0.0.0", port: config.metricsPort) { request in
                 switch request.path {
                 case "/metrics":
                     return HTTPResponse(contentType: "text/plain; version=0.0.4", body: service.metrics.render())

@@ -33,8 +33,8 @@ struct StatsCommand: AsyncParsableCommand {
         var lag: [(partition: Int32, committed: Int64?, end: Int64)] = []
         var lagNote: String?
         if kafka.bootstrap != nil {
-            let topic = topic ?? env("KAFKA_TOPIC") ?? "risk-assessment-results"
-            let group = group ?? env("KAFKA_GROUP") ?? "result-aggregator"
+            let topic = setting(topic, env: "KAFKA_TOPIC") ?? "risk-assessment-results"
+            let group = setting(group, env: "KAFKA_GROUP") ?? "result-aggregator"
             let consumer = try KafkaConsumer(configuration: kafka.configuration(group: group))
             let partitions = try await consumer.partitionCount(topic: topic)
             let committed = try await consumer.committedOffsets((0..<Int32(partitions)).map { KafkaTopicPartition(topic: topic, partition: $0) })

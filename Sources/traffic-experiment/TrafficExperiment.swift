@@ -29,7 +29,7 @@ struct Connection: ParsableArguments {
     @Option(help: "Port of the local Redis, used when no --redis-url or REDIS_URL is given, and by --start-redis.") var port = 11451
     @Option(help: "The task stream; results and channels are named after it.") var stream = "tasks_stream"
 
-    var url: String { redisURL ?? env("REDIS_URL") ?? "redis://127.0.0.1:\(port)" }
+    var url: String { setting(redisURL, env: "REDIS_URL") ?? "redis://127.0.0.1:\(port)" }
     var keys: ExperimentKeys { ExperimentKeys(stream: stream) }
 
     func connect(label: String = "experiment", commandTimeout: Duration = .seconds(30)) async throws -> RedisClient {

@@ -40,7 +40,7 @@ struct RunGateway: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (env LOG_LEVEL).") var logLevel: String?
 
     func validate() throws {
-        if authToken ?? env("GATEWAY_AUTH_TOKEN") != nil, jwtSecret ?? env("GATEWAY_JWT_SECRET") != nil {
+        if setting(authToken, env: "GATEWAY_AUTH_TOKEN") != nil, setting(jwtSecret, env: "GATEWAY_JWT_SECRET") != nil {
             throw ValidationError("--auth-token and --jwt-secret are exclusive: choose one way to authenticate")
         }
         for (name, value) in [("--port", port), ("--max-queue-bytes", maxQueueBytes), ("--max-frame-bytes", maxFrameBytes), ("--max-connections", maxConnections), ("--ping-interval", pingInterval), ("--idle-timeout", idleTimeout), ("--housekeeping-seconds", housekeepingSeconds)] {
@@ -52,27 +52,27 @@ struct RunGateway: AsyncParsableCommand {
         bootstrapLogging(logLevel)
         let logger = Logger(label: "traffic-gateway")
         var config = GatewayConfiguration()
-        config.port = port ?? env("GATEWAY_PORT").flatMap(Int.init) ?? config.port
-        config.host = host ?? env("GATEWAY_HOST") ?? config.host
+        config.port = try setting(port, env: "GATEWAY_PORT") ?? config.port
+        config.host = setting(host, env: "GATEWAY_HOST") ?? config.host
         if config.host == "0.0.0.0" || config.host == "*" { config.host = nil }
         config.redisURL = redis.resolvedURL
         config.keys = KeySchema(namespace: redis.resolvedNamespace)
-        config.maximumQueuedBytes = maxQueueBytes ?? env("GATEWAY_MAX_QUEUE_BYTES").flatMap(Int.init) ?? config.maximumQueuedBytes
-        config.maximumInboundBytes = maxFrameBytes ?? env("GATEWAY_MAX_FRAME_BYTES").flatMap(Int.init) ?? config.maximumInboundBytes
-        config.maximumConnections = maxConnections ?? env("GATEWAY_MAX_CONNECTIONS").flatMap(Int.init) ?? config.maximumConnections
-        if let rate = connectRate ?? env("GATEWAY_CONNECT_RATE").flatMap(Double.init) {
+        config.maximumQueuedBytes = try setting(maxQueueBytes, env: "GATEWAY_MAX_QUEUE_BYTES") ?? config.maximumQueuedBytes
+        config.maximumInboundBytes = try setting(maxFrameBytes, env: "GATEWAY_MAX_FRAME_BYTES") ?? config.maximumInboundBytes
+        config.maximumConnections = try setting(maxConnections, env: "GATEWAY_MAX_CONNECTIONS") ?? config.maximumConnections
+        if let rate = try setting(connectRate, env: "GATEWAY_CONNECT_RATE") {
             config.connectRate = rate
             config.connectBurst = rate * 2
         }
-        if let seconds = pingInterval ?? env("GATEWAY_PING_INTERVAL").flatMap(Int.init) { config.pingInterval = .seconds(seconds) }
-        if let seconds = idleTimeout ?? env("GATEWAY_IDLE_TIMEOUT").flatMap(Int.init) { config.idleTimeout = .seconds(seconds) }
-        if let seconds = drainSeconds ?? env("GATEWAY_DRAIN_SECONDS").flatMap(Int.init) { config.drainTimeout = .seconds(seconds) }
-        if let seconds = housekeepingSeconds ?? env("GATEWAY_HOUSEKEEPING_SECONDS").flatMap(Int.init) { config.housekeepingInterval = .seconds(seconds) }
-        config.latestTTLSeconds = latestTTL ?? env("LATEST_TTL").flatMap(Int.init) ?? config.latestTTLSeconds
+        if let seconds = try setting(pingInterval, env: "GATEWAY_PING_INTERVAL") { config.pingInterval = .seconds(seconds) }
+        if let seconds = try setting(idleTimeout, env: "GATEWAY_IDLE_TIMEOUT") { config.idleTimeout = .seconds(seconds) }
+        if let seconds = try setting(drainSeconds, env: "GATEWAY_DRAIN_SECONDS") { config.drainTimeout = .seconds(seconds) }
+        if let seconds = try setting(housekeepingSeconds, env: "GATEWAY_HOUSEKEEPING_SECONDS") { config.housekeepingInterval = .seconds(seconds) }
+        config.latestTTLSeconds = try setting(latestTTL, env: "LATEST_TTL") ?? config.latestTTLSeconds
         let origins = allowedOrigins + (env("GATEWAY_ALLOWED_ORIGINS")?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
         var mode = AccessPolicy.Mode.open
-        if let token = authToken ?? env("GATEWAY_AUTH_TOKEN") { mode = .staticToken(token) }
-        if let secret = jwtSecret ?? env("GATEWAY_JWT_SECRET") { mode = .jwtHS256(secret: Array(secret.utf8)) }
+        if let token = setting(authToken, env: "GATEWAY_AUTH_TOKEN") { mode = .staticToken(token) }
+        if let secret = setting(jwtSecret, env: "GATEWAY_JWT_SECRET") { mode = .jwtHS256(secret: Array(secret.utf8)) }
         config.access = AccessPolicy(mode: mode, allowedOrigins: Set(origins), allowTokensWithoutExpiry: allowTokensWithoutExp)
 
         let auth = switch mode {
@@ -110,7 +110,7 @@ struct TokenCommand: ParsableCommand {
     @Option(help: "Subject (who the token is for).") var subject = "operator"
 
     func run() throws {
-        guard let secret = jwtSecret ?? env("GATEWAY_JWT_SECRET") else { throw ValidationError("--jwt-secret (or GATEWAY_JWT_SECRET) is required") }
+        guard let secret = setting(jwtSecret, env: "GATEWAY_JWT_SECRET") else { throw ValidationError("--jwt-secret (or GATEWAY_JWT_SECRET) is required") }
         let claim: String
         if cameras == "*" {
             claim = #""*""#

@@ -108,3 +108,16 @@ extension Sequence {
         return out
     }
 }
+
+/// Settings from the environment.
+@Suite struct GatewaySettingTests {
+    @Test func anEnvironmentSettingThatDoesNotParseIsRefusedByName() async throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway-env") + ".log").path
+        var environment = ProcessInfo.processInfo.environment
+        environment["GATEWAY_PORT"] = "eighty"
+        let process = try ChildProcess(GatewayProcessTests.binary, ["run", "--redis-url", "redis://127.0.0.1:1"], environment: environment, outputPath: log)
+        let status = try await process.waitForExit(timeout: .seconds(30))
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(status != 0 && output.contains("GATEWAY_PORT=eighty"), "\(output)")
+    }
+}
