@@ -77,6 +77,8 @@ let package = Package(
 
         // MARK: Domain.
         .target(name: "TrafficModel", swiftSettings: strict),
+        // Simulated results and frame images, for the simulator, benchmarks and tests.
+        .target(name: "Simulation", dependencies: ["TrafficModel"], swiftSettings: strict),
 
         // MARK: Services.
         .target(
@@ -138,6 +140,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-sim",
             dependencies: [
+                "Simulation",
                 "RedisClient", "KafkaClient", "TrafficModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -156,6 +159,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-bench",
             dependencies: [
+                "Simulation",
                 "RedisClient", "KafkaClient", "TestSupport", "Aggregator", "TrafficModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -182,7 +186,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AggregatorTests",
-            dependencies: ["Aggregator", "TestSupport", "TrafficModel", "RedisClient", "KafkaClient", "Websockets"],
+            dependencies: ["Aggregator", "Simulation", "TestSupport", "TrafficModel", "RedisClient", "KafkaClient", "Websockets"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -193,6 +197,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
+                "Simulation",
                 "Gateway", "Aggregator", "TestSupport", "TrafficModel", "RedisClient", "Websockets",
                 .product(name: "Logging", package: "swift-log"),
             ],

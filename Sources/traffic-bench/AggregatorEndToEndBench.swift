@@ -7,6 +7,7 @@ import RedisClient
 import Synchronization
 import TestSupport
 import TrafficModel
+import Simulation
 
 /// End to end: Kafka (embedded) → aggregator (in process) → Redis → a PSUBSCRIBE client.
 struct AggregatorEndToEndBench: AsyncParsableCommand {

@@ -7,6 +7,7 @@ import Synchronization
 import TestSupport
 import TrafficModel
 import Websockets
+import Simulation
 
 /// The WebSocket gateway under load: a private redis-server, the release `traffic-gateway`
 /// binary as a child process, results written exactly as the aggregator writes them, and many

@@ -4,6 +4,7 @@ import Foundation
 import KafkaClient
 import RedisClient
 import TrafficModel
+import Simulation
 
 /// The aggregator's pure CPU work alone: validate, merge, plan, build the write transaction's
 /// commands.

@@ -4,6 +4,7 @@ import KafkaClient
 import Logging
 import RedisClient
 import TrafficModel
+import Simulation
 
 /// `traffic-sim`: stands in for the camera pipeline and LLM scheduler upstream of the product.
 /// Writes `detection:<requestId>` into Redis and produces the matching risk assessment to Kafka.

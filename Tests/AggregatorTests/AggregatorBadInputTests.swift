@@ -5,6 +5,7 @@ import Testing
 import TestSupport
 import TrafficModel
 @testable import Aggregator
+import Simulation
 
 @Suite struct AggregatorBadInputTests {
     @Test func everyClassOfBadInputIsDeadLetteredWithItsReason() async throws {

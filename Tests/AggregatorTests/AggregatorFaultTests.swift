@@ -6,6 +6,7 @@ import Testing
 import TestSupport
 import TrafficModel
 @testable import Aggregator
+import Simulation
 
 @Suite struct AggregatorFaultTests {
     @Test func redisKilledAndRestartedMidStreamLosesNothing() async throws {

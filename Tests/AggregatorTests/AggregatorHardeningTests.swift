@@ -6,6 +6,7 @@ import TestSupport
 import TrafficModel
 import Websockets
 @testable import Aggregator
+import Simulation
 
 /// Hostile and oversized input (issue: hardening), against a real redis-server and the embedded
 /// broker: no single message may stall the stream, bloat results or forge what the aggregator

@@ -5,6 +5,7 @@ import RedisClient
 import TestSupport
 import TrafficModel
 @testable import Aggregator
+import Simulation
 
 /// A real redis-server, an embedded broker and an in-process aggregator with unique names.
 final class AggregatorHarness: @unchecked Sendable {

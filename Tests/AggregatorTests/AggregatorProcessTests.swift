@@ -6,6 +6,7 @@ import TestSupport
 import TrafficModel
 #if canImport(Glibc)
 import Glibc
+import Simulation
 #endif
 
 /// The `traffic-aggregator` executable as operators run it: signals, restarts, HTTP endpoints,

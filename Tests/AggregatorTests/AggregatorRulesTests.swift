@@ -5,6 +5,7 @@ import Testing
 import TestSupport
 import TrafficModel
 @testable import Aggregator
+import Simulation
 
 /// SPEC §2–5, one rule per test, against a real redis-server and the embedded broker.
 @Suite struct AggregatorRulesTests {

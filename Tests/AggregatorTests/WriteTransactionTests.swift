@@ -4,6 +4,7 @@ import Testing
 import TestSupport
 import TrafficModel
 @testable import Aggregator
+import Simulation
 
 /// The write transaction against a real redis-server, with writers racing on the same cameras.
 @Suite struct WriteTransactionTests {

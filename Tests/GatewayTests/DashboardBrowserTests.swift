@@ -5,6 +5,7 @@ import TestSupport
 import TrafficModel
 import Websockets
 @testable import Gateway
+import Simulation
 
 /// The dashboard in a real headless Chromium, driven over the DevTools protocol.
 ///

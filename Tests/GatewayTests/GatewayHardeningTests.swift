@@ -4,6 +4,7 @@ import TestSupport
 import TrafficModel
 import Websockets
 @testable import Gateway
+import Simulation
 
 /// Hostile and oversized traffic at the gateway (issue: hardening): large results, frames over
 /// HTTP, header budgets, typed JWT claims, methods and status lines.

@@ -6,6 +6,7 @@ import TrafficModel
 import Websockets
 @testable import Aggregator
 @testable import Gateway
+import Simulation
 
 /// A real redis-server, an in-process gateway on a free port, WebSocket test clients, and a
 /// publisher that writes results exactly as the aggregator does (its planner and write transaction).

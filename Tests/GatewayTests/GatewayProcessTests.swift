@@ -4,6 +4,7 @@ import RedisClient
 import TestSupport
 import TrafficModel
 @testable import Gateway
+import Simulation
 
 /// The `traffic-gateway` executable as operators run it, and the per-node limits.
 @Suite struct GatewayProcessTests {

@@ -8,6 +8,7 @@ import TrafficModel
 import Websockets
 @testable import Aggregator
 @testable import Gateway
+import Simulation
 
 /// Both services under hostile input and hostile clients at once (issue: hardening): valid
 /// messages mixed with every bad class, random and mutated payloads of 0 B–3 MB, oversized
