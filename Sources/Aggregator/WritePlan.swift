@@ -6,11 +6,10 @@ extension KafkaMessage {
     public var position: String { "\(topic)[\(partition)]@\(offset)" }
 }
 
-/// A message that failed validation, with the reason to record in the dead-letter topic.
-public struct DeadLetter: Sendable {
-    public var source: KafkaMessage
-    public var rejection: InputRejection
-}
+/// A Kafka message the planner refused: what the dead-letter topic receives.
+public typealias DeadLetter = Rejected<KafkaMessage>
+
+extension KafkaMessage: PlannerInput {}
 
 /// Everything one batch writes to Redis, in the order it must happen.
 ///

@@ -1,6 +1,22 @@
 import Foundation
-import KafkaClient
 import TrafficModel
+
+/// What the planner reads from one input record: its bytes (a Kafka message, a test's literal,
+/// a replayed dead letter — the planner does not care which).
+public protocol PlannerInput: Sendable {
+    var value: [UInt8] { get }
+}
+
+/// An input the planner refused, and why.
+public struct Rejected<Source: PlannerInput>: Sendable {
+    public var source: Source
+    public var rejection: InputRejection
+
+    public init(source: Source, rejection: InputRejection) {
+        self.source = source
+        self.rejection = rejection
+    }
+}
 
 /// The pure core of the aggregator: validation and planning, no I/O.
 public struct WritePlanner: Sendable {
@@ -34,10 +50,10 @@ public struct WritePlanner: Sendable {
 
     /// Splits a batch into valid assessments (in input order), the messages they came from
     /// (index-aligned) and dead letters. `now` is the clock timestamps are checked against.
-    public func decode(_ batch: [KafkaMessage], now: Date = Date()) -> (valid: [AssessmentMessage], sources: [KafkaMessage], deadLetters: [DeadLetter]) {
+    public func decode<Source: PlannerInput>(_ batch: [Source], now: Date = Date()) -> (valid: [AssessmentMessage], sources: [Source], deadLetters: [Rejected<Source>]) {
         var valid: [AssessmentMessage] = []
-        var sources: [KafkaMessage] = []
-        var dead: [DeadLetter] = []
+        var sources: [Source] = []
+        var dead: [Rejected<Source>] = []
         valid.reserveCapacity(batch.count)
         sources.reserveCapacity(batch.count)
         let nowMilliseconds = Int64(now.timeIntervalSince1970 * 1000)
@@ -57,7 +73,7 @@ public struct WritePlanner: Sendable {
                 valid.append(assessment)
                 sources.append(message)
             } catch {
-                dead.append(DeadLetter(source: message, rejection: error))
+                dead.append(Rejected(source: message, rejection: error))
             }
         }
         return (valid, sources, dead)
