@@ -4,6 +4,7 @@ import PackageDescription
 /// Every Swift target is compiled in Swift 6 language mode with complete concurrency checking.
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
 let package = Package(

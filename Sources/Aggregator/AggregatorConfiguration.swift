@@ -1,6 +1,6 @@
-import KafkaClient
+public import KafkaClient
 import RedisClient
-import TrafficModel
+public import TrafficModel
 
 /// Everything `traffic-aggregator run` can be told, with the product's defaults.
 public struct AggregatorConfiguration: Sendable {

@@ -1,4 +1,4 @@
-import Prometheus
+public import Prometheus
 import TrafficModel
 
 /// The aggregator's Prometheus metrics.

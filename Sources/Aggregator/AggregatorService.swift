@@ -1,6 +1,6 @@
 import Foundation
 import KafkaClient
-import Logging
+public import Logging
 import RedisClient
 import Synchronization
 import TrafficModel

@@ -1,5 +1,5 @@
-import KafkaClient
-import TrafficModel
+public import KafkaClient
+public import TrafficModel
 
 extension KafkaMessage {
     /// `topic[partition]@offset`, for logs and dead-letter headers.

@@ -1,5 +1,5 @@
-import Foundation
-import TrafficModel
+public import Foundation
+public import TrafficModel
 
 /// What the planner reads from one input record: its bytes (a Kafka message, a test's literal,
 /// a replayed dead letter — the planner does not care which).

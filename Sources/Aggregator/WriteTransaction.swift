@@ -1,4 +1,4 @@
-import RedisClient
+public import RedisClient
 import TrafficModel
 
 /// Applies a `WritePlan` to Redis atomically: one optimistic transaction of plain commands.

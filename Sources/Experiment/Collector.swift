@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+public import RedisClient
 
 /// Gathers a run's results once every requested algorithm has reported, and writes
 /// `training_results.json` and `training_report.html`.

@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+public import RedisClient
 
 /// Writes a data set into the task stream: the header entry, then one entry per row with its
 /// min-max normalised features, in pipelined batches.

@@ -1,4 +1,4 @@
-import RedisClient
+public import RedisClient
 
 /// Why an experiment step failed: what, where, and what to do about it.
 public struct ExperimentError: Error, Sendable, CustomStringConvertible {

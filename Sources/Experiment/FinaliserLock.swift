@@ -1,5 +1,5 @@
-import Foundation
-import RedisClient
+public import Foundation
+public import RedisClient
 
 /// A lease lock in Redis: `SET key token NX PX lease` with a random token; only the owner
 /// extends it (compare-and-`PEXPIRE`) or releases it (compare-and-`DEL`), both as scripts so the

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A grid-search job's final results: its parameter sets ranked by mean cross-validation score
 /// (R² on the held-out fold, higher is better) with the standard deviation over folds, and the

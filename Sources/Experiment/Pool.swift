@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+public import RedisClient
 
 /// The Redis names of a worker pool (the distributed grid-search runner), under one prefix
 /// (default `pool`). docs/scaling.md lists what each holds and how large it grows.

@@ -1,5 +1,5 @@
-import Foundation
-import RedisClient
+public import Foundation
+public import RedisClient
 
 /// What `status` shows: the live workers (registry) and jobs with their task counts per state.
 public struct PoolSnapshot: Sendable, Codable, Equatable {

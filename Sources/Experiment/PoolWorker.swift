@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+public import RedisClient
 import Synchronization
 
 /// One member of a worker pool: takes grid tasks from the shared consumer group (high-priority

@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+public import RedisClient
 
 /// The wire format of the task stream, shared with the original Python framework (its workers
 /// read a stream this tool writes, and the other way round). See docs/experiment.md.

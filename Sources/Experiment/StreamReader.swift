@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+public import RedisClient
 
 /// Reads a whole data set from the task stream through an algorithm's own consumer group, as
 /// the original workers do: `XGROUP CREATE … 0 MKSTREAM` (on BUSYGROUP the group's cursor is

@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+public import RedisClient
 
 /// One algorithm's worker: reads the data set through its consumer group, splits it (seeded,
 /// the same for every algorithm), trains, evaluates, stores the result in the run's results

@@ -1,6 +1,6 @@
-import Foundation
+public import Foundation
 import TrafficModel
-import Websockets
+public import Websockets
 
 /// Who may connect and which cameras they may watch.
 ///

@@ -1,5 +1,5 @@
 import Foundation
-import TrafficModel
+public import TrafficModel
 
 /// A frame a client sent, decoded. The wire format is in docs/websocket-protocol.md.
 public enum ClientRequest: Sendable, Equatable {

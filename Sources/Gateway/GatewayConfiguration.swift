@@ -1,4 +1,4 @@
-import TrafficModel
+public import TrafficModel
 
 /// Everything `traffic-gateway run` can be told, with the product's defaults.
 public struct GatewayConfiguration: Sendable {

@@ -1,7 +1,7 @@
 import Foundation
 import RedisClient
 import TrafficModel
-import Websockets
+public import Websockets
 
 /// The HTTP side of the gateway: dashboard, API, health and metrics (service thread).
 extension GatewayService {

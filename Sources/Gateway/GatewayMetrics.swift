@@ -1,4 +1,4 @@
-import Prometheus
+public import Prometheus
 
 /// The gateway's Prometheus metrics.
 public final class GatewayMetrics: Sendable {

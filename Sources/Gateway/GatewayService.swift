@@ -1,9 +1,9 @@
 import Foundation
-import Logging
+public import Logging
 import RedisClient
 import Synchronization
 import TrafficModel
-import Websockets
+public import Websockets
 
 /// The WebSocket gateway: browsers watch cameras live (SPEC §6, docs/gateway.md).
 ///

@@ -1,4 +1,4 @@
-import TrafficModel
+public import TrafficModel
 
 /// One published result as the gateway handles it: the camera, its position (nil when the
 /// publisher did not put one in) and the JSON exactly as published.

@@ -1,4 +1,4 @@
-import TrafficModel
+public import TrafficModel
 
 /// What the hub asks its shell to do, in order.
 public enum HubAction: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import CRdKafka
 import Foundation
-import Logging
+public import Logging
 
 /// An in-process Kafka cluster: librdkafka's mock cluster, speaking the real Kafka protocol
 /// over TCP on loopback, so any client (this module, `kcat`) can use `bootstrapServers`.

@@ -1,6 +1,6 @@
 import CRdKafka
 import Dispatch
-import Logging
+public import Logging
 import Synchronization
 
 /// A consumer in a consumer group with manual offset handling.

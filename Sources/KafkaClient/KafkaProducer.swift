@@ -1,6 +1,6 @@
 import CRdKafka
 import Foundation
-import Logging
+public import Logging
 import Synchronization
 
 /// Where a produced message landed.

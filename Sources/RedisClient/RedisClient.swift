@@ -1,5 +1,5 @@
 import Dispatch
-import Logging
+public import Logging
 import Synchronization
 
 /// An async Redis client over one hiredis connection.

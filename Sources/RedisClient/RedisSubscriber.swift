@@ -1,6 +1,6 @@
 import CHiredis
 import Foundation
-import Logging
+public import Logging
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import CSVM
-import Foundation
+public import Foundation
 
 /// Epsilon support vector regression with an RBF kernel, through libsvm (Debian's libsvm-dev).
 ///

@@ -1,5 +1,5 @@
-import ArgumentParser
-import Experiment
+public import ArgumentParser
+public import Experiment
 import Foundation
 import RedisClient
 import ServiceCLI

@@ -1,5 +1,5 @@
-import Foundation
-import RedisClient
+public import Foundation
+public import RedisClient
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import Foundation
-import Websockets
+public import Websockets
 
 /// Many WebSocket clients for tests: records every event per connection and waits on them with
 /// deadlines.
