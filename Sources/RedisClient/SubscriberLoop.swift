@@ -1,0 +1,241 @@
+import CHiredis
+import Foundation
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The body of the subscriber thread. Everything here runs on that one thread.
+final class SubscriberLoop: @unchecked Sendable {
+    let shared: SubscriberShared
+    var connection: RedisConnection?
+    var backoff: ReconnectBackoff
+    /// Waiters per "c:name" / "p:name" until the server confirms that name.
+    var waiting: [String: [ConfirmationWaiter]] = [:]
+    var everConnected = false
+    var reportedDown = false
+    /// After a reconnect: the held names whose re-subscription the server has not confirmed
+    /// yet; `.reconnected` is reported once it is empty.
+    var resubscribing: Set<String>?
+
+    init(shared: SubscriberShared) {
+        self.shared = shared
+        self.backoff = ReconnectBackoff(policy: shared.configuration.reconnect)
+    }
+
+    func run() {
+        var pending: [SubscriptionRequest] = []
+        while true {
+            let (closing, requests) = shared.state.withLock { state -> (Bool, [SubscriptionRequest]) in
+                // Once closing, requests stay in the inbox: `finish()` fails them there. (Taken
+                // here they would be in neither place and their callers would wait forever.)
+                if state.closing { return (true, []) }
+                let taken = state.inbox
+                state.inbox.removeAll()
+                // The held sets change as requests are taken, so a reconnect re-subscribes them.
+                for request in taken {
+                    for name in request.names {
+                        switch request.kind {
+                        case .subscribe: state.channels.insert(name)
+                        case .psubscribe: state.patterns.insert(name)
+                        case .unsubscribe: state.channels.remove(name)
+                        case .punsubscribe: state.patterns.remove(name)
+                        }
+                    }
+                }
+                return (false, taken)
+            }
+            if closing { break }
+            for request in requests {
+                for name in request.names {
+                    waiting[key(request.kind.isPattern, name), default: []].append(request.waiter)
+                }
+            }
+            pending += requests
+
+            if connection == nil {
+                guard connect() else { continue }
+                // `connect` subscribed the held sets, which already include pending additions,
+                // and settled every waiter that no reply will come for (pending removals too).
+                pending.removeAll()
+            }
+            guard let connection else { continue }
+            do {
+                for request in pending {
+                    var args = RedisArguments([request.kind.command])
+                    for name in request.names { args.append(name) }
+                    try connection.append(args)
+                }
+                pending.removeAll()
+                try connection.flush()
+                try waitAndRead(connection)
+            } catch {
+                dropConnection(error)
+            }
+        }
+        finish()
+    }
+
+    /// Connects and re-subscribes; on failure waits out the back-off (interruptible).
+    private func connect() -> Bool {
+        do {
+            let made = try RedisConnection(configuration: shared.configuration)
+            // A pub/sub connection only waits for pushes: no command timeout on reads.
+            made.withContextPointer { _ = redisSetTimeoutZero($0) }
+            let (channels, patterns) = shared.state.withLock { ($0.channels, $0.patterns) }
+            if !channels.isEmpty {
+                var args = RedisArguments(["SUBSCRIBE"])
+                for name in channels.sorted() { args.append(name) }
+                try made.append(args)
+            }
+            if !patterns.isEmpty {
+                var args = RedisArguments(["PSUBSCRIBE"])
+                for name in patterns.sorted() { args.append(name) }
+                try made.append(args)
+            }
+            try made.flush()
+            connection = made
+            backoff.recordSuccess()
+            // Confirmations lost with the old connection: the new one holds exactly the held
+            // sets, and the re-subscription just sent brings one reply per held name. So every
+            // removal is done, a name no longer held needs nothing, and of the additions of a
+            // held name the newest waits for that reply and any others are done now.
+            let held = Set(channels.map { key(false, $0) } + patterns.map { key(true, $0) })
+            for (name, waiters) in waiting {
+                let bare = String(name.dropFirst(2))
+                // The newest addition is the one its caller is still waiting on; older ones
+                // were given up on or are superseded.
+                let keep = held.contains(name) ? waiters.last(where: \.adds) : nil
+                for waiter in waiters where waiter !== keep { waiter.resolve(bare) }
+                waiting[name] = keep.map { [$0] }
+            }
+            if everConnected {
+                shared.logger.info("Redis subscriber reconnected", metadata: ["redis": "\(shared.configuration)", "channels": "\(channels.count)", "patterns": "\(patterns.count)"])
+                // Reported once every held name is subscribed again, so whoever reacts (reads
+                // what was missed) cannot read before the subscription is live.
+                resubscribing = held
+                reportResubscribed()
+            }
+            everConnected = true
+            reportedDown = false
+            return true
+        } catch {
+            if !reportedDown {
+                reportedDown = true
+                shared.logger.warning("Redis subscriber cannot connect", metadata: ["error": "\(error)"])
+                if everConnected { shared.handler(.disconnected(error.description)) }
+            }
+            let delay = backoff.recordFailure()
+            pollWake(timeoutMs: Int32(ReconnectBackoff.seconds(delay) * 1000))
+            return false
+        }
+    }
+
+    private func dropConnection(_ error: RedisError) {
+        connection = nil
+        resubscribing = nil
+        shared.logger.warning("Redis subscriber connection lost", metadata: ["error": "\(error.message)"])
+        reportedDown = true
+        shared.handler(.disconnected(error.description))
+    }
+
+    /// Blocks until the socket has data or someone wakes us, then handles complete replies.
+    private func waitAndRead(_ connection: RedisConnection) throws(RedisError) {
+        // Replies may already sit in hiredis' buffer from an earlier read.
+        while let reply = try connection.bufferedReply() { handle(reply) }
+        var fds = [
+            pollfd(fd: connection.fileDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: shared.wakeRead, events: Int16(POLLIN), revents: 0),
+        ]
+        let ready = poll(&fds, 2, 1000)
+        if ready < 0 {
+            if errno == EINTR { return }
+            throw RedisError(kind: .connectionLost, message: "poll: \(String(cString: strerror(errno)))")
+        }
+        if fds[1].revents != 0 { drainWake() }
+        if fds[0].revents != 0 {
+            try connection.readAvailable()
+            while let reply = try connection.bufferedReply() { handle(reply) }
+        }
+    }
+
+    private func handle(_ reply: RedisReply) {
+        guard case .array(let parts) = reply, let kind = parts.first?.string else { return }
+        switch kind {
+        case "message" where parts.count == 3:
+            if let channel = parts[1].string, let payload = parts[2].bytes {
+                shared.handler(.message(RedisPubSubMessage(channel: channel, pattern: nil, payload: payload)))
+            }
+        case "pmessage" where parts.count == 4:
+            if let pattern = parts[1].string, let channel = parts[2].string, let payload = parts[3].bytes {
+                shared.handler(.message(RedisPubSubMessage(channel: channel, pattern: pattern, payload: payload)))
+            }
+        case "subscribe", "psubscribe", "unsubscribe", "punsubscribe":
+            guard parts.count >= 2, let name = parts[1].string else { return }
+            let isPattern = kind.hasPrefix("p")
+            confirm(isPattern, name)
+            if resubscribing != nil, !kind.hasSuffix("unsubscribe") {
+                resubscribing?.remove(key(isPattern, name))
+                reportResubscribed()
+            }
+            shared.handler(kind.hasSuffix("unsubscribe") ? .unsubscribed(name, pattern: isPattern) : .subscribed(name, pattern: isPattern))
+        default:
+            break
+        }
+    }
+
+    private func reportResubscribed() {
+        guard let waiting = resubscribing, waiting.isEmpty else { return }
+        resubscribing = nil
+        shared.handler(.reconnected)
+    }
+
+    private func confirm(_ isPattern: Bool, _ name: String) {
+        guard var waiters = waiting.removeValue(forKey: key(isPattern, name)), !waiters.isEmpty else { return }
+        let waiter = waiters.removeFirst()
+        if !waiters.isEmpty { waiting[key(isPattern, name)] = waiters }
+        waiter.resolve(name)
+    }
+
+    private func key(_ isPattern: Bool, _ name: String) -> String {
+        (isPattern ? "p:" : "c:") + name
+    }
+
+    private func pollWake(timeoutMs: Int32) {
+        var fd = pollfd(fd: shared.wakeRead, events: Int16(POLLIN), revents: 0)
+        if poll(&fd, 1, max(timeoutMs, 1)) > 0 { drainWake() }
+    }
+
+    private func drainWake() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(shared.wakeRead, &buffer, buffer.count) > 0 {}
+    }
+
+    private func finish() {
+        connection = nil
+        let closed = RedisError(kind: .closed, message: "the subscriber was closed")
+        var resumed = Set<ObjectIdentifier>()
+        for waiters in waiting.values {
+            for waiter in waiters where resumed.insert(ObjectIdentifier(waiter)).inserted {
+                waiter.continuation.resume(returning: .failure(closed))
+            }
+        }
+        waiting.removeAll()
+        let closeWaiters = shared.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.finished = true
+            for request in state.inbox where resumed.insert(ObjectIdentifier(request.waiter)).inserted {
+                request.waiter.continuation.resume(returning: .failure(closed))
+            }
+            state.inbox.removeAll()
+            let waiters = state.closeWaiters
+            state.closeWaiters.removeAll()
+            // Under the lock that every wake holds: no wake can write after this.
+            close(shared.wakeRead)
+            close(shared.wakeWrite)
+            return waiters
+        }
+        shared.onClose?()
+        for waiter in closeWaiters { waiter.resume() }
+    }
+}
