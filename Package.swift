@@ -80,6 +80,9 @@ let package = Package(
         .target(name: "TrafficModel", swiftSettings: strict),
         // Simulated results and frame images, for the simulator, benchmarks and tests.
         .target(name: "Simulation", dependencies: ["TrafficModel"], swiftSettings: strict),
+        // Local servers and processes started by tests and benchmarks: redis-server on a free
+        // port, child processes, a raw HTTP GET, waiting with deadlines.
+        .target(name: "LocalServices", dependencies: ["RedisClient"], swiftSettings: strict),
 
         // MARK: Services.
         .target(
@@ -161,7 +164,7 @@ let package = Package(
             name: "traffic-bench",
             dependencies: [
                 "Simulation",
-                "RedisClient", "KafkaClient", "TestSupport", "Aggregator", "TrafficModel",
+                "RedisClient", "KafkaClient", "LocalServices", "Aggregator", "TrafficModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -171,7 +174,7 @@ let package = Package(
         // MARK: Tests.
         .target(
             name: "TestSupport",
-            dependencies: ["RedisClient", "KafkaClient", "Websockets", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LocalServices", "RedisClient", "KafkaClient", "Websockets", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: strict
         ),

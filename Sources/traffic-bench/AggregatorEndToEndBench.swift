@@ -5,7 +5,7 @@ import KafkaClient
 import Logging
 import RedisClient
 import Synchronization
-import TestSupport
+import LocalServices
 import TrafficModel
 import Simulation
 

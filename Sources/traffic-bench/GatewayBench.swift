@@ -4,7 +4,7 @@ import Foundation
 import Logging
 import RedisClient
 import Synchronization
-import TestSupport
+import LocalServices
 import TrafficModel
 import Websockets
 import Simulation

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import RedisClient
-import TestSupport
+import LocalServices
 
 /// Pipelined SETEX throughput of this client against `redis-benchmark -P` on the same server.
 struct RedisPipelineBench: AsyncParsableCommand {

@@ -45,7 +45,7 @@ final class GatewayHarness: @unchecked Sendable {
                 lastError = error
             }
         }
-        guard let made else { throw lastError ?? TestSupportError("gateway did not start") }
+        guard let made else { throw lastError ?? LocalServiceError("gateway did not start") }
         gateway = made
         clients = try WebSocketTestClients(port: made.port)
         // Ready means pub/sub delivers (the probe came back): clients then start from "redis up".
@@ -113,7 +113,7 @@ final class GatewayHarness: @unchecked Sendable {
             try await waitUntil("client \(id) has \(count) results", timeout: timeout) { results(id).count >= count }
         } catch {
             let received = types(id)
-            throw TestSupportError("\(error); it received \(received.count) messages, the last ones: \(received.suffix(8)); open: \(clients.isOpen(id)), close: \(String(describing: clients.closeInfo(id))), failure: \(clients.failure(id) ?? "none")")
+            throw LocalServiceError("\(error); it received \(received.count) messages, the last ones: \(received.suffix(8)); open: \(clients.isOpen(id)), close: \(String(describing: clients.closeInfo(id))), failure: \(clients.failure(id) ?? "none")")
         }
     }
 

@@ -26,7 +26,7 @@ import TrafficModel
             try await h.waitForResults(first, count: 15, timeout: .seconds(40))
         } catch {
             let outcome = try? await withDeadline(.seconds(1)) { await publisher.result }
-            throw TestSupportError("\(error); the publisher: \(outcome.map { "\($0)" } ?? "still running")")
+            throw LocalServiceError("\(error); the publisher: \(outcome.map { "\($0)" } ?? "still running")")
         }
         h.clients.close(first)
         _ = try await h.clients.waitClosed(first)

@@ -12,7 +12,7 @@ public final class RawWebSocket: @unchecked Sendable {
     /// Connects to 127.0.0.1:`port`, sends the upgrade for `path` (with `early` bytes in the same
     /// write, as a client that does not wait for the 101 would) and waits for `101`.
     public init(port: Int, path: String = "/ws", early: [UInt8] = [], timeoutSeconds: Int = 5) throws {
-        guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: timeoutSeconds) else { throw TestSupportError("connect to \(port) failed") }
+        guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: timeoutSeconds) else { throw LocalServiceError("connect to \(port) failed") }
         self.fd = fd
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         try write(Array(request.utf8) + early)
@@ -20,7 +20,7 @@ public final class RawWebSocket: @unchecked Sendable {
             if let end = Self.headerEnd(buffer) {
                 let head = String(decoding: buffer[0..<end], as: UTF8.self)
                 buffer.removeFirst(end + 4)
-                guard head.hasPrefix("HTTP/1.1 101") else { throw TestSupportError("upgrade refused: \(head)") }
+                guard head.hasPrefix("HTTP/1.1 101") else { throw LocalServiceError("upgrade refused: \(head)") }
                 return
             }
             try fill()
@@ -34,7 +34,7 @@ public final class RawWebSocket: @unchecked Sendable {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw TestSupportError("send failed") }
+            guard n > 0 else { throw LocalServiceError("send failed") }
             sent += n
         }
     }
@@ -88,7 +88,7 @@ public final class RawWebSocket: @unchecked Sendable {
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65_536)
         let n = Glibc.recv(fd, &chunk, chunk.count, 0)
-        guard n > 0 else { throw TestSupportError("connection ended") }
+        guard n > 0 else { throw LocalServiceError("connection ended") }
         buffer += chunk[0..<n]
     }
 

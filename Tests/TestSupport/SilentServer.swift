@@ -19,7 +19,7 @@ public final class SilentServer: Sendable {
 
     public init() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSupportError("socket() failed") }
+        guard fd >= 0 else { throw LocalServiceError("socket() failed") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
@@ -30,7 +30,7 @@ public final class SilentServer: Sendable {
         }
         guard bound else {
             close(fd)
-            throw TestSupportError("cannot listen on loopback")
+            throw LocalServiceError("cannot listen on loopback")
         }
         listener = fd
         port = Int(UInt16(bigEndian: address.sin_port))

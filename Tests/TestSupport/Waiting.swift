@@ -1,18 +1,5 @@
 import Foundation
 
-/// Polls `condition` until it holds or `timeout` passes; throws naming what was awaited.
-/// Tests wait on conditions with deadlines this way, never with blind sleeps.
-public func waitUntil(_ what: String, timeout: Duration = .seconds(10), every interval: Duration = .milliseconds(10), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while true {
-        if try await condition() { return }
-        if ContinuousClock.now >= deadline {
-            throw TestSupportError("timed out after \(timeout) waiting until \(what)")
-        }
-        try await Task.sleep(for: interval)
-    }
-}
-
 /// The value of `operation`, which must finish within `timeout` (else this throws; the
 /// operation is left running, as a hung one cannot be stopped).
 public func withDeadline<T: Sendable>(_ timeout: Duration, _ what: String = "the operation finishes", _ operation: @escaping @Sendable () async throws -> T) async throws -> T {

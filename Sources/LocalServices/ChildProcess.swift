@@ -50,7 +50,7 @@ public final class ChildProcess: @unchecked Sendable {
         var child: pid_t = 0
         let status = posix_spawn(&child, executable, &fileActions, &attributes, argv, envp)
         guard status == 0 else {
-            throw TestSupportError("posix_spawn \(executable): \(String(cString: strerror(status)))")
+            throw LocalServiceError("posix_spawn \(executable): \(String(cString: strerror(status)))")
         }
         pid = child
     }
@@ -102,7 +102,7 @@ public final class ChildProcess: @unchecked Sendable {
     private func waitForExitBlocking(timeout: Duration) throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while isRunning {
-            if ContinuousClock.now > deadline { throw TestSupportError("\(executable) did not exit") }
+            if ContinuousClock.now > deadline { throw LocalServiceError("\(executable) did not exit") }
             usleep(2_000)
         }
         return terminationStatus ?? -1

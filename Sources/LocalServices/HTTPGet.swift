@@ -29,13 +29,13 @@ public func httpRequest(port: Int, method: String, path: String, headers: [Strin
 
 private func httpRequestBlocking(port: Int, method: String, path: String, headers: [String: String], body requestBody: [UInt8], timeout: Duration) throws -> HTTPGetResult {
     guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: max(1, Int(timeout.components.seconds))) else {
-        throw TestSupportError("connect to 127.0.0.1:\(port) failed")
+        throw LocalServiceError("connect to 127.0.0.1:\(port) failed")
     }
     defer { close(fd) }
     var extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
     if !requestBody.isEmpty || method == "POST" || method == "PUT" { extra += "Content-Length: \(requestBody.count)\r\n" }
     let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\(extra)\r\n".utf8) + requestBody
-    guard write(fd, request, request.count) == request.count else { throw TestSupportError("write failed") }
+    guard write(fd, request, request.count) == request.count else { throw LocalServiceError("write failed") }
     var data: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65_536)
     var headerEnd: Int?
@@ -53,7 +53,7 @@ private func httpRequestBlocking(port: Int, method: String, path: String, header
         }
         if let headerEnd, let contentLength, data.count >= headerEnd + 4 + contentLength || method == "HEAD" { break }
     }
-    guard let headerEnd else { throw TestSupportError("no HTTP response from port \(port): \(String(decoding: data, as: UTF8.self))") }
+    guard let headerEnd else { throw LocalServiceError("no HTTP response from port \(port): \(String(decoding: data, as: UTF8.self))") }
     let head = String(decoding: data[0..<headerEnd], as: UTF8.self).split(separator: "\r\n")
     let statusParts = head.first?.split(separator: " ") ?? []
     var headers: [String: String] = [:]

@@ -60,7 +60,7 @@ public final class RedisServer: @unchecked Sendable {
             try await previous.waitForExit(timeout: .seconds(15)) // the port is free again
         }
         let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let executable else { throw TestSupportError("redis-server is not installed (apt-get install redis-server)") }
+        guard let executable else { throw LocalServiceError("redis-server is not installed (apt-get install redis-server)") }
         let process = try ChildProcess(executable, [
             "--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path,
             "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
@@ -71,7 +71,7 @@ public final class RedisServer: @unchecked Sendable {
         try await waitUntil("redis-server on port \(port) answers", timeout: .seconds(10)) {
             if !process.isRunning {
                 let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? ""
-                throw TestSupportError("redis-server on port \(self.port) exited at start: \(tail)")
+                throw LocalServiceError("redis-server on port \(self.port) exited at start: \(tail)")
             }
             // The server that answers must be this one, not another test's on a reused port.
             // (A server that wants a password does not say; then its process must still run.)
@@ -79,7 +79,7 @@ public final class RedisServer: @unchecked Sendable {
             guard await offPool({ Self.ping(port: port) }) else { return false }
             guard let answering = await offPool({ Self.processID(port: port) }) else { return process.isRunning }
             guard answering == process.pid else {
-                throw TestSupportError("port \(self.port) is served by another redis-server (pid \(answering)), not the one started (pid \(process.pid))")
+                throw LocalServiceError("port \(self.port) is served by another redis-server (pid \(answering)), not the one started (pid \(process.pid))")
             }
             return true
         }
@@ -164,12 +164,12 @@ public enum FreePort {
             let port = try any()
             if handedOut.withLock({ $0.insert(port).inserted }) { return port }
         }
-        throw TestSupportError("no loopback port that was not handed out before")
+        throw LocalServiceError("no loopback port that was not handed out before")
     }
 
     private static func any() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSupportError("socket() failed") }
+        guard fd >= 0 else { throw LocalServiceError("socket() failed") }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -178,7 +178,7 @@ public enum FreePort {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0 else { throw TestSupportError("bind() failed") }
+        guard bound == 0 else { throw LocalServiceError("bind() failed") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
@@ -188,7 +188,7 @@ public enum FreePort {
 }
 
 /// A failure of the test harness itself.
-public struct TestSupportError: Error, CustomStringConvertible {
+public struct LocalServiceError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
