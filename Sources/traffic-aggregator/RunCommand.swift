@@ -125,12 +125,12 @@ struct RunCommand: AsyncParsableCommand {
             }
             logger.info("metrics and health on http://\(metricsHost ?? "0.0.0.0"):\(config.metricsPort)/metrics and /healthz")
         }
-        let signals = SignalWatcher { signal in
-            logger.notice("received signal \(signal): finishing the in-flight batch, committing, leaving the group")
+        try await runGracefully(name: "aggregator", logger: logger, onShutdown: {
+            logger.notice("shutting down: finishing the in-flight batch, committing, leaving the group")
             service.requestStop()
+        }) {
+            try await service.run()
         }
-        try await service.run()
-        signals.cancel()
         http?.stop()
         _ = embedded
     }

@@ -88,14 +88,12 @@ struct RunGateway: AsyncParsableCommand {
             """)
         let gateway = try GatewayService(configuration: config, logger: logger)
         logger.notice("dashboard on http://\(config.host ?? "0.0.0.0"):\(config.port)/ , WebSocket /ws, API /api/cameras, /healthz, /metrics")
-        let stop = AsyncStream<Int32>.makeStream()
-        let signals = SignalWatcher { signal in stop.continuation.yield(signal) }
-        for await signal in stop.stream {
-            logger.notice("received signal \(signal): draining (no new connections, clients told to reconnect elsewhere)")
-            break
+        try await runGracefully(name: "gateway", logger: logger, onShutdown: {
+            logger.notice("shutting down: draining (no new connections, clients told to reconnect elsewhere)")
+        }) {
+            await waitForGracefulShutdown()
+            await gateway.drain()
         }
-        await gateway.drain()
-        signals.cancel()
         logger.notice("stopped")
     }
 }

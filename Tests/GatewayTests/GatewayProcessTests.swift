@@ -62,7 +62,7 @@ import Simulation
             let result = #"{"requestId":"big-\#(camera)","cameraId":\#(camera),"timestamp":"\#(ResultSimulator.rfc3339(Int64(Date().timeIntervalSince1970 * 1000)))","padding":"\#(padding)"}"#
             _ = try await publisher.send(.publish("camera:\(camera)", Array(result.utf8)))
         }
-        try await waitUntil("the dashboard got all 60 large results", timeout: .seconds(30)) {
+        try await waitUntil("the dashboard got all 60 large results", timeout: .seconds(90)) {
             clients.received(dashboard).filter { $0.hasPrefix(#"{"type":"result""#) }.count >= 60
         }
         let peak = Self.residentBytes(process.pid)
