@@ -57,23 +57,3 @@ public func emit(_ line: String) {
 /// Whether stdout is a terminal (colours and highlighting only then).
 public var stdoutIsTTY: Bool { isatty(1) == 1 }
 
-/// Turns SIGTERM/SIGINT into a callback (on a dispatch queue, never in a signal handler).
-public final class SignalWatcher {
-    private let sources: [any DispatchSourceSignal]
-
-    public init(_ handler: @escaping @Sendable (Int32) -> Void) {
-        var made: [any DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { handler(sig) }
-            source.resume()
-            made.append(source)
-        }
-        sources = made
-    }
-
-    public func cancel() {
-        for source in sources { source.cancel() }
-    }
-}

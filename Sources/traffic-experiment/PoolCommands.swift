@@ -1,6 +1,7 @@
 public import ArgumentParser
 public import Experiment
 import Foundation
+import Logging
 import RedisClient
 import ServiceCLI
 
@@ -73,12 +74,6 @@ struct PoolWorkerRunner {
         guard stopGrace >= 0 else { throw ValidationError("--stop-grace must be ≥ 0 seconds, got \(stopGrace)") }
         let base = name ?? processName
         let stop = PoolStop()
-        let signals = SignalWatcher { signal in
-            if stop.isRequested { Foundation.exit(128 + signal) } // a second signal: leave now
-            emit("[pool] \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): finishing or handing back the running tasks (again to exit at once)")
-            stop.request()
-        }
-        defer { signals.cancel() }
         let cache = JobCache()
         let threads = self.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / concurrency)
         var clients: [(RedisClient, RedisClient)] = []
@@ -86,30 +81,37 @@ struct PoolWorkerRunner {
             clients.append((try await connection.connect(label: "pool-\(index)"), try await connection.connect(label: "pool-reader-\(index)")))
         }
         emit("[pool] \(concurrency) worker\(concurrency == 1 ? "" : "s") (\(base)\(concurrency > 1 ? "-0…\(concurrency - 1)" : "")) joined pool '\(keys.prefix)' at \(RedisConfiguration.masked(connection.url)); \(threads) thread\(threads == 1 ? "" : "s") per task")
-        let finished = try await withThrowingTaskGroup(of: Int.self) { group in
-            for (index, (redis, reader)) in clients.enumerated() {
-                var worker = PoolWorker(keys: keys, name: concurrency == 1 ? base : "\(base)-\(index)")
-                worker.cache = cache
-                worker.threads = threads
-                worker.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
-                worker.heartbeat = .milliseconds(Int(heartbeat * 1000))
-                worker.stopGrace = .milliseconds(Int(stopGrace * 1000))
-                worker.log = { emit($0) }
-                group.addTask {
-                    defer { Task { await redis.close(); await reader.close() } }
-                    return try await worker.run(redis: redis, reader: reader, stop: stop)
+        let quiet = { var logger = Logger(label: "traffic-experiment"); logger.logLevel = .warning; return logger }()
+        let workers = clients
+        try await runGracefully(name: "pool-worker", logger: quiet, exitOnSecondSignal: true, onShutdown: {
+            emit("[pool] stopping: finishing or handing back the running tasks (a second signal exits at once)")
+            stop.request()
+        }) { [self] in
+            let finished = try await withThrowingTaskGroup(of: Int.self) { group in
+                for (index, (redis, reader)) in workers.enumerated() {
+                    var worker = PoolWorker(keys: keys, name: concurrency == 1 ? base : "\(base)-\(index)")
+                    worker.cache = cache
+                    worker.threads = threads
+                    worker.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
+                    worker.heartbeat = .milliseconds(Int(heartbeat * 1000))
+                    worker.stopGrace = .milliseconds(Int(stopGrace * 1000))
+                    worker.log = { emit($0) }
+                    group.addTask {
+                        defer { Task { await redis.close(); await reader.close() } }
+                        return try await worker.run(redis: redis, reader: reader, stop: stop)
+                    }
                 }
+                var total = 0
+                do {
+                    for try await count in group { total += count }
+                } catch {
+                    stop.request() // one failed for good: the others stop too
+                    throw error
+                }
+                return total
             }
-            var total = 0
-            do {
-                for try await count in group { total += count }
-            } catch {
-                stop.request() // one failed for good: the others stop too
-                throw error
-            }
-            return total
+            emit("[pool] stopped after \(finished) task\(finished == 1 ? "" : "s"); deregistered")
         }
-        emit("[pool] stopped after \(finished) task\(finished == 1 ? "" : "s"); deregistered")
     }
 }
 

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import RedisClient
 import ServiceCLI
+import Synchronization
 
 /// `traffic-experiment`: compare regression models on a CSV data set, in parallel, through
 /// Redis Streams (docs/experiment.md).
@@ -237,12 +238,17 @@ struct RunAll: AsyncParsableCommand {
             try group.start(algorithm, executable: executable, arguments: ["worker", "--algorithm", algorithm] + common + options.forwarded)
         }
         // Ctrl-C or SIGTERM to run-all stops its workers too.
-        let signals = SignalWatcher { _ in
+        let outcome = Mutex<[(String, Int32, String)]>([])
+        var quiet = Logger(label: "traffic-experiment")
+        quiet.logLevel = .warning
+        try await runGracefully(name: "run-all", logger: quiet, onShutdown: {
             group.terminateAll()
             Foundation.exit(130)
+        }) {
+            let failed = await group.wait()
+            outcome.withLock { $0 = failed }
         }
-        let failures = await group.wait()
-        signals.cancel()
+        let failures = outcome.withLock { $0 }
         let seconds = Worker.seconds(ContinuousClock.now - started)
         if let (algorithm, status, lastLines) = failures.first {
             throw ExperimentError(.training, "worker \(algorithm) failed (exit \(status)) after \(String(format: "%.2f", seconds)) s: \(lastLines)")

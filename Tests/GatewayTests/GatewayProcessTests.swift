@@ -44,7 +44,9 @@ import Simulation
     }
 
     @Test func memoryHeldForLargeResultsIsReturnedOnceTheyExpire() async throws {
-        let redis = try await RedisServer()
+        // 60 MiB published at once: above Redis's default pub/sub output limit (32 MiB), which
+        // drops a subscriber that a loaded machine keeps from reading fast enough.
+        let redis = try await RedisServer(extraArguments: ["--client-output-buffer-limit", "pubsub 256mb 128mb 60"])
         let port = try FreePort.find()
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
         let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--latest-ttl", "10", "--housekeeping-seconds", "1", "--max-queue-bytes", String(256 << 20)], outputPath: log)
