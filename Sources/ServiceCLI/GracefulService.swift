@@ -1,21 +1,12 @@
-import Dispatch
-import Foundation
 public import Logging
 import ServiceLifecycle
-import Synchronization
 
 /// The one place where the executables handle SIGTERM and SIGINT: `body` runs as the single
 /// service of a swift-service-lifecycle `ServiceGroup`, and the first signal triggers its
 /// graceful shutdown, which calls `onShutdown` (the service then finishes what it is doing and
-/// `body` returns). With `exitOnSecondSignal`, a second signal ends the process at once
-/// (status 128 + signal), for tools whose graceful end may take a while.
-public func runGracefully(name: String, logger: Logger, exitOnSecondSignal: Bool = false, onShutdown: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () async throws -> Void) async throws {
-    let escalation = SecondSignal()
-    let shutdown: @Sendable () -> Void = {
-        if exitOnSecondSignal { escalation.arm() }
-        onShutdown()
-    }
-    let service = ClosureService(name: name, body: body, onShutdown: shutdown)
+/// `body` returns). Later signals change nothing: a service's own budget bounds its shutdown.
+public func runGracefully(name: String, logger: Logger, onShutdown: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    let service = ClosureService(name: name, body: body, onShutdown: onShutdown)
     let group = ServiceGroup(configuration: .init(
         // When the body ends on its own the group ends with it (not as "finished unexpectedly").
         services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -44,23 +35,6 @@ struct ClosureService: Service, CustomStringConvertible {
             try await body()
         } onGracefulShutdown: {
             onShutdown()
-        }
-    }
-}
-
-/// After the first signal: the next SIGTERM or SIGINT exits at once.
-final class SecondSignal: Sendable {
-    private let sources = Mutex<[any DispatchSourceSignal]>([])
-
-    func arm() {
-        sources.withLock { sources in
-            guard sources.isEmpty else { return }
-            for number in [SIGTERM, SIGINT] {
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { exit(128 + number) }
-                source.resume()
-                sources.append(source)
-            }
         }
     }
 }

@@ -83,8 +83,8 @@ struct PoolWorkerRunner {
         emit("[pool] \(concurrency) worker\(concurrency == 1 ? "" : "s") (\(base)\(concurrency > 1 ? "-0…\(concurrency - 1)" : "")) joined pool '\(keys.prefix)' at \(RedisConfiguration.masked(connection.url)); \(threads) thread\(threads == 1 ? "" : "s") per task")
         let quiet = { var logger = Logger(label: "traffic-experiment"); logger.logLevel = .warning; return logger }()
         let workers = clients
-        try await runGracefully(name: "pool-worker", logger: quiet, exitOnSecondSignal: true, onShutdown: {
-            emit("[pool] stopping: finishing or handing back the running tasks (a second signal exits at once)")
+        try await runGracefully(name: "pool-worker", logger: quiet, onShutdown: {
+            emit("[pool] stopping: the running tasks finish within --stop-grace or are handed back")
             stop.request()
         }) { [self] in
             let finished = try await withThrowingTaskGroup(of: Int.self) { group in

@@ -152,7 +152,7 @@ struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Train one algorithm on the stream's data set (--algorithm), or join the grid-search pool (--pool).",
-        discussion: "A pool worker stops on SIGTERM or Ctrl-C: its running task finishes within --stop-grace seconds or is handed back, then it deregisters."
+        discussion: "A pool worker stops on SIGTERM or Ctrl-C: its running task finishes within --stop-grace seconds or is handed back, then it deregisters (SIGKILL ends it at once; its task is then reclaimed after --idle-timeout)."
     )
     @OptionGroup var connection: Connection
     @Option(help: "rf, svr or lr (the pipeline's worker).") var algorithm: String?
