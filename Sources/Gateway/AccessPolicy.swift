@@ -120,12 +120,12 @@ public enum JWT {
             }
             return .success(.all)
         case .array:
-            guard let list = try? JSONSerialization.jsonObject(with: Data(payloadBytes[cameras.valueRange])) as? [Any] else {
+            guard let list = try? JSONDecoder().decode([Lenient<CameraIDValue>].self, from: Data(payloadBytes[cameras.valueRange])) else {
                 return .failure(badCameras)
             }
             var allowed: Set<Int> = []
             for item in list {
-                guard let camera = ClientRequest.cameraID(item) else { return .failure(.init(reason: "JWT claim 'cameras' holds a value that is not a camera id")) }
+                guard let camera = item.value?.id else { return .failure(.init(reason: "JWT claim 'cameras' holds a value that is not a camera id")) }
                 allowed.insert(camera)
             }
             return .success(.only(allowed))

@@ -10,12 +10,16 @@ public enum ClientRequest: Sendable, Equatable {
     /// Cameras one request may name.
     public static let maximumCameras = 1_000
 
-    /// Decodes a text frame; the error names the field at fault.
+    /// Decodes a text frame (one Codable model of the control messages); the error names the
+    /// field at fault.
     public static func parse(_ bytes: [UInt8]) -> Result<ClientRequest, ClientRequestError> {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+        let frame: ClientFrame
+        do {
+            frame = try JSONDecoder().decode(ClientFrame.self, from: Data(bytes))
+        } catch {
             return .failure(.init(reason: "malformed_json", detail: "a frame must be one JSON object"))
         }
-        guard let type = object["type"] as? String else {
+        guard let type = frame.type else {
             return .failure(.init(reason: "missing_field", detail: "field 'type' (string) is required"))
         }
         switch type {
@@ -23,66 +27,132 @@ public enum ClientRequest: Sendable, Equatable {
             return .success(.ping)
         case "subscribe", "unsubscribe":
             let selection: CameraSelection
-            switch parseSelection(object["cameras"]) {
+            switch frame.cameras ?? .failure(CameraSelectionField.invalid) {
             case .success(let s): selection = s
             case .failure(let error): return .failure(error)
             }
             if type == "unsubscribe" { return .success(.unsubscribe(selection)) }
-            switch parseSince(object["since"]) {
-            case .success(let since): return .success(.subscribe(selection, since: since))
-            case .failure(let error): return .failure(error)
-            }
+            return frame.since.map { .subscribe(selection, since: $0) }
         default:
             return .failure(.init(reason: "unknown_type", detail: "type '\(type.prefix(40))' is not one of subscribe, unsubscribe, ping"))
         }
     }
+}
 
-    static func parseSelection(_ value: Any?) -> Result<CameraSelection, ClientRequestError> {
-        if let text = value as? String, text == "*" { return .success(.all) }
-        guard let list = value as? [Any] else {
-            return .failure(.init(reason: "invalid_field", detail: "field 'cameras' must be an array of camera ids or \"*\""))
+/// The control message as it arrives: every field read on its own, so one that is wrong is
+/// reported by name instead of failing the whole frame.
+struct ClientFrame: Decodable {
+    /// nil when missing or not a string.
+    var type: String?
+    /// nil when missing.
+    var cameras: Result<CameraSelection, ClientRequestError>?
+    var since: Result<[Int: ResultPosition], ClientRequestError> = .success([:])
+
+    enum Keys: String, CodingKey { case type, cameras, since }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Keys.self) // not an object: malformed
+        type = try? container.decodeIfPresent(String.self, forKey: .type)
+        if container.contains(.cameras) {
+            cameras = (try? container.decode(CameraSelectionField.self, forKey: .cameras)).map { $0.value } ?? .failure(CameraSelectionField.invalid)
         }
-        guard list.count <= maximumCameras else {
-            return .failure(.init(reason: "invalid_field", detail: "field 'cameras' names \(list.count) cameras; at most \(maximumCameras)"))
+        if container.contains(.since), !((try? container.decodeNil(forKey: .since)) ?? false) {
+            since = (try? container.decode(SinceField.self, forKey: .since))?.value
+                ?? .failure(.init(reason: "invalid_field", detail: "field 'since' must be an object {\"<camera>\": {\"offset\": n, \"epoch\": \"…\"}}"))
+        }
+    }
+}
+
+/// `"*"` or an array of camera ids; the outcome names the element at fault.
+struct CameraSelectionField: Decodable {
+    var value: Result<CameraSelection, ClientRequestError>
+
+    static let invalid = ClientRequestError(reason: "invalid_field", detail: "field 'cameras' must be an array of camera ids or \"*\"")
+
+    init(from decoder: any Decoder) throws {
+        if let text = try? decoder.singleValueContainer().decode(String.self) {
+            value = text == "*" ? .success(.all) : .failure(Self.invalid)
+            return
+        }
+        var list = try decoder.unkeyedContainer()
+        if let count = list.count, count > ClientRequest.maximumCameras {
+            value = .failure(.init(reason: "invalid_field", detail: "field 'cameras' names \(count) cameras; at most \(ClientRequest.maximumCameras)"))
+            return
         }
         var cameras: [Int] = []
-        for (index, item) in list.enumerated() {
-            guard let camera = cameraID(item) else {
-                return .failure(.init(reason: "invalid_field", detail: "cameras[\(index)] is not a camera id (integer ≥ 0)"))
+        while !list.isAtEnd {
+            let index = list.currentIndex
+            guard let camera = try? list.decode(CameraIDValue.self) else {
+                value = .failure(.init(reason: "invalid_field", detail: "cameras[\(index)] is not a camera id (integer ≥ 0)"))
+                return
             }
-            cameras.append(camera)
+            cameras.append(camera.id)
         }
-        return .success(.cameras(cameras))
+        value = .success(.cameras(cameras))
+    }
+}
+
+/// One camera id: an integer ≥ 0, or a string of one (never a boolean, which JSON keeps apart).
+struct CameraIDValue: Decodable {
+    var id: Int
+
+    init(from decoder: any Decoder) throws {
+        let single = try decoder.singleValueContainer()
+        if let integer = try? single.decode(Int.self), integer >= 0 {
+            id = integer
+        } else if let number = try? single.decode(Double.self), let integer = Int(exactly: number), integer >= 0 {
+            id = integer
+        } else if let text = try? single.decode(String.self), let parsed = CameraID.parse(text) {
+            id = parsed
+        } else {
+            throw DecodingError.dataCorruptedError(in: single, debugDescription: "not a camera id")
+        }
+    }
+}
+
+/// `{"<camera>": {"offset": n, "epoch": "…"}}`: where each camera's client left off.
+struct SinceField: Decodable {
+    var value: Result<[Int: ResultPosition], ClientRequestError>
+
+    struct Position: Decodable {
+        var offset: Int64?
+        var epoch: String?
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Keys.self)
+            offset = (try? container.decode(Int64.self, forKey: .offset))
+                ?? (try? container.decode(Double.self, forKey: .offset)).flatMap { Int64(exactly: $0) }
+            epoch = try? container.decode(String.self, forKey: .epoch)
+        }
+
+        enum Keys: String, CodingKey { case offset, epoch }
     }
 
-    static func parseSince(_ value: Any?) -> Result<[Int: ResultPosition], ClientRequestError> {
-        guard let value, !(value is NSNull) else { return .success([:]) }
-        guard let object = value as? [String: Any] else {
-            return .failure(.init(reason: "invalid_field", detail: "field 'since' must be an object {\"<camera>\": {\"offset\": n, \"epoch\": \"…\"}}"))
-        }
+    init(from decoder: any Decoder) throws {
+        let entries = try decoder.singleValueContainer().decode([String: Lenient<Position>].self)
         var since: [Int: ResultPosition] = [:]
-        for (key, entry) in object {
+        for (key, entry) in entries {
             guard let camera = CameraID.parse(key) else {
-                return .failure(.init(reason: "invalid_field", detail: "since key '\(key.prefix(20))' is not a camera id"))
+                value = .failure(.init(reason: "invalid_field", detail: "since key '\(key.prefix(20))' is not a camera id"))
+                return
             }
-            guard let position = entry as? [String: Any],
-                  let offset = (position["offset"] as? NSNumber).flatMap({ Int64(exactly: $0.doubleValue) }), offset >= 0,
-                  let epoch = position["epoch"] as? String, !epoch.isEmpty, epoch.utf8.count <= 64 else {
-                return .failure(.init(reason: "invalid_field", detail: "since.\(camera) must be {\"offset\": integer ≥ 0, \"epoch\": non-empty string}"))
+            guard let position = entry.value, let offset = position.offset, offset >= 0,
+                  let epoch = position.epoch, !epoch.isEmpty, epoch.utf8.count <= 64 else {
+                value = .failure(.init(reason: "invalid_field", detail: "since.\(camera) must be {\"offset\": integer ≥ 0, \"epoch\": non-empty string}"))
+                return
             }
             since[camera] = ResultPosition(offset: offset, epoch: epoch)
         }
-        return .success(since)
+        value = .success(since)
     }
+}
 
-    static func cameraID(_ value: Any) -> Int? {
-        // JSON booleans arrive as NSNumber too; their objCType is "c".
-        if let number = value as? NSNumber, String(cString: number.objCType) != "c" {
-            guard let integer = Int(exactly: number.doubleValue), integer >= 0 else { return nil }
-            return integer
-        }
-        if let text = value as? String { return CameraID.parse(text) }
-        return nil
+/// A value that may fail to decode without failing its container (nil then).
+struct Lenient<Value: Decodable>: Decodable {
+    var value: Value?
+
+    init(from decoder: any Decoder) throws {
+        value = try? Value(from: decoder)
     }
 }
 

@@ -274,3 +274,33 @@ import TrafficModel
         await subscriber.close()
     }
 }
+
+/// The control messages' Codable model: what is accepted, and which field an error names.
+@Suite struct ClientRequestTests {
+    func parse(_ text: String) -> Result<ClientRequest, ClientRequestError> { ClientRequest.parse(Array(text.utf8)) }
+
+    @Test func acceptedForms() {
+        #expect(parse(#"{"type":"ping"}"#) == .success(.ping))
+        #expect(parse(#"{"type":"subscribe","cameras":"*"}"#) == .success(.subscribe(.all, since: [:])))
+        #expect(parse(#"{"type":"subscribe","cameras":[3,"4",5.0],"since":null}"#) == .success(.subscribe(.cameras([3, 4, 5]), since: [:])))
+        #expect(parse(#"{"type":"subscribe","cameras":[7],"since":{"7":{"offset":12,"epoch":"e1"}}}"#)
+                == .success(.subscribe(.cameras([7]), since: [7: ResultPosition(offset: 12, epoch: "e1")])))
+        #expect(parse(#"{"type":"unsubscribe","cameras":[1]}"#) == .success(.unsubscribe(.cameras([1]))))
+    }
+
+    @Test func errorsNameTheField() {
+        func detail(_ text: String) -> String {
+            if case .failure(let error) = parse(text) { return "\(error.reason): \(error.detail)" }
+            return "accepted"
+        }
+        #expect(detail("[1]").hasPrefix("malformed_json"))
+        #expect(detail(#"{"type":7}"#).hasPrefix("missing_field"))
+        #expect(detail(#"{"type":"subscribe","cameras":[1,true]}"#) == "invalid_field: cameras[1] is not a camera id (integer ≥ 0)")
+        #expect(detail(#"{"type":"subscribe","cameras":[1,2.5]}"#).contains("cameras[1]"))
+        #expect(detail(#"{"type":"subscribe"}"#).contains("field 'cameras' must be"))
+        #expect(detail(#"{"type":"subscribe","cameras":[\#((0...1000).map(String.init).joined(separator: ","))]}"#).contains("names 1001 cameras"))
+        #expect(detail(#"{"type":"subscribe","cameras":[1],"since":[1]}"#).contains("field 'since' must be an object"))
+        #expect(detail(#"{"type":"subscribe","cameras":[1],"since":{"x":{"offset":1,"epoch":"e"}}}"#).contains("since key 'x'"))
+        #expect(detail(#"{"type":"subscribe","cameras":[1],"since":{"1":{"offset":-1,"epoch":"e"}}}"#).contains("since.1 must be"))
+    }
+}
