@@ -82,10 +82,10 @@ public enum JWT {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { return .failure(.init(reason: "token is not a JWT (expected header.payload.signature)")) }
         guard let headerBytes = base64URLDecode(parts[0]),
-              let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any] else {
+              let header = try? JSONDecoder().decode(JWTHeader.self, from: Data(headerBytes)) else {
             return .failure(.init(reason: "JWT header is not base64url JSON"))
         }
-        guard header["alg"] as? String == "HS256" else { return .failure(.init(reason: "JWT alg must be HS256")) }
+        guard header.alg?.value == "HS256" else { return .failure(.init(reason: "JWT alg must be HS256")) }
         guard let signature = base64URLDecode(parts[2]) else { return .failure(.init(reason: "JWT signature is not base64url")) }
         let expected = HMACSHA256.authenticate(Array("\(parts[0]).\(parts[1])".utf8), key: secret)
         guard HMACSHA256.constantTimeEqual(signature, expected) else { return .failure(.init(reason: "JWT signature does not match")) }
@@ -155,4 +155,9 @@ public enum JWT {
     static func base64URLEncode(_ bytes: [UInt8]) -> String {
         Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
+}
+
+/// A JWT's header: only `alg` matters (a wrong type reads as absent).
+struct JWTHeader: Decodable {
+    var alg: Lenient<String>?
 }

@@ -129,12 +129,12 @@ extension GatewayService {
     /// One row of `/api/cameras`.
     static func summary(_ entry: SnapshotEntry) -> String? {
         guard let result = entry.latest,
-              let object = try? JSONSerialization.jsonObject(with: Data(result.payload)) as? [String: Any] else { return nil }
-        let assessment = object["riskAssessment"] as? [String: Any]
+              let object = try? JSONDecoder().decode(ResultSummaryFields.self, from: Data(result.payload)) else { return nil }
+        let assessment = object.riskAssessment?.value
         var fields = [#""camera":\#(entry.camera)"#]
-        if let timestamp = object["timestamp"] as? String { fields.append(#""timestamp":\#(JSONText.quoted(timestamp))"#) }
-        if let level = assessment?["maxRiskLevel"] as? String { fields.append(#""maxRiskLevel":\#(JSONText.quoted(level))"#) }
-        if let dangerous = assessment?["hasDangerousDriving"] as? Bool { fields.append(#""hasDangerousDriving":\#(dangerous)"#) }
+        if let timestamp = object.timestamp?.value { fields.append(#""timestamp":\#(JSONText.quoted(timestamp))"#) }
+        if let level = assessment?.maxRiskLevel?.value { fields.append(#""maxRiskLevel":\#(JSONText.quoted(level))"#) }
+        if let dangerous = assessment?.hasDangerousDriving?.value { fields.append(#""hasDangerousDriving":\#(dangerous)"#) }
         return "{" + fields.joined(separator: ",") + (result.position.map(ServerMessage.positionMembers) ?? "") + "}"
     }
 
@@ -230,4 +230,16 @@ final class SnapshotAssembly {
         self.done = nil
         done(cameras.map { SnapshotEntry(camera: $0, latest: results[$0] ?? nil) })
     }
+}
+
+/// The few fields of a result that `/api/cameras` shows (each read on its own; a wrong type
+/// reads as absent).
+struct ResultSummaryFields: Decodable {
+    struct Assessment: Decodable {
+        var maxRiskLevel: Lenient<String>?
+        var hasDangerousDriving: Lenient<Bool>?
+    }
+
+    var timestamp: Lenient<String>?
+    var riskAssessment: Lenient<Assessment>?
 }
