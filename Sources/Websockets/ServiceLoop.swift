@@ -94,15 +94,9 @@ final class ServiceLoop: @unchecked Sendable {
             }
             if batch.isEmpty { break }
             for work in batch { work() }
-            // The closures are released elsewhere: one may hold the last reference to this
-            // loop's owner, whose deinit stops the loop and waits for this thread.
-            Self.releaseQueue.async { withExtendedLifetime(batch) {} }
         }
         if !state.withLock({ $0.running }) { traffic_ev_break(eventLoop) }
     }
-
-    /// Where drained closures are released (see `drain`).
-    private static let releaseQueue = DispatchQueue(label: "service-loop.release")
 
     /// Stops the loop. From another thread it waits for the loop's thread to finish; on the
     /// service thread itself it only asks (the loop ends once the current work returns).
