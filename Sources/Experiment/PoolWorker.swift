@@ -455,10 +455,12 @@ final class WorkerStatus: Sendable {
     func end() { state.withLock { $0.current = nil } }
     func finished(seconds: Double) { state.withLock { $0.done += 1; $0.totalSeconds += seconds } }
 
-    func json() -> String {
+    /// The registry entry, in the model `status` reads it back with.
+    func json() -> [UInt8] {
         let s = state.withLock { $0 }
-        let mean = s.done > 0 ? s.totalSeconds / Double(s.done) : 0
         let info = ProcessInfo.processInfo
-        return #"{"name":\#(StreamFormat.quoted(name)),"host":\#(StreamFormat.quoted(info.hostName)),"pid":\#(info.processIdentifier),"started":"\#(started)","current_task":\#(s.current.map(StreamFormat.quoted) ?? "null"),"tasks_done":\#(s.done),"mean_task_seconds":\#(mean)}"#
+        return JobStore.json(PoolSnapshot.WorkerInfo(
+            name: name, host: info.hostName, pid: Int(info.processIdentifier), started: started, currentTask: s.current,
+            tasksDone: s.done, meanTaskSeconds: s.done > 0 ? s.totalSeconds / Double(s.done) : 0))
     }
 }
