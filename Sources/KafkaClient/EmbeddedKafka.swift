@@ -70,13 +70,13 @@ public final class EmbeddedKafka: Sendable {
     /// Creates a topic with the given partition count (replication factor 1).
     public func createTopic(_ name: String, partitions: Int) async throws(KafkaError) {
         let cluster = self.cluster
-        try await Self.blockingCall { () throws(KafkaError) in try Self.createTopic(cluster, name, partitions: partitions) }
+        try await blockingCall { () throws(KafkaError) in try Self.createTopic(cluster, name, partitions: partitions) }
     }
 
     /// Takes a broker down: its connections are closed and new ones refused until `setBrokerUp`.
     public func setBrokerDown(_ id: Int32 = 1) async throws(KafkaError) {
         let cluster = self.cluster
-        try await Self.blockingCall { () throws(KafkaError) in
+        try await blockingCall { () throws(KafkaError) in
             let error = rd_kafka_mock_broker_set_down(cluster.pointer, id)
             if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) down") }
         }
@@ -85,20 +85,10 @@ public final class EmbeddedKafka: Sendable {
     /// Brings a broker back up.
     public func setBrokerUp(_ id: Int32 = 1) async throws(KafkaError) {
         let cluster = self.cluster
-        try await Self.blockingCall { () throws(KafkaError) in
+        try await blockingCall { () throws(KafkaError) in
             let error = rd_kafka_mock_broker_set_up(cluster.pointer, id)
             if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) up") }
         }
-    }
-
-    /// Runs a blocking mock command on a thread of its own.
-    private static func blockingCall<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws(KafkaError) -> T {
-        let result: Result<T, KafkaError> = await withCheckedContinuation { continuation in
-            Thread {
-                do throws(KafkaError) { continuation.resume(returning: .success(try body())) } catch { continuation.resume(returning: .failure(error)) }
-            }.start()
-        }
-        return try result.get()
     }
 
     /// Makes the cluster answer the next `errors.count` requests of one API with these error

@@ -108,13 +108,12 @@ public final class KafkaProducer: Sendable {
         let handle = self.handle
         // rd_kafka_flush blocks: a thread of its own, never Dispatch's global queue, which on
         // Linux shares its width with Swift's cooperative pool.
-        let result: Result<Void, KafkaError> = await withCheckedContinuation { continuation in
-            Thread {
-                let error = rd_kafka_flush(handle.pointer, Int32(DurationMath.milliseconds(timeout)))
-                continuation.resume(returning: error == RD_KAFKA_RESP_ERR_NO_ERROR ? .success(()) : .failure(KafkaError(kind: .produce, error: error, context: "flush (\(rd_kafka_outq_len(handle.pointer)) messages still queued)")))
-            }.start()
+        try await blockingCall { () throws(KafkaError) in
+            let error = rd_kafka_flush(handle.pointer, Int32(DurationMath.milliseconds(timeout)))
+            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError(kind: .produce, error: error, context: "flush (\(rd_kafka_outq_len(handle.pointer)) messages still queued)")
+            }
         }
-        try result.get()
     }
 
     /// Messages enqueued and not yet delivered.
