@@ -76,17 +76,31 @@ public final class RedisServer: @unchecked Sendable {
             // The server that answers must be this one, not another test's on a reused port.
             // (A server that wants a password does not say; then its process must still run.)
             let port = self.port
-            guard await offPool({ Self.ping(port: port) }) else { return false }
-            guard let answering = await offPool({ Self.processID(port: port) }) else { return process.isRunning }
-            guard answering == process.pid else {
-                throw LocalServiceError("port \(self.port) is served by another redis-server (pid \(answering)), not the one started (pid \(process.pid))")
+            switch await offPool({ Self.identify(port: port) }) {
+            case nil:
+                return false
+            case .refused?:
+                return process.isRunning
+            case .process(let answering)?:
+                guard answering == process.pid else {
+                    throw LocalServiceError("port \(self.port) is served by another redis-server (pid \(answering)), not the one started (pid \(process.pid))")
+                }
+                return true
             }
-            return true
         }
     }
 
-    /// The `process_id` the server on `port` reports (INFO server), over a raw connection.
-    public static func processID(port: Int) -> Int32? {
+    /// Who answers on a port.
+    public enum Answer: Sendable, Equatable {
+        /// A Redis that refused to say (an error reply, e.g. NOAUTH): up, identity unknown.
+        case refused
+        /// The redis-server with this `process_id`.
+        case process(Int32)
+    }
+
+    /// Asks the server on `port` who it is (INFO server) over a raw connection; nil when nothing
+    /// answers as Redis does.
+    public static func identify(port: Int) -> Answer? {
         guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: 1) else { return nil }
         defer { close(fd) }
         let request = Array("INFO server\r\n".utf8)
@@ -98,9 +112,11 @@ public final class RedisServer: @unchecked Sendable {
             guard n > 0 else { break }
             reply += buffer[..<n]
         }
+        if reply.first == UInt8(ascii: "-") { return .refused }
         let text = String(decoding: reply, as: UTF8.self)
-        guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }) else { return nil }
-        return Int32(line.dropFirst("process_id:".count).trimmingCharacters(in: .whitespaces))
+        guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }),
+              let pid = Int32(line.dropFirst("process_id:".count).trimmingCharacters(in: .whitespaces)) else { return nil }
+        return .process(pid)
     }
 
     /// Ends the server with SIGTERM (SIGKILL after 5 s). Returns at once; `start()` waits for
