@@ -83,7 +83,9 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["TrafficModel"], swiftSettings: strict),
         // Local servers and processes started by tests and benchmarks: redis-server on a free
         // port, child processes, a raw HTTP GET, waiting with deadlines.
-        .target(name: "LocalServices", dependencies: ["RedisClient"], swiftSettings: strict),
+        .target(name: "LocalServices", dependencies: ["RedisClient", "ProcessSpawn"], swiftSettings: strict),
+        // Starting a child process: clean signal state, only descriptors 0–2 inherited.
+        .target(name: "ProcessSpawn", swiftSettings: strict),
 
         // MARK: Services.
         .target(
@@ -109,7 +111,7 @@ let package = Package(
         .target(
             name: "Experiment",
             dependencies: [
-                "RedisClient", "LinearAlgebra", "SupportVectorMachine", "TrafficModel",
+                "ProcessSpawn", "RedisClient", "LinearAlgebra", "SupportVectorMachine", "TrafficModel",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

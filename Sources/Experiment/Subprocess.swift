@@ -1,4 +1,5 @@
 public import Foundation
+import ProcessSpawn
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,45 +67,27 @@ public enum Subprocess {
     /// Starts `executable` (looked up on PATH) with `arguments`; with `onLine` its output is
     /// captured line by line, otherwise it goes to /dev/null.
     public static func start(_ executable: String, _ arguments: [String], onLine: (@Sendable (String) -> Void)? = nil) throws(ExperimentError) -> Child {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
         var pipeFDs: [Int32] = [-1, -1]
         if onLine != nil {
-            // Close-on-exec: other children must not inherit this pipe (dup2 below clears the flag
-            // on the child's own 1 and 2). Children are started one at a time (run-all's loop).
             guard pipe(&pipeFDs) == 0 else { throw ExperimentError(.io, "pipe(): \(String(cString: strerror(errno)))") }
-            for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
-            posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
-            posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
-            posix_spawn_file_actions_addclose(&actions, pipeFDs[1])
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) } // dup2 clears it on the child's own 1 and 2
         }
-        // Nothing else of this process leaks into the child (its Redis connections, other
-        // children's pipes): the child gets 0, 1 and 2 only.
-        _ = addCloseFrom?(&actions, 3)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // A clean signal mask and default dispositions (the parent may block or ignore some).
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let result = posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
+        let write = pipeFDs[1]
+        let spawned = spawnProcess(executable, arguments, searchPath: true) { actions in
+            if write >= 0 {
+                posix_spawn_file_actions_adddup2(&actions, write, 1)
+                posix_spawn_file_actions_adddup2(&actions, write, 2)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            }
+        }
         if onLine != nil { close(pipeFDs[1]) }
-        guard result == 0 else {
+        let pid: pid_t
+        switch spawned {
+        case .success(let child): pid = child
+        case .failure(let error):
             if onLine != nil { close(pipeFDs[0]) }
-            throw ExperimentError(.io, "cannot start \(executable): \(String(cString: strerror(result)))")
+            throw ExperimentError(.io, error.description)
         }
         return Child(pid: pid, outputFD: onLine != nil ? pipeFDs[0] : nil, onLine: onLine ?? { _ in })
     }
@@ -118,10 +101,3 @@ final class LockedValue<Value: Sendable>: @unchecked Sendable {
     func get() -> Value { lock.withLock { value } }
     func set(_ new: Value) { lock.withLock { value = new } }
 }
-
-/// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34+), which Swift's Glibc module does not
-/// export: looked up once; nil where the C library lacks it.
-private let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-    return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-}()

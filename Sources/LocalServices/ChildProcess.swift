@@ -1,4 +1,5 @@
 public import Foundation
+import ProcessSpawn
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,42 +18,15 @@ public final class ChildProcess: @unchecked Sendable {
     /// Starts `executable`; stdout and stderr go to `outputPath` (appended), or /dev/null.
     public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, outputPath: String? = nil) throws {
         self.executable = executable
-        var fileActions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fileActions)
-        defer { posix_spawn_file_actions_destroy(&fileActions) }
         let output = outputPath ?? "/dev/null"
-        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&fileActions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
-        // Nothing else of this process leaks into the child: a socket or pipe it inherited would
-        // stay open there (a client's connection outliving its close, a port kept bound).
-        _ = addCloseFrom?(&fileActions, 3)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let env = environment ?? ProcessInfo.processInfo.environment
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        switch spawnProcess(executable, arguments, environment: environment, redirect: { actions in
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }) {
+        case .success(let child): pid = child
+        case .failure(let error): throw LocalServiceError("posix_spawn \(executable): \(String(cString: strerror(error.code)))")
         }
-        var child: pid_t = 0
-        let status = posix_spawn(&child, executable, &fileActions, &attributes, argv, envp)
-        guard status == 0 else {
-            throw LocalServiceError("posix_spawn \(executable): \(String(cString: strerror(status)))")
-        }
-        pid = child
     }
 
     deinit {
@@ -122,13 +96,6 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 }
-
-/// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34+), which Swift's Glibc module does not
-/// export: looked up once; nil where the C library lacks it.
-private let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-    return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-}()
 
 /// Runs blocking `work` on a new thread of its own, so it never occupies a thread of Swift's
 /// cooperative pool (two threads on a two-core machine: one blocked test stalls half the suite).
