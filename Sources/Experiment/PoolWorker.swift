@@ -111,6 +111,11 @@ public struct PoolWorker: Sendable {
         let now = Date().timeIntervalSince1970
         let worker = name
         let owner = delivery.reclaimed ? try await store.record(job: job, task: task.id, on: redis)?.worker : nil
+        // The registry names the task before its state names this worker, so a reclaiming
+        // worker that sees this one as the task's owner also sees it on the task.
+        status.begin(WorkerStatus.label(job, task.id))
+        defer { status.end() }
+        try? await register(status, on: redis)
         let started = try await patiently("recording the start of \(task.id)", stop: nil) { () throws(ExperimentError) in
             try await store.update(job: job, task: task.id, on: redis) { life, record in
                 delivery.reclaimed ? life.reclaim(record, by: worker, reason: "its worker \(owner ?? "?") stopped answering", now: now) : life.start(record, worker: worker, now: now)
@@ -123,9 +128,6 @@ public struct PoolWorker: Sendable {
             if let started { try await announce(job, task.id, started, on: redis) }
             return
         }
-        status.begin("\(job)/\(task.id)")
-        try? await register(status, on: redis)
-        defer { status.end() }
         log("[\(name)] \(job) \(task.id) started (attempt \(started.record.attempts))")
         let data: LoadedJob
         do {
@@ -282,14 +284,23 @@ public struct PoolWorker: Sendable {
                 try await acknowledge(delivery, on: redis) // ended already, or no such task: a stale entry
                 continue
             }
-            if let owner = record.worker, owner != name {
-                let alive: Int
-                do { alive = try await redis.send(.exists([keys.worker(owner)])) } catch { throw .redis(error, "reading the registry") }
-                if alive == 1 { continue } // its worker is alive and still on it
+            if let owner = record.worker, owner != name, try await isRunning(delivery, by: owner, on: redis) {
+                continue // its worker is alive and still on it (a long task)
             }
             return delivery
         }
         return nil
+    }
+
+    /// Whether `owner` is alive and says it runs the delivered task. A live worker that is on
+    /// another task (or none) lost this one: its writes went with a Redis crash that kept the
+    /// task's start but not its end, so nobody else would ever finish it.
+    func isRunning(_ delivery: Delivery, by owner: String, on redis: RedisClient) async throws(ExperimentError) -> Bool {
+        let entry: [UInt8]?
+        do { entry = try await redis.send(.get(keys.worker(owner))) } catch { throw .redis(error, "reading the registry") }
+        guard let entry else { return false } // no heartbeat: dead
+        guard let info = try? JSONDecoder().decode(PoolSnapshot.WorkerInfo.self, from: Data(entry)) else { return true } // unreadable: assume alive and busy
+        return info.currentTask == WorkerStatus.label(delivery.job, delivery.task.id)
     }
 
     /// Writes this worker's registry entry (host, pid, started, current task, tasks done, mean
@@ -449,6 +460,9 @@ final class WorkerStatus: Sendable {
     init(name: String) {
         self.name = name
     }
+
+    /// How the registry names a task: `job/task`.
+    static func label(_ job: String, _ task: String) -> String { "\(job)/\(task)" }
 
     var done: Int { state.withLock { $0.done } }
     func begin(_ task: String) { state.withLock { $0.current = task } }

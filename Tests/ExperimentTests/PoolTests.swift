@@ -68,19 +68,20 @@ struct PoolSetup {
         await pool.close()
     }
 
-    /// Runs one pool worker until `done` holds.
-    static func runWorker(_ worker: PoolWorker, server: RedisServer, until done: @escaping @Sendable () async throws -> Bool) async throws -> Int {
+    /// Runs one pool worker until `done` holds (throws when it does not within `timeout`; the
+    /// worker is stopped either way).
+    static func runWorker(_ worker: PoolWorker, server: RedisServer, timeout: Duration = .seconds(60), until done: @escaping @Sendable () async throws -> Bool) async throws -> Int {
         let own = try await RedisClient.connect(configuration: server.configuration)
         let reader = try await RedisClient.connect(configuration: server.configuration)
         let stop = PoolStop()
         let watcher = Task {
-            while !(try await done()) { try await Task.sleep(for: .milliseconds(20)) }
-            stop.request()
+            defer { stop.request() }
+            try await waitUntil("the worker's goal", timeout: timeout, every: .milliseconds(20), done)
         }
         let finished = try await worker.run(redis: own, reader: reader, stop: stop)
-        watcher.cancel()
         await own.close()
         await reader.close()
+        try await watcher.value
         return finished
     }
 
@@ -114,6 +115,46 @@ struct PoolSetup {
         let counts = try await store.counts(job: job.id, on: redis)
         #expect(counts.tasks == 4 && counts.done == 3 && counts.failed == 1 && counts.queued == 0 && counts.running == 0 && counts.isFinished, "\(counts)")
         #expect(try await redis.send(.exists([keys.worker("live")])) == 0, "deregistered when it stopped")
+        await pool.close()
+    }
+
+    /// A Redis crash with `appendfsync everysec` can keep a task's start and lose its end: the
+    /// state says `running` by a worker that is alive but long past it. Liveness alone would
+    /// leave that task to it forever; the registry's current task tells the two apart.
+    @Test func aTaskItsLiveWorkerLostTrackOfIsReclaimedWhileALongOneIsLeftToItsWorker() async throws {
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let job = try await pool.job(#"{"lr": {}}"#, folds: 3, seed: 42)
+        func take(as worker: String, onIt: Bool) async throws -> GridTask {
+            let delivery = try #require(try await PoolWorker(keys: keys, name: worker).next(redis, on: redis))
+            _ = try await store.update(job: job.id, task: delivery.task.id, on: redis) { $0.start($1, worker: worker, now: 0) }
+            let info = PoolSnapshot.WorkerInfo(name: worker, host: "h", pid: 1, started: "s", currentTask: onIt ? WorkerStatus.label(job.id, delivery.task.id) : nil, tasksDone: 0, meanTaskSeconds: 0)
+            _ = try await redis.send(.set(keys.worker(worker), JobStore.json(info), expiry: .seconds(600)))
+            return delivery.task
+        }
+        // Alive (its entry is fresh) but on no task: it lost the first one.
+        let lost = try await take(as: "amnesiac", onIt: false)
+        // Alive and on its task: a long one.
+        let long = try await take(as: "busy", onIt: true)
+
+        var live = PoolWorker(keys: keys, name: "live")
+        live.idleTimeout = .milliseconds(300)
+        let stream = keys.tasks(.normal), group = keys.group
+        _ = try await Self.runWorker(live, server: server) {
+            let states = try await store.states(job: job.id, on: redis)
+            // Done once the lost task and the free one are finished and the long one's delivery
+            // went through a reclaim pass (XAUTOCLAIM moved it to `live`, which left it).
+            let pending = try await redis.send(.raw(["XPENDING", stream, group, "-", "+", "10"]))
+            guard case .array(let entries) = pending else { return false }
+            let longSeen = entries.contains { entry in
+                guard case .array(let fields) = entry, fields.count >= 2 else { return false }
+                return fields[1].string == "live"
+            }
+            return longSeen && states.values.filter { $0.state == .done }.count == 2
+        }
+        let states = try await store.states(job: job.id, on: redis)
+        #expect(states[lost.id]?.state == .done && states[lost.id]?.worker == "live", "taken over: \(String(describing: states[lost.id]))")
+        #expect(states[long.id]?.state == .running && states[long.id]?.worker == "busy" && states[long.id]?.attempts == 1, "left to its worker: \(String(describing: states[long.id]))")
         await pool.close()
     }
 
