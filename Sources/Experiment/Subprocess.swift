@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 import ProcessSpawn
 #if canImport(Glibc)
 import Glibc
@@ -94,10 +95,9 @@ public enum Subprocess {
 }
 
 /// A value behind a lock, for the few cross-thread hand-overs here.
-final class LockedValue<Value: Sendable>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.withLock { value } }
-    func set(_ new: Value) { lock.withLock { value = new } }
+final class LockedValue<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    init(_ value: Value) { self.value = Mutex(value) }
+    func get() -> Value { value.withLock { $0 } }
+    func set(_ new: Value) { value.withLock { $0 = new } }
 }

@@ -3,22 +3,8 @@ import RedisClient
 import TrafficModel
 import Websockets
 
-/// The live stream's hand-over and the execution of the hub's actions (service thread).
-extension GatewayService {
-    func drainInbox() {
-        let batch = inbox.withLock { inbox -> [(LiveResult, Int64?)] in
-            defer { inbox.removeAll(keepingCapacity: true) }
-            return inbox
-        }
-        for (result, timestamp) in batch { liveResult(result, timestamp: timestamp) }
-    }
-
-    func liveResult(_ result: LiveResult, timestamp: Int64?) {
-        metrics.resultsReceived.increment()
-        if hub.receives(result.camera) { cache.offer(result, timestamp: timestamp) }
-        perform(hub.receive(result))
-    }
-
+/// The execution of the hub's actions, and the Redis reads they ask for.
+extension GatewayCore {
     func send(_ message: ServerMessage, to connection: ConnectionID, allowance: Int = 0) {
         if case .snapshot(let entries) = message, entries.count > 1 {
             // Big snapshots go out in several frames of at most `snapshotFrameBytes`, as one
@@ -94,9 +80,13 @@ extension GatewayService {
             case .fetchSnapshot(let id, let cameras, let all, let generation):
                 fetchSnapshot(id, cameras: cameras, all: all, generation: generation)
             case .fetchRecovery(let id, let camera, let since, let generation):
-                readHistory(camera: camera, after: since) { [self] read in perform(hub.recoveryReady(id, camera: camera, since: since, generation: generation, read: read)) }
+                Task {
+                    guard let read = await readHistory(camera: camera, after: since) else { return }
+                    perform(hub.recoveryReady(id, camera: camera, since: since, generation: generation, read: read))
+                }
             case .fetchCatchUp(let camera, let after, let generation):
-                readHistory(camera: camera, after: after) { [self] read in
+                Task {
+                    guard let read = await readHistory(camera: camera, after: after) else { return }
                     // What pub/sub missed also keeps the latest cache current.
                     if hub.receives(camera) {
                         for entry in read.entries { cache.offer(entry, timestamp: LatestCache.timestamp(of: entry.payload)) }
@@ -108,19 +98,17 @@ extension GatewayService {
     }
 
     /// Reads history after the subscription changes queued so far are active; retries while
-    /// Redis is unreachable. `done` runs on the service thread.
-    func readHistory(camera: Int, after: ResultPosition, done: @escaping @Sendable (HistoryRead) -> Void) {
+    /// Redis is unreachable (nil: the gateway closed).
+    func readHistory(camera: Int, after: ResultPosition) async -> HistoryRead? {
         let state = self.state
-        afterBarrier(reading: "history of camera \(camera)") { () async throws(RedisError) in
+        return await readAfterBarrier("history of camera \(camera)") { () async throws(RedisError) in
             try await state.history(camera: camera, after: after)
-        } done: { read in
-            done(read)
         }
     }
 
     /// A snapshot for a subscribe: cached latest results of cameras the live stream keeps
     /// current, the rest read from Redis after the subscription barrier (never an older read),
-    /// retried until Redis answers. `snapshotReady` runs on the service thread.
+    /// retried until Redis answers.
     func fetchSnapshot(_ id: ConnectionID, cameras: [Int], all: Bool, generation: UInt64) {
         var known: [Int: LiveResult?] = [:]
         if !all {
@@ -131,41 +119,35 @@ extension GatewayService {
             }
         }
         let missing = cameras.filter { known[$0] == nil }
-        let cached = known
         let state = self.state
-        afterBarrier(reading: "snapshot") { () async throws(RedisError) in
-            let list = all ? try await state.camerasWithLatest() : missing
-            return (list, try await state.snapshot(list))
-        } done: { [self] (list, found) in
+        Task {
+            let read = await readAfterBarrier("snapshot") { () async throws(RedisError) in
+                let list = all ? try await state.camerasWithLatest() : missing
+                return (list, try await state.snapshot(list))
+            }
+            guard let (list, found) = read else { return }
             for camera in list { cache.store(camera, found[camera]?.latest, following: hub.receives(camera)) }
             let names = all ? list : cameras
             let entries = names.map { camera in
-                SnapshotEntry(camera: camera, latest: cached[camera] ?? found[camera]?.latest, current: found[camera]?.current)
+                SnapshotEntry(camera: camera, latest: known[camera] ?? found[camera]?.latest, current: found[camera]?.current)
             }
             perform(hub.snapshotReady(id, entries: entries, all: all, generation: generation))
         }
     }
 
     /// Runs `read` once the subscription changes queued so far are active, retrying with capped
-    /// back-off while Redis is unreachable (until the gateway closes), then hands the value to
-    /// `done` on the service thread.
-    private func afterBarrier<Value: Sendable>(reading what: String, _ read: @escaping @Sendable () async throws(RedisError) -> Value,
-                                               done: @escaping @Sendable (Value) -> Void) {
-        let subscriptions = self.subscriptions!
-        Task { [self] in
-            await subscriptions.barrier()
-            var delay = Duration.milliseconds(50)
-            while true {
-                do throws(RedisError) {
-                    let value = try await read()
-                    server.execute { done(value) }
-                    return
-                } catch {
-                    if case .closed = error.kind { return }
-                    logger.debug("\(what) read failed; retrying", metadata: ["error": "\(error)"])
-                    try? await Task.sleep(for: delay)
-                    delay = min(delay * 2, .seconds(2))
-                }
+    /// back-off while Redis is unreachable; nil once the gateway closed.
+    private func readAfterBarrier<Value: Sendable>(_ what: String, _ read: @Sendable () async throws(RedisError) -> Value) async -> Value? {
+        await subscriptions.barrier()
+        var delay = Duration.milliseconds(50)
+        while true {
+            do throws(RedisError) {
+                return try await read()
+            } catch {
+                if case .closed = error.kind { return nil }
+                logger.debug("\(what) read failed; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
             }
         }
     }

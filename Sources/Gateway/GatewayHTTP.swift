@@ -1,29 +1,26 @@
 import Foundation
 import RedisClient
 import TrafficModel
-public import Websockets
+import Websockets
 
-/// The HTTP side of the gateway: dashboard, API, health and metrics (service thread).
-extension GatewayService {
-    public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+/// The HTTP side of the gateway: dashboard, API, health and metrics.
+extension GatewayCore {
+    func handle(_ request: HTTPRequest, responder: HTTPResponder) {
         let path = request.path
         switch path {
         case "/", "/index.html":
             responder.respond(HTTPResponse(contentType: "text/html; charset=utf-8", body: DashboardPage.html, headers: [("cache-control", "no-cache")]))
         case "/healthz":
-            let health = self.health
+            let health = probe.health
             responder.respond(.json(health.detail, status: health.healthy ? 200 : 503))
         case "/metrics":
             responder.respond(HTTPResponse(contentType: "text/plain; version=0.0.4", body: metrics.render()))
         case "/api/cameras":
             guard let permission = authorizeAPI(request, responder) else { return }
-            listCameras { [self] list in
-                guard let list else { return responder.respond(.error(503, "Redis unavailable")) }
-                let visible = list.filter(permission.allows)
-                latestResults(visible) { entries in
-                    guard let entries else { return responder.respond(.error(503, "Redis unavailable")) }
-                    responder.respond(.json("[" + entries.compactMap(Self.summary).joined(separator: ",") + "]"))
-                }
+            Task {
+                guard let list = await listCameras() else { return responder.respond(.error(503, "Redis unavailable")) }
+                guard let entries = await latestResults(list.filter(permission.allows)) else { return responder.respond(.error(503, "Redis unavailable")) }
+                responder.respond(.json("[" + entries.compactMap(Self.summary).joined(separator: ",") + "]"))
             }
         default:
             routeCamera(request, responder)
@@ -46,8 +43,8 @@ extension GatewayService {
             return serveFrame(camera: camera, requestId: String(parts[5]), responder)
         }
         if parts[4] == "latest" {
-            latestResults([camera]) { entries in
-                guard let entries else { return responder.respond(.error(503, "Redis unavailable")) }
+            Task {
+                guard let entries = await latestResults([camera]) else { return responder.respond(.error(503, "Redis unavailable")) }
                 if let result = entries.first?.latest {
                     responder.respond(HTTPResponse(contentType: "application/json", body: result.payload, headers: [("cache-control", "no-store")]))
                 } else {
@@ -90,19 +87,15 @@ extension GatewayService {
         guard AssessmentMessage.isValidRequestId(requestId) else {
             return responder.respond(.error(400, "'\(requestId.prefix(32))' is not a request id (1–128 characters of [A-Za-z0-9_:.-])"))
         }
-        let admitted = framesInFlight.withLock { count -> Bool in
-            guard count < Self.maximumFrameFetches else { return false }
-            count += 1
-            return true
-        }
-        guard admitted else {
+        guard framesInFlight < Self.maximumFrameFetches else {
             var busy = HTTPResponse.error(503, "too many frame requests at once; retry")
             busy.headers.append(("retry-after", "1"))
             return responder.respond(busy)
         }
-        let frames = RedisState(redis: frameRedis, keys: configuration.keys, historyReadLimit: configuration.historyReadLimit)
-        Task { [self] in
-            defer { framesInFlight.withLock { $0 -= 1 } }
+        framesInFlight += 1
+        let frames = self.frames
+        Task {
+            defer { framesInFlight -= 1 }
             do throws(RedisError) {
                 guard let image = try await frames.frame(camera: camera, requestId: requestId) else {
                     return responder.respond(.error(404, "no frame \(requestId) for camera \(camera) (none stored, or expired)"))
@@ -138,97 +131,69 @@ extension GatewayService {
         return "{" + fields.joined(separator: ",") + (result.position.map(ServerMessage.positionMembers) ?? "") + "}"
     }
 
-    // MARK: Latest lookups with single flight (service thread)
+    // MARK: Latest lookups with single flight
 
     /// The latest result of each camera, in order, for the HTTP API: from the cache, else from
-    /// Redis with at most one read in flight per camera however many ask. `done` runs on the
-    /// service thread, with nil when Redis could not be read.
-    func latestResults(_ cameras: [Int], done: @escaping ([SnapshotEntry]?) -> Void) {
-        let assembly = SnapshotAssembly(cameras: cameras, done: done)
+    /// Redis with at most one read in flight per camera however many ask; nil when Redis could
+    /// not be read.
+    func latestResults(_ cameras: [Int]) async -> [SnapshotEntry]? {
+        var found: [Int: LiveResult?] = [:]
+        var waits: [(camera: Int, read: Task<[Int: LiveResult]?, Never>)] = []
         var toFetch: [Int] = []
-        for camera in cameras {
+        for camera in Set(cameras) {
             if let hit = cache.lookup(camera) {
-                assembly.fill(camera, .some(hit))
-                continue
-            }
-            if inflightLatest[camera] != nil {
-                inflightLatest[camera]!.append { assembly.fill(camera, $0) }
+                found[camera] = .some(hit)
+            } else if let read = inflightLatest[camera] {
+                waits.append((camera, read))
             } else {
-                inflightLatest[camera] = [{ assembly.fill(camera, $0) }]
                 toFetch.append(camera)
             }
         }
-        assembly.finishIfComplete()
-        guard !toFetch.isEmpty else { return }
-        let fetching = toFetch
-        let state = self.state
-        Task { [self] in
-            let outcome: Result<[Int: LiveResult], RedisError>
-            do throws(RedisError) {
-                outcome = .success(try await state.latest(fetching))
-            } catch {
-                logger.warning("latest read failed", metadata: ["error": "\(error)"])
-                outcome = .failure(error)
-            }
-            server.execute { [self] in
-                let found = try? outcome.get()
+        if !toFetch.isEmpty {
+            let (state, logger, fetching) = (self.state, self.logger, toFetch)
+            let read = Task { () -> [Int: LiveResult]? in
+                let outcome: [Int: LiveResult]?
+                do throws(RedisError) {
+                    outcome = try await state.latest(fetching)
+                } catch {
+                    logger.warning("latest read failed", metadata: ["error": "\(error)"])
+                    outcome = nil
+                }
                 for camera in fetching {
                     // Read without the subscription barrier: never trusted as live-followed.
-                    if let found { cache.store(camera, found[camera], following: false) }
-                    let answer: LiveResult?? = found.map { $0[camera] }
-                    for waiter in inflightLatest.removeValue(forKey: camera) ?? [] { waiter(answer) }
+                    if let outcome { cache.store(camera, outcome[camera], following: false) }
+                    inflightLatest[camera] = nil
                 }
+                return outcome
+            }
+            for camera in fetching {
+                inflightLatest[camera] = read
+                waits.append((camera, read))
             }
         }
+        for (camera, read) in waits {
+            guard let values = await read.value else { return nil }
+            found[camera] = .some(values[camera])
+        }
+        return cameras.map { SnapshotEntry(camera: $0, latest: found[$0] ?? nil) }
     }
 
-    /// Cameras with a latest result (Redis SCAN plus followed cameras), single flight.
-    func listCameras(done: @escaping ([Int]?) -> Void) {
-        if inflightCameraList != nil {
-            inflightCameraList!.append(done)
-            return
-        }
-        inflightCameraList = [done]
-        let state = self.state
-        Task { [self] in
-            let list = try? await state.camerasWithLatest()
-            server.execute { [self] in
-                let merged = list.map { Array(Set($0).union(cache.followedCameras)).sorted() }
-                for waiter in inflightCameraList ?? [] { waiter(merged) }
+    /// Cameras with a latest result (Redis SCAN plus followed cameras), single flight; nil when
+    /// Redis could not be read.
+    func listCameras() async -> [Int]? {
+        let read: Task<[Int]?, Never>
+        if let inflight = inflightCameraList {
+            read = inflight
+        } else {
+            let state = self.state
+            read = Task {
+                let list = try? await state.camerasWithLatest()
                 inflightCameraList = nil
+                return list.map { Array(Set($0).union(cache.followedCameras)).sorted() }
             }
+            inflightCameraList = read
         }
-    }
-}
-
-/// Collects the answers of one multi-camera latest lookup (service thread only).
-final class SnapshotAssembly {
-    private let cameras: [Int]
-    private var results: [Int: LiveResult?] = [:]
-    private var failed = false
-    private var done: (([SnapshotEntry]?) -> Void)?
-
-    init(cameras: [Int], done: @escaping ([SnapshotEntry]?) -> Void) {
-        self.cameras = cameras
-        self.done = done
-    }
-
-    /// One camera's answer: `.some(result)` (nil result: none stored), or nil when the read failed.
-    func fill(_ camera: Int, _ answer: LiveResult??) {
-        if let answer { results[camera] = .some(answer) } else { failed = true }
-        finishIfComplete()
-    }
-
-    func finishIfComplete() {
-        guard let done else { return }
-        if failed {
-            self.done = nil
-            done(nil)
-            return
-        }
-        guard results.count >= Set(cameras).count else { return }
-        self.done = nil
-        done(cameras.map { SnapshotEntry(camera: $0, latest: results[$0] ?? nil) })
+        return await read.value
     }
 }
 

@@ -1,45 +1,57 @@
 import Foundation
-import Websockets
-import RedisClient
+import Synchronization
 
-/// The health probe: a message through Redis pub/sub every `probeInterval` proves delivery.
-extension GatewayService {
-    func runProbe() async {
-        while !Task.isCancelled {
-            let sent = Date().timeIntervalSince1970
-            _ = try? await redis.send(.publish(probeChannel, Array(String(format: "%.6f", sent).utf8)))
-            try? await Task.sleep(for: configuration.probeInterval)
-        }
+/// The gateway's health as the Redis subscriber sees it: a message through Redis pub/sub every
+/// `probeInterval` proves delivery, and the subscriber's connection state. Written by the
+/// subscriber thread, read by `/healthz` on the service thread and by the owner.
+final class HealthProbe: Sendable {
+    private struct State {
+        var lastReceived: ContinuousClock.Instant?
+        var lastLag: Duration?
+        var subscriberUp = false
+        var everSubscribed = false
     }
 
-    /// Periodic clean-up (on the housekeeping thread): expired cache entries leave memory, then
-    /// the allocator is asked to hand freed pages back to the system (glibc keeps them otherwise,
-    /// so RSS would stay at the peak a burst of large results left).
-    func housekeeping() {
-        let swept = DispatchSemaphore(value: 0)
-        post { [self] in
-            cache.sweepExpired()
-            swept.signal()
-        }
-        _ = swept.wait(timeout: .now() + .seconds(5))
-        MemoryTrim.releaseFreePages()
+    private let state = Mutex(State())
+    /// The channel probes travel on (one per gateway).
+    let channel: String
+    private let interval: Duration
+
+    init(channel: String, interval: Duration) {
+        self.channel = channel
+        self.interval = interval
     }
 
-    func probeReceived(_ payload: [UInt8]) {
+    /// A probe came back through pub/sub; returns its lag when the payload is a send time.
+    func received(_ payload: [UInt8]) -> Duration? {
         let now = ContinuousClock.now
-        let lag = Double(String(decoding: payload, as: UTF8.self)).map { Date().timeIntervalSince1970 - $0 }
-        probe.withLock { state in
+        let lag = Double(String(decoding: payload, as: UTF8.self)).map { Duration.microseconds(Int64(max(Date().timeIntervalSince1970 - $0, 0) * 1e6)) }
+        state.withLock { state in
             state.lastReceived = now
             state.subscriberUp = true
-            if let lag { state.lastLag = .microseconds(Int64(max(lag, 0) * 1e6)) }
+            if let lag { state.lastLag = lag }
         }
-        if let lag { metrics.pubsubLag.record(.microseconds(Int64(max(lag, 0) * 1e6))) }
+        return lag
+    }
+
+    /// The subscriber lost or regained its connection.
+    func subscriber(up: Bool) {
+        state.withLock { $0.subscriberUp = up }
+    }
+
+    /// The probe channel's subscription is confirmed; true the first time (Redis reachable at last).
+    func probeSubscribed() -> Bool {
+        state.withLock { state -> Bool in
+            defer { state.everSubscribed = true }
+            state.subscriberUp = true
+            return !state.everSubscribed
+        }
     }
 
     /// Healthy when the subscriber is connected and a probe went through pub/sub recently.
-    public var health: (healthy: Bool, detail: String) {
-        let state = probe.withLock { $0 }
-        let window = max(configuration.probeInterval * 3, .seconds(3))
+    var health: (healthy: Bool, detail: String) {
+        let state = state.withLock { $0 }
+        let window = max(interval * 3, .seconds(3))
         let age = state.lastReceived.map { ContinuousClock.now - $0 }
         let pubsub = age.map { $0 <= window } ?? false
         let healthy = pubsub && state.subscriberUp

@@ -133,6 +133,7 @@ public final class EmbeddedKafka: Sendable {
 
 /// Owns the mock cluster and the client handle hosting it: librdkafka requires the cluster to
 /// be destroyed first, and `deinit` runs before the stored `host` is released.
+/// `@unchecked Sendable`: both are immutable; the mock cluster's C API is thread-safe.
 private final class MockCluster: @unchecked Sendable {
     let pointer: OpaquePointer
     let host: KafkaHandle

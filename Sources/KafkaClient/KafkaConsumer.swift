@@ -305,6 +305,7 @@ public final class KafkaConsumer: Sendable {
     }
 }
 
+/// The consumer's callback state (see `KafkaCallbackContext` for why unchecked).
 final class ConsumerContext: KafkaCallbackContext, @unchecked Sendable {
     /// Called on the poll thread before a revoke's commit (see `KafkaConsumer.beforeRevoke`).
     let beforeRevoke = Mutex<(@Sendable ([KafkaTopicPartition]) -> Void)?>(nil)

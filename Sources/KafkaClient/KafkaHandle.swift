@@ -55,6 +55,8 @@ final class KafkaHandle: @unchecked Sendable {
 }
 
 /// What the C callbacks hand results to. Subclasses add consumer- or producer-specific state.
+/// `@unchecked Sendable` only because a class with subclasses cannot be checked: every stored
+/// property here and in the subclasses is a `let` of a `Sendable` type (`Mutex` for state).
 class KafkaCallbackContext: @unchecked Sendable {
     let logger: Logger
     /// Called for error and statistics events (on librdkafka's threads or the poll thread).

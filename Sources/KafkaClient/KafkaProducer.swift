@@ -159,6 +159,7 @@ private final class PollLoop: Sendable {
     }
 }
 
+/// The producer's callback state (see `KafkaCallbackContext` for why unchecked).
 final class ProducerContext: KafkaCallbackContext, @unchecked Sendable {
     let failures = Mutex(0)
 }

@@ -1,5 +1,6 @@
 public import Foundation
 import ProcessSpawn
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,11 +10,11 @@ import Glibc
 /// Foundation's `Process` spawns from a dispatch thread whose signals are blocked, and the
 /// child inherits that mask: such a redis-server or service would ignore SIGTERM. Tests that
 /// stop processes by signal use this type instead.
-public final class ChildProcess: @unchecked Sendable {
+public final class ChildProcess: Sendable {
     public let pid: pid_t
     public let executable: String
-    private let lock = NSLock()
-    private var exitStatus: Int32?
+    /// The wait status once reaped (reaping happens under this lock, once).
+    private let exitStatus = Mutex<Int32?>(nil)
 
     /// Starts `executable`; stdout and stderr go to `outputPath` (appended), or /dev/null.
     public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, outputPath: String? = nil) throws {
@@ -44,7 +45,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// True until the process has exited (reaps it when it has).
     public var isRunning: Bool {
-        lock.withLock {
+        exitStatus.withLock { exitStatus in
             if exitStatus != nil { return false }
             var status: Int32 = 0
             let result = waitpid(pid, &status, WNOHANG)
@@ -59,7 +60,7 @@ public final class ChildProcess: @unchecked Sendable {
     /// The exit code (or 128 + signal) once the process has exited.
     public var terminationStatus: Int32? {
         _ = isRunning
-        return lock.withLock {
+        return exitStatus.withLock { exitStatus in
             guard let status = exitStatus else { return nil }
             let signal = status & 0x7f
             return signal == 0 ? (status >> 8) & 0xff : 128 + signal

@@ -9,18 +9,23 @@ import Glibc
 ///
 /// No persistence unless asked. `stop()` ends it by pid; `kill()` SIGKILLs it (a crash);
 /// `start()` brings it back on the same port for fault tests.
-public final class RedisServer: @unchecked Sendable {
-    public private(set) var port: Int
+public final class RedisServer: Sendable {
     public let directory: URL
     public let extraArguments: [String]
-    private var process: ChildProcess?
-    /// The process last stopped or killed, until it is gone (a restart waits for it).
-    private var previous: ChildProcess?
-    private let lock = NSLock()
+    private struct State {
+        var port: Int
+        var process: ChildProcess?
+        /// The process last stopped or killed, until it is gone (a restart waits for it).
+        var previous: ChildProcess?
+    }
+    private let state: Mutex<State>
+
+    /// The port it listens on (fixed once the first start succeeded).
+    public var port: Int { state.withLock { $0.port } }
 
     /// Starts a server and waits until it answers PING.
     public init(extraArguments: [String] = [], port: Int? = nil) async throws {
-        self.port = try port ?? FreePort.find()
+        state = Mutex(State(port: try port ?? FreePort.find()))
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-test-\(UUID().uuidString)")
         self.extraArguments = extraArguments
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -31,7 +36,8 @@ public final class RedisServer: @unchecked Sendable {
                 try await start()
                 return
             } catch where port == nil && attempt < 5 {
-                self.port = try FreePort.find()
+                let next = try FreePort.find()
+                state.withLock { $0.port = next }
             }
         }
     }
@@ -52,30 +58,30 @@ public final class RedisServer: @unchecked Sendable {
         return config
     }
 
-    public var pid: Int32? { lock.withLock { process?.pid } }
+    public var pid: Int32? { state.withLock { $0.process?.pid } }
 
     /// Starts (or restarts) the server on its port and waits until it answers.
     public func start() async throws {
-        if let previous = lock.withLock({ previous }) {
+        if let previous = state.withLock({ $0.previous }) {
             try await previous.waitForExit(timeout: .seconds(15)) // the port is free again
         }
         let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let executable else { throw LocalServiceError("redis-server is not installed (apt-get install redis-server)") }
+        let port = self.port
         let process = try ChildProcess(executable, [
             "--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path,
             "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
             "--logfile", directory.appendingPathComponent("redis.log").path,
         ] + extraArguments)
-        lock.withLock { self.process = process }
+        state.withLock { $0.process = process }
         let log = directory.appendingPathComponent("redis.log").path
         try await waitUntil("redis-server on port \(port) answers", timeout: .seconds(10)) {
             if !process.isRunning {
                 let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? ""
-                throw LocalServiceError("redis-server on port \(self.port) exited at start: \(tail)")
+                throw LocalServiceError("redis-server on port \(port) exited at start: \(tail)")
             }
             // The server that answers must be this one, not another test's on a reused port.
             // (A server that wants a password does not say; then its process must still run.)
-            let port = self.port
             switch await offPool({ Self.identify(port: port) }) {
             case nil:
                 return false
@@ -83,7 +89,7 @@ public final class RedisServer: @unchecked Sendable {
                 return process.isRunning
             case .process(let answering)?:
                 guard answering == process.pid else {
-                    throw LocalServiceError("port \(self.port) is served by another redis-server (pid \(answering)), not the one started (pid \(process.pid))")
+                    throw LocalServiceError("port \(port) is served by another redis-server (pid \(answering)), not the one started (pid \(process.pid))")
                 }
                 return true
             }
@@ -127,9 +133,9 @@ public final class RedisServer: @unchecked Sendable {
     public func kill() { stopNow(signal: SIGKILL) }
 
     private func stopNow(signal: Int32) {
-        let current: ChildProcess? = lock.withLock {
-            defer { previous = process ?? previous; process = nil }
-            return process
+        let current: ChildProcess? = state.withLock { state in
+            defer { state.previous = state.process ?? state.previous; state.process = nil }
+            return state.process
         }
         guard let current else { return }
         if signal == SIGKILL { current.signal(SIGKILL) }

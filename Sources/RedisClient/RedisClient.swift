@@ -118,6 +118,9 @@ public final class RedisClient: Sendable {
 
 /// The connection and its reconnect state; touched only on the client's serial queue
 /// (the counters are also read from other threads, hence the mutexes).
+///
+/// `@unchecked Sendable`: the client hands it to its queue's closures; the plain `var`s are
+/// touched only inside those closures, which the serial queue runs one at a time.
 private final class ConnectionSlot: @unchecked Sendable {
     let configuration: RedisConfiguration
     let logger: Logger

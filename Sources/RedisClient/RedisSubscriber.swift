@@ -34,8 +34,10 @@ public final class RedisSubscriber: Sendable {
             _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC) // children must not hold it
         }
         shared = SubscriberShared(configuration: configuration, logger: logger, handler: handler, wakeRead: fds[0], wakeWrite: fds[1], onClose: onClose, dropCounter: dropCounter)
-        let loop = SubscriberLoop(shared: shared)
-        let thread = Thread { loop.run() }
+        // The loop is made on its thread and never leaves it: its state (connection, waiter
+        // book, back-off) is confined there by construction, not by convention.
+        let shared = self.shared
+        let thread = Thread { SubscriberLoop(shared: shared).run() }
         thread.name = "redis-subscriber"
         thread.start()
     }

@@ -6,8 +6,11 @@ import Synchronization
 import Glibc
 #endif
 
-/// The body of the subscriber thread. Everything here runs on that one thread.
-final class SubscriberLoop: @unchecked Sendable {
+/// The body of the subscriber thread: the connection, the waiter book and the reconnect state.
+/// Not `Sendable`: it is created on the subscriber thread and never leaves it, so the compiler
+/// keeps every access there. Other threads reach it only through `SubscriberShared` (the
+/// inbox under its lock and the wake pipe).
+final class SubscriberLoop {
     let shared: SubscriberShared
     var connection: RedisConnection?
     var backoff: ReconnectBackoff

@@ -10,7 +10,8 @@ public final class HTTPServer: Sendable {
     public init(host: String? = "127.0.0.1", port: Int, handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) throws {
         var configuration = WebServerConfiguration(host: host, port: port)
         configuration.name = "http"
-        server = try WebServer(configuration: configuration, delegate: ClosureDelegate(handler: handler))
+        server = try WebServer(configuration: configuration)
+        server.start(delegate: ClosureDelegate(executor: server.executor, handler: handler))
         self.port = port
     }
 
@@ -20,8 +21,16 @@ public final class HTTPServer: Sendable {
     }
 }
 
-private final class ClosureDelegate: WebServerDelegate {
+/// Answers with the handler, on the server's thread.
+private actor ClosureDelegate: WebServerDelegate {
+    let executor: any SerialExecutor
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     let handler: @Sendable (HTTPRequest) -> HTTPResponse
-    init(handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) { self.handler = handler }
+
+    init(executor: any SerialExecutor, handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) {
+        self.executor = executor
+        self.handler = handler
+    }
+
     func handle(_ request: HTTPRequest, responder: HTTPResponder) { responder.respond(handler(request)) }
 }

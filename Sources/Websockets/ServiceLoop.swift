@@ -2,20 +2,38 @@ import CWebsockets
 import Foundation
 import Synchronization
 
-/// One libwebsockets context and the dedicated thread that services it.
+/// One libwebsockets context, the dedicated thread that services it, and the Swift executor
+/// that runs on that thread.
 ///
 /// The context runs on a libev loop (epoll) through lws' libev plugin; the loop blocks, so it
-/// never runs on Swift's cooperative pool. Everything that touches
-/// the context or its connections happens on this thread; other threads hand work over with
-/// `execute(_:)`, which queues a closure and wakes the loop with `lws_cancel_service` (the one
-/// lws call that is safe from any thread). The queue is drained in
-/// `LWS_CALLBACK_EVENT_WAIT_CANCELLED` by whoever owns the protocol callback.
-final class ServiceLoop: @unchecked Sendable {
+/// never runs on Swift's cooperative pool. Everything that touches the context or its
+/// connections happens on this thread. Work reaches it two ways, both drained in
+/// `LWS_CALLBACK_EVENT_WAIT_CANCELLED` (woken with `lws_cancel_service`, the one lws call that
+/// is safe from any thread):
+/// - as a `SerialExecutor`: an actor whose `unownedExecutor` is this loop (the gateway's core)
+///   runs its jobs here, so its state and the lws callbacks share one thread and the compiler
+///   checks every access to that state;
+/// - `execute(_:)`: the wrapper's own closures (a response finished on another thread).
+///
+/// After the thread ends, jobs still arriving (an actor's tasks finishing their awaits) run on
+/// a private serial queue instead, so no task is ever left suspended; closures are dropped.
+///
+/// `@unchecked Sendable`: the mutable state sits under one `Mutex`; `eventLoop` is immutable and
+/// used only by the thread (and by `deinit` when no thread ever ran).
+final class ServiceLoop: SerialExecutor, @unchecked Sendable {
+    private enum Work {
+        case closure(@Sendable () -> Void)
+        case job(UnownedJob)
+    }
+
     private struct State {
         /// The context while it may be woken; nil before start and once it is being destroyed.
         var context: OpaquePointer?
         var running = true
-        var mailbox: [@Sendable () -> Void] = []
+        var mailbox: [Work] = []
+        /// Set once the thread has ended (or a loop that never started is stopped): later jobs
+        /// run here.
+        var afterlife: DispatchQueue?
     }
 
     /// Context, run flag and mailbox under one lock, so a wake-up can never reach a context
@@ -25,6 +43,7 @@ final class ServiceLoop: @unchecked Sendable {
     private let started = Mutex(false)
     private let stopOnce = Mutex(false)
     private let threadID = Mutex<pthread_t?>(nil)
+    private static let afterlifeKey = DispatchSpecificKey<ObjectIdentifier>()
     /// The libev loop (epoll) the context is created on; owned here.
     let eventLoop: OpaquePointer
 
@@ -42,9 +61,13 @@ final class ServiceLoop: @unchecked Sendable {
 
     /// Starts servicing `context` on a new thread named `name`. The thread holds `owner` (the
     /// callbacks' target) until the context is destroyed.
-    func start(context: OpaquePointer, name: String, owner: any AnyObject & Sendable) {
+    func start(context: OpaquePointer, name: String, owner: any ServiceLoopOwner) {
         let box = UncheckedBox(context)
-        state.withLock { $0.context = box.value }
+        state.withLock { state in
+            state.context = box.value
+            // Jobs enqueued before the start (an actor set up first) run at once.
+            if !state.mailbox.isEmpty { lws_cancel_service(box.value) }
+        }
         started.withLock { $0 = true }
         let loop = UncheckedBox(eventLoop)
         let thread = Thread { [self] in
@@ -58,11 +81,30 @@ final class ServiceLoop: @unchecked Sendable {
             traffic_frame_guard_context_stopping(context)
             lws_context_destroy(context)
             traffic_ev_loop_destroy(loop.value)
+            owner.serviceEnded()
+            retire()
             finished.signal()
             withExtendedLifetime(owner) {} // released only now: callbacks may run until the destroy returns
         }
         thread.name = name
         thread.start()
+    }
+
+    /// From now on jobs run on a private serial queue: those still queued first, in order.
+    private func retire() {
+        let queue = DispatchQueue(label: "service-loop.afterlife")
+        queue.setSpecific(key: Self.afterlifeKey, value: ObjectIdentifier(self))
+        let jobs = state.withLock { state -> [UnownedJob] in
+            state.afterlife = queue
+            defer { state.mailbox = [] }
+            return state.mailbox.compactMap { if case .job(let job) = $0 { job } else { nil } }
+        }
+        for job in jobs { runAfterlife(job, on: queue) }
+    }
+
+    private func runAfterlife(_ job: UnownedJob, on queue: DispatchQueue) {
+        let executor = asUnownedSerialExecutor()
+        queue.async { job.runSynchronously(on: executor) }
     }
 
     /// True on the service thread.
@@ -71,13 +113,42 @@ final class ServiceLoop: @unchecked Sendable {
         return pthread_equal(id, pthread_self()) != 0
     }
 
+    // MARK: SerialExecutor
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let afterlife = state.withLock { state -> DispatchQueue? in
+            if let queue = state.afterlife { return queue }
+            state.mailbox.append(.job(job))
+            if state.mailbox.count == 1, state.running, let context = state.context { lws_cancel_service(context) }
+            return nil
+        }
+        if let afterlife { runAfterlife(job, on: afterlife) }
+    }
+
+    func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    /// Whether the caller runs where this executor's jobs run: the service thread (an lws
+    /// callback or a drained job), or the queue that takes over after it ended.
+    func isIsolatingCurrentContext() -> Bool? {
+        isServiceThread || DispatchQueue.getSpecific(key: Self.afterlifeKey) == ObjectIdentifier(self)
+    }
+
+    func checkIsolated() {
+        precondition(isIsolatingCurrentContext() == true, "not on the service loop's thread")
+    }
+
+    // MARK: Closures
+
     /// Runs `work` on the service thread (soon, in order of submission). Safe from any thread.
     /// Returns false (and drops `work`) once the loop is stopping.
     @discardableResult
     func execute(_ work: @escaping @Sendable () -> Void) -> Bool {
         state.withLock { state -> Bool in
             guard state.running, let context = state.context else { return false }
-            state.mailbox.append(work)
+            state.mailbox.append(.closure(work))
             if state.mailbox.count == 1 { lws_cancel_service(context) }
             return true
         }
@@ -87,14 +158,21 @@ final class ServiceLoop: @unchecked Sendable {
     /// sockets get serviced before the rest (a steady stream of work cannot starve them).
     /// Called on the service thread.
     func drain() {
+        let executor = asUnownedSerialExecutor()
         for _ in 0..<4 {
-            let batch = state.withLock { state -> [@Sendable () -> Void] in
+            let batch = state.withLock { state -> [Work] in
                 defer { state.mailbox.removeAll(keepingCapacity: true) }
                 return state.mailbox
             }
             if batch.isEmpty { break }
-            for work in batch { work() }
+            for work in batch {
+                switch work {
+                case .closure(let body): body()
+                case .job(let job): job.runSynchronously(on: executor)
+                }
+            }
         }
+        // (Work left after the last round already woke the loop again when it was queued.)
         if !state.withLock({ $0.running }) { traffic_ev_break(eventLoop) }
     }
 
@@ -105,7 +183,12 @@ final class ServiceLoop: @unchecked Sendable {
             defer { stopped = true }
             return !stopped
         }
-        guard first, started.withLock({ $0 }) else { return }
+        guard first else { return }
+        guard started.withLock({ $0 }) else {
+            state.withLock { $0.running = false }
+            retire()
+            return
+        }
         state.withLock { state in
             state.running = false
             if let context = state.context { lws_cancel_service(context) }
@@ -114,15 +197,23 @@ final class ServiceLoop: @unchecked Sendable {
     }
 }
 
+/// The callbacks' target of a `ServiceLoop`, held by its thread until the context is destroyed.
+protocol ServiceLoopOwner: AnyObject, Sendable {
+    /// On the service thread, after the context is destroyed (no callback follows).
+    func serviceEnded()
+}
+
 /// Carries a non-Sendable value (a C pointer) into a closure that runs on the one thread
-/// allowed to use it.
+/// allowed to use it. `@unchecked Sendable` is its whole point; it is used only for the
+/// context and event loop pointers handed to the service thread.
 struct UncheckedBox<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
 }
 
 /// The protocol table (and idle policy) an lws context reads for its whole life; freed when
-/// its owner is, after the owner stopped the loop.
+/// its owner is, after the owner stopped the loop. `@unchecked Sendable`: the pointers are
+/// immutable, written once here and only read by lws afterwards.
 final class ProtocolTable: @unchecked Sendable {
     let name: UnsafeMutablePointer<CChar>
     let protocols: UnsafeMutablePointer<lws_protocols>

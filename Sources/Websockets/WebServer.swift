@@ -37,10 +37,12 @@ public struct WebServerConfiguration: Sendable {
     }
 }
 
-/// What a `WebServer` asks of its owner. Every method runs on the server's service thread and
-/// must return quickly without blocking; slow work goes elsewhere and comes back with
-/// `WebServer.execute(_:)` or an `HTTPResponder`.
-public protocol WebServerDelegate: AnyObject, Sendable {
+/// What a `WebServer` asks of its owner: an actor that runs on the server's own thread (its
+/// `unownedExecutor` is the server's `executor`), so the lws callbacks call it
+/// synchronously and its state is confined to that thread by the compiler. Every method must
+/// return quickly without blocking; slow work runs in a task (which comes back to the actor when
+/// it awaits) or answers later through the `HTTPResponder`.
+public protocol WebServerDelegate: Actor {
     /// An HTTP request; answer through `responder`, now or later, from any thread.
     func handle(_ request: HTTPRequest, responder: HTTPResponder)
     /// A WebSocket upgrade request; the default refuses them all.
@@ -60,6 +62,18 @@ extension WebServerDelegate {
     public func closed(_ connection: WebSocketID) {}
 }
 
+/// The calls an lws callback makes: on the service thread, which is the delegate's executor
+/// (`assumeIsolated` checks that at run time; the protocol's isolation checks the rest).
+extension WebServerDelegate {
+    nonisolated func callHandle(_ request: HTTPRequest, responder: HTTPResponder) { assumeIsolated { $0.handle(request, responder: responder) } }
+    nonisolated func callShouldAccept(_ request: HTTPRequest) -> UpgradeDecision { assumeIsolated { $0.shouldAccept(request) } }
+    nonisolated func callOpened(_ connection: WebSocketID, request: HTTPRequest) { assumeIsolated { $0.opened(connection, request: request) } }
+    nonisolated func callReceived(_ connection: WebSocketID, message: [UInt8], isBinary: Bool) {
+        assumeIsolated { $0.received(connection, message: message, isBinary: isBinary) }
+    }
+    nonisolated func callClosed(_ connection: WebSocketID) { assumeIsolated { $0.closed(connection) } }
+}
+
 /// What became of a frame handed to `WebServer.send`.
 public enum SendOutcome: Sendable, Equatable {
     /// Accepted: queued until the socket is writable.
@@ -72,9 +86,10 @@ public enum SendOutcome: Sendable, Equatable {
 
 /// An HTTP and WebSocket server on one libwebsockets context and one port.
 ///
-/// One dedicated thread runs `lws_service`; the delegate's methods and the connection methods
-/// (`send`, `close`) run there. Each connection has its own bounded queue of shared
-/// `OutboundFrame`s, written as the socket accepts them.
+/// One dedicated thread runs `lws_service`, and is also a Swift executor: the delegate is an
+/// actor running there, and the connection methods (`send`, `close`) are called from it. Each
+/// connection has its own bounded queue of shared `OutboundFrame`s, written as the socket
+/// accepts them.
 ///
 /// This is the owner's handle; the server itself (`WebServerCore`) is kept alive by its thread
 /// until the context is destroyed, so the handle's last reference may go anywhere — on the
@@ -82,46 +97,59 @@ public enum SendOutcome: Sendable, Equatable {
 public final class WebServer: Sendable {
     let core: WebServerCore
 
-    /// Starts listening; throws when the port cannot be bound. With `start: false` connections
-    /// wait in the listen backlog until `start()` (so the owner can finish wiring first).
-    public init(configuration: WebServerConfiguration, delegate: any WebServerDelegate, start: Bool = true) throws {
-        core = try WebServerCore(configuration: configuration, delegate: delegate, start: start)
+    /// Listens (connections wait in the backlog until `start(delegate:)`); throws when the port
+    /// cannot be bound.
+    public init(configuration: WebServerConfiguration) throws {
+        core = try WebServerCore(configuration: configuration)
     }
 
     deinit { core.stop() }
 
     public var configuration: WebServerConfiguration { core.configuration }
 
-    /// Starts serving (once).
-    public func start() { core.start() }
+    /// The executor of the service thread. The delegate actor keeps it (a strong reference:
+    /// its tasks may outlive this handle) and returns it as its `unownedExecutor`.
+    public var executor: any SerialExecutor { core.loop }
 
-    /// Stops serving: open connections are dropped, the thread ends. From any other thread it
-    /// returns once the thread has ended; on the service thread it asks and returns.
-    public func stop() { core.stop() }
+    /// Starts serving with `delegate`, an actor whose `unownedExecutor` is this server's (once).
+    public func start(delegate: any WebServerDelegate) { core.start(delegate: delegate) }
 
-    /// Runs `work` on the service thread. Safe from any thread. Returns false (and drops
+    /// Runs `work` on the service thread, for threads that are not Swift tasks (a C library's,
+    /// a timer's); a delegate actor wraps it in `assumeIsolated`. Returns false (and drops
     /// `work`) once the server is stopping.
     @discardableResult
-    public func execute(_ work: @escaping @Sendable () -> Void) -> Bool { core.execute(work) }
+    public func execute(_ work: @escaping @Sendable () -> Void) -> Bool { core.loop.execute(work) }
 
-    /// Queues `frame` for `connection` (see `WebServerCore.send`). Service thread only.
+    /// Stops serving: open connections are dropped, the thread ends. From any other thread it
+    /// returns once the thread has ended; on the service thread it asks and returns. Jobs of the
+    /// delegate actor that arrive later still run (on a private queue), seeing no connections.
+    public func stop() { core.stop() }
+
+    /// Queues `frame` for `connection` (see `WebServerCore.send`). From the delegate actor.
     @discardableResult
     public func send(_ frame: OutboundFrame, to connection: WebSocketID, allowance: Int = 0) -> SendOutcome {
-        core.send(frame, to: connection, allowance: allowance)
+        assert(core.loop.isIsolatingCurrentContext() == true, "WebServer.send off the service thread")
+        return core.send(frame, to: connection, allowance: allowance)
     }
 
-    /// Closes a connection with a close frame (after its queue when `flush`). Service thread only.
+    /// Closes a connection with a close frame (after its queue when `flush`). From the delegate actor.
     public func close(_ connection: WebSocketID, code: UInt16, reason: String, flush: Bool = false) {
+        assert(core.loop.isIsolatingCurrentContext() == true, "WebServer.close off the service thread")
         core.close(connection, code: code, reason: reason, flush: flush)
     }
 
-    /// Open WebSocket connections. Service thread only.
+    /// Open WebSocket connections. From the delegate actor.
     public var connectionCount: Int { core.connectionCount }
 }
 
 /// The server behind a `WebServer` handle: the lws context's callback target and every
 /// connection's state. Its thread holds it until the context is destroyed.
-final class WebServerCore: @unchecked Sendable {
+///
+/// `@unchecked Sendable`: the handle holds it from any thread, but its mutable state (the
+/// connection tables) is touched only by lws callbacks and by the delegate actor, both on the
+/// service thread (or, once the thread ended, on the executor's serial afterlife queue); the
+/// delegate is set before the thread starts and cleared after it ended.
+final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
     public let configuration: WebServerConfiguration
     let loop: ServiceLoop
     private var delegate: (any WebServerDelegate)?
@@ -135,12 +163,10 @@ final class WebServerCore: @unchecked Sendable {
     private var exchanges: [UInt64: Exchange] = [:]
     private var nextID: UInt64 = 1
 
-    /// Starts listening; throws when the port cannot be bound. With `start: false` connections
-    /// wait in the listen backlog until `start()` (so the owner can finish wiring first).
-    public init(configuration: WebServerConfiguration, delegate: any WebServerDelegate, start: Bool = true) throws {
+    /// Starts listening; connections wait in the listen backlog until `start(delegate:)`.
+    init(configuration: WebServerConfiguration) throws {
         lws_set_log_level(Int32(LLL_ERR), nil)
         self.configuration = configuration
-        self.delegate = delegate
         loop = ServiceLoop()
         let protocols = table.protocols
         let policy = table.policy
@@ -157,24 +183,24 @@ final class WebServerCore: @unchecked Sendable {
         }
         self.context = context
         traffic_frame_guard_context_started(context)
-        if start { self.start() }
     }
 
     private let startOnce = Mutex(false)
     private var context: OpaquePointer?
 
-    /// Starts serving (once).
-    public func start() {
+    /// Starts serving with `delegate` (once).
+    func start(delegate: any WebServerDelegate) {
         let first = startOnce.withLock { started -> Bool in
             defer { started = true }
             return !started
         }
         guard first, let context else { return }
+        self.delegate = delegate // before the thread starts: it happens-before every callback
         loop.start(context: context, name: "\(configuration.name)-\(configuration.port)", owner: self)
     }
 
-    /// Stops serving: open connections are dropped, the thread ends. Not from the service thread.
-    public func stop() {
+    /// Stops serving: open connections are dropped, the thread ends.
+    func stop() {
         let neverStarted = startOnce.withLock { started -> Bool in
             defer { started = true }
             return !started
@@ -185,14 +211,11 @@ final class WebServerCore: @unchecked Sendable {
             self.context = nil
         }
         loop.stop()
-        delegate = nil
     }
 
-    /// Runs `work` on the service thread. Safe from any thread. Returns false (and drops
-    /// `work`) once the server is stopping.
-    @discardableResult
-    public func execute(_ work: @escaping @Sendable () -> Void) -> Bool {
-        loop.execute(work)
+    /// The thread's last act: the delegate (which usually holds the handle) is let go.
+    func serviceEnded() {
+        delegate = nil
     }
 
     // MARK: Service-thread API
@@ -274,7 +297,7 @@ final class WebServerCore: @unchecked Sendable {
                 server.loop.execute { server.finish(exchange: id, with: response) }
             }
             guard let delegate else { finish(exchange: id, with: .error(503, "shutting down")); return 0 }
-            delegate.handle(request, responder: responder)
+            delegate.callHandle(request, responder: responder)
             return 0
 
         case LWS_CALLBACK_HTTP_BODY, LWS_CALLBACK_HTTP_BODY_COMPLETION:
@@ -301,7 +324,7 @@ final class WebServerCore: @unchecked Sendable {
                 _ = write(refusal, on: wsi, method: "GET")
                 return 1
             }
-            switch delegate?.shouldAccept(request) ?? .reject(status: 503, reason: "shutting down") {
+            switch delegate?.callShouldAccept(request) ?? .reject(status: 503, reason: "shutting down") {
             case .accept:
                 upgrades[wsi] = request
                 return 0
@@ -320,7 +343,7 @@ final class WebServerCore: @unchecked Sendable {
             byDescriptor[connection.descriptor] = id
             traffic_frame_guard_upgrade(connection.descriptor)
             let request = upgrades.removeValue(forKey: wsi) ?? HTTPRequest(path: "/")
-            delegate?.opened(id, request: request)
+            delegate?.callOpened(id, request: request)
             return 0
 
         case LWS_CALLBACK_RECEIVE:
@@ -343,7 +366,7 @@ final class WebServerCore: @unchecked Sendable {
             if lws_is_final_fragment(wsi) != 0, lws_remaining_packet_payload(wsi) == 0 {
                 let message = c.inbound
                 c.inbound.removeAll(keepingCapacity: c.inbound.count <= 4096)
-                delegate?.received(c.id, message: message, isBinary: lws_frame_is_binary(wsi) != 0)
+                delegate?.callReceived(c.id, message: message, isBinary: lws_frame_is_binary(wsi) != 0)
             }
             return 0
 
@@ -383,7 +406,7 @@ final class WebServerCore: @unchecked Sendable {
             traffic_frame_guard_forget(c.descriptor)
             byDescriptor[c.descriptor] = nil
             connections[c.id] = nil
-            delegate?.closed(c.id)
+            delegate?.callClosed(c.id)
             return 0
 
         default:

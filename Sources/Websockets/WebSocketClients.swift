@@ -53,7 +53,11 @@ public final class WebSocketClients: Sendable {
 
 /// The client connections behind a `WebSocketClients` handle; its thread holds it until the
 /// context is destroyed.
-final class WebSocketClientsCore: @unchecked Sendable {
+///
+/// `@unchecked Sendable`: the handle calls it from any thread, but those calls only take an id
+/// (under `idLock`) and queue closures on the loop; the connection table is touched only by
+/// those closures and the lws callbacks, all on the service thread.
+final class WebSocketClientsCore: ServiceLoopOwner, @unchecked Sendable {
     private let loop: ServiceLoop
     private let handler: @Sendable (WebSocketClientEvent) -> Void
     private let table = ProtocolTable(name: "traffic-client", callback: webSocketClientCallback)
@@ -74,6 +78,8 @@ final class WebSocketClientsCore: @unchecked Sendable {
 
     /// Closes every connection and ends the thread.
     func stop() { loop.stop() }
+
+    func serviceEnded() {}
 
     /// Opens `ws://host:port/path`; the id is valid at once, events follow.
     @discardableResult

@@ -6,9 +6,10 @@ import TestSupport
 import TrafficModel
 @testable import Aggregator
 import Simulation
+import Synchronization
 
 /// A real redis-server, an embedded broker and an in-process aggregator with unique names.
-final class AggregatorHarness: @unchecked Sendable {
+final class AggregatorHarness: Sendable {
     let redisServer: RedisServer
     let kafka: EmbeddedKafka
     let topic: String
@@ -16,9 +17,10 @@ final class AggregatorHarness: @unchecked Sendable {
     let keys: KeySchema
     let producer: KafkaProducer
     let redis: RedisClient
-    var configuration: AggregatorConfiguration
-    private(set) var service: AggregatorService?
-    private var runTask: Task<Void, any Error>?
+    let configuration: AggregatorConfiguration
+    /// The running service and its run loop's task (restartable).
+    private let running = Mutex<(service: AggregatorService, task: Task<Void, any Error>)?>(nil)
+    var service: AggregatorService? { running.withLock { $0?.service } }
 
     init(partitions: Int = 4, redisArguments: [String] = [], configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
         redisServer = try await RedisServer(extraArguments: redisArguments)
@@ -43,15 +45,15 @@ final class AggregatorHarness: @unchecked Sendable {
     /// Starts (or restarts) the service.
     func start() throws {
         let service = try AggregatorService(configuration: configuration, bootstrap: kafka.bootstrapServers, logger: Logger(label: "test.aggregator"))
-        self.service = service
-        runTask = Task { try await service.run() }
+        running.withLock { $0 = (service, Task { try await service.run() }) }
     }
 
     /// Asks the service to stop and waits until its loop has committed and left the group.
     func stop() async throws {
-        service?.requestStop()
-        try await runTask?.value
-        runTask = nil
+        guard let (service, task) = running.withLock({ $0 }) else { return }
+        service.requestStop()
+        try await task.value
+        running.withLock { $0 = nil }
     }
 
     func produce(_ value: [UInt8], camera: Int? = nil) throws {

@@ -7,10 +7,11 @@ import Websockets
 @testable import Aggregator
 @testable import Gateway
 import Simulation
+import Synchronization
 
 /// A real redis-server, an in-process gateway on a free port, WebSocket test clients, and a
 /// publisher that writes results exactly as the aggregator does (its planner and write transaction).
-final class GatewayHarness: @unchecked Sendable {
+final class GatewayHarness: Sendable {
     let redisServer: RedisServer
     let redis: RedisClient
     let keys: KeySchema
@@ -18,8 +19,7 @@ final class GatewayHarness: @unchecked Sendable {
     let clients: WebSocketTestClients
     let historyLength: Int
     private let planner: WritePlanner
-    private var sequence = 0
-    private let lock = NSLock()
+    private let sequence = Mutex(0)
 
     init(historyLength: Int = 1_000, redisArguments: [String] = [], configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws {
         redisServer = try await RedisServer(extraArguments: redisArguments)
@@ -68,7 +68,7 @@ final class GatewayHarness: @unchecked Sendable {
         var detections: [[UInt8]?] = []
         var ids: [String] = []
         for _ in 0..<count {
-            let n = lock.withLock { () -> Int in sequence += 1; return sequence }
+            let n = sequence.withLock { value -> Int in value += 1; return value }
             let id = "gw-\(camera)-\(n)"
             let seconds = 1_760_000_000 + n
             let extra = padding > 0 ? #","padding":"\#(String(repeating: "p", count: padding))""# : ""

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 import TestSupport
 @testable import RedisClient
@@ -177,9 +178,9 @@ import TestSupport
         #expect(applied?.replies == [.status("OK"), .bulk(Array("2".utf8))])
 
         // Another client changes the watched key between the reads and EXEC: nothing is applied.
-        nonisolated(unsafe) let other = try RedisConnection(configuration: server.configuration) // used by one closure at a time
+        let other = Mutex(try RedisConnection(configuration: server.configuration))
         let aborted = try await client.transaction(watching: [key], reads: reads) { replies throws(RedisError) in
-            _ = try other.send(RedisArguments(["SET", key, "100"]))
+            _ = try other.withLock { connection throws(RedisError) in try connection.send(RedisArguments(["SET", key, "100"])) }
             return ([RedisArguments(["SET", key, "3"]), RedisArguments(["SET", key + ":side", "x"])], 0)
         }
         #expect(aborted == nil)
@@ -189,7 +190,7 @@ import TestSupport
         // Nothing to write: the watch is released, so a later change does not abort the next one.
         let empty = try await client.transaction(watching: [key], reads: reads) { _ throws(RedisError) in ([], "none") }
         #expect(empty?.replies == [] && empty?.value == "none")
-        _ = try other.send(RedisArguments(["SET", key, "5"]))
+        _ = try other.withLock { connection throws(RedisError) in try connection.send(RedisArguments(["SET", key, "5"])) }
         let after = try await client.transaction(watching: [], reads: RedisPipeline()) { _ throws(RedisError) in ([RedisArguments(["INCR", key])], ()) }
         #expect(after?.replies == [.integer(6)])
 

@@ -4,8 +4,9 @@ import Glibc
 #endif
 
 /// A WebSocket client on a bare blocking socket, for tests that must put exact bytes on the
-/// wire (unmasked frames, floods) which a conforming client library refuses to send.
-public final class RawWebSocket: @unchecked Sendable {
+/// wire (unmasked frames, floods) which a conforming client library refuses to send. Not
+/// `Sendable`: one task owns it (its read buffer is plain state).
+public final class RawWebSocket {
     private let fd: Int32
     private var buffer: [UInt8] = []
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The value of `operation`, which must finish within `timeout` (else this throws; the
 /// operation is left running, as a hung one cannot be stopped).
@@ -17,18 +18,17 @@ public func uniqueName(_ prefix: String) -> String {
 }
 
 /// Collects values from concurrent callbacks for later assertions.
-public final class Collector<Element: Sendable>: @unchecked Sendable {
-    private var items: [Element] = []
-    private let lock = NSLock()
+public final class Collector<Element: Sendable>: Sendable {
+    private let items = Mutex<[Element]>([])
 
     public init() {}
 
     public func append(_ item: Element) {
-        lock.withLock { items.append(item) }
+        items.withLock { $0.append(item) }
     }
 
-    public var values: [Element] { lock.withLock { items } }
-    public var count: Int { lock.withLock { items.count } }
+    public var values: [Element] { items.withLock { $0 } }
+    public var count: Int { items.withLock { $0.count } }
 }
 
 /// Reads `stream` until `done` holds for what was read, within `timeout` (else throws naming

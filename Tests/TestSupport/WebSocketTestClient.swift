@@ -1,26 +1,17 @@
 import Foundation
+import Synchronization
 public import Websockets
 
 /// Many WebSocket clients for tests: records every event per connection and waits on them with
 /// deadlines.
-public final class WebSocketTestClients: @unchecked Sendable {
-    private let lock = NSLock()
-    private var messages: [WebSocketID: [String]] = [:]
-    private var opened: Set<WebSocketID> = []
-    private var closed: [WebSocketID: (code: UInt16?, reason: String)] = [:]
-    private var failed: [WebSocketID: String] = [:]
-    private var clients: WebSocketClients!
-    public let port: Int
+public final class WebSocketTestClients: Sendable {
+    private struct Record {
+        var messages: [WebSocketID: [String]] = [:]
+        var opened: Set<WebSocketID> = []
+        var closed: [WebSocketID: (code: UInt16?, reason: String)] = [:]
+        var failed: [WebSocketID: String] = [:]
 
-    public init(port: Int) throws {
-        self.port = port
-        clients = try WebSocketClients(name: "test-ws") { [weak self] event in self?.record(event) }
-    }
-
-    deinit { clients.stop() }
-
-    private func record(_ event: WebSocketClientEvent) {
-        lock.withLock {
+        mutating func record(_ event: WebSocketClientEvent) {
             switch event {
             case .opened(let id): opened.insert(id)
             case .message(let id, let bytes): messages[id, default: []].append(String(decoding: bytes, as: UTF8.self))
@@ -29,6 +20,24 @@ public final class WebSocketTestClients: @unchecked Sendable {
             }
         }
     }
+
+    private final class Recorder: Sendable {
+        let state = Mutex(Record())
+    }
+
+    private let recorder = Recorder()
+    private let clients: WebSocketClients
+    public let port: Int
+
+    public init(port: Int) throws {
+        self.port = port
+        let recorder = self.recorder
+        clients = try WebSocketClients(name: "test-ws") { event in recorder.state.withLock { $0.record(event) } }
+    }
+
+    deinit { clients.stop() }
+
+    private func read<T>(_ body: (Record) -> T) -> T { recorder.state.withLock { body($0) } }
 
     /// Opens a connection without waiting.
     @discardableResult
@@ -56,10 +65,10 @@ public final class WebSocketTestClients: @unchecked Sendable {
     public func close(_ id: WebSocketID) { clients.close(id) }
     public func stop() { clients.stop() }
 
-    public func isOpen(_ id: WebSocketID) -> Bool { lock.withLock { opened.contains(id) && closed[id] == nil } }
-    public func received(_ id: WebSocketID) -> [String] { lock.withLock { messages[id] ?? [] } }
-    public func closeInfo(_ id: WebSocketID) -> (code: UInt16?, reason: String)? { lock.withLock { closed[id] } }
-    public func failure(_ id: WebSocketID) -> String? { lock.withLock { failed[id] } }
+    public func isOpen(_ id: WebSocketID) -> Bool { read { $0.opened.contains(id) && $0.closed[id] == nil } }
+    public func received(_ id: WebSocketID) -> [String] { read { $0.messages[id] ?? [] } }
+    public func closeInfo(_ id: WebSocketID) -> (code: UInt16?, reason: String)? { read { $0.closed[id] } }
+    public func failure(_ id: WebSocketID) -> String? { read { $0.failed[id] } }
 
     /// The received messages decoded as JSON objects.
     public func objects(_ id: WebSocketID) -> [[String: Any]] {
