@@ -44,7 +44,12 @@ let package = Package(
         // libwebsockets-dev, libssl-dev, libev-dev (scripts/install-deps.sh).
         .target(
             name: "CWebsockets",
-            linkerSettings: [.linkedLibrary("websockets"), .linkedLibrary("crypto"), .linkedLibrary("ev")]
+            linkerSettings: [.linkedLibrary("websockets"), .linkedLibrary("ev")]
+        ),
+        // libcrypto (OpenSSL): SHA-256 and HMAC-SHA256 for JWTs and dead-letter digests.
+        .systemLibrary(
+            name: "COpenSSL",
+            providers: [.apt(["libssl-dev"])]
         ),
 
         .systemLibrary(
@@ -71,11 +76,14 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // libwebsockets, wrapped once: the HTTP/WebSocket server (services) and the WebSocket
+        // client (tools, tests, benchmarks) share its service loop.
         .target(
             name: "Websockets",
-            dependencies: ["CWebsockets"],
+            dependencies: ["CWebsockets", "TrafficModel"],
             swiftSettings: strict
         ),
+        .target(name: "Digest", dependencies: ["COpenSSL"], swiftSettings: strict),
 
         // MARK: Domain.
         .target(name: "TrafficModel", swiftSettings: strict),
@@ -91,7 +99,7 @@ let package = Package(
         .target(
             name: "Aggregator",
             dependencies: [
-                "TrafficModel", "RedisClient", "KafkaClient", "Websockets",
+                "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "Digest",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -101,7 +109,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "TrafficModel", "RedisClient", "Websockets",
+                "TrafficModel", "RedisClient", "Websockets", "Digest",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -139,7 +147,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-gateway",
             dependencies: [
-                "Gateway", "TrafficModel", "RedisClient", "ServiceCLI", "Websockets",
+                "Gateway", "TrafficModel", "RedisClient", "ServiceCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -194,12 +202,12 @@ let package = Package(
         ),
         .testTarget(
             name: "AggregatorTests",
-            dependencies: ["Aggregator", "Simulation", "TestSupport", "TrafficModel", "RedisClient", "KafkaClient", "Websockets"],
+            dependencies: ["Aggregator", "Simulation", "TestSupport", "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "Digest"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "WebsocketsTests",
-            dependencies: ["Websockets", "TestSupport"],
+            dependencies: ["Websockets", "TestSupport", "TrafficModel"],
             swiftSettings: strict
         ),
         .testTarget(

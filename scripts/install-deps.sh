@@ -9,6 +9,7 @@ PACKAGES=(
   librdkafka-dev
   libwebsockets-dev
   libev-dev
+  libssl-dev
   redis-server
   redis-tools
   kcat

@@ -1,7 +1,7 @@
 import Foundation
 import KafkaClient
 import TrafficModel
-import Websockets
+import Digest
 
 /// The headers of a dead letter, written by the aggregator and read by `traffic-aggregator dlq`.
 public enum DeadLetterHeader {

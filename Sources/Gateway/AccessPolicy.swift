@@ -1,5 +1,6 @@
 public import Foundation
 import TrafficModel
+import Digest
 public import Websockets
 
 /// Who may connect and which cameras they may watch.

@@ -1,3 +1,5 @@
+import TrafficModel
+
 /// An HTTP request (or a WebSocket upgrade request) as the server's delegate sees it.
 public struct HTTPRequest: Sendable {
     /// The path without the query string, e.g. `/api/cameras/7/latest`.
@@ -63,30 +65,6 @@ public enum UpgradeDecision: Sendable, Equatable {
     case accept
     /// Refuse with an HTTP status (401, 403, 404, 429, 503…) and a short reason.
     case reject(status: Int, reason: String)
-}
-
-/// JSON string quoting, shared by the servers' small hand-built JSON bodies.
-public enum JSONText {
-    /// `text` as a JSON string literal, quotes included.
-    public static func quoted(_ text: String) -> String {
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
-        return out
-    }
 }
 
 /// Reason phrases of the status codes the servers answer with.

@@ -5,7 +5,6 @@ import Logging
 import RedisClient
 import ServiceCLI
 import TrafficModel
-import Websockets
 
 /// `traffic-gateway`: live camera results to browsers over WebSocket, plus HTTP API and dashboard.
 @main

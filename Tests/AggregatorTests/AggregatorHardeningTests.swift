@@ -4,6 +4,7 @@ import RedisClient
 import Testing
 import TestSupport
 import TrafficModel
+import Digest
 import Websockets
 @testable import Aggregator
 import Simulation

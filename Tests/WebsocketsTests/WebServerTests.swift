@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import TestSupport
+import TrafficModel
 import Websockets
 
 /// An echo server: upgrades on /echo only, answers `{"echo":…}`, counts what it sees.

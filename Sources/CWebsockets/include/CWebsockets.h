@@ -5,9 +5,6 @@
 #include <string.h>
 #include <libwebsockets.h>
 #include <ev.h>
-#include <openssl/hmac.h>
-#include <openssl/evp.h>
-#include <openssl/crypto.h>
 #include <malloc.h>
 
 /// Unmasked-frame detection on WebSocket server connections (frame_guard.c). Watch each accepted
@@ -106,24 +103,7 @@ static inline void traffic_ev_run(struct ev_loop *loop) { ev_run(loop, 0); }
 static inline void traffic_ev_break(struct ev_loop *loop) { ev_break(loop, EVBREAK_ALL); }
 static inline void traffic_ev_loop_destroy(struct ev_loop *loop) { ev_loop_destroy(loop); }
 
-/// HMAC-SHA256 (OpenSSL, which libwebsockets already links): writes 32 bytes to `out`.
-static inline int
-traffic_hmac_sha256(const void *key, int key_length, const unsigned char *data, size_t length, unsigned char *out) {
-    unsigned int out_length = 32;
-    return HMAC(EVP_sha256(), key, key_length, data, length, out, &out_length) != NULL && out_length == 32 ? 0 : -1;
-}
-
-/// SHA-256 (OpenSSL): writes 32 bytes to `out`.
-static inline int traffic_sha256(const void *data, size_t length, unsigned char *out) {
-    unsigned int out_length = 32;
-    return EVP_Digest(data, length, out, &out_length, EVP_sha256(), NULL) == 1 && out_length == 32 ? 0 : -1;
-}
-
 /// Returns freed heap pages to the system (glibc keeps them otherwise).
 static inline int traffic_malloc_trim(void) { return malloc_trim(0); }
 
-/// Constant-time comparison (OpenSSL).
-static inline int traffic_memequal(const void *a, const void *b, size_t length) {
-    return CRYPTO_memcmp(a, b, length) == 0;
-}
 #endif

@@ -1,6 +1,6 @@
-import CWebsockets
+import COpenSSL
 
-/// HMAC-SHA256 from OpenSSL (the TLS library libwebsockets is built on), for token checks.
+/// HMAC-SHA256 from OpenSSL (libcrypto), for token checks.
 public enum HMACSHA256 {
     /// The 32-byte MAC of `message` under `key`.
     public static func authenticate(_ message: [UInt8], key: [UInt8]) -> [UInt8] {

@@ -1,6 +1,6 @@
-import CWebsockets
+import COpenSSL
 
-/// SHA-256 from OpenSSL (the TLS library libwebsockets is built on).
+/// SHA-256 from OpenSSL (libcrypto).
 public enum SHA256 {
     /// The 32-byte digest of `bytes`.
     public static func digest(_ bytes: [UInt8]) -> [UInt8] {
