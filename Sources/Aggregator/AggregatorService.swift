@@ -158,67 +158,33 @@ public final class AggregatorService: Sendable {
                 logger.warning("Redis not reachable at start; will retry", metadata: ["error": "\(error)"])
             }
         }
-        var carried: [KafkaMessage] = []
-        // Two stages overlap: while batch N's write transaction runs (on the writer's Redis
-        // connection), batch N+1 is polled, validated, its detections fetched (on a second
-        // connection) and planned. Writes still happen one batch at a time, in poll order, and a
-        // batch's offsets are stored only after its write was acknowledged.
-        var inFlight: InFlightWrite?
-        while !isStopping {
-            var batch = carried
-            carried = []
-            if batch.isEmpty {
-                // With a write in flight, take only what is already here: finishing that batch
-                // must not wait for new messages.
-                batch = try await consumer.nextBatch(maxMessages: configuration.batchSize, timeout: inFlight == nil ? .milliseconds(100) : .zero, linger: inFlight == nil ? configuration.batchLinger : .zero)
-            }
-            if batch.isEmpty {
-                if let write = inFlight {
-                    inFlight = nil
-                    guard let extra = await finish(write) else { break }
-                    carried = extra
+        var pipeline = BatchPipeline<KafkaMessage, PreparedBatch, InFlightWrite>()
+        loop: while !isStopping {
+            switch pipeline.next() {
+            case .poll(let wait):
+                let polled = try await consumer.nextBatch(maxMessages: configuration.batchSize, timeout: wait ? .milliseconds(100) : .zero,
+                                                          linger: wait ? configuration.batchLinger : .zero)
+                if !polled.isEmpty {
+                    health.withLock { $0.kafka = true }
+                    metrics.kafkaUp.record(1.0)
                 }
-                continue
-            }
-            health.withLock { $0.kafka = true }
-            metrics.kafkaUp.record(1.0)
-            let started = ContinuousClock.now
-            guard let (plan, prepared, extraWhilePreparing) = await prepare(batch) else {
-                logger.notice("stopping during an outage: the batch being prepared is not committed and will be re-delivered")
-                break
-            }
-            // A batch over the byte budget was cut: the rest is carried to the next one.
-            batch = prepared
-            carried = extraWhilePreparing
-            if let write = inFlight {
-                inFlight = nil
-                guard let extra = await finish(write) else { break }
-                carried += extra
-            }
-            let attempt: Task<Result<WriteTransaction.Outcome, RedisError>, Never>?
-            if let redis, let plan {
-                let done = writeGate.begin()
-                attempt = Task { [writer, batch] in
-                    defer { done.signal() }
-                    do throws(RedisError) {
-                        let outcome = try await writer.apply(plan, on: redis)
-                        // Stored at once (not when the loop gets back to it), so a revoke that
-                        // waits for this write commits it.
-                        self.storeOffsets(for: batch)
-                        return .success(outcome)
-                    } catch {
-                        return .failure(error)
-                    }
+                pipeline.polled(polled)
+            case .prepare(let batch):
+                let started = ContinuousClock.now
+                guard let (plan, kept, rest) = await prepare(batch) else {
+                    logger.notice("stopping during an outage: the batch being prepared is not committed and will be re-delivered")
+                    break loop
                 }
-            } else {
-                // Nothing to write to Redis (all dead letters, or --no-redis): done now, and the
-                // previous batch is finished, so its offsets can be stored at once, in order.
-                attempt = nil
-                storeOffsets(for: batch)
+                // A batch over the byte budget was cut: the rest comes next.
+                pipeline.prepared(PreparedBatch(batch: kept, plan: plan, started: started), rest: rest)
+            case .finish(let write):
+                guard let polled = await finish(write) else { break loop }
+                pipeline.finished(polled: polled)
+            case .start(let prepared):
+                pipeline.started(startWrite(prepared))
             }
-            inFlight = InFlightWrite(batch: batch, plan: plan, attempt: attempt, started: started)
         }
-        if let write = inFlight {
+        if let write = pipeline.inFlight {
             // Stopping: the write already sent is awaited (not retried); its offsets are stored
             // only if it was acknowledged.
             if case .success(let outcome)? = await write.attempt?.value {
@@ -238,8 +204,41 @@ public final class AggregatorService: Sendable {
         logger.info("aggregator stopped; offsets committed")
     }
 
+    /// A batch after stage 1: the part of the poll it covers and its plan (nil: nothing to
+    /// write to Redis).
+    struct PreparedBatch: Sendable {
+        let batch: [KafkaMessage]
+        let plan: WritePlan?
+        let started: ContinuousClock.Instant
+    }
+
+    /// Starts a prepared batch's write (its predecessor has finished): on the writer's
+    /// connection, its offsets stored the moment Redis acknowledges it (a revoke that waits for
+    /// the write then commits them). A batch with nothing to write has its offsets stored now.
+    private func startWrite(_ prepared: PreparedBatch) -> InFlightWrite {
+        let attempt: Task<Result<WriteTransaction.Outcome, RedisError>, Never>?
+        if let redis, let plan = prepared.plan {
+            let done = writeGate.begin()
+            let batch = prepared.batch
+            attempt = Task { [writer] in
+                defer { done.signal() }
+                do throws(RedisError) {
+                    let outcome = try await writer.apply(plan, on: redis)
+                    self.storeOffsets(for: batch)
+                    return .success(outcome)
+                } catch {
+                    return .failure(error)
+                }
+            }
+        } else {
+            attempt = nil
+            storeOffsets(for: prepared.batch)
+        }
+        return InFlightWrite(batch: prepared.batch, plan: prepared.plan, attempt: attempt, started: prepared.started)
+    }
+
     /// A batch whose write transaction is running (or that had nothing to write to Redis).
-    private struct InFlightWrite: Sendable {
+    struct InFlightWrite: Sendable {
         let batch: [KafkaMessage]
         let plan: WritePlan?
         /// The first write attempt; nil when the batch writes nothing to Redis.
@@ -455,27 +454,5 @@ public final class AggregatorService: Sendable {
     private func markRedis(up: Bool) {
         health.withLock { $0.redis = up }
         metrics.redisUp.record(up ? 1.0 : 0.0)
-    }
-}
-
-/// Lets a partition revoke (on the consumer's poll thread) wait for the write transaction in
-/// flight, which stores its batch's offsets when it succeeds.
-final class WriteGate: Sendable {
-    private let current = Mutex<DispatchSemaphore?>(nil)
-
-    /// Marks a write as started; signal the returned semaphore when it has finished.
-    func begin() -> DispatchSemaphore {
-        let done = DispatchSemaphore(value: 0)
-        current.withLock { $0 = done }
-        return done
-    }
-
-    /// Waits up to `timeout` for the latest write to finish (at once when it already has).
-    func waitForCurrent(timeout: Duration) {
-        guard let done = current.withLock({ $0 }) else { return }
-        let nanoseconds = Int(timeout.components.seconds) * 1_000_000_000 + Int(timeout.components.attoseconds / 1_000_000_000)
-        if done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success {
-            done.signal() // stays open for any later waiter
-        }
     }
 }
