@@ -72,7 +72,7 @@ let package = Package(
         ),
         .target(
             name: "KafkaClient",
-            dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRdKafka", "OwnThread", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
 
@@ -91,9 +91,11 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["TrafficModel"], swiftSettings: strict),
         // Local servers and processes started by tests and benchmarks: redis-server on a free
         // port, child processes, a raw HTTP GET, waiting with deadlines.
-        .target(name: "LocalServices", dependencies: ["RedisClient", "ProcessSpawn"], swiftSettings: strict),
+        .target(name: "LocalServices", dependencies: ["RedisClient", "ProcessSpawn", "OwnThread"], swiftSettings: strict),
         // Starting a child process: clean signal state, only descriptors 0–2 inherited.
         .target(name: "ProcessSpawn", swiftSettings: strict),
+        // Blocking calls on a thread of their own, never on Swift's cooperative pool.
+        .target(name: "OwnThread", swiftSettings: strict),
 
         // MARK: Services.
         .target(
@@ -119,7 +121,7 @@ let package = Package(
         .target(
             name: "Experiment",
             dependencies: [
-                "ProcessSpawn", "RedisClient", "LinearAlgebra", "SupportVectorMachine", "TrafficModel",
+                "ProcessSpawn", "OwnThread", "RedisClient", "LinearAlgebra", "SupportVectorMachine", "TrafficModel",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

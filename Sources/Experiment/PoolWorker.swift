@@ -1,4 +1,5 @@
 import Foundation
+import OwnThread
 public import RedisClient
 import Synchronization
 
@@ -397,7 +398,7 @@ public struct PoolWorker: Sendable {
         let train = job.folds.trainRows(task.fold), test = job.folds.testRows[task.fold]
         let trainX = job.features.rows(train), testX = job.features.rows(test)
         let trainY = train.map { job.targets[$0] }, testY = test.map { job.targets[$0] }
-        return try await Worker.onThread { () throws(ExperimentError) -> TaskResult in
+        return try await onOwnThread(stackSize: Worker.stackSize) { () throws(ExperimentError) -> TaskResult in
             let start = ContinuousClock.now
             let model = try regressor.fit(trainX, trainY)
             let fit = Worker.seconds(ContinuousClock.now - start)

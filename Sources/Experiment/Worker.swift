@@ -1,4 +1,5 @@
 import Foundation
+import OwnThread
 public import RedisClient
 
 /// One algorithm's worker: reads the data set through its consumer group, splits it (seeded,
@@ -43,12 +44,12 @@ public struct Worker: Sendable {
         let trainY = split.train.map { read.targets[$0] }, testY = split.test.map { read.targets[$0] }
         log("fitting \(algorithm.title) on \(trainX.rows) rows × \(trainX.columns) features")
         // Training and prediction are long CPU-bound calls: threads of their own, not Swift's pool.
-        let (model, fitSeconds) = try await Self.onThread { () throws(ExperimentError) -> (any FittedRegressor, Double) in
+        let (model, fitSeconds) = try await onOwnThread(stackSize: Self.stackSize) { () throws(ExperimentError) -> (any FittedRegressor, Double) in
             let start = ContinuousClock.now
             let model = try regressor.fit(trainX, trainY)
             return (model, Self.seconds(ContinuousClock.now - start))
         }
-        let (predicted, predictSeconds) = try await Self.onThread { () throws(ExperimentError) -> ([Double], Double) in
+        let (predicted, predictSeconds) = try await onOwnThread(stackSize: Self.stackSize) { () throws(ExperimentError) -> ([Double], Double) in
             let start = ContinuousClock.now
             let predicted = model.predict(testX)
             return (predicted, Self.seconds(ContinuousClock.now - start))
@@ -71,16 +72,8 @@ public struct Worker: Sendable {
     }
 
     /// Runs `work` on a new thread and waits for it without blocking the caller's thread.
-    static func onThread<T: Sendable>(_ work: @escaping @Sendable () throws(ExperimentError) -> T) async throws(ExperimentError) -> T {
-        let result: Result<T, ExperimentError> = await withCheckedContinuation { continuation in
-            let thread = Thread {
-                do throws(ExperimentError) { continuation.resume(returning: .success(try work())) } catch { continuation.resume(returning: .failure(error)) }
-            }
-            thread.stackSize = 8 << 20
-            thread.start()
-        }
-        return try result.get()
-    }
+    /// Stack of a training thread (deep trees recurse).
+    static let stackSize = 8 << 20
 
     public static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18

@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import OwnThread
 public import Logging
 
 /// An in-process Kafka cluster: librdkafka's mock cluster, speaking the real Kafka protocol
@@ -42,7 +43,7 @@ public final class EmbeddedKafka: Sendable {
     /// thread and the caller waits for each: that waiting happens on a thread of its own, never
     /// on Swift's cooperative pool (under load the mock can take seconds to answer).
     public static func start(brokers: Int = 1, topics: [Topic] = [], logger: Logger = Logger(label: "kafka.embedded")) async throws(KafkaError) -> EmbeddedKafka {
-        try await blockingCall { () throws(KafkaError) in try EmbeddedKafka(brokers: brokers, topics: topics, logger: logger) }
+        try await onOwnThread { () throws(KafkaError) in try EmbeddedKafka(brokers: brokers, topics: topics, logger: logger) }
     }
 
     private init(brokers: Int, topics: [Topic], logger: Logger) throws(KafkaError) {
@@ -70,13 +71,13 @@ public final class EmbeddedKafka: Sendable {
     /// Creates a topic with the given partition count (replication factor 1).
     public func createTopic(_ name: String, partitions: Int) async throws(KafkaError) {
         let cluster = self.cluster
-        try await blockingCall { () throws(KafkaError) in try Self.createTopic(cluster, name, partitions: partitions) }
+        try await onOwnThread { () throws(KafkaError) in try Self.createTopic(cluster, name, partitions: partitions) }
     }
 
     /// Takes a broker down: its connections are closed and new ones refused until `setBrokerUp`.
     public func setBrokerDown(_ id: Int32 = 1) async throws(KafkaError) {
         let cluster = self.cluster
-        try await blockingCall { () throws(KafkaError) in
+        try await onOwnThread { () throws(KafkaError) in
             let error = rd_kafka_mock_broker_set_down(cluster.pointer, id)
             if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) down") }
         }
@@ -85,7 +86,7 @@ public final class EmbeddedKafka: Sendable {
     /// Brings a broker back up.
     public func setBrokerUp(_ id: Int32 = 1) async throws(KafkaError) {
         let cluster = self.cluster
-        try await blockingCall { () throws(KafkaError) in
+        try await onOwnThread { () throws(KafkaError) in
             let error = rd_kafka_mock_broker_set_up(cluster.pointer, id)
             if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) up") }
         }

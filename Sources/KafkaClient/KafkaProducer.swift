@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import OwnThread
 public import Logging
 import Synchronization
 
@@ -108,7 +109,7 @@ public final class KafkaProducer: Sendable {
         let handle = self.handle
         // rd_kafka_flush blocks: a thread of its own, never Dispatch's global queue, which on
         // Linux shares its width with Swift's cooperative pool.
-        try await blockingCall { () throws(KafkaError) in
+        try await onOwnThread { () throws(KafkaError) in
             let error = rd_kafka_flush(handle.pointer, Int32(DurationMath.milliseconds(timeout)))
             guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 throw KafkaError(kind: .produce, error: error, context: "flush (\(rd_kafka_outq_len(handle.pointer)) messages still queued)")

@@ -1,5 +1,6 @@
 public import Foundation
 import ProcessSpawn
+import OwnThread
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -34,7 +35,7 @@ public final class ChildProcess: Sendable {
         if isRunning {
             Glibc.kill(pid, SIGKILL)
             let pid = self.pid
-            offPool { var status: Int32 = 0; _ = waitpid(pid, &status, 0) } // reaped, no thread of the pool blocked
+            startOwnThread { var status: Int32 = 0; _ = waitpid(pid, &status, 0) } // reaped, no thread of the pool blocked
         }
     }
 
@@ -89,25 +90,11 @@ public final class ChildProcess: Sendable {
     public func terminate(grace: Duration = .seconds(5)) {
         guard isRunning else { return }
         signal(SIGTERM)
-        offPool { [self] in
+        startOwnThread { [self] in
             if (try? waitForExitBlocking(timeout: grace)) == nil {
                 signal(SIGKILL)
                 _ = try? waitForExitBlocking(timeout: .seconds(5))
             }
         }
-    }
-}
-
-/// Runs blocking `work` on a new thread of its own, so it never occupies a thread of Swift's
-/// cooperative pool (two threads on a two-core machine: one blocked test stalls half the suite).
-public func offPool(_ work: @escaping @Sendable () -> Void) {
-    let thread = Thread(block: work)
-    thread.start()
-}
-
-/// The value of blocking `work`, computed on a thread of its own.
-public func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        offPool { continuation.resume(returning: work()) }
     }
 }

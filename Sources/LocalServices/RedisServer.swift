@@ -1,5 +1,6 @@
 public import Foundation
 public import RedisClient
+import OwnThread
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -82,7 +83,7 @@ public final class RedisServer: Sendable {
             }
             // The server that answers must be this one, not another test's on a reused port.
             // (A server that wants a password does not say; then its process must still run.)
-            switch await offPool({ Self.identify(port: port) }) {
+            switch await onOwnThread({ Self.identify(port: port) }) {
             case nil:
                 return false
             case .refused?:
