@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${BENCH_VENV:-$PWD/.venv-bench}"
-PACKAGES=(scikit-learn pandas numpy redis)
+PACKAGES=(scikit-learn pandas numpy redis websockets)
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating venv at $VENV" >&2
@@ -16,7 +16,7 @@ fi
 
 if [ "${1:-}" = "--upgrade" ]; then
   "$VENV/bin/pip" install --quiet --upgrade "${PACKAGES[@]}"
-elif ! "$VENV/bin/python" -c 'import sklearn, pandas, numpy, redis' 2>/dev/null; then
+elif ! "$VENV/bin/python" -c 'import sklearn, pandas, numpy, redis, websockets' 2>/dev/null; then
   "$VENV/bin/pip" install --quiet "${PACKAGES[@]}"
 fi
 

@@ -53,10 +53,10 @@ extension GatewayCore {
         for action in actions {
             switch action {
             case .deliver(let result, let ids):
-                let frame = OutboundFrame(ResultFrame.encoded(result))
+                let frame = ResultFrame.frame(result)
                 for id in ids { enqueue(frame, to: id) }
             case .replay(let result, let id):
-                enqueue(OutboundFrame(ResultFrame.encoded(result)), to: id, allowance: configuration.replayAllowanceBytes)
+                enqueue(ResultFrame.frame(result), to: id, allowance: configuration.replayAllowanceBytes)
             case .send(let id, let message):
                 switch message {
                 case .recovered: metrics.recoveriesOK.increment()

@@ -1,5 +1,5 @@
 import TrafficModel
-import Websockets
+public import Websockets
 
 /// Identifies a client connection inside the gateway.
 public typealias ConnectionID = UInt64
@@ -103,16 +103,23 @@ public enum ServerMessage: Sendable, Equatable {
 /// The `result` frame: `{"type":"result","camera":7,"offset":12,"epoch":"…","result":{…}}`,
 /// built once per published result and shared by every client that gets it.
 public enum ResultFrame {
+    /// The message's bytes (tests and tools).
     public static func encoded(_ result: LiveResult) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(result.payload.count + 96)
-        out.append(contentsOf: #"{"type":"result","camera":\#(result.camera)"#.utf8)
-        if let position = result.position {
-            out.append(contentsOf: ServerMessage.positionMembers(position).utf8)
+        Array(frame(result).payload)
+    }
+
+    /// The message as a WebSocket frame, encoded once and shared by every client it goes to:
+    /// `{"type":"result","camera":…,"offset":…,"epoch":…,"result":<as published>}`, the payload
+    /// copied once, straight into the frame.
+    public static func frame(_ result: LiveResult) -> OutboundFrame {
+        var head = Array(#"{"type":"result","camera":\#(result.camera)"#.utf8)
+        if let position = result.position { head += ServerMessage.positionMembers(position).utf8 }
+        head += #","result":"#.utf8
+        let payload = result.payload
+        return OutboundFrame(count: head.count + payload.count + 1) { out in
+            out.copyBytes(from: head)
+            UnsafeMutableRawBufferPointer(rebasing: out[head.count...]).copyBytes(from: payload)
+            out[out.count - 1] = UInt8(ascii: "}")
         }
-        out.append(contentsOf: #","result":"#.utf8)
-        out.append(contentsOf: result.payload)
-        out.append(UInt8(ascii: "}"))
-        return out
     }
 }

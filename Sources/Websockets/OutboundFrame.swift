@@ -1,23 +1,40 @@
 import CWebsockets
 import Foundation
 
-/// An encoded WebSocket text message with the `LWS_PRE` headroom lws writes its frame header
-/// into.
+/// A WebSocket text message encoded once as it goes on the wire — the unmasked frame header a
+/// server sends, then the payload — and shared, reference-counted, by every connection that
+/// sends it: fan-out copies no bytes per client. Freed when the last connection has written it.
 ///
-/// One frame is built once and queued to any number of connections (fan-out shares the bytes).
-/// All writes happen on the one service thread, one at a time, so sharing the headroom is safe.
+/// `@unchecked Sendable`: the bytes are written once, in `init`, and only read afterwards.
 public final class OutboundFrame: @unchecked Sendable {
-    let storage: UnsafeMutableRawPointer
-    /// Payload length in bytes (without the headroom).
+    private let storage: UnsafeMutableRawPointer
+    private let headerCount: Int
+    /// Payload length in bytes (the message, without the frame header).
     public let count: Int
 
+    /// A frame of `count` payload bytes that `fill` writes in place (one allocation, no copy of
+    /// an intermediate buffer).
+    public init(count: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        self.count = count
+        var header: [UInt8] = [0x81] // FIN, text
+        switch count {
+        case ..<126:
+            header.append(UInt8(count))
+        case ..<65_536:
+            header += [126, UInt8(count >> 8), UInt8(count & 0xFF)]
+        default:
+            header.append(127)
+            for shift in stride(from: 56, through: 0, by: -8) { header.append(UInt8((UInt64(count) >> UInt64(shift)) & 0xFF)) }
+        }
+        headerCount = header.count
+        storage = .allocate(byteCount: header.count + max(count, 1), alignment: 16)
+        storage.copyMemory(from: header, byteCount: header.count)
+        fill(UnsafeMutableRawBufferPointer(start: storage + header.count, count: count))
+    }
+
     /// Copies `bytes` into a new frame.
-    public init<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
-        let pre = traffic_lws_pre()
-        count = bytes.count
-        storage = .allocate(byteCount: pre + max(count, 1), alignment: 16)
-        let payload = UnsafeMutableRawBufferPointer(start: storage + pre, count: count)
-        payload.copyBytes(from: bytes)
+    public convenience init<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        self.init(count: bytes.count) { $0.copyBytes(from: bytes) }
     }
 
     /// A frame holding the UTF-8 of `text`.
@@ -27,7 +44,9 @@ public final class OutboundFrame: @unchecked Sendable {
 
     deinit { storage.deallocate() }
 
-    var payload: UnsafeMutablePointer<UInt8> {
-        (storage + traffic_lws_pre()).assumingMemoryBound(to: UInt8.self)
-    }
+    /// Header and payload, as written to the socket.
+    var wire: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: headerCount + count) }
+
+    /// The payload.
+    public var payload: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage + headerCount, count: count) }
 }

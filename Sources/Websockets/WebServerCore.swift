@@ -22,6 +22,11 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
     private var upgrades: [OpaquePointer: HTTPRequest] = [:]
     private var exchanges: [UInt64: Exchange] = [:]
     private var nextID: UInt64 = 1
+    /// Connections with frames queued since the last flush (written at the end of the current
+    /// callback or drain, together: a burst goes out in one `writev` per connection).
+    private var dirty: [Connection] = []
+    /// Scratch for `writev`, reused.
+    private var vectors: [iovec] = []
 
     /// Starts listening; connections wait in the listen backlog until `start(delegate:)`.
     init(configuration: WebServerConfiguration) throws {
@@ -89,7 +94,10 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
             requestClose(c, code: 1008, reason: "send queue over \(configuration.maximumQueuedBytes) bytes: client too slow")
             return .overLimit
         }
-        if c.queue.count == 1 { lws_callback_on_writable(c.wsi) }
+        if !c.isDirty {
+            c.isDirty = true
+            dirty.append(c)
+        }
         return .queued
     }
 
@@ -106,7 +114,7 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
     private func requestClose(_ c: Connection, code: UInt16, reason: String, keepQueued: Bool = false) {
         c.closeRequest = (code, reason)
         if !keepQueued { c.queue.removeAll(keepingCapacity: false) }
-        lws_callback_on_writable(c.wsi)
+        waitForWritable(c)
         // A client that does not read never makes the socket writable for the close frame:
         // give the close handshake a bounded time, then drop the connection.
         lws_set_timeout(c.wsi, PENDING_TIMEOUT_USER_OK, 2)
@@ -115,6 +123,92 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
     // MARK: Callback handling
 
     fileprivate func callback(_ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+        let result = handle(wsi, reason, user, input, length)
+        // What the delegate (or a drained job) queued goes out now, without a writable round.
+        if !dirty.isEmpty { flushDirty() }
+        return result
+    }
+
+    /// Writes every connection's frames queued since the last flush.
+    private func flushDirty() {
+        let batch = dirty
+        dirty.removeAll(keepingCapacity: true)
+        for c in batch {
+            c.isDirty = false
+            guard connections[c.id] === c, !c.awaitingWritable else { continue }
+            if !writeQueued(c) {
+                // The socket failed: lws drops the connection on its own schedule.
+                lws_set_timeout(c.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC)
+            }
+        }
+    }
+
+    /// Writes `c`'s queued frames straight to its socket, as many per `writev` as it takes.
+    /// What the socket does not take now waits for a writable callback: the rest of a frame
+    /// cut short goes to lws' own buffer (so nothing lws writes itself — a PING, a close
+    /// frame — can land inside it), whole frames stay queued. False when the socket failed.
+    private func writeQueued(_ c: Connection) -> Bool {
+        if lws_partial_buffered(c.wsi) != 0 {
+            // lws still holds the rest of an earlier frame: it calls back once that is out.
+            waitForWritable(c)
+            return true
+        }
+        while !c.queue.isEmpty {
+            vectors.removeAll(keepingCapacity: true)
+            var offered = 0
+            for frame in c.queue.frames[c.queue.head...] {
+                let wire = frame.wire
+                vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: wire.baseAddress), iov_len: wire.count))
+                offered += wire.count
+                if vectors.count == 64 || offered >= 256 * 1024 { break }
+            }
+            let written = vectors.withUnsafeBufferPointer { writev(c.descriptor, $0.baseAddress, Int32($0.count)) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    waitForWritable(c)
+                    return true
+                }
+                return false
+            }
+            var remaining = written
+            while remaining > 0, let frame = c.queue.first {
+                let wire = frame.wire
+                if remaining >= wire.count {
+                    remaining -= wire.count
+                    c.queue.removeFirst()
+                    continue
+                }
+                // Cut short: lws takes (and copies) the rest and sends it before anything else.
+                let rest = UnsafeRawBufferPointer(rebasing: wire[remaining...])
+                var buffer = [UInt8](repeating: 0, count: traffic_lws_pre() + rest.count)
+                buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: traffic_lws_pre()).copyMemory(from: rest.baseAddress!, byteCount: rest.count) }
+                let handed = buffer.withUnsafeMutableBufferPointer { lws_write(c.wsi, $0.baseAddress! + traffic_lws_pre(), rest.count, LWS_WRITE_HTTP) } // LWS_WRITE_HTTP is LWS_WRITE_RAW: bytes as they are
+                if handed < 0 { return false }
+                c.queue.removeFirst()
+                remaining = 0
+                waitForWritable(c)
+                c.queue.compact()
+                return true
+            }
+            if written < offered {
+                waitForWritable(c) // the socket is full
+                c.queue.compact()
+                return true
+            }
+        }
+        c.queue.compact()
+        // A close waiting for the queue to drain goes out from the writable callback.
+        if c.closeRequest != nil { waitForWritable(c) }
+        return true
+    }
+
+    private func waitForWritable(_ c: Connection) {
+        c.awaitingWritable = true
+        lws_callback_on_writable(c.wsi)
+    }
+
+    private func handle(_ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
         switch reason {
         case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
             closeViolators()
@@ -220,21 +314,13 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
 
         case LWS_CALLBACK_SERVER_WRITEABLE:
             guard let c = connection(of: wsi) else { return 0 }
+            c.awaitingWritable = false
             if let (code, reason) = c.closeRequest, c.queue.isEmpty {
                 var bytes = Array(reason.utf8.prefix(120))
                 lws_close_reason(wsi, lws_close_status(rawValue: UInt32(code)), &bytes, bytes.count)
                 return -1
             }
-            while let frame = c.queue.first {
-                if lws_write(wsi, frame.payload, frame.count, LWS_WRITE_TEXT) < 0 { return -1 }
-                c.queue.removeFirst()
-                // (No need to ask the socket after the last frame: one poll(2) less per round.)
-                if !c.queue.isEmpty, lws_send_pipe_choked(wsi) != 0 { break }
-            }
-            // More to write, or a close waiting for the queue to drain: another round.
-            if !c.queue.isEmpty || c.closeRequest != nil { lws_callback_on_writable(wsi) }
-            c.queue.compact()
-            return 0
+            return writeQueued(c) ? 0 : -1
 
         case LWS_CALLBACK_CLOSED:
             guard let c = connection(of: wsi) else { return 0 }
@@ -284,6 +370,10 @@ private final class Connection {
     /// The socket, watched by the unmasked-frame guard while the connection is open.
     let descriptor: Int32
     var queue = OutboundQueue()
+    /// In the flush list.
+    var isDirty = false
+    /// The socket was full (or lws holds part of a frame): writes wait for the writable callback.
+    var awaitingWritable = false
     var closeRequest: (UInt16, String)?
     var inbound: [UInt8] = []
 

@@ -113,7 +113,8 @@ final class WebSocketClientsCore: ServiceLoopOwner, @unchecked Sendable {
     public func send(_ text: [UInt8], to id: WebSocketID) {
         loop.execute { [self] in
             guard let client = clients[id] else { return }
-            client.outbound.append(OutboundFrame(text))
+            // lws writes the frame header and mask into the `LWS_PRE` bytes before the message.
+            client.outbound.append([UInt8](repeating: 0, count: traffic_lws_pre()) + text)
             if let wsi = client.wsi { lws_callback_on_writable(wsi) }
         }
     }
@@ -178,8 +179,10 @@ final class WebSocketClientsCore: ServiceLoopOwner, @unchecked Sendable {
                 return -1
             }
             guard !client.outbound.isEmpty else { return 0 }
-            let frame = client.outbound.removeFirst()
-            if lws_write(wsi, frame.payload, frame.count, LWS_WRITE_TEXT) < 0 { return -1 }
+            var frame = client.outbound.removeFirst()
+            let pre = traffic_lws_pre()
+            let written = frame.withUnsafeMutableBufferPointer { lws_write(wsi, $0.baseAddress! + pre, $0.count - pre, LWS_WRITE_TEXT) }
+            if written < 0 { return -1 }
             if !client.outbound.isEmpty { lws_callback_on_writable(wsi) }
             return 0
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -206,7 +209,8 @@ final class WebSocketClientsCore: ServiceLoopOwner, @unchecked Sendable {
 private final class Client {
     var wsi: OpaquePointer?
     let headers: [String: String]
-    var outbound: [OutboundFrame] = []
+    /// Messages to send, each after `LWS_PRE` bytes of headroom.
+    var outbound: [[UInt8]] = []
     var inbound: [UInt8] = []
     var paused = false
     var closing = false
