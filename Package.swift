@@ -52,6 +52,8 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
 
+        // epoll and memmem for the load generator (traffic-bench).
+        .systemLibrary(name: "CLinux"),
         .systemLibrary(
             name: "CLapack",
             pkgConfig: "lapacke",
@@ -177,7 +179,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-bench",
             dependencies: [
-                "Simulation",
+                "Simulation", "CLinux",
                 "RedisClient", "KafkaClient", "LocalServices", "Aggregator", "TrafficModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -3,7 +3,9 @@ public import TrafficModel
 
 /// A frame a client sent, decoded. The wire format is in docs/websocket-protocol.md.
 public enum ClientRequest: Sendable, Equatable {
-    case subscribe(CameraSelection, since: [Int: ResultPosition])
+    /// `batch`: the client asks for results batched (a `results` frame holding several when
+    /// more than one is queued for it); it stays so for the connection.
+    case subscribe(CameraSelection, since: [Int: ResultPosition], batch: Bool = false)
     case unsubscribe(CameraSelection)
     case ping
 
@@ -32,7 +34,12 @@ public enum ClientRequest: Sendable, Equatable {
             case .failure(let error): return .failure(error)
             }
             if type == "unsubscribe" { return .success(.unsubscribe(selection)) }
-            return frame.since.map { .subscribe(selection, since: $0) }
+            let batch: Bool
+            switch frame.batch {
+            case .success(let value): batch = value
+            case .failure(let error): return .failure(error)
+            }
+            return frame.since.map { .subscribe(selection, since: $0, batch: batch) }
         default:
             return .failure(.init(reason: "unknown_type", detail: "type '\(type.prefix(40))' is not one of subscribe, unsubscribe, ping"))
         }
@@ -47,8 +54,9 @@ struct ClientFrame: Decodable {
     /// nil when missing.
     var cameras: Result<CameraSelection, ClientRequestError>?
     var since: Result<[Int: ResultPosition], ClientRequestError> = .success([:])
+    var batch: Result<Bool, ClientRequestError> = .success(false)
 
-    enum Keys: String, CodingKey { case type, cameras, since }
+    enum Keys: String, CodingKey { case type, cameras, since, batch }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Keys.self) // not an object: malformed
@@ -59,6 +67,10 @@ struct ClientFrame: Decodable {
         if container.contains(.since), !((try? container.decodeNil(forKey: .since)) ?? false) {
             since = (try? container.decode(SinceField.self, forKey: .since))?.value
                 ?? .failure(.init(reason: "invalid_field", detail: "field 'since' must be an object {\"<camera>\": {\"offset\": n, \"epoch\": \"…\"}}"))
+        }
+        if container.contains(.batch) {
+            batch = (try? container.decode(Bool.self, forKey: .batch)).map { .success($0) }
+                ?? .failure(.init(reason: "invalid_field", detail: "field 'batch' must be true or false"))
         }
     }
 }

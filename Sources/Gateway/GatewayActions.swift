@@ -6,6 +6,7 @@ import Websockets
 /// The execution of the hub's actions, and the Redis reads they ask for.
 extension GatewayCore {
     func send(_ message: ServerMessage, to connection: ConnectionID, allowance: Int = 0) {
+        flushPendingBatch(connection) // results held for batching go first: order is kept
         if case .snapshot(let entries) = message, entries.count > 1 {
             // Big snapshots go out in several frames of at most `snapshotFrameBytes`, as one
             // burst: a snapshot is all the client asked for at once, so it may take the queue as
@@ -54,9 +55,19 @@ extension GatewayCore {
             switch action {
             case .deliver(let result, let ids):
                 let frame = ResultFrame.frame(result)
-                for id in ids { enqueue(frame, to: id) }
+                for id in ids {
+                    if clients[id]?.batching == true {
+                        hold(result, frame: frame, for: id, allowance: 0)
+                    } else {
+                        enqueue(frame, to: id)
+                    }
+                }
             case .replay(let result, let id):
-                enqueue(ResultFrame.frame(result), to: id, allowance: configuration.replayAllowanceBytes)
+                if clients[id]?.batching == true {
+                    hold(result, frame: nil, for: id, allowance: configuration.replayAllowanceBytes)
+                } else {
+                    enqueue(ResultFrame.frame(result), to: id, allowance: configuration.replayAllowanceBytes)
+                }
             case .send(let id, let message):
                 switch message {
                 case .recovered: metrics.recoveriesOK.increment()
@@ -66,6 +77,7 @@ extension GatewayCore {
                 }
                 send(message, to: id, allowance: configuration.replayAllowanceBytes)
             case .close(let id, let code, let reason):
+                pendingBatches[id] = nil
                 server.close(id, code: code, reason: reason)
             case .subscribe(let camera):
                 subscriptions.subscribe(configuration.keys.cameraChannel(camera))
@@ -94,6 +106,37 @@ extension GatewayCore {
                     perform(hub.catchUpReady(camera: camera, generation: generation, read: read))
                 }
             }
+        }
+    }
+
+    /// Holds a result for a batching client until the server writes; the first one held asks
+    /// the server for the `flushing()` call that turns them into frames.
+    private func hold(_ result: LiveResult, frame: OutboundFrame?, for id: ConnectionID, allowance: Int) {
+        if pendingOrder.isEmpty { server.requestFlushCallback() }
+        if pendingBatches[id] == nil {
+            pendingBatches[id] = PendingBatch()
+            pendingOrder.append(id)
+        }
+        pendingBatches[id]!.results.append((result, frame))
+        pendingBatches[id]!.allowance = max(pendingBatches[id]!.allowance, allowance)
+    }
+
+    /// The server is about to write: every held batch becomes one frame (a lone result its
+    /// shared frame, never waiting for company).
+    func flushing() {
+        let order = pendingOrder
+        pendingOrder.removeAll(keepingCapacity: true)
+        for id in order { flushPendingBatch(id) }
+    }
+
+    /// Queues `id`'s held results: one `result` frame, or one `results` frame for several.
+    func flushPendingBatch(_ id: ConnectionID) {
+        guard let batch = pendingBatches.removeValue(forKey: id), let first = batch.results.first else { return }
+        if batch.results.count == 1 {
+            enqueue(first.frame ?? ResultFrame.frame(first.result), to: id, allowance: batch.allowance)
+        } else {
+            metrics.batchedResults.increment(by: Int64(batch.results.count))
+            enqueue(ResultFrame.batchFrame(batch.results.map(\.result)), to: id, allowance: batch.allowance)
         }
     }
 

@@ -36,6 +36,16 @@ actor GatewayCore: WebServerDelegate {
     var inflightLatest: [Int: Task<[Int: LiveResult]?, Never>] = [:]
     /// The camera list read in flight.
     var inflightCameraList: Task<[Int]?, Never>?
+    /// Results held for batching clients until the server writes (`flushing()`), in order.
+    var pendingBatches: [ConnectionID: PendingBatch] = [:]
+    /// Clients with a pending batch, in the order they got one.
+    var pendingOrder: [ConnectionID] = []
+
+    /// A batching client's results of the current callback or drain.
+    struct PendingBatch {
+        var results: [(result: LiveResult, frame: OutboundFrame?)] = []
+        var allowance = 0
+    }
 
     struct ClientInfo {
         var permission: CameraPermission
@@ -43,6 +53,9 @@ actor GatewayCore: WebServerDelegate {
         var peer: String
         /// Inbound frames this client may still send (subscribe storms cost Redis work).
         var messages: TokenBucket
+        /// Asked for batched results (on connect or in a subscribe): several queued results go
+        /// out as one `results` frame.
+        var batching = false
     }
 
     init(configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger, server: WebServer, state: RedisState, frames: RedisState,
@@ -122,7 +135,8 @@ actor GatewayCore: WebServerDelegate {
         let permission = (try? configuration.access.authorize(request).get()) ?? .only([])
         let target = Endpoint(path: request.path)
         clients[connection] = ClientInfo(permission: permission, listenOnly: target != .all, peer: request.peer,
-                                         messages: TokenBucket(rate: configuration.clientMessageRate, burst: configuration.clientMessageRate * 2))
+                                         messages: TokenBucket(rate: configuration.clientMessageRate, burst: configuration.clientMessageRate * 2),
+                                         batching: ["1", "true"].contains(request.query["batch"] ?? ""))
         hub.connect(connection, permission: permission)
         metrics.connections.set(Double(clients.count))
         send(.status(redis: hub.redisUp), to: connection)
@@ -152,7 +166,8 @@ actor GatewayCore: WebServerDelegate {
             send(.pong, to: connection)
         case .success(let request) where info.listenOnly:
             clientError(connection, ClientRequestError(reason: "listen_only", detail: "this path streams one camera; use /ws to \(request.verb)"))
-        case .success(.subscribe(let selection, let since)):
+        case .success(.subscribe(let selection, let since, let batch)):
+            if batch { clients[connection]?.batching = true }
             perform(hub.subscribe(connection, selection, since: since))
         case .success(.unsubscribe(let selection)):
             perform(hub.unsubscribe(connection, selection))
@@ -162,6 +177,7 @@ actor GatewayCore: WebServerDelegate {
 
     func closed(_ connection: WebSocketID) {
         clients[connection] = nil
+        pendingBatches[connection] = nil
         perform(hub.disconnect(connection))
         metrics.connections.set(Double(clients.count))
         metrics.subscriptions.set(Double(hub.subscriptionCount))

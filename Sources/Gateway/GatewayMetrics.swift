@@ -1,4 +1,5 @@
 public import Prometheus
+import Websockets
 
 /// The gateway's Prometheus metrics.
 public final class GatewayMetrics: Sendable {
@@ -17,6 +18,8 @@ public final class GatewayMetrics: Sendable {
     let refused: [String: Counter]
     let clientErrors: Counter
     let resultsReceived: Counter
+    let batchedResults: Counter
+    let framesLive: Gauge
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -41,8 +44,13 @@ public final class GatewayMetrics: Sendable {
         self.refused = refused
         clientErrors = registry.makeCounter(descriptor: name("client_errors", "total", "Client frames answered with an error"))
         resultsReceived = registry.makeCounter(descriptor: name("results_received", "total", "Results received from Redis pub/sub"))
+        batchedResults = registry.makeCounter(descriptor: name("batched_results", "total", "Results sent inside a batched \"results\" frame"))
+        framesLive = registry.makeGauge(descriptor: name("outbound_frames", "", "Encoded frames in memory (queued for at least one client, or being built)"))
     }
 
     /// Prometheus text exposition format.
-    public func render() -> [UInt8] { registry.emitToBuffer() }
+    public func render() -> [UInt8] {
+        framesLive.set(Double(OutboundFrame.liveCount))
+        return registry.emitToBuffer()
+    }
 }

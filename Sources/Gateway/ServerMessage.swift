@@ -108,13 +108,43 @@ public enum ResultFrame {
         Array(frame(result).payload)
     }
 
+    /// Several results in one frame for a batching client:
+    /// `{"type":"results","results":[<result message>,…]}`, each element exactly the `result`
+    /// message it would have been alone, in order.
+    public static func batchFrame(_ results: [LiveResult]) -> OutboundFrame {
+        let heads = results.map(head)
+        let open = Array(#"{"type":"results","results":["#.utf8)
+        let size = open.count + zip(heads, results).reduce(0) { $0 + $1.0.count + $1.1.payload.count + 1 } + (results.count - 1) + 2
+        return OutboundFrame(count: size) { out in
+            var at = 0
+            func put<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+                UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + bytes.count)]).copyBytes(from: bytes)
+                at += bytes.count
+            }
+            put(open)
+            for (index, result) in results.enumerated() {
+                if index > 0 { put(CollectionOfOne(UInt8(ascii: ","))) }
+                put(heads[index])
+                put(result.payload)
+                put(CollectionOfOne(UInt8(ascii: "}")))
+            }
+            put(Array("]}".utf8))
+        }
+    }
+
+    /// `{"type":"result","camera":…[,"offset":…,"epoch":…],"result":`
+    static func head(_ result: LiveResult) -> [UInt8] {
+        var head = Array(#"{"type":"result","camera":\#(result.camera)"#.utf8)
+        if let position = result.position { head += ServerMessage.positionMembers(position).utf8 }
+        head += #","result":"#.utf8
+        return head
+    }
+
     /// The message as a WebSocket frame, encoded once and shared by every client it goes to:
     /// `{"type":"result","camera":…,"offset":…,"epoch":…,"result":<as published>}`, the payload
     /// copied once, straight into the frame.
     public static func frame(_ result: LiveResult) -> OutboundFrame {
-        var head = Array(#"{"type":"result","camera":\#(result.camera)"#.utf8)
-        if let position = result.position { head += ServerMessage.positionMembers(position).utf8 }
-        head += #","result":"#.utf8
+        let head = head(result)
         let payload = result.payload
         return OutboundFrame(count: head.count + payload.count + 1) { out in
             out.copyBytes(from: head)

@@ -1,5 +1,5 @@
-import CWebsockets
 import Foundation
+import Synchronization
 
 /// A WebSocket text message encoded once as it goes on the wire — the unmasked frame header a
 /// server sends, then the payload — and shared, reference-counted, by every connection that
@@ -11,6 +11,10 @@ public final class OutboundFrame: @unchecked Sendable {
     private let headerCount: Int
     /// Payload length in bytes (the message, without the frame header).
     public let count: Int
+
+    private static let live = Atomic<Int>(0)
+    /// Frames in memory in this process: each is freed when the last connection has written it.
+    public static var liveCount: Int { live.load(ordering: .relaxed) }
 
     /// A frame of `count` payload bytes that `fill` writes in place (one allocation, no copy of
     /// an intermediate buffer).
@@ -30,6 +34,7 @@ public final class OutboundFrame: @unchecked Sendable {
         storage = .allocate(byteCount: header.count + max(count, 1), alignment: 16)
         storage.copyMemory(from: header, byteCount: header.count)
         fill(UnsafeMutableRawBufferPointer(start: storage + header.count, count: count))
+        Self.live.add(1, ordering: .relaxed)
     }
 
     /// Copies `bytes` into a new frame.
@@ -42,7 +47,10 @@ public final class OutboundFrame: @unchecked Sendable {
         self.init(Array(text.utf8))
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        storage.deallocate()
+        Self.live.subtract(1, ordering: .relaxed)
+    }
 
     /// Header and payload, as written to the socket.
     var wire: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: headerCount + count) }

@@ -56,6 +56,12 @@ public final class WebServer: Sendable {
         core.close(connection, code: code, reason: reason, flush: flush)
     }
 
+    /// Asks for one `flushing()` call before the writes of the current callback or drain (the
+    /// delegate has something to turn into frames at the last moment). From the delegate actor.
+    public func requestFlushCallback() {
+        core.requestFlushCallback()
+    }
+
     /// Open WebSocket connections. From the delegate actor.
     public var connectionCount: Int { core.connectionCount }
 }

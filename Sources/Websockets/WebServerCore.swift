@@ -27,6 +27,8 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
     private var dirty: [Connection] = []
     /// Scratch for `writev`, reused.
     private var vectors: [iovec] = []
+    /// The delegate asked for a `flushing()` call before the next writes.
+    private var flushCallbackRequested = false
 
     /// Starts listening; connections wait in the listen backlog until `start(delegate:)`.
     init(configuration: WebServerConfiguration) throws {
@@ -124,9 +126,17 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
 
     fileprivate func callback(_ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
         let result = handle(wsi, reason, user, input, length)
+        if flushCallbackRequested {
+            flushCallbackRequested = false
+            delegate?.callFlushing()
+        }
         // What the delegate (or a drained job) queued goes out now, without a writable round.
         if !dirty.isEmpty { flushDirty() }
         return result
+    }
+
+    func requestFlushCallback() {
+        flushCallbackRequested = true
     }
 
     /// Writes every connection's frames queued since the last flush.

@@ -14,6 +14,9 @@ public protocol WebServerDelegate: Actor {
     func received(_ connection: WebSocketID, message: [UInt8], isBinary: Bool)
     /// A WebSocket connection is gone (closed by either side or dropped).
     func closed(_ connection: WebSocketID)
+    /// The server is about to write what was queued in this callback or drain: the last moment
+    /// to queue more into the same writes. Called only after `WebServer.requestFlushCallback()`.
+    func flushing()
 }
 
 extension WebServerDelegate {
@@ -21,6 +24,7 @@ extension WebServerDelegate {
     public func opened(_ connection: WebSocketID, request: HTTPRequest) {}
     public func received(_ connection: WebSocketID, message: [UInt8], isBinary: Bool) {}
     public func closed(_ connection: WebSocketID) {}
+    public func flushing() {}
 }
 
 /// The calls an lws callback makes: on the service thread, which is the delegate's executor
@@ -33,4 +37,5 @@ extension WebServerDelegate {
         assumeIsolated { $0.received(connection, message: message, isBinary: isBinary) }
     }
     nonisolated func callClosed(_ connection: WebSocketID) { assumeIsolated { $0.closed(connection) } }
+    nonisolated func callFlushing() { assumeIsolated { $0.flushing() } }
 }

@@ -57,10 +57,16 @@ func residentBytes(pid: Int32) -> Int? {
 
 /// CPU time (user + system) a process has used so far, from /proc/<pid>/stat.
 func cpuSeconds(pid: Int32) -> Double? {
+    cpuTimes(pid: pid).map { $0.user + $0.system }
+}
+
+/// User and system CPU seconds a process has used so far, from /proc/<pid>/stat.
+func cpuTimes(pid: Int32) -> (user: Double, system: Double)? {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
           let close = stat.lastIndex(of: ")") else { return nil }
     // Fields after the command name: state is field 3, utime 14, stime 15.
     let fields = stat[stat.index(after: close)...].split(separator: " ")
     guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    return (user / ticks, system / ticks)
 }

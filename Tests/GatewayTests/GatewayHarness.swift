@@ -93,9 +93,12 @@ final class GatewayHarness: Sendable {
         return ids
     }
 
-    /// The `result` frames a client received: (camera, offset, requestId), in order.
+    /// The results a client received, in order: each `result` message, and each one inside a
+    /// batched `results` message: (camera, offset, requestId).
     func results(_ id: WebSocketID) -> [(camera: Int, offset: Int64, requestId: String)] {
-        clients.objects(id).compactMap { object in
+        clients.objects(id).flatMap { object -> [[String: Any]] in
+            object["type"] as? String == "results" ? (object["results"] as? [[String: Any]] ?? []) : [object]
+        }.compactMap { object in
             guard object["type"] as? String == "result", let camera = object["camera"] as? Int,
                   let offset = (object["offset"] as? NSNumber)?.int64Value,
                   let result = object["result"] as? [String: Any], let requestId = result["requestId"] as? String else { return nil }
