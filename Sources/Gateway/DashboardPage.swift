@@ -235,7 +235,7 @@ function connect() {
   ws.onopen = () => {
     retry = 500;
     const since = Object.keys(positions).length ? positions : undefined;
-    ws.send(JSON.stringify({ type: "subscribe", cameras: "*", since }));
+    ws.send(JSON.stringify({ type: "subscribe", cameras: "*", since, batch: true }));
   };
   ws.onmessage = (event) => {
     let m;
@@ -245,6 +245,13 @@ function connect() {
         received++;
         remember(m.camera, m.offset, m.epoch);
         queue(m.camera, m.result);
+        break;
+      case "results": // batched: each element is a "result" message, in order
+        for (const r of m.results || []) {
+          received++;
+          remember(r.camera, r.offset, r.epoch);
+          queue(r.camera, r.result);
+        }
         break;
       case "snapshot":
         for (const c of m.cameras || []) {
