@@ -219,10 +219,15 @@ final class ProtocolTable: @unchecked Sendable {
     let protocols: UnsafeMutablePointer<lws_protocols>
     let policy: UnsafeMutablePointer<lws_retry_bo_t>
 
-    init(name: String, callback: LWSCallback) {
+    /// lws' per-connection receive buffer (allocated for every open WebSocket, 4 KiB by
+    /// default). Clients send small control frames; larger messages arrive in several chunks
+    /// and are reassembled by the server, so 1 KiB costs nothing but a few more callbacks.
+    static let rxBufferSize = 1024
+
+    init(name: String, callback: LWSCallback, rxBufferSize: Int = ProtocolTable.rxBufferSize) {
         self.name = strdup(name)!
         protocols = .allocate(capacity: 2)
-        protocols[0] = lws_protocols(name: UnsafePointer(self.name), callback: callback, per_session_data_size: 0, rx_buffer_size: 0, id: 0, user: nil, tx_packet_size: 0)
+        protocols[0] = lws_protocols(name: UnsafePointer(self.name), callback: callback, per_session_data_size: 0, rx_buffer_size: rxBufferSize, id: 0, user: nil, tx_packet_size: 0)
         protocols[1] = lws_protocols()
         policy = .allocate(capacity: 1)
         policy.initialize(to: lws_retry_bo_t())
