@@ -32,6 +32,7 @@ struct GatewayBench: AsyncParsableCommand {
     @Option(help: "Python with `websockets` and `redis` (scripts/bench-venv.sh makes it).") var python = ".venv-bench/bin/python"
     @Option(name: .customLong("peer-script"), help: "The Python baseline gateway.") var peerScript = "../shared/peers/gateway_py/gateway.py"
     @Flag(name: .customLong("no-syscalls"), help: "Skip counting system calls (perf stat).") var noSyscalls = false
+    @Option(name: .customLong("gateway"), help: "The traffic-gateway binary (default: the one next to this one), e.g. an older build to compare.") var gatewayBinary: String?
 
     /// What one gateway did under the load.
     struct Figures {
@@ -97,7 +98,7 @@ struct GatewayBench: AsyncParsableCommand {
         let gateway: ChildProcess
         switch kind {
         case .swift:
-            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("traffic-gateway").path
+            let binary = gatewayBinary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("traffic-gateway").path
             guard FileManager.default.isExecutableFile(atPath: binary) else { throw ValidationError("build traffic-gateway first: swift build -c release --product traffic-gateway") }
             gateway = try ChildProcess(binary, ["run", "--port", String(port), "--redis-url", server.url, "--connect-rate", "100000", "--max-connections", "50000", "--log-level", "error"], outputPath: log)
         case .python:
