@@ -46,6 +46,8 @@ struct GatewayBench: AsyncParsableCommand {
         var syscallsPerDelivery: Double?
         var clientMicrosecondsPerDelivery = 0.0
         var idleBytesPerConnection: Double?
+        /// The gateway's resident memory at the end of the fan-out run.
+        var residentBytes = 0
         var perSecondP99: [Double] = []
     }
 
@@ -85,6 +87,7 @@ struct GatewayBench: AsyncParsableCommand {
                       f.name, f.delivered, f.expected, f.deliveriesPerSecond, f.p50, f.p99, f.max))
         report(String(format: "[%@] gateway CPU per delivery %.2f µs (user %.2f, system %.2f); system calls per delivery %@; load generator CPU per delivery %.2f µs",
                       f.name, f.cpuMicrosecondsPerDelivery, f.userMicrosecondsPerDelivery, f.cpuMicrosecondsPerDelivery - f.userMicrosecondsPerDelivery, f.syscallsPerDelivery.map { String(format: "%.2f", $0) } ?? "n/a", f.clientMicrosecondsPerDelivery))
+        report(String(format: "[%@] gateway RSS at the end of the run: %.1f MiB", f.name, Double(f.residentBytes) / 1_048_576))
         report("[\(f.name)] p99 per second (ms): " + f.perSecondP99.map { String(format: "%.1f", $0) }.joined(separator: " "))
         if let idle = f.idleBytesPerConnection { report(String(format: "[%@] memory per idle connection: %.1f KiB (%d connections)", f.name, idle / 1024, self.idle)) }
     }
@@ -199,12 +202,14 @@ struct GatewayBench: AsyncParsableCommand {
         let cpuEnd = cpuTimes(pid: gatewayPID) ?? (0, 0)
         let (userUsed, systemUsed) = (cpuEnd.user - cpuStart.user, cpuEnd.system - cpuStart.system)
         let counted = await syscalls?.value
+        let resident = residentBytes(pid: gatewayPID) ?? 0
         let clientCPU = load.stop()
         let delivered = counters.deliveries.load(ordering: .relaxed)
         let samples = latencies.withLock { $0 }
         let sorted = samples.map(\.ms).sorted()
         var figures = Figures(name: name)
         figures.delivered = delivered
+        figures.residentBytes = resident
         figures.expected = expected
         figures.deliveriesPerSecond = Double(delivered) / span
         figures.p50 = percentile(sorted, 0.5)

@@ -130,8 +130,13 @@ import TestSupport
         var victim: (name: String, task: String)?
         try await waitUntil("a worker runs a slow rf task", timeout: .seconds(120), every: .milliseconds(5)) {
             for name in ["w0", "w1", "w2"] {
+                // Named in the registry, and started in the task's state (the registry names a
+                // task a moment before its start is recorded).
                 if let task = try await pool.registry(name)?.currentTask, task.contains("/rf-2-") || task.contains("/rf-3-") {
-                    victim = (name, String(task.split(separator: "/").last ?? ""))
+                    let id = String(task.split(separator: "/").last ?? "")
+                    let record = try await pool.store().record(job: job, task: id, on: pool.redis)
+                    guard record?.state == .running, record?.worker == name else { continue }
+                    victim = (name, id)
                     return true
                 }
             }
