@@ -46,6 +46,11 @@ public struct AggregatorConfiguration: Sendable {
     public var embeddedPartitions = 16
     /// Port of the HTTP endpoint with /metrics and /healthz (0: none).
     public var metricsPort = 9464
+    /// Replicas that must acknowledge a batch (`WAIT`) before its offsets are stored; 0 does
+    /// not wait (a failover may then lose batches the old primary acknowledged).
+    public var minimumReplicaAcks = 0
+    /// How long a batch's `WAIT` may take before the write counts as failed (and is retried).
+    public var replicaAckTimeout: Duration = .seconds(2)
 
     public init() {}
 
@@ -56,6 +61,8 @@ public struct AggregatorConfiguration: Sendable {
         settings.alertListLength = alertListLength
         settings.alertMarkerTTLSeconds = alertMarkerTTLSeconds
         settings.historyLength = historyLength
+        settings.minimumReplicaAcks = minimumReplicaAcks
+        settings.replicaAckTimeout = replicaAckTimeout
         return settings
     }
 

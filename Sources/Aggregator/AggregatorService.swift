@@ -121,8 +121,22 @@ public final class AggregatorService: Sendable {
         }
     }
 
-    /// Runs until `requestStop()`; then commits and closes the consumer.
+    /// Runs until `requestStop()`; then commits and closes the consumer. A Redis URL that can
+    /// never work (a master name no sentinel knows, a refused password) ends it at once with
+    /// that error; a Redis that is only unreachable is waited for.
     public func run() async throws {
+        if let redis {
+            do {
+                _ = try await redis.send(.ping())
+                markRedis(up: true)
+            } catch where error.kind == .invalidConfiguration || error.kind == .authenticationFailed {
+                logger.critical("Redis cannot be used: \(error)")
+                await consumer.close()
+                throw error
+            } catch {
+                logger.warning("Redis not reachable at start; will retry", metadata: ["error": "\(error)"])
+            }
+        }
         try consumer.subscribe(topics: [configuration.topic])
         consumer.beforeRevoke { [writeGate] _ in writeGate.waitForCurrent(timeout: .seconds(10)) }
         let events = Task { [consumer, metrics, logger] in
@@ -150,14 +164,6 @@ public final class AggregatorService: Sendable {
             }
         }
         defer { monitor.cancel() }
-        if let redis {
-            do {
-                _ = try await redis.send(.ping())
-                markRedis(up: true)
-            } catch {
-                logger.warning("Redis not reachable at start; will retry", metadata: ["error": "\(error)"])
-            }
-        }
         var pipeline = BatchPipeline<KafkaMessage, PreparedBatch, InFlightWrite>()
         loop: while !isStopping {
             switch pipeline.next() {

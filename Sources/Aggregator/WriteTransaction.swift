@@ -31,6 +31,12 @@ public struct WriteTransaction: Sendable {
         public var alertListLength = 100
         public var alertMarkerTTLSeconds = 7 * 24 * 3600
         public var historyLength = 1_000
+        /// Replicas that must have a batch before it counts as written (`WAIT` after `EXEC`, in
+        /// the same round trip); 0 does not wait. A failover can then promote a replica without
+        /// losing an acknowledged batch.
+        public var minimumReplicaAcks = 0
+        /// How long `WAIT` may take; fewer acknowledgements by then fail the batch (retried).
+        public var replicaAckTimeout: Duration = .seconds(2)
 
         public init() {}
     }
@@ -70,7 +76,7 @@ public struct WriteTransaction: Sendable {
         for attempt in 0..<maximumAttempts {
             let transaction: RedisTransactionResult<(Outcome, [RedisArguments])>?
             do {
-                transaction = try await redis.transaction(watching: watched, reads: reads) { replies throws(RedisError) in
+                transaction = try await redis.transaction(watching: watched, reads: reads, after: waitCommand) { replies throws(RedisError) in
                     let (commands, outcome) = try self.commands(for: plan, readReplies: replies)
                     beforeCommit?()
                     return (commands, (outcome, commands)) // the commands again (shared storage), to name failures
@@ -85,12 +91,37 @@ public struct WriteTransaction: Sendable {
                 try? await Task.sleep(for: .microseconds(Int.random(in: 50...(250 * (attempt + 1)))))
                 continue
             }
+            try checkReplicaAcks(result.afterReply)
             var outcome = result.value.0
             outcome.conflicts = attempt
             outcome.commandErrors = Self.errors(in: result.replies, commands: result.value.1)
             return outcome
         }
         throw RedisError(kind: .server, message: "TRYAGAIN watched keys kept changing during \(maximumAttempts) attempts", command: "EXEC")
+    }
+
+    /// `WAIT numreplicas timeout`, when replicas must acknowledge.
+    var waitCommand: RedisArguments? {
+        guard settings.minimumReplicaAcks > 0 else { return nil }
+        let c = settings.replicaAckTimeout.components
+        let milliseconds = max(1, Int(c.seconds) * 1000 + Int(c.attoseconds / 1_000_000_000_000_000))
+        return RedisArguments(["WAIT", String(settings.minimumReplicaAcks), String(milliseconds)])
+    }
+
+    /// Throws when `WAIT` counted fewer replicas than required: the batch is on the primary
+    /// only, so it is not acknowledged (the caller retries, as for an outage).
+    func checkReplicaAcks(_ reply: RedisReply?) throws(RedisError) {
+        guard settings.minimumReplicaAcks > 0 else { return }
+        switch reply {
+        case .integer(let count)? where count >= settings.minimumReplicaAcks:
+            return
+        case .integer(let count)?:
+            throw RedisError(kind: .replicaAcknowledgement, message: "\(count) of \(settings.minimumReplicaAcks) required replicas acknowledged the batch within \(settings.replicaAckTimeout)", command: "WAIT")
+        case .error(let message)?:
+            throw RedisError(kind: .server, message: message, command: "WAIT")
+        default:
+            throw RedisError(kind: .unexpectedReply, message: "WAIT answered \(String(describing: reply))", command: "WAIT")
+        }
     }
 
     /// Every key whose change must abort the batch: position counters, latest timestamps, markers.

@@ -1,6 +1,6 @@
 import Foundation
 public import Logging
-import RedisClient
+public import RedisClient
 import Synchronization
 import TrafficModel
 import Websockets
@@ -114,6 +114,19 @@ public final class GatewayService: Sendable {
             }
             _ = swept.wait(timeout: .now() + .seconds(5))
             MemoryTrim.releaseFreePages()
+        }
+    }
+
+    /// Checks the Redis URL once at start: a configuration that can never work (a master name
+    /// no sentinel knows, a refused password) throws; a Redis that is only unreachable is
+    /// logged and waited for (the gateway serves and tells clients Redis is down meanwhile).
+    public func checkRedis() async throws(RedisError) {
+        do {
+            _ = try await redis.send(.ping())
+        } catch where error.kind == .invalidConfiguration || error.kind == .authenticationFailed {
+            throw error
+        } catch {
+            logger.warning("Redis not reachable at start; will retry", metadata: ["error": "\(error)"])
         }
     }
 

@@ -145,7 +145,11 @@ private final class ConnectionSlot: @unchecked Sendable {
             return .success(try body(connection))
         } catch {
             switch error.kind {
-            case .connectionLost, .timeout, .protocol:
+            case .server where !error.message.hasPrefix("READONLY"):
+                break
+            case .connectionLost, .timeout, .protocol, .server:
+                // (`-READONLY`: the primary this connection reached was demoted by a failover;
+                // the next command reconnects, through the sentinels when configured so.)
                 if self.connection != nil {
                     self.connection = nil
                     connected.withLock { $0 = false }
@@ -182,7 +186,7 @@ private final class ConnectionSlot: @unchecked Sendable {
             nextAttempt = nil
             if everConnected {
                 statistics.withLock { $0.reconnects += 1 }
-                logger.info("Redis reconnected", metadata: ["redis": "\(configuration)"])
+                logger.info("Redis reconnected", metadata: ["redis": "\(configuration)", "server": "\(made.server)"])
             }
             everConnected = true
             return made

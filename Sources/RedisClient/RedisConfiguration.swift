@@ -1,12 +1,46 @@
 /// Where and how to connect to Redis.
 ///
-/// Built from a URL: `redis://[[user]:password@]host[:port][/db]`, `unix:///path/to/redis.sock[?db=N]`
-/// or a bare absolute socket path. Percent-escapes in the user and password are decoded.
+/// Built from a URL: `redis://[[user]:password@]host[:port][/db]`, `unix:///path/to/redis.sock[?db=N]`,
+/// a bare absolute socket path, or for a primary behind Sentinel
+/// `redis-sentinel://[[user]:password@]host1[:26379],host2[:26379],…/master-name[/db]` (the
+/// user and password are the data nodes'; `?sentinel_password=…&sentinel_username=…` are the
+/// sentinels' own, when they ask for one). Percent-escapes in users and passwords are decoded.
 public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// The server address.
     public enum Endpoint: Sendable, Equatable {
         case tcp(host: String, port: Int)
         case unix(path: String)
+        /// Whichever server the sentinels name as the primary of a master name, asked at every
+        /// connect (so a failover is followed by reconnecting), and checked with `ROLE`.
+        case sentinel(Sentinels)
+    }
+
+    /// The sentinels that watch one primary, and how to talk to them.
+    public struct Sentinels: Sendable, Equatable {
+        /// Sentinel addresses, asked in order until one names the primary.
+        public var addresses: [Address]
+        /// The master name the sentinels know the primary by (`sentinel monitor <name> …`).
+        public var master: String
+        /// Credentials of the sentinels themselves (not of the data nodes), when they require them.
+        public var username: String?
+        public var password: String?
+
+        public struct Address: Sendable, Equatable, CustomStringConvertible {
+            public var host: String
+            public var port: Int
+            public init(host: String, port: Int) {
+                self.host = host
+                self.port = port
+            }
+            public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+        }
+
+        public init(addresses: [Address], master: String, username: String? = nil, password: String? = nil) {
+            self.addresses = addresses
+            self.master = master
+            self.username = username
+            self.password = password
+        }
     }
 
     public var endpoint: Endpoint
@@ -51,7 +85,7 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             return
         }
         guard let schemeEnd = url.range(of: "://") else {
-            throw invalid("expected redis://host:port[/db] or unix:///path")
+            throw invalid("expected redis://host:port[/db], redis-sentinel://host:port,…/master or unix:///path")
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(url[schemeEnd.upperBound...])
@@ -82,7 +116,47 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             guard let value = Int(db), value >= 0 else { throw invalid("db '\(db)' is not a database index") }
             database = value
         }
+        /// `host[:port]` (IPv6 in brackets), the port defaulting to `defaultPort`.
+        func hostAndPort(_ text: Substring, defaultPort: Int) throws(RedisError) -> (String, Int) {
+            var host = String(text)
+            var port = defaultPort
+            if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+                host = String(text[text.index(after: text.startIndex)..<close])
+                let after = text[text.index(after: close)...]
+                if after.hasPrefix(":") {
+                    guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw invalid("port '\(after.dropFirst())' is not 1–65535") }
+                    port = p
+                }
+            } else if let colon = text.lastIndex(of: ":") {
+                host = String(text[..<colon])
+                let portText = text[text.index(after: colon)...]
+                guard let p = Int(portText), (1...65535).contains(p) else { throw invalid("port '\(portText)' is not 1–65535") }
+                port = p
+            }
+            return (host, port)
+        }
         switch scheme {
+        case "redis-sentinel", "redis+sentinel":
+            guard let slash = rest.firstIndex(of: "/") else { throw invalid("expected redis-sentinel://host:port[,host:port…]/master-name") }
+            let hosts = rest[..<slash].split(separator: ",", omittingEmptySubsequences: false)
+            var addresses: [Sentinels.Address] = []
+            for item in hosts {
+                guard !item.isEmpty else { throw invalid("empty sentinel address in '\(rest[..<slash])'") }
+                let (host, port) = try hostAndPort(item, defaultPort: 26379)
+                guard !host.isEmpty else { throw invalid("sentinel address '\(item)' has no host") }
+                addresses.append(.init(host: host, port: port))
+            }
+            let path = rest[rest.index(after: slash)...].split(separator: "/", omittingEmptySubsequences: false)
+            guard let name = path.first, !name.isEmpty else { throw invalid("no master name after the sentinel addresses (…/mymaster)") }
+            if path.count > 1, !path[1].isEmpty {
+                guard let value = Int(path[1]), value >= 0 else { throw invalid("database '\(path[1])' is not a number") }
+                database = value
+            }
+            guard path.count <= 2 else { throw invalid("expected …/master-name[/db], got '/\(path.joined(separator: "/"))'") }
+            let sentinels = Sentinels(addresses: addresses, master: Self.percentDecoded(String(name)),
+                                      username: query["sentinel_username"].map(Self.percentDecoded),
+                                      password: query["sentinel_password"].map(Self.percentDecoded))
+            self.init(endpoint: .sentinel(sentinels), username: username, password: password, database: database)
         case "redis":
             var hostPort = rest
             if let slash = rest.firstIndex(of: "/") {
@@ -93,28 +167,14 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
                     database = value
                 }
             }
-            var host = String(hostPort)
-            var port = 6379
-            if hostPort.hasPrefix("[") , let close = hostPort.firstIndex(of: "]") {
-                host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
-                let after = hostPort[hostPort.index(after: close)...]
-                if after.hasPrefix(":") {
-                    guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw invalid("port '\(after.dropFirst())' is not 1–65535") }
-                    port = p
-                }
-            } else if let colon = hostPort.lastIndex(of: ":") {
-                host = String(hostPort[..<colon])
-                let portText = hostPort[hostPort.index(after: colon)...]
-                guard let p = Int(portText), (1...65535).contains(p) else { throw invalid("port '\(portText)' is not 1–65535") }
-                port = p
-            }
+            var (host, port) = try hostAndPort(hostPort, defaultPort: 6379)
             if host.isEmpty { host = "127.0.0.1" }
             self.init(endpoint: .tcp(host: host, port: port), username: username, password: password, database: database)
         case "unix", "redis+unix":
             guard rest.hasPrefix("/") else { throw invalid("unix socket path must be absolute") }
             self.init(endpoint: .unix(path: String(rest)), username: username, password: password, database: database)
-        case "rediss":
-            throw invalid("TLS (rediss://) is not supported by this build; use a TLS-terminating proxy or a unix socket")
+        case "rediss", "rediss-sentinel":
+            throw invalid("TLS (\(scheme)://) is not supported by this build; use a TLS-terminating proxy or a unix socket")
         default:
             throw invalid("unknown scheme '\(scheme)'")
         }
@@ -132,12 +192,21 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             return "redis://\(auth)\(h):\(port)/\(database)"
         case .unix(let path):
             return "unix://\(auth)\(path)?db=\(database)"
+        case .sentinel(let sentinels):
+            return "redis-sentinel://\(auth)\(sentinels.addresses.map(\.description).joined(separator: ","))/\(sentinels.master)/\(database)"
         }
     }
 
-    /// Masks the password part of a URL the user typed, for error messages and logs.
+    /// Masks the passwords of a URL the user typed (the user info's, and a `sentinel_password`
+    /// in the query), for error messages and logs.
     public static func masked(_ url: String) -> String {
-        guard let schemeEnd = url.range(of: "://"), let at = url[schemeEnd.upperBound...].lastIndex(of: "@") else { return url }
+        var url = url
+        if let key = url.range(of: "sentinel_password=") {
+            let end = url[key.upperBound...].firstIndex(of: "&") ?? url.endIndex
+            url.replaceSubrange(key.upperBound..<end, with: "***")
+        }
+        let query = url.firstIndex(of: "?") ?? url.endIndex
+        guard let schemeEnd = url.range(of: "://"), let at = url[schemeEnd.upperBound..<query].lastIndex(of: "@") else { return url }
         let userinfo = url[schemeEnd.upperBound..<at]
         if let colon = userinfo.firstIndex(of: ":") {
             return String(url[..<colon]) + ":***" + String(url[at...])

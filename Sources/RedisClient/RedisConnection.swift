@@ -14,21 +14,33 @@ public final class RedisConnection {
     private var argv: UnsafeMutablePointer<UnsafePointer<CChar>?>
     private var argvCapacity: Int
 
-    /// Connects, sets the command timeout, authenticates and selects the database.
+    /// The server this connection reached (for a Sentinel endpoint, the primary the sentinels
+    /// named), for logs.
+    public let server: String
+
+    /// Connects, sets the command timeout, authenticates and selects the database. For a
+    /// Sentinel endpoint the sentinels are asked for the primary first, and the server is
+    /// checked with `ROLE` to be one (a replica is refused: writes must never go to one).
     public init(configuration: RedisConfiguration) throws(RedisError) {
         let connectTimeout = timeval(configuration.connectTimeout)
         let made: UnsafeMutablePointer<redisContext>?
+        var target = configuration.description
         switch configuration.endpoint {
         case .tcp(let host, let port):
             made = redisConnectWithTimeout(host, Int32(port), connectTimeout)
         case .unix(let path):
             made = redisConnectUnixWithTimeout(path, connectTimeout)
+        case .sentinel(let sentinels):
+            let primary = try Self.primary(of: sentinels, timeout: configuration.connectTimeout)
+            target = "\(primary), primary of '\(sentinels.master)'"
+            made = redisConnectWithTimeout(primary.host, Int32(primary.port), connectTimeout)
         }
+        server = target
         guard let made else {
-            throw RedisError(kind: .connectionFailed, message: "cannot allocate a hiredis context for \(configuration)")
+            throw RedisError(kind: .connectionFailed, message: "cannot allocate a hiredis context for \(target)")
         }
         if made.pointee.err != 0 {
-            let error = Self.contextError(made, connecting: true, target: configuration.description)
+            let error = Self.contextError(made, connecting: true, target: target)
             redisFree(made)
             throw error
         }
@@ -55,6 +67,47 @@ public final class RedisConnection {
                 throw RedisError(kind: .invalidConfiguration, message: "SELECT \(configuration.database) on \(configuration): \(message)")
             }
         }
+        if case .sentinel = configuration.endpoint {
+            // The sentinels' view can lag a failover by a moment: a server that is not (or no
+            // longer) the primary is refused, and the caller's back-off asks again.
+            let reply = try send(RedisArguments(["ROLE"]))
+            if case .array(let fields) = reply, let role = fields.first?.string, role != "master" {
+                throw RedisError(kind: .connectionFailed, message: "\(target) is a \(role == "slave" ? "replica" : role), not the primary (a failover in progress?); asking the sentinels again")
+            }
+        }
+    }
+
+    /// Asks the sentinels, in order, for the primary of `sentinels.master`: the first address one
+    /// names. A master name that every reachable sentinel says it does not know is a
+    /// configuration error; no sentinel reachable is a connection failure (retried).
+    static func primary(of sentinels: RedisConfiguration.Sentinels, timeout: Duration) throws(RedisError) -> RedisConfiguration.Sentinels.Address {
+        var failures: [String] = []
+        var unknownTo: [String] = []
+        for address in sentinels.addresses {
+            let sentinel = RedisConfiguration(endpoint: .tcp(host: address.host, port: address.port), username: sentinels.username, password: sentinels.password,
+                                              connectTimeout: timeout, commandTimeout: timeout)
+            do {
+                let connection = try RedisConnection(configuration: sentinel)
+                switch try connection.send(RedisArguments(["SENTINEL", "get-master-addr-by-name", sentinels.master])) {
+                case .array(let fields) where fields.count == 2:
+                    guard let host = fields[0].string, let port = fields[1].string.flatMap({ Int($0) }) else { fallthrough }
+                    return .init(host: host, port: port)
+                case .null, .array:
+                    unknownTo.append(address.description)
+                case .error(let message):
+                    failures.append("\(address): \(message)")
+                case let other:
+                    failures.append("\(address): unexpected reply \(other)")
+                }
+            } catch {
+                failures.append("\(address): \(error.message)")
+            }
+        }
+        if failures.isEmpty, !unknownTo.isEmpty {
+            throw RedisError(kind: .invalidConfiguration, message: "no sentinel knows a master named '\(sentinels.master)' (asked \(unknownTo.joined(separator: ", "))); check the name after the last '/' of the Redis URL against `sentinel monitor` in the sentinels' configuration")
+        }
+        let unknown = unknownTo.isEmpty ? "" : "; '\(sentinels.master)' unknown to \(unknownTo.joined(separator: ", "))"
+        throw RedisError(kind: .connectionFailed, message: "no sentinel named a primary for '\(sentinels.master)': \(failures.joined(separator: "; "))\(unknown)")
     }
 
     deinit {

@@ -27,6 +27,9 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         /// `MULTI` was refused but commands queued after it ran one by one: their effects are
         /// in Redis, just not atomically. Retrying would apply them again.
         case notAtomic
+        /// Fewer replicas than required acknowledged a write within the time allowed (`WAIT`):
+        /// it is on the primary, but a failover now could lose it.
+        case replicaAcknowledgement
     }
 
     /// The category of the failure.
@@ -53,7 +56,10 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     public var isTransient: Bool {
         switch kind {
         case .connectionFailed, .connectionLost, .timeout: return true
-        case .server: return message.hasPrefix("LOADING") || message.hasPrefix("BUSY ") || message.hasPrefix("TRYAGAIN")
+        case .server:
+            // READONLY: a failover demoted the server; the client reconnects to the new primary.
+            return message.hasPrefix("LOADING") || message.hasPrefix("BUSY ") || message.hasPrefix("TRYAGAIN") || message.hasPrefix("READONLY")
+        case .replicaAcknowledgement: return true
         default: return false
         }
     }
@@ -77,6 +83,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         case .invalidConfiguration: return "fix the Redis URL or option named in the message"
         case .closed: return "the client was closed; create a new one"
         case .notAtomic: return "allow MULTI and EXEC for this Redis user (ACL); do not retry what already ran"
+        case .replicaAcknowledgement: return "check the replicas (INFO replication: connected_slaves, lag); the write is retried"
         }
     }
 

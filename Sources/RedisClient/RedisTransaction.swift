@@ -3,6 +3,8 @@
 public struct RedisTransactionResult<Value: Sendable>: Sendable {
     public var replies: [RedisReply]
     public var value: Value
+    /// The reply of the command sent right after `EXEC` (`after:`), e.g. `WAIT`'s replica count.
+    public var afterReply: RedisReply? = nil
 }
 
 extension RedisClient {
@@ -18,14 +20,19 @@ extension RedisClient {
     /// Redis refuses `MULTI` itself, the commands it did not refuse as well ran without a
     /// transaction: that throws `.notAtomic` (retrying would apply them twice).
     /// A lost connection throws `.connectionLost`; whether `EXEC` ran is then unknown.
+    ///
+    /// `after` is sent in the same write right after `EXEC`, on the same connection (so `WAIT`
+    /// counts the replicas that have this transaction, never a reconnected connection's
+    /// nothing); its reply is `afterReply`.
     public func transaction<Value: Sendable>(
         watching keys: [String],
         reads: RedisPipeline,
+        after: RedisArguments? = nil,
         prepare: @escaping @Sendable ([RedisReply]) throws(RedisError) -> (commands: [RedisArguments], value: Value)
     ) async throws(RedisError) -> RedisTransactionResult<Value>? {
         let readCommands = reads.commands
         return try await perform { connection throws(RedisError) in
-            try connection.transaction(watching: keys, reads: readCommands, prepare: prepare)
+            try connection.transaction(watching: keys, reads: readCommands, after: after, prepare: prepare)
         }
     }
 }
@@ -35,6 +42,7 @@ extension RedisConnection {
     func transaction<Value>(
         watching keys: [String],
         reads: [RedisArguments],
+        after: RedisArguments? = nil,
         prepare: ([RedisReply]) throws(RedisError) -> (commands: [RedisArguments], value: Value)
     ) throws(RedisError) -> RedisTransactionResult<Value>? {
         let watching = !keys.isEmpty
@@ -63,6 +71,7 @@ extension RedisConnection {
         try append(RedisArguments("MULTI"))
         for command in prepared.commands { try append(command) }
         try append(RedisArguments("EXEC"))
+        if let after { try append(after) }
         // MULTI's +OK, then +QUEUED per command (an error here makes EXEC fail with EXECABORT).
         var queueingError: (String, String)?
         var ranOutsideTransaction = 0
@@ -75,6 +84,7 @@ extension RedisConnection {
             }
         }
         let execReply = try readReply()
+        let afterReply = after == nil ? nil : try readReply()
         if let (message, command) = queueingError, command == "MULTI" {
             // MULTI refused: EXEC fails without releasing the watch, so release it. Whatever
             // commands Redis did not refuse as well ran one by one, outside any transaction.
@@ -88,7 +98,7 @@ extension RedisConnection {
         case .null:
             return nil
         case .array(let results):
-            return RedisTransactionResult(replies: results, value: prepared.value)
+            return RedisTransactionResult(replies: results, value: prepared.value, afterReply: afterReply)
         case .error(let message):
             let (cause, command) = queueingError ?? (message, "EXEC")
             throw RedisError(kind: .server, message: cause, command: command)

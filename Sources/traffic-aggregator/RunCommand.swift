@@ -38,6 +38,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-batch-bytes"), help: "Bytes of messages and detections one batch may hold; a larger batch is cut and the rest follows (env MAX_BATCH_BYTES).") var maxBatchBytes: Int?
     @Option(name: .customLong("max-frame-bytes"), help: "Frame images larger than this (decoded) are dropped from their result (env MAX_FRAME_BYTES).") var maxFrameBytes: Int?
     @Option(name: .customLong("max-clock-skew"), help: "Seconds a timestamp may be ahead of this clock before the message is dead-lettered; 0 disables the check (env MAX_CLOCK_SKEW).") var maxClockSkew: Int?
+    @Option(name: .customLong("min-replica-acks"), help: "Replicas that must have a batch (WAIT after EXEC) before its offsets are stored; 0: do not wait (env MIN_REPLICA_ACKS).") var minReplicaAcks: Int?
+    @Option(name: .customLong("replica-ack-timeout-ms"), help: "How long a batch's WAIT may take before the write is retried (env REPLICA_ACK_TIMEOUT_MS).") var replicaAckTimeoutMs: Int?
     @Option(name: .customLong("stall-threshold"), help: "Seconds a partition may have messages waiting without progress before /healthz says not ready (env STALL_THRESHOLD).") var stallThreshold: Int?
     @Option(name: .customLong("embedded-partitions"), help: "Partitions of the input topic on the embedded broker.") var embeddedPartitions = 16
     @Option(name: .customLong("bootstrap-file"), help: "Write the embedded broker's address to this file.") var bootstrapFile: String?
@@ -55,6 +57,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         if let maxClockSkew, !(0...315_360_000).contains(maxClockSkew) { throw ValidationError("--max-clock-skew must be from 0 (off) to 315360000 (ten years) seconds, got \(maxClockSkew)") }
         if let maxMessageBytes, !(1...900_000_000).contains(maxMessageBytes) { throw ValidationError("--max-message-bytes must be from 1 to 900000000, got \(maxMessageBytes)") }
+        if let acks = try setting(minReplicaAcks, env: "MIN_REPLICA_ACKS"), !(0...100).contains(acks) { throw ValidationError("--min-replica-acks must be from 0 (do not wait) to 100, got \(acks)") }
+        if let timeout = try setting(replicaAckTimeoutMs, env: "REPLICA_ACK_TIMEOUT_MS"), timeout <= 0 { throw ValidationError("--replica-ack-timeout-ms must be positive, got \(timeout)") }
     }
 
     func run() async throws {
@@ -83,6 +87,8 @@ struct RunCommand: AsyncParsableCommand {
         if let stall = try setting(stallThreshold, env: "STALL_THRESHOLD") { config.stallThreshold = .seconds(stall) }
         config.embeddedPartitions = embeddedPartitions
         config.metricsPort = try setting(metricsPort, env: "METRICS_PORT") ?? config.metricsPort
+        config.minimumReplicaAcks = try setting(minReplicaAcks, env: "MIN_REPLICA_ACKS") ?? config.minimumReplicaAcks
+        if let timeout = try setting(replicaAckTimeoutMs, env: "REPLICA_ACK_TIMEOUT_MS") { config.replicaAckTimeout = .milliseconds(timeout) }
 
         var embedded: EmbeddedKafka?
         let bootstrap: String

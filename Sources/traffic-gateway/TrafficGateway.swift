@@ -86,6 +86,13 @@ struct RunGateway: AsyncParsableCommand {
             idle=\(config.idleTimeout) auth=\(auth) origins=\(origins.isEmpty ? "any" : origins.joined(separator: ","))
             """)
         let gateway = try GatewayService(configuration: config, logger: logger)
+        do {
+            try await gateway.checkRedis()
+        } catch {
+            logger.critical("Redis cannot be used: \(error)")
+            await gateway.stop()
+            throw ExitCode(2)
+        }
         logger.notice("dashboard on http://\(config.host ?? "0.0.0.0"):\(config.port)/ , WebSocket /ws, API /api/cameras, /healthz, /metrics")
         try await runGracefully(name: "gateway", logger: logger, onShutdown: {
             logger.notice("shutting down: draining (no new connections, clients told to reconnect elsewhere)")

@@ -1,0 +1,127 @@
+import Foundation
+public import RedisClient
+import OwnThread
+import Synchronization
+
+/// A Redis primary, its replicas and three sentinels on loopback, for failover tests: real
+/// `redis-server` processes (`redis-server <conf> --sentinel` for the sentinels) on free ports,
+/// with short failure detection (`down-after-milliseconds`) so a failover takes seconds.
+public final class SentinelCluster: Sendable {
+    /// The master name the sentinels monitor.
+    public let master: String
+    public let primary: RedisServer
+    public let replicas: [RedisServer]
+    public let sentinelPorts: [Int]
+    private let sentinels: [ChildProcess]
+    private let directory: URL
+
+    /// Starts a primary with `replicas` replicas (append-only when `appendOnly`), waits until
+    /// they are in sync, then starts three sentinels and waits until each names the primary.
+    public init(replicas count: Int = 1, master: String = "mymaster", downAfter: Duration = .milliseconds(1000), appendOnly: Bool = true) async throws {
+        self.master = master
+        let persistence = appendOnly ? ["--appendonly", "yes", "--appendfsync", "everysec"] : []
+        primary = try await RedisServer(extraArguments: persistence)
+        var made: [RedisServer] = []
+        for _ in 0..<count {
+            made.append(try await RedisServer(extraArguments: persistence + ["--replicaof", "127.0.0.1", String(primary.port)]))
+        }
+        replicas = made
+        let primaryPort = primary.port
+        try await waitUntil("\(count) replica(s) in sync with the primary", timeout: .seconds(30)) {
+            let info = try? await Self.ask(port: primaryPort, ["INFO", "replication"])
+            return info?.string?.contains("connected_slaves:\(count)") == true
+                && (0..<count).allSatisfy { info?.string?.contains("slave\($0):ip=127.0.0.1") == true && info?.string?.contains("state=online") == true }
+        }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sentinels-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var ports: [Int] = []
+        var processes: [ChildProcess] = []
+        let milliseconds = Int(downAfter.components.seconds) * 1000 + Int(downAfter.components.attoseconds / 1_000_000_000_000_000)
+        for index in 0..<3 {
+            let port = try FreePort.find()
+            let conf = directory.appendingPathComponent("sentinel-\(index).conf")
+            let text = """
+            port \(port)
+            bind 127.0.0.1
+            daemonize no
+            protected-mode no
+            dir \(directory.path)
+            logfile \(directory.appendingPathComponent("sentinel-\(index).log").path)
+            sentinel monitor \(master) 127.0.0.1 \(primaryPort) 2
+            sentinel down-after-milliseconds \(master) \(milliseconds)
+            sentinel failover-timeout \(master) 10000
+            sentinel parallel-syncs \(master) 1
+            """
+            try text.write(to: conf, atomically: true, encoding: .utf8)
+            processes.append(try ChildProcess("/usr/bin/redis-server", [conf.path, "--sentinel"]))
+            ports.append(port)
+        }
+        sentinels = processes
+        sentinelPorts = ports
+        for port in ports {
+            try await waitUntil("sentinel on \(port) names the primary", timeout: .seconds(30)) {
+                (try? await Self.primary(askingSentinelOn: port, master: master)) == primaryPort
+            }
+        }
+        // Every sentinel has found the others (a failover needs a majority to agree).
+        for port in ports {
+            try await waitUntil("sentinel on \(port) knows the other two", timeout: .seconds(30)) {
+                let reply = try? await Self.ask(port: port, ["SENTINEL", "sentinels", master])
+                if case .array(let others)? = reply { return others.count == 2 }
+                return false
+            }
+        }
+    }
+
+    deinit {
+        for sentinel in sentinels { sentinel.terminate(grace: .seconds(1)) }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// `redis-sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/<master>`.
+    public var url: String {
+        "redis-sentinel://" + sentinelPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",") + "/\(master)"
+    }
+
+    /// A client configuration for `url` with the tests' quick reconnects.
+    public var configuration: RedisConfiguration {
+        var config = try! RedisConfiguration(url: url)
+        config.connectTimeout = .seconds(1)
+        config.commandTimeout = .seconds(5)
+        config.reconnect = .init(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(300))
+        return config
+    }
+
+    /// Waits until the sentinels name a primary other than `old` (a failover happened), and
+    /// that server says it is a master; returns its port.
+    public func waitForFailover(from old: Int, timeout: Duration = .seconds(60)) async throws -> Int {
+        var promoted = 0
+        try await waitUntil("the sentinels promote a replica of \(old)", timeout: timeout, every: .milliseconds(50)) {
+            for port in sentinelPorts {
+                if let named = try? await Self.primary(askingSentinelOn: port, master: master), named != old,
+                   case .array(let role)? = try? await Self.ask(port: named, ["ROLE"]), role.first?.string == "master" {
+                    promoted = named
+                    return true
+                }
+            }
+            return false
+        }
+        return promoted
+    }
+
+    /// The port a sentinel names as the primary of `master`.
+    static func primary(askingSentinelOn port: Int, master: String) async throws -> Int? {
+        guard case .array(let fields) = try await ask(port: port, ["SENTINEL", "get-master-addr-by-name", master]), fields.count == 2 else { return nil }
+        return fields[1].string.flatMap { Int($0) }
+    }
+
+    /// One command on a fresh connection, off the cooperative pool.
+    public static func ask(port: Int, _ command: [String]) async throws -> RedisReply {
+        try await onOwnThread { () throws(RedisError) -> RedisReply in
+            var config = RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port))
+            config.connectTimeout = .seconds(1)
+            config.commandTimeout = .seconds(2)
+            return try RedisConnection(configuration: config).send(RedisArguments(command))
+        }
+    }
+}

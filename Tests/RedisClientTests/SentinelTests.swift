@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import RedisClient
+
+/// Redis behind Sentinel (issue 14): the URL form, discovery of the primary, following a
+/// failover without a restart, and clear errors — against real redis-server and sentinel
+/// processes.
+@Suite struct SentinelTests {
+    @Test func theSentinelURLNamesSentinelsMasterDatabaseAndCredentials() throws {
+        let config = try RedisConfiguration(url: "redis-sentinel://app:s%40cret@10.0.0.1:26379,10.0.0.2,[::1]:26380/mymaster/2?sentinel_password=watch")
+        guard case .sentinel(let sentinels) = config.endpoint else { Issue.record("not a sentinel endpoint: \(config)"); return }
+        #expect(sentinels.addresses == [.init(host: "10.0.0.1", port: 26379), .init(host: "10.0.0.2", port: 26379), .init(host: "::1", port: 26380)])
+        #expect(sentinels.master == "mymaster" && sentinels.password == "watch" && sentinels.username == nil)
+        #expect(config.username == "app" && config.password == "s@cret" && config.database == 2)
+        #expect(config.description == "redis-sentinel://app:***@10.0.0.1:26379,10.0.0.2:26379,[::1]:26380/mymaster/2")
+        #expect(RedisConfiguration.masked("redis-sentinel://a:pw@h:1/m?sentinel_password=watch&x=1") == "redis-sentinel://a:***@h:1/m?sentinel_password=***&x=1")
+
+        for (url, why) in [("redis-sentinel://h1:26379,h2:26379", "master-name"), ("redis-sentinel://h1,,h2/m", "empty sentinel address"),
+                           ("redis-sentinel://h1:99999/m", "not 1–65535"), ("redis-sentinel://h1/", "no master name"),
+                           ("redis-sentinel://h1/m/x", "not a number"), ("rediss-sentinel://h1/m", "not supported")] {
+            #expect(throws: RedisError.self, "\(url)") { try RedisConfiguration(url: url) }
+            do { _ = try RedisConfiguration(url: url) } catch {
+                #expect(error.kind == .invalidConfiguration && error.message.contains(why), "\(url): \(error.message)")
+            }
+        }
+    }
+
+    @Test func noSentinelReachableAndAnUnknownMasterAreClearErrors() async throws {
+        let closed = try [FreePort.find(), FreePort.find()]
+        var nobody = try RedisConfiguration(url: "redis-sentinel://127.0.0.1:\(closed[0]),127.0.0.1:\(closed[1])/mymaster")
+        nobody.connectTimeout = .milliseconds(500)
+        do {
+            _ = try RedisConnection(configuration: nobody)
+            Issue.record("connected through sentinels that do not exist")
+        } catch {
+            #expect(error.kind == .connectionFailed && error.isTransient)
+            #expect(error.message.contains("no sentinel named a primary for 'mymaster'") && error.message.contains("127.0.0.1:\(closed[0])") && error.message.contains("127.0.0.1:\(closed[1])"), "\(error)")
+        }
+
+        let cluster = try await SentinelCluster(replicas: 0, appendOnly: false)
+        var unknown = cluster.configuration
+        guard case .sentinel(var sentinels) = unknown.endpoint else { return }
+        sentinels.master = "nosuchmaster"
+        unknown.endpoint = .sentinel(sentinels)
+        do {
+            _ = try RedisConnection(configuration: unknown)
+            Issue.record("connected to a master the sentinels do not know")
+        } catch {
+            #expect(error.kind == .invalidConfiguration && !error.isTransient)
+            #expect(error.message.contains("no sentinel knows a master named 'nosuchmaster'"), "\(error)")
+        }
+        let known = try RedisConnection(configuration: cluster.configuration)
+        #expect(known.server.contains("127.0.0.1:\(cluster.primary.port)"), "\(known.server)")
+    }
+
+    @Test func aClientFollowsAFailoverToThePromotedReplicaWithoutARestart() async throws {
+        let cluster = try await SentinelCluster()
+        let client = RedisClient(configuration: cluster.configuration, label: "sentinel-test")
+        let key = uniqueName("k")
+        _ = try await client.send(.set(key, Array("before".utf8)))
+        #expect(try await client.send(.raw(["WAIT", "1", "5000"])) == .integer(1), "the replica has it")
+        let old = cluster.primary.port
+        cluster.primary.kill()
+
+        // Writes fail while there is no primary, then land on the promoted replica.
+        try await waitUntil("a write succeeds after the failover", timeout: .seconds(60), every: .milliseconds(100)) {
+            (try? await client.send(.set(key + ":after", Array("after".utf8)))) != nil
+        }
+        let promoted = try await cluster.waitForFailover(from: old)
+        #expect(promoted == cluster.replicas[0].port)
+        #expect(try await SentinelCluster.ask(port: promoted, ["GET", key]).string == "before", "acknowledged by the replica before the failover: kept")
+        #expect(try await SentinelCluster.ask(port: promoted, ["GET", key + ":after"]).string == "after", "written to the new primary")
+        #expect(client.statistics.reconnects >= 1)
+        await client.close()
+    }
+
+    @Test func aDemotedPrimaryIsLeftOnItsFirstReadOnlyReplyAndTheSubscriberFollows() async throws {
+        let cluster = try await SentinelCluster()
+        let client = RedisClient(configuration: cluster.configuration, label: "sentinel-test")
+        let channel = uniqueName("ch")
+        let (subscriber, events) = RedisSubscriber.makeStream(configuration: cluster.configuration)
+        try await subscriber.subscribe([channel])
+        _ = try await client.send(.set(uniqueName("warm"), Array("x".utf8)))
+
+        // A manual failover: the old primary lives on as a replica, so the open connection to
+        // it is not lost; the first write there answers READONLY, and the client moves.
+        let old = cluster.primary.port
+        _ = try await SentinelCluster.ask(port: cluster.sentinelPorts[0], ["SENTINEL", "failover", cluster.master])
+        let promoted = try await cluster.waitForFailover(from: old)
+        try await waitUntil("the old primary is a replica now", timeout: .seconds(30)) {
+            guard case .array(let role)? = try? await SentinelCluster.ask(port: old, ["ROLE"]) else { return false }
+            return role.first?.string == "slave"
+        }
+        var readOnlySeen = false
+        let key = uniqueName("moved")
+        try await waitUntil("a write reaches the new primary", timeout: .seconds(30), every: .milliseconds(50)) {
+            do {
+                _ = try await client.send(.set(key, Array("v".utf8)))
+                return true
+            } catch let error as RedisError {
+                if error.message.hasPrefix("READONLY") {
+                    readOnlySeen = true
+                    #expect(error.isTransient)
+                }
+                return false
+            }
+        }
+        #expect(try await SentinelCluster.ask(port: promoted, ["GET", key]).string == "v")
+        _ = readOnlySeen // (seen or not depends on whether the sentinels closed the old connections first)
+
+        // The subscriber still gets what is published on the new primary (its connection either
+        // moved, or stayed on the old primary, which replicates every PUBLISH).
+        try await waitUntil("a message published on the new primary arrives", timeout: .seconds(30), every: .milliseconds(100)) {
+            _ = try? await SentinelCluster.ask(port: promoted, ["PUBLISH", channel, "hello"])
+            return true
+        }
+        let received = try await collect(events, "the message on the new primary", timeout: .seconds(30)) { seen in
+            seen.contains { if case .message(let m) = $0 { m.payload == Array("hello".utf8) } else { false } }
+        }
+        #expect(received.contains { if case .message(let m) = $0 { m.channel == channel } else { false } })
+        await subscriber.close()
+        await client.close()
+    }
+}
