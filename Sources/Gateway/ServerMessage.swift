@@ -105,7 +105,7 @@ public enum ServerMessage: Sendable, Equatable {
 public enum ResultFrame {
     /// The message's bytes (tests and tools).
     public static func encoded(_ result: LiveResult) -> [UInt8] {
-        Array(frame(result).payload)
+        frame(result).withPayload { Array($0) }
     }
 
     /// Several results in one frame for a batching client:

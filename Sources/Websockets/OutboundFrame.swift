@@ -55,6 +55,8 @@ public final class OutboundFrame: @unchecked Sendable {
     /// Header and payload, as written to the socket.
     var wire: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: headerCount + count) }
 
-    /// The payload.
-    public var payload: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage + headerCount, count: count) }
+    /// Lends the payload (the frame stays alive meanwhile).
+    public func withPayload<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try withExtendedLifetime(self) { () throws(E) -> R in try body(UnsafeRawBufferPointer(start: storage + headerCount, count: count)) }
+    }
 }

@@ -223,11 +223,15 @@ final class ProtocolTable: @unchecked Sendable {
     /// default). Clients send small control frames; larger messages arrive in several chunks
     /// and are reassembled by the server, so 1 KiB costs nothing but a few more callbacks.
     static let rxBufferSize = 1024
+    /// The most lws sends in one go (its own writes: HTTP responses, the rest of a frame cut
+    /// short). Left at 0 it would follow `rxBufferSize`, and a 256 KiB snapshot's rest would
+    /// trickle out a kilobyte per loop round. Not allocated per connection.
+    static let txPacketSize = 256 * 1024
 
     init(name: String, callback: LWSCallback, rxBufferSize: Int = ProtocolTable.rxBufferSize) {
         self.name = strdup(name)!
         protocols = .allocate(capacity: 2)
-        protocols[0] = lws_protocols(name: UnsafePointer(self.name), callback: callback, per_session_data_size: 0, rx_buffer_size: rxBufferSize, id: 0, user: nil, tx_packet_size: 0)
+        protocols[0] = lws_protocols(name: UnsafePointer(self.name), callback: callback, per_session_data_size: 0, rx_buffer_size: rxBufferSize, id: 0, user: nil, tx_packet_size: Self.txPacketSize)
         protocols[1] = lws_protocols()
         policy = .allocate(capacity: 1)
         policy.initialize(to: lws_retry_bo_t())

@@ -59,6 +59,7 @@ public final class WebServer: Sendable {
     /// Asks for one `flushing()` call before the writes of the current callback or drain (the
     /// delegate has something to turn into frames at the last moment). From the delegate actor.
     public func requestFlushCallback() {
+        assert(core.loop.isIsolatingCurrentContext() == true, "WebServer.requestFlushCallback off the service thread")
         core.requestFlushCallback()
     }
 

@@ -91,7 +91,7 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
     /// recovery) take the queue that far past `maximumQueuedBytes`. Service thread only.
     @discardableResult
     public func send(_ frame: OutboundFrame, to connection: WebSocketID, allowance: Int = 0) -> SendOutcome {
-        guard let c = connections[connection], c.closeRequest == nil else { return .unknownConnection }
+        guard let c = connections[connection], c.closeRequest == nil, !c.failed else { return .unknownConnection }
         guard c.queue.append(frame, allowance: allowance, limit: configuration.maximumQueuedBytes) else {
             requestClose(c, code: 1008, reason: "send queue over \(configuration.maximumQueuedBytes) bytes: client too slow")
             return .overLimit
@@ -145,11 +145,8 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
         dirty.removeAll(keepingCapacity: true)
         for c in batch {
             c.isDirty = false
-            guard connections[c.id] === c, !c.awaitingWritable else { continue }
-            if !writeQueued(c) {
-                // The socket failed: lws drops the connection on its own schedule.
-                lws_set_timeout(c.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC)
-            }
+            guard connections[c.id] === c, !c.awaitingWritable, !c.failed else { continue }
+            if !writeQueued(c) { fail(c) }
         }
     }
 
@@ -172,7 +169,14 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
                 offered += wire.count
                 if vectors.count == 64 || offered >= 256 * 1024 { break }
             }
-            let written = vectors.withUnsafeBufferPointer { writev(c.descriptor, $0.baseAddress, Int32($0.count)) }
+            // sendmsg rather than writev: MSG_NOSIGNAL, so a client that reset its connection
+            // is an EPIPE here even if SIGPIPE's disposition was ever restored.
+            let written = vectors.withUnsafeMutableBufferPointer { iov -> Int in
+                var message = msghdr()
+                message.msg_iov = iov.baseAddress
+                message.msg_iovlen = iov.count
+                return sendmsg(c.descriptor, &message, Int32(MSG_NOSIGNAL))
+            }
             if written < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK {
@@ -190,10 +194,10 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
                     continue
                 }
                 // Cut short: lws takes (and copies) the rest and sends it before anything else.
+                // LWS_WRITE_HTTP is LWS_WRITE_RAW: the bytes as they are, nothing written before
+                // them (lws_issue_raw), so the shared frame is passed as it is.
                 let rest = UnsafeRawBufferPointer(rebasing: wire[remaining...])
-                var buffer = [UInt8](repeating: 0, count: traffic_lws_pre() + rest.count)
-                buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: traffic_lws_pre()).copyMemory(from: rest.baseAddress!, byteCount: rest.count) }
-                let handed = buffer.withUnsafeMutableBufferPointer { lws_write(c.wsi, $0.baseAddress! + traffic_lws_pre(), rest.count, LWS_WRITE_HTTP) } // LWS_WRITE_HTTP is LWS_WRITE_RAW: bytes as they are
+                let handed = lws_write(c.wsi, UnsafeMutablePointer(mutating: rest.baseAddress!.assumingMemoryBound(to: UInt8.self)), rest.count, LWS_WRITE_HTTP)
                 if handed < 0 { return false }
                 c.queue.removeFirst()
                 remaining = 0
@@ -211,6 +215,14 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
         // A close waiting for the queue to drain goes out from the writable callback.
         if c.closeRequest != nil { waitForWritable(c) }
         return true
+    }
+
+    /// The socket failed: nothing more is written (a frame partly on the wire must never be
+    /// started again), and lws drops the connection on its own schedule.
+    private func fail(_ c: Connection) {
+        c.failed = true
+        c.queue.removeAll(keepingCapacity: false)
+        lws_set_timeout(c.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC)
     }
 
     private func waitForWritable(_ c: Connection) {
@@ -287,6 +299,9 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
             }
 
         case LWS_CALLBACK_ESTABLISHED:
+            // Frames are written straight to the socket: a connection that is not the socket's
+            // own (a stream inside HTTP/2) cannot be served that way.
+            guard lws_get_network_wsi(wsi) == wsi else { return -1 }
             let id = nextID
             nextID += 1
             lws_set_opaque_user_data(wsi, UnsafeMutableRawPointer(bitPattern: UInt(id)))
@@ -330,6 +345,7 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
                 lws_close_reason(wsi, lws_close_status(rawValue: UInt32(code)), &bytes, bytes.count)
                 return -1
             }
+            guard !c.failed else { return -1 }
             return writeQueued(c) ? 0 : -1
 
         case LWS_CALLBACK_CLOSED:
@@ -382,6 +398,8 @@ private final class Connection {
     var queue = OutboundQueue()
     /// In the flush list.
     var isDirty = false
+    /// A write to the socket failed: nothing more is written to it.
+    var failed = false
     /// The socket was full (or lws holds part of a frame): writes wait for the writable callback.
     var awaitingWritable = false
     var closeRequest: (UInt16, String)?

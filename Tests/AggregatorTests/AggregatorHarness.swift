@@ -22,20 +22,22 @@ final class AggregatorHarness: Sendable {
     private let running = Mutex<(service: AggregatorService, task: Task<Void, any Error>)?>(nil)
     var service: AggregatorService? { running.withLock { $0?.service } }
 
-    init(partitions: Int = 4, redisArguments: [String] = [], configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
+    /// `sentinels`: the aggregator and the harness's own client use that cluster (through its
+    /// sentinels) instead of the harness's redis-server.
+    init(partitions: Int = 4, redisArguments: [String] = [], sentinels: SentinelCluster? = nil, configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
         redisServer = try await RedisServer(extraArguments: redisArguments)
         topic = uniqueName("results")
         dlqTopic = topic + ".dlq"
         kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: partitions), .init(dlqTopic, partitions: 1)])
         keys = KeySchema(namespace: uniqueName("ns") + ":")
         producer = try KafkaProducer(configuration: kafka.producerConfiguration())
-        redis = try await RedisClient.connect(configuration: redisServer.configuration)
+        redis = try await RedisClient.connect(configuration: sentinels?.configuration ?? redisServer.configuration)
         var config = AggregatorConfiguration()
         config.kafkaBootstrap = kafka.bootstrapServers
         config.topic = topic
         config.deadLetterTopic = dlqTopic
         config.group = uniqueName("group")
-        config.redisURL = redisServer.url
+        config.redisURL = sentinels?.url ?? redisServer.url
         config.keys = keys
         config.kafkaProperties = EmbeddedKafka.recommendedConsumerProperties
         configure(&config)
