@@ -131,3 +131,18 @@ import Simulation
         #expect(survey.historyGaps == 0 || survey.missingResults > 0, "a gap only ever comes from lost results: \(survey)")
     }
 }
+
+/// A master name the sentinels do not know stops the aggregator at start (issue 14).
+@Suite struct AggregatorSentinelStartupTests {
+    @Test func anUnknownMasterEndsTheRunWithTheReason() async throws {
+        let cluster = try await SentinelCluster(replicas: 0, appendOnly: false)
+        let h = try await AggregatorHarness { $0.redisURL = "redis-sentinel://127.0.0.1:\(cluster.sentinelPorts[0])/nosuchmaster" }
+        try h.start()
+        do {
+            try await h.stop()
+            Issue.record("the aggregator ran with a master no sentinel knows")
+        } catch let error as RedisError {
+            #expect(error.kind == .invalidConfiguration && error.message.contains("no sentinel knows a master named 'nosuchmaster'"), "\(error)")
+        }
+    }
+}

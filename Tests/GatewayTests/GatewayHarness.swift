@@ -21,9 +21,11 @@ final class GatewayHarness: Sendable {
     private let planner: WritePlanner
     private let sequence = Mutex(0)
 
-    init(historyLength: Int = 1_000, redisArguments: [String] = [], configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws {
+    /// `sentinels`: the gateway and the publisher use that cluster (through its sentinels)
+    /// instead of the harness's redis-server.
+    init(historyLength: Int = 1_000, redisArguments: [String] = [], sentinels: SentinelCluster? = nil, configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws {
         redisServer = try await RedisServer(extraArguments: redisArguments)
-        redis = try await RedisClient.connect(configuration: redisServer.configuration)
+        redis = try await RedisClient.connect(configuration: sentinels?.configuration ?? redisServer.configuration)
         keys = KeySchema(namespace: uniqueName("gw") + ":")
         self.historyLength = historyLength
         // Results as large as a test makes them: the gateway must cope with what any publisher sends.
@@ -33,7 +35,7 @@ final class GatewayHarness: Sendable {
         for _ in 0..<5 {
             var config = GatewayConfiguration()
             config.port = try FreePort.find()
-            config.redisURL = redisServer.url
+            config.redisURL = sentinels?.url ?? redisServer.url
             config.keys = keys
             config.probeInterval = .milliseconds(200)
             config.drainTimeout = .seconds(3)

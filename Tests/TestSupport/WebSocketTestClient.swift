@@ -86,6 +86,17 @@ public final class WebSocketTestClients: Sendable {
         return found!
     }
 
+    /// Waits until `id` has received a message of one of `types`; returns the first such.
+    @discardableResult
+    public func waitFor(_ id: WebSocketID, timeout: Duration = .seconds(10), anyOf types: Set<String>) async throws -> [String: Any] {
+        var found: [String: Any]?
+        try await waitUntil("connection \(id) receives one of \(types.sorted())", timeout: timeout) {
+            found = objects(id).first { ($0["type"] as? String).map(types.contains) == true }
+            return found != nil
+        }
+        return found!
+    }
+
     /// Waits until `id` is closed by the server; returns its close code and reason.
     public func waitClosed(_ id: WebSocketID, timeout: Duration = .seconds(10)) async throws -> (code: UInt16?, reason: String) {
         try await waitUntil("connection \(id) closes", timeout: timeout) { closeInfo(id) != nil || failure(id) != nil }
