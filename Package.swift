@@ -160,7 +160,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-sim",
             dependencies: [
-                "Simulation",
+                "Simulation", "ServiceCLI",
                 "RedisClient", "KafkaClient", "TrafficModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -192,6 +192,11 @@ let package = Package(
             name: "TestSupport",
             dependencies: ["LocalServices", "RedisClient", "KafkaClient", "Websockets", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DeploymentTests",
+            dependencies: ["Aggregator", "Gateway", "RedisClient", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

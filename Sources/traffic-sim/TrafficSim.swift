@@ -3,6 +3,7 @@ import Foundation
 import KafkaClient
 import Logging
 import RedisClient
+import ServiceCLI
 import TrafficModel
 import Simulation
 
@@ -36,8 +37,7 @@ struct TrafficSim: AsyncParsableCommand {
             handler.logLevel = .warning
             return handler
         }
-        let environment = ProcessInfo.processInfo.environment
-        var bootstrap = kafkaBootstrap ?? environment["KAFKA_BOOTSTRAP"]
+        var bootstrap = setting(kafkaBootstrap, env: "KAFKA_BOOTSTRAP")
         if bootstrap == nil, let bootstrapFile {
             let deadline = ContinuousClock.now + .seconds(60)
             while bootstrap == nil {
@@ -47,12 +47,12 @@ struct TrafficSim: AsyncParsableCommand {
             }
         }
         guard let bootstrap else { throw ValidationError("give --kafka-bootstrap, KAFKA_BOOTSTRAP or --bootstrap-file") }
-        let topic = topic ?? environment["KAFKA_TOPIC"] ?? "risk-assessment-results"
-        let keys = KeySchema(namespace: namespace ?? environment["TRAFFIC_NAMESPACE"] ?? "")
+        let topic = setting(topic, env: "KAFKA_TOPIC") ?? "risk-assessment-results"
+        let keys = KeySchema(namespace: setting(namespace, env: "TRAFFIC_NAMESPACE") ?? "")
         var kafkaConfig = KafkaConfiguration(["bootstrap.servers": bootstrap, "linger.ms": "1"])
         try kafkaConfig.apply(assignments: kafkaProperties)
         let producer = try KafkaProducer(configuration: kafkaConfig)
-        let redis = try await RedisClient.connect(configuration: RedisConfiguration(url: redisURL ?? environment["REDIS_URL"] ?? "redis://127.0.0.1:6379"))
+        let redis = try await RedisClient.connect(configuration: RedisConfiguration(url: setting(redisURL, env: "REDIS_URL") ?? "redis://127.0.0.1:6379"))
         var simulator = ResultSimulator(cameras: cameras, alertRatio: alertRatio, seed: UInt64(Date().timeIntervalSince1970 * 1000))
         simulator.frameImageEvery = max(0, frameEvery)
         FileHandle.standardError.write(Data("traffic-sim: \(rate)/s over \(cameras) cameras → \(topic) at \(bootstrap)\n".utf8))
