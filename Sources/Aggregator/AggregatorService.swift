@@ -35,6 +35,8 @@ public final class AggregatorService: Sendable {
     /// includes it (see `KafkaConsumer.beforeRevoke`).
     private let writeGate = WriteGate()
     private let health = Mutex((kafka: false, redis: false))
+    /// Why the last Redis write failed (for `/healthz`), while Redis counts as down.
+    private let redisProblem = Mutex<String?>(nil)
     /// Processing progress per partition, for the lag gauge and stall detection.
     private let progress: Mutex<PartitionProgress>
     private let bootstrap: String
@@ -87,7 +89,7 @@ public final class AggregatorService: Sendable {
         let stalled = stalls.withLock { $0 }
         var reasons: [String] = []
         if !kafka { reasons.append("Kafka brokers unreachable") }
-        if !redis { reasons.append("Redis unreachable") }
+        if !redis { reasons.append("Redis: " + (redisProblem.withLock { $0 } ?? "unreachable")) }
         for stall in stalled.prefix(8) { reasons.append(stall.description) }
         if stalled.count > 8 { reasons.append("and \(stalled.count - 8) more stalled partitions") }
         let ready = reasons.isEmpty
@@ -359,7 +361,7 @@ public final class AggregatorService: Sendable {
                 offsetsStored = true
             case .failure(let error):
                 metrics.redisErrors.increment()
-                markRedis(up: false)
+                markRedis(up: false, error)
                 log.log(.error, key: "redis", "result writes failed, retrying: \(error)")
                 guard let value = await retrying("result writes", &extra, { try await writer.apply(plan, on: redis) }) else {
                     logger.notice("stopping during an outage: the in-flight batch is not committed and will be re-delivered")
@@ -417,7 +419,7 @@ public final class AggregatorService: Sendable {
                     log.log(.warning, key: "conflicts", "\(what) kept conflicting with another writer, retrying: \(redisError)")
                 } else if let redisError = error as? RedisError {
                     metrics.redisErrors.increment()
-                    markRedis(up: false)
+                    markRedis(up: false, redisError)
                     log.log(.error, key: "redis", "\(what) failed, retrying: \(redisError)")
                 } else {
                     log.log(.error, key: "kafka", "\(what) failed, retrying: \(error)")
@@ -457,8 +459,9 @@ public final class AggregatorService: Sendable {
         }
     }
 
-    private func markRedis(up: Bool) {
+    private func markRedis(up: Bool, _ problem: RedisError? = nil) {
         health.withLock { $0.redis = up }
+        redisProblem.withLock { $0 = up ? nil : problem.map { "\($0.kind.rawValue): \($0.message)" } }
         metrics.redisUp.record(up ? 1.0 : 0.0)
     }
 }

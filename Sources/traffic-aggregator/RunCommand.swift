@@ -29,6 +29,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-redis"), help: "Consume, validate, count and commit without Redis.") var noRedis = false
     @Option(name: .customLong("latest-ttl"), help: "TTL of camera:<id>:latest in seconds (env LATEST_TTL).") var latestTTL: Int?
     @Option(name: .customLong("alert-list-length"), help: "Entries kept in alerts:<id> (env ALERT_LIST_LENGTH).") var alertListLength: Int?
+    @Option(name: .customLong("alert-marker-ttl"), help: "Seconds an alert's dedup marker (alerted:<requestId>) is kept: how long a re-delivered message still pushes no second alert (env ALERT_MARKER_TTL).") var alertMarkerTTL: Int?
     @Option(name: .customLong("history-length"), help: "Results kept per camera in camera:<id>:history for gateway recovery (env HISTORY_LENGTH).") var historyLength: Int?
     @Option(name: .customLong("alert-level"), help: "Lowest maxRiskLevel that alerts: none|low|medium|high|critical (env ALERT_LEVEL).") var alertLevel: String?
     @Option(name: .customLong("batch-size"), help: "Messages per batch (env BATCH_SIZE).") var batchSize: Int?
@@ -51,7 +52,7 @@ struct RunCommand: AsyncParsableCommand {
         if let level = setting(alertLevel, env: "ALERT_LEVEL"), RiskLevel(name: level) == nil {
             throw ValidationError("--alert-level '\(level)' is not one of none|low|medium|high|critical")
         }
-        for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL), ("--history-length", historyLength),
+        for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL), ("--history-length", historyLength), ("--alert-marker-ttl", alertMarkerTTL),
                               ("--max-result-bytes", maxResultBytes), ("--max-frame-bytes", maxFrameBytes), ("--max-batch-bytes", maxBatchBytes), ("--stall-threshold", stallThreshold)] {
             if let value, value <= 0 { throw ValidationError("\(name) must be positive, got \(value)") }
         }
@@ -76,6 +77,7 @@ struct RunCommand: AsyncParsableCommand {
         config.latestTTLSeconds = try setting(latestTTL, env: "LATEST_TTL") ?? config.latestTTLSeconds
         config.alertListLength = try setting(alertListLength, env: "ALERT_LIST_LENGTH") ?? config.alertListLength
         config.historyLength = try setting(historyLength, env: "HISTORY_LENGTH") ?? config.historyLength
+        config.alertMarkerTTLSeconds = try setting(alertMarkerTTL, env: "ALERT_MARKER_TTL") ?? config.alertMarkerTTLSeconds
         if let level = (setting(alertLevel, env: "ALERT_LEVEL")).flatMap(RiskLevel.init(name:)) { config.alertRule = AlertRule(minimumLevel: level) }
         config.batchSize = try setting(batchSize, env: "BATCH_SIZE") ?? config.batchSize
         config.batchLinger = .milliseconds(try setting(batchLingerMs, env: "BATCH_LINGER_MS") ?? 0)
