@@ -130,6 +130,10 @@ private final class ConnectionSlot: @unchecked Sendable {
     var lastError: RedisError?
     var everConnected = false
     var closed = false
+    /// For a Sentinel endpoint: the sentinels' failover announcements, and their count when
+    /// the connection was made (a newer one makes the next command reconnect).
+    let watch: SentinelWatch?
+    var connectedGeneration = 0
     let statistics = Mutex(RedisClient.Statistics())
     let connected = Mutex(false)
 
@@ -137,6 +141,11 @@ private final class ConnectionSlot: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.backoff = ReconnectBackoff(policy: configuration.reconnect)
+        if case .sentinel(let sentinels) = configuration.endpoint {
+            watch = SentinelWatch.shared(sentinels, configuration: configuration, logger: logger)
+        } else {
+            watch = nil
+        }
     }
 
     func run<T>(_ body: (RedisConnection) throws(RedisError) -> T) -> Result<T, RedisError> {
@@ -170,7 +179,13 @@ private final class ConnectionSlot: @unchecked Sendable {
     }
 
     private func ensureConnection() throws(RedisError) -> RedisConnection {
-        if let connection { return connection }
+        if let connection {
+            guard let watch, watch.generation != connectedGeneration else { return connection }
+            // The sentinels switched the primary: this one may live on as a replica.
+            logger.notice("the sentinels switched the primary; reconnecting", metadata: ["redis": "\(configuration)", "was": "\(connection.server)"])
+            self.connection = nil
+            connected.withLock { $0 = false }
+        }
         if closed { throw RedisError(kind: .closed, message: "the client was closed") }
         let now = ContinuousClock.now
         if let nextAttempt, now < nextAttempt {
@@ -179,7 +194,9 @@ private final class ConnectionSlot: @unchecked Sendable {
             throw error
         }
         do {
+            let generation = watch?.generation ?? 0
             let made = try RedisConnection(configuration: configuration)
+            connectedGeneration = generation
             connection = made
             connected.withLock { $0 = true }
             backoff.recordSuccess()

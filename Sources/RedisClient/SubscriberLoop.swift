@@ -18,6 +18,8 @@ final class SubscriberLoop {
     var waiting: [String: [ConfirmationWaiter]] = [:]
     var everConnected = false
     var reportedDown = false
+    /// The sentinels' failover count when the connection was made.
+    var connectedGeneration = 0
     /// After a reconnect: the held names whose re-subscription the server has not confirmed
     /// yet; `.reconnected` is reported once it is empty.
     var resubscribing: Set<String>?
@@ -50,6 +52,9 @@ final class SubscriberLoop {
                 return (false, taken)
             }
             if closing { break }
+            if connection != nil, let watch = shared.watch, watch.generation != connectedGeneration {
+                dropConnection(RedisError(kind: .connectionLost, message: "the sentinels switched the primary"))
+            }
             for request in requests {
                 for name in request.names {
                     waiting[key(request.kind.isPattern, name), default: []].append(request.waiter)
@@ -83,7 +88,9 @@ final class SubscriberLoop {
     /// Connects and re-subscribes; on failure waits out the back-off (interruptible).
     private func connect() -> Bool {
         do {
+            let generation = shared.watch?.generation ?? 0
             let made = try RedisConnection(configuration: shared.configuration)
+            connectedGeneration = generation
             // A pub/sub connection only waits for pushes: no command timeout on reads.
             made.withContextPointer { _ = redisSetTimeoutZero($0) }
             let (channels, patterns) = shared.state.withLock { ($0.channels, $0.patterns) }

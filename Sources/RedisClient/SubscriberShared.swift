@@ -60,6 +60,8 @@ final class SubscriberShared: Sendable {
     let state = Mutex(SubscriberState())
     let onClose: (@Sendable () -> Void)?
     let dropCounter: (@Sendable () -> Int)?
+    /// For a Sentinel endpoint: the sentinels' failover announcements.
+    let watch: SentinelWatch?
 
     init(configuration: RedisConfiguration, logger: Logger, handler: @escaping @Sendable (RedisSubscriberEvent) -> Void, wakeRead: Int32, wakeWrite: Int32,
          onClose: (@Sendable () -> Void)?, dropCounter: (@Sendable () -> Int)?) {
@@ -70,6 +72,11 @@ final class SubscriberShared: Sendable {
         self.wakeWrite = wakeWrite
         self.onClose = onClose
         self.dropCounter = dropCounter
+        if case .sentinel(let sentinels) = configuration.endpoint {
+            watch = SentinelWatch.shared(sentinels, configuration: configuration, logger: logger)
+        } else {
+            watch = nil
+        }
     }
 
     /// Wakes the thread. Takes the state as its lock holder passes it: `finish()`

@@ -20,6 +20,8 @@ import Simulation
         var historyGaps = 0
         /// Results the primary wrote while its replica was cut off, just before it died.
         var writtenUnreplicated = 0
+        /// A few of the missing results: camera, request id, index in the stream.
+        var missingSample: [String] = []
     }
 
     /// The sum of the cameras' position counters on one server.
@@ -108,7 +110,11 @@ import Simulation
                 if case .array(let fields)? = entry.last, let body = fields.last?.bytes { ids.insert(AggregatorHarness.requestId(body)) }
             }
             if offsets != Array((offsets.first ?? 1)..<((offsets.first ?? 1) + offsets.count)) { survey.historyGaps += 1 }
-            survey.missingResults += Set(mine.map(\.requestId)).subtracting(ids).count
+            let missing = Set(mine.map(\.requestId)).subtracting(ids)
+            survey.missingResults += missing.count
+            for id in missing.sorted().prefix(3) where survey.missingSample.count < 12 {
+                survey.missingSample.append("\(camera):\(id)@\(frames.firstIndex { $0.requestId == id } ?? -1) of \(offsets.count) entries")
+            }
         }
         await h.redis.close()
         return survey

@@ -126,19 +126,22 @@ import TestSupport
 
         let workers = try ["w0", "w1", "w2"].map { try pool.worker($0) }
         let solo = try reference.worker("solo")
-        // Kill one worker in the middle of a slow task.
+        // Kill one worker in the middle of a slow task: frozen first (SIGSTOP), so the task it
+        // runs is known to be unfinished when the SIGKILL lands.
         var victim: (name: String, task: String)?
-        try await waitUntil("a worker runs a slow rf task", timeout: .seconds(120), every: .milliseconds(5)) {
-            for name in ["w0", "w1", "w2"] {
+        try await waitUntil("a worker is frozen in a slow rf task", timeout: .seconds(120), every: .milliseconds(5)) {
+            for (index, name) in ["w0", "w1", "w2"].enumerated() {
                 // Named in the registry, and started in the task's state (the registry names a
                 // task a moment before its start is recorded).
-                if let task = try await pool.registry(name)?.currentTask, task.contains("/rf-2-") || task.contains("/rf-3-") {
-                    let id = String(task.split(separator: "/").last ?? "")
-                    let record = try await pool.store().record(job: job, task: id, on: pool.redis)
-                    guard record?.state == .running, record?.worker == name else { continue }
+                guard let task = try await pool.registry(name)?.currentTask, task.contains("/rf-2-") || task.contains("/rf-3-") else { continue }
+                let id = String(task.split(separator: "/").last ?? "")
+                workers[index].signal(SIGSTOP)
+                let record = try await pool.store().record(job: job, task: id, on: pool.redis)
+                if record?.state == .running, record?.worker == name {
                     victim = (name, id)
                     return true
                 }
+                workers[index].signal(SIGCONT) // it finished meanwhile: try again
             }
             return false
         }
