@@ -195,8 +195,8 @@ public final class AggregatorService: Sendable {
         if let write = pipeline.inFlight {
             // Stopping: the write already sent is awaited (not retried); its offsets are stored
             // only if it was acknowledged.
-            if case .success(let outcome)? = await write.attempt?.value {
-                record(outcome, of: write, offsetsStored: true)
+            if case .success(let written)? = await write.attempt?.value, written.pending == nil {
+                record(written.outcome, of: write, offsetsStored: true)
             } else if write.attempt != nil {
                 logger.notice("stopping: the last batch's write did not complete; it will be re-delivered")
             } else {
@@ -224,16 +224,17 @@ public final class AggregatorService: Sendable {
     /// connection, its offsets stored the moment Redis acknowledges it (a revoke that waits for
     /// the write then commits them). A batch with nothing to write has its offsets stored now.
     private func startWrite(_ prepared: PreparedBatch) -> InFlightWrite {
-        let attempt: Task<Result<WriteTransaction.Outcome, RedisError>, Never>?
+        let attempt: Task<Result<WriteTransaction.Written, RedisError>, Never>?
         if let redis, let plan = prepared.plan {
             let done = writeGate.begin()
             let batch = prepared.batch
             attempt = Task { [writer] in
                 defer { done.signal() }
                 do throws(RedisError) {
-                    let outcome = try await writer.apply(plan, on: redis)
-                    self.storeOffsets(for: batch)
-                    return .success(outcome)
+                    let written = try await writer.write(plan, on: redis)
+                    // Only a batch its replicas have (when any are required) counts as written.
+                    if written.pending == nil { self.storeOffsets(for: batch) }
+                    return .success(written)
                 } catch {
                     return .failure(error)
                 }
@@ -250,7 +251,7 @@ public final class AggregatorService: Sendable {
         let batch: [KafkaMessage]
         let plan: WritePlan?
         /// The first write attempt; nil when the batch writes nothing to Redis.
-        let attempt: Task<Result<WriteTransaction.Outcome, RedisError>, Never>?
+        let attempt: Task<Result<WriteTransaction.Written, RedisError>, Never>?
         let started: ContinuousClock.Instant
     }
 
@@ -354,16 +355,49 @@ public final class AggregatorService: Sendable {
         var outcome: WriteTransaction.Outcome?
         var offsetsStored = write.attempt == nil // stored when the batch was set in flight
         if let attempt = write.attempt, let redis, let plan = write.plan {
+            // The batch's state: written and acknowledged, written but waiting for replicas
+            // (`pending`), or to be written (again).
+            var pending: WriteTransaction.PendingAcknowledgement?
+            var written: WriteTransaction.Outcome?
             switch await attempt.value {
-            case .success(let value):
+            case .success(let value) where value.pending == nil:
                 markRedis(up: true)
-                outcome = value
+                outcome = value.outcome
                 offsetsStored = true
+            case .success(let value):
+                (written, pending) = (value.outcome, value.pending)
+                let error = value.pending!.error(writer.settings)
+                metrics.redisErrors.increment()
+                markRedis(up: false, error)
+                log.log(.error, key: "redis", "result writes not acknowledged by the replicas, waiting: \(error)")
             case .failure(let error):
                 metrics.redisErrors.increment()
                 markRedis(up: false, error)
                 log.log(.error, key: "redis", "result writes failed, retrying: \(error)")
-                guard let value = await retrying("result writes", &extra, { try await writer.apply(plan, on: redis) }) else {
+            }
+            if !offsetsStored {
+                // Waits for the replicas on the connection that wrote the batch; writes it again
+                // only when that connection is gone (the primary may have died with the batch).
+                // Writing it again while it is on the primary would publish it twice.
+                guard let value = await retrying("result writes", &extra, { () async throws(RedisError) -> WriteTransaction.Outcome in
+                    if let waiting = pending, let done = written {
+                        do throws(RedisError) {
+                            pending = try await writer.awaitReplicas(waiting, on: redis)
+                        } catch where error.kind == .connectionLost || error.kind == .connectionFailed {
+                            pending = nil
+                            written = nil
+                            throw error
+                        }
+                        if let still = pending { throw still.error(writer.settings) }
+                        return done
+                    }
+                    let again = try await writer.write(plan, on: redis)
+                    if let still = again.pending {
+                        (written, pending) = (again.outcome, still)
+                        throw still.error(writer.settings)
+                    }
+                    return again.outcome
+                }) else {
                     logger.notice("stopping during an outage: the in-flight batch is not committed and will be re-delivered")
                     return nil
                 }

@@ -70,7 +70,50 @@ public struct WriteTransaction: Sendable {
     /// `beforeCommit` runs on the Redis client's thread right before each `MULTI` … `EXEC` is
     /// sent (load generators use it to time publishes).
     public func apply(_ plan: WritePlan, on redis: RedisClient, beforeCommit: (@Sendable () -> Void)? = nil) async throws(RedisError) -> Outcome {
-        if plan.isEmpty { return Outcome() }
+        let written = try await write(plan, on: redis, beforeCommit: beforeCommit)
+        if let pending = written.pending { throw pending.error(settings) }
+        return written.outcome
+    }
+
+    /// A batch applied on the primary whose replicas have not all acknowledged it yet: wait for
+    /// them on the connection that wrote it (`awaitReplicas`), rather than writing it again
+    /// (which would publish it again).
+    public struct PendingAcknowledgement: Sendable, Equatable {
+        /// The connection that wrote the batch (`WAIT` counts its writes only).
+        public var connection: UInt64
+        /// Replicas that had acknowledged it.
+        public var acknowledged: Int
+
+        func error(_ settings: Settings) -> RedisError {
+            RedisError(kind: .replicaAcknowledgement, message: "\(acknowledged) of \(settings.minimumReplicaAcks) required replicas acknowledged the batch within \(settings.replicaAckTimeout)", command: "WAIT")
+        }
+    }
+
+    /// What `write` did: the outcome, and whether replicas still have to acknowledge it.
+    public struct Written: Sendable {
+        public var outcome: Outcome
+        /// nil when acknowledged by `minimumReplicaAcks` replicas (or none are required).
+        public var pending: PendingAcknowledgement?
+    }
+
+    /// Waits again for the replicas to acknowledge a written batch, on the connection that wrote
+    /// it. Throws `.replicaAcknowledgement` while they still have not (the batch is on the
+    /// primary: wait more), `.connectionLost` once that connection is gone (the primary may have
+    /// died with it: write the batch again).
+    public func awaitReplicas(_ pending: PendingAcknowledgement, on redis: RedisClient) async throws(RedisError) -> PendingAcknowledgement? {
+        guard let wait = waitCommand else { return nil }
+        let reply = try await redis.send(.raw(wait), onConnection: pending.connection)
+        guard case .integer(let count) = reply else {
+            throw RedisError(kind: .unexpectedReply, message: "WAIT answered \(reply)", command: "WAIT")
+        }
+        if count >= settings.minimumReplicaAcks { return nil }
+        return PendingAcknowledgement(connection: pending.connection, acknowledged: Int(count))
+    }
+
+    /// Applies the plan (see `apply`) and reports whether the required replicas acknowledged it,
+    /// instead of throwing when they did not.
+    public func write(_ plan: WritePlan, on redis: RedisClient, beforeCommit: (@Sendable () -> Void)? = nil) async throws(RedisError) -> Written {
+        if plan.isEmpty { return Written(outcome: Outcome()) }
         let watched = watchedKeys(plan)
         let reads = reads(plan)
         for attempt in 0..<maximumAttempts {
@@ -83,7 +126,7 @@ public struct WriteTransaction: Sendable {
                 }
             } catch where error.kind == .notAtomic {
                 // The writes ran, outside a transaction: report, do not apply them again.
-                return Outcome(commandErrors: ["\(error)"])
+                return Written(outcome: Outcome(commandErrors: ["\(error)"]))
             }
             guard let result = transaction else {
                 // Another writer got there first: read again after a short random pause, so
@@ -91,11 +134,12 @@ public struct WriteTransaction: Sendable {
                 try? await Task.sleep(for: .microseconds(Int.random(in: 50...(250 * (attempt + 1)))))
                 continue
             }
-            try checkReplicaAcks(result.afterReply)
+            let acknowledged = try replicaAcks(result.afterReply)
             var outcome = result.value.0
             outcome.conflicts = attempt
             outcome.commandErrors = Self.errors(in: result.replies, commands: result.value.1)
-            return outcome
+            let pending = acknowledged.map { PendingAcknowledgement(connection: result.connection, acknowledged: $0) }
+            return Written(outcome: outcome, pending: pending)
         }
         throw RedisError(kind: .server, message: "TRYAGAIN watched keys kept changing during \(maximumAttempts) attempts", command: "EXEC")
     }
@@ -108,15 +152,15 @@ public struct WriteTransaction: Sendable {
         return RedisArguments(["WAIT", String(settings.minimumReplicaAcks), String(milliseconds)])
     }
 
-    /// Throws when `WAIT` counted fewer replicas than required: the batch is on the primary
-    /// only, so it is not acknowledged (the caller retries, as for an outage).
-    func checkReplicaAcks(_ reply: RedisReply?) throws(RedisError) {
-        guard settings.minimumReplicaAcks > 0 else { return }
+    /// nil when `WAIT` counted enough replicas (or none are required), else how many it counted:
+    /// the batch is on the primary only, not acknowledged.
+    func replicaAcks(_ reply: RedisReply?) throws(RedisError) -> Int? {
+        guard settings.minimumReplicaAcks > 0 else { return nil }
         switch reply {
         case .integer(let count)? where count >= settings.minimumReplicaAcks:
-            return
+            return nil
         case .integer(let count)?:
-            throw RedisError(kind: .replicaAcknowledgement, message: "\(count) of \(settings.minimumReplicaAcks) required replicas acknowledged the batch within \(settings.replicaAckTimeout)", command: "WAIT")
+            return Int(count)
         case .error(let message)?:
             throw RedisError(kind: .server, message: message, command: "WAIT")
         default:

@@ -17,7 +17,10 @@ public final class SentinelCluster: Sendable {
 
     /// Starts a primary with `replicas` replicas (append-only when `appendOnly`), waits until
     /// they are in sync, then starts three sentinels and waits until each names the primary.
-    public init(replicas count: Int = 1, master: String = "mymaster", downAfter: Duration = .milliseconds(1000), appendOnly: Bool = true) async throws {
+    /// `downAfter`: how long the primary may not answer before the sentinels fail over. Short
+    /// enough for quick tests, long enough that a loaded machine's stall is not taken for a
+    /// death (a spurious second failover would muddle what a test checks).
+    public init(replicas count: Int = 1, master: String = "mymaster", downAfter: Duration = .milliseconds(2500), appendOnly: Bool = true) async throws {
         self.master = master
         let persistence = appendOnly ? ["--appendonly", "yes", "--appendfsync", "everysec"] : []
         primary = try await RedisServer(extraArguments: persistence)
@@ -107,6 +110,17 @@ public final class SentinelCluster: Sendable {
             return false
         }
         return promoted
+    }
+
+    /// Failovers so far (the master's config epoch, as the first sentinel that answers has it).
+    public func failovers() async -> Int? {
+        for port in sentinelPorts {
+            guard case .array(let fields)? = try? await Self.ask(port: port, ["SENTINEL", "master", master]) else { continue }
+            for index in stride(from: 0, to: fields.count - 1, by: 2) where fields[index].string == "config-epoch" {
+                return fields[index + 1].string.flatMap { Int($0) }
+            }
+        }
+        return nil
     }
 
     /// The port a sentinel names as the primary of `master`.

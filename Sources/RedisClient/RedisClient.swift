@@ -55,6 +55,18 @@ public final class RedisClient: Sendable {
         return try command.value(from: reply)
     }
 
+    /// Sends `command` on the connection numbered `serial` only (`RedisConnection.serial`, e.g.
+    /// `RedisTransactionResult.connection`): `.connectionLost` when that connection is gone, and
+    /// no new one is made for it. For `WAIT`, which counts one connection's writes.
+    public func send<Value>(_ command: RedisCommand<Value>, onConnection serial: UInt64) async throws(RedisError) -> Value {
+        let result: Result<RedisReply, RedisError> = await withCheckedContinuation { continuation in
+            queue.async {
+                continuation.resume(returning: self.slot.runOnConnection(serial) { connection throws(RedisError) in try connection.send(command.arguments) })
+            }
+        }
+        return try command.value(from: try result.get())
+    }
+
     /// Sends every command of the pipeline in one write and returns the replies in order.
     /// Error replies stay in the array as `.error`; only transport failures throw.
     public func execute(_ pipeline: RedisPipeline) async throws(RedisError) -> [RedisReply] {
@@ -153,22 +165,39 @@ private final class ConnectionSlot: @unchecked Sendable {
             let connection = try ensureConnection()
             return .success(try body(connection))
         } catch {
-            switch error.kind {
-            case .server where !error.message.hasPrefix("READONLY"):
-                break
-            case .connectionLost, .timeout, .protocol, .server:
-                // (`-READONLY`: the primary this connection reached was demoted by a failover;
-                // the next command reconnects, through the sentinels when configured so.)
-                if self.connection != nil {
-                    self.connection = nil
-                    connected.withLock { $0 = false }
-                    statistics.withLock { $0.connectionsLost += 1 }
-                    logger.warning("Redis connection lost", metadata: ["redis": "\(configuration)", "error": "\(error.message)"])
-                }
-            default:
-                break
+            return .failure(failed(error))
+        }
+    }
+
+    /// Drops the connection after an error that leaves it unusable; returns the error.
+    private func failed(_ error: RedisError) -> RedisError {
+        switch error.kind {
+        case .server where !error.message.hasPrefix("READONLY"):
+            break
+        case .connectionLost, .timeout, .protocol, .server:
+            // (`-READONLY`: the primary this connection reached was demoted by a failover;
+            // the next command reconnects, through the sentinels when configured so.)
+            if self.connection != nil {
+                self.connection = nil
+                connected.withLock { $0 = false }
+                statistics.withLock { $0.connectionsLost += 1 }
+                logger.warning("Redis connection lost", metadata: ["redis": "\(configuration)", "error": "\(error.message)"])
             }
-            return .failure(error)
+        default:
+            break
+        }
+        return error
+    }
+
+    /// Runs `body` on the current connection only if it is the one numbered `serial`.
+    func runOnConnection<T>(_ serial: UInt64, _ body: (RedisConnection) throws(RedisError) -> T) -> Result<T, RedisError> {
+        guard let connection, connection.serial == serial else {
+            return .failure(RedisError(kind: .connectionLost, message: "the connection that wrote is gone; its writes may not be on any replica"))
+        }
+        do {
+            return .success(try body(connection))
+        } catch {
+            return .failure(failed(error))
         }
     }
 

@@ -1,4 +1,5 @@
 import CHiredis
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,6 +18,10 @@ public final class RedisConnection {
     /// The server this connection reached (for a Sentinel endpoint, the primary the sentinels
     /// named), for logs.
     public let server: String
+    /// Unique in the process: tells one connection from the next (`WAIT` counts the writes of
+    /// one connection, so it must be asked on the one that wrote).
+    public let serial: UInt64
+    private static let serials = Atomic<UInt64>(0)
 
     /// Connects, sets the command timeout, authenticates and selects the database. For a
     /// Sentinel endpoint the sentinels are asked for the primary first, and the server is
@@ -36,6 +41,7 @@ public final class RedisConnection {
             made = redisConnectWithTimeout(primary.host, Int32(primary.port), connectTimeout)
         }
         server = target
+        serial = Self.serials.add(1, ordering: .relaxed).newValue
         guard let made else {
             throw RedisError(kind: .connectionFailed, message: "cannot allocate a hiredis context for \(target)")
         }

@@ -5,6 +5,8 @@ public struct RedisTransactionResult<Value: Sendable>: Sendable {
     public var value: Value
     /// The reply of the command sent right after `EXEC` (`after:`), e.g. `WAIT`'s replica count.
     public var afterReply: RedisReply? = nil
+    /// The connection the transaction ran on (`RedisConnection.serial`).
+    public var connection: UInt64 = 0
 }
 
 extension RedisClient {
@@ -98,7 +100,7 @@ extension RedisConnection {
         case .null:
             return nil
         case .array(let results):
-            return RedisTransactionResult(replies: results, value: prepared.value, afterReply: afterReply)
+            return RedisTransactionResult(replies: results, value: prepared.value, afterReply: afterReply, connection: serial)
         case .error(let message):
             let (cause, command) = queueingError ?? (message, "EXEC")
             throw RedisError(kind: .server, message: cause, command: command)

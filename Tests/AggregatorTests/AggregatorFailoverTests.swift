@@ -20,6 +20,8 @@ import Simulation
         var historyGaps = 0
         /// Results the primary wrote while its replica was cut off, just before it died.
         var writtenUnreplicated = 0
+        /// Failovers the sentinels made (1 expected; more means a stall was taken for a death).
+        var failovers: Int?
         /// A few of the missing results: camera, request id, index in the stream.
         var missingSample: [String] = []
     }
@@ -71,8 +73,11 @@ import Simulation
         kill(replica, SIGSTOP)
         var unreplicated = 0
         if acks > 0 {
-            try await waitUntil("a batch waits for its replica", timeout: .seconds(30), every: .milliseconds(10)) { h.service?.isHealthy.redis == false }
-            unreplicated = try await Self.written(on: old, positions) - before
+            // A batch written on the primary that its replica never acknowledged: the fault.
+            try await waitUntil("a batch is refused for want of its replica's acknowledgement", timeout: .seconds(30), every: .milliseconds(10)) {
+                h.service?.healthReport.json.contains("replicaAcknowledgement") == true
+            }
+            unreplicated = max(1, try await Self.written(on: old, positions) - before)
         } else {
             try await waitUntil("results written with the replica stopped", timeout: .seconds(30), every: .milliseconds(2)) {
                 unreplicated = try await Self.written(on: old, positions) - before
@@ -92,6 +97,7 @@ import Simulation
         // What the new primary holds.
         var survey = Survey()
         survey.writtenUnreplicated = unreplicated
+        survey.failovers = await cluster.failovers()
         for camera in 0..<50 {
             let mine = frames.filter { $0.cameraId == camera }
             let alerts = try await h.alerts(camera)
@@ -122,7 +128,8 @@ import Simulation
 
     @Test func withOneReplicaAcknowledgementNothingIsLostAcrossAFailover() async throws {
         let survey = try await runThroughFailover(acks: 1)
-        #expect(survey.writtenUnreplicated > 0, "the primary wrote results its replica never got, then died")
+        #expect(survey.writtenUnreplicated > 0, "the primary wrote results its replica never acknowledged, then died")
+        #expect(survey.failovers == 1, "one failover: \(survey)")
         #expect(survey.missingResults == 0, "every result is in its camera's history on the new primary: \(survey)")
         #expect(survey.missingAlerts == 0 && survey.duplicateAlerts == 0, "every alert exactly once: \(survey)")
         #expect(survey.staleLatest == 0, "every camera's latest is its newest result: \(survey)")
