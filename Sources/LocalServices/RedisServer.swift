@@ -51,7 +51,10 @@ public final class RedisServer: Sendable {
     /// The URL clients use.
     public var url: String { "redis://127.0.0.1:\(port)" }
 
-    public var configuration: RedisConfiguration {
+    public var configuration: RedisConfiguration { Self.quickConfiguration(url: url) }
+
+    /// A client configuration for a local test server's `url`: short timeouts, quick reconnects.
+    public static func quickConfiguration(url: String) -> RedisConfiguration {
         var config = try! RedisConfiguration(url: url)
         config.connectTimeout = .seconds(1)
         config.commandTimeout = .seconds(5)

@@ -87,13 +87,7 @@ public final class SentinelCluster: Sendable {
     }
 
     /// A client configuration for `url` with the tests' quick reconnects.
-    public var configuration: RedisConfiguration {
-        var config = try! RedisConfiguration(url: url)
-        config.connectTimeout = .seconds(1)
-        config.commandTimeout = .seconds(5)
-        config.reconnect = .init(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(300))
-        return config
-    }
+    public var configuration: RedisConfiguration { RedisServer.quickConfiguration(url: url) }
 
     /// Waits until the sentinels name a primary other than `old` (a failover happened), and
     /// that server says it is a master; returns its port.

@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+import LocalServices
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -90,16 +91,7 @@ final class RawWebSocketLoad: Sendable {
 
     /// Connects, upgrades, and returns the socket (blocking) and any bytes read past the 101.
     static func open(port: Int, path: String) throws -> (Int32, [UInt8]) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("socket() failed") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { close(fd); throw BenchError("connect to \(port) failed") }
+        guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: 10) else { throw BenchError("connect to \(port) failed") }
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         try writeAll(fd, Array(request.utf8))
         var received: [UInt8] = []
