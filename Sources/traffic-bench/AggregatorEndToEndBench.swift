@@ -25,11 +25,7 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
     @Option(name: .customLong("fetch-wait-ms"), help: "Consumer fetch.wait.max.ms (the mock answers empty fetches only after it, so it bounds the latency it adds).") var fetchWaitMs = 1
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .error
-            return handler
-        }
+        quietLogging(.error)
         let server = try await RedisServer()
         let topic = "bench-results"
         let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: cameras), .init(topic + ".dlq", partitions: 1)])

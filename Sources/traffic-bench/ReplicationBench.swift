@@ -25,11 +25,7 @@ struct ReplicationBench: AsyncParsableCommand {
     @Option(name: .customLong("down-after-ms"), help: "Sentinel down-after-milliseconds.") var downAfterMs = 1_000
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .critical
-            return handler
-        }
+        quietLogging(.critical)
         let cluster = try await SentinelCluster(replicas: 1, downAfter: .milliseconds(downAfterMs), appendOnly: true)
         report("primary :\(cluster.primary.port), replica :\(cluster.replicas[0].port), 3 sentinels (down-after \(downAfterMs) ms); append-only, fsync every second")
         var figures: [Int: (drain: Double, p50: Double, p99: Double)] = [:]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 
 /// Benchmarks of the product, run in release builds; they print figures, they are not tests.
 @main
@@ -12,6 +13,15 @@ struct TrafficBench: AsyncParsableCommand {
 }
 
 /// Writes one line of results straight to stdout (unbuffered, so figures show up as measured).
+/// Logs to stderr from `level` up only: the benchmarks' own lines stay readable.
+func quietLogging(_ level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}
+
 func report(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
