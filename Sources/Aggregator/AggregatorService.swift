@@ -131,7 +131,7 @@ public final class AggregatorService: Sendable {
             do {
                 _ = try await redis.send(.ping())
                 markRedis(up: true)
-            } catch where error.kind == .invalidConfiguration || error.kind == .authenticationFailed {
+            } catch where error.isConfigurationProblem {
                 logger.critical("Redis cannot be used: \(error)")
                 await consumer.close()
                 throw error
@@ -355,21 +355,21 @@ public final class AggregatorService: Sendable {
         var outcome: WriteTransaction.Outcome?
         var offsetsStored = write.attempt == nil // stored when the batch was set in flight
         if let attempt = write.attempt, let redis, let plan = write.plan {
-            // The batch's state: written and acknowledged, written but waiting for replicas
-            // (`pending`), or to be written (again).
-            var pending: WriteTransaction.PendingAcknowledgement?
-            var written: WriteTransaction.Outcome?
+            // Written on the primary but not yet acknowledged by its replicas, when so.
+            var unacknowledged: WriteTransaction.Written?
             switch await attempt.value {
-            case .success(let value) where value.pending == nil:
-                markRedis(up: true)
-                outcome = value.outcome
-                offsetsStored = true
             case .success(let value):
-                (written, pending) = (value.outcome, value.pending)
-                let error = value.pending!.error(writer.settings)
-                metrics.redisErrors.increment()
-                markRedis(up: false, error)
-                log.log(.error, key: "redis", "result writes not acknowledged by the replicas, waiting: \(error)")
+                if let pending = value.pending {
+                    unacknowledged = value
+                    let error = pending.error(writer.settings)
+                    metrics.redisErrors.increment()
+                    markRedis(up: false, error)
+                    log.log(.error, key: "redis", "result writes not acknowledged by the replicas, waiting: \(error)")
+                } else {
+                    markRedis(up: true)
+                    outcome = value.outcome
+                    offsetsStored = true
+                }
             case .failure(let error):
                 metrics.redisErrors.increment()
                 markRedis(up: false, error)
@@ -380,23 +380,22 @@ public final class AggregatorService: Sendable {
                 // only when that connection is gone (the primary may have died with the batch).
                 // Writing it again while it is on the primary would publish it twice.
                 guard let value = await retrying("result writes", &extra, { () async throws(RedisError) -> WriteTransaction.Outcome in
-                    if let waiting = pending, let done = written {
+                    if let batch = unacknowledged, let pending = batch.pending {
+                        let still: WriteTransaction.PendingAcknowledgement?
                         do throws(RedisError) {
-                            pending = try await writer.awaitReplicas(waiting, on: redis)
+                            still = try await writer.awaitReplicas(pending, on: redis)
                         } catch where error.kind == .connectionLost || error.kind == .connectionFailed {
-                            pending = nil
-                            written = nil
+                            unacknowledged = nil
                             throw error
                         }
-                        if let still = pending { throw still.error(writer.settings) }
-                        return done
-                    }
-                    let again = try await writer.write(plan, on: redis)
-                    if let still = again.pending {
-                        (written, pending) = (again.outcome, still)
+                        guard let still else { return batch.outcome }
+                        unacknowledged?.pending = still
                         throw still.error(writer.settings)
                     }
-                    return again.outcome
+                    let again = try await writer.write(plan, on: redis)
+                    guard let still = again.pending else { return again.outcome }
+                    unacknowledged = again
+                    throw still.error(writer.settings)
                 }) else {
                     logger.notice("stopping during an outage: the in-flight batch is not committed and will be re-delivered")
                     return nil

@@ -123,7 +123,7 @@ public final class GatewayService: Sendable {
     public func checkRedis() async throws(RedisError) {
         do {
             _ = try await redis.send(.ping())
-        } catch where error.kind == .invalidConfiguration || error.kind == .authenticationFailed {
+        } catch where error.isConfigurationProblem {
             throw error
         } catch {
             logger.warning("Redis not reachable at start; will retry", metadata: ["error": "\(error)"])

@@ -123,6 +123,14 @@ public final class SentinelCluster: Sendable {
         return fields[1].string.flatMap { Int($0) }
     }
 
+    /// The sum of one numeric hash field over `keys` on one server (a single EVAL): e.g. the
+    /// results the aggregator has written, from its cameras' position counters.
+    public static func sum(of field: String, in keys: [String], on port: Int) async throws -> Int {
+        let script = "local s = 0 for _, k in ipairs(KEYS) do s = s + (tonumber(redis.call('HGET', k, ARGV[1])) or 0) end return s"
+        guard case .integer(let sum) = try await ask(port: port, ["EVAL", script, String(keys.count)] + keys + [field]) else { return 0 }
+        return Int(sum)
+    }
+
     /// One command on a fresh connection, off the cooperative pool.
     public static func ask(port: Int, _ command: [String]) async throws -> RedisReply {
         try await onOwnThread { () throws(RedisError) -> RedisReply in

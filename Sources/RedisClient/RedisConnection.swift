@@ -96,9 +96,12 @@ public final class RedisConnection {
                 let connection = try RedisConnection(configuration: sentinel)
                 switch try connection.send(RedisArguments(["SENTINEL", "get-master-addr-by-name", sentinels.master])) {
                 case .array(let fields) where fields.count == 2:
-                    guard let host = fields[0].string, let port = fields[1].string.flatMap({ Int($0) }) else { fallthrough }
+                    guard let host = fields[0].string, let port = fields[1].string.flatMap({ Int($0) }) else {
+                        failures.append("\(address): unexpected address \(fields)")
+                        continue
+                    }
                     return .init(host: host, port: port)
-                case .null, .array:
+                case .null:
                     unknownTo.append(address.description)
                 case .error(let message):
                     failures.append("\(address): \(message)")

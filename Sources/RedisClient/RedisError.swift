@@ -52,6 +52,12 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         self.command = command
     }
 
+    /// True for failures no retry can mend: the URL or the credentials are wrong (a master name
+    /// no sentinel knows, a refused password). A service stops at start on these.
+    public var isConfigurationProblem: Bool {
+        kind == .invalidConfiguration || kind == .authenticationFailed
+    }
+
     /// True for failures where retrying the same command later can succeed.
     public var isTransient: Bool {
         switch kind {

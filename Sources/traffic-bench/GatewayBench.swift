@@ -61,10 +61,10 @@ struct GatewayBench: AsyncParsableCommand {
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 
         let ours = try await measure(.swift)
-        print(ours)
+        show(ours)
         guard peer else { return }
         let theirs = try await measure(.python)
-        print(theirs)
+        show(theirs)
         report("ratios (gateway / Python baseline, same load):")
         report(String(format: "  CPU per delivery %.2f   system calls per delivery %@   p99 %.2f   memory per idle connection %@",
                       ours.cpuMicrosecondsPerDelivery / theirs.cpuMicrosecondsPerDelivery,
@@ -77,7 +77,7 @@ struct GatewayBench: AsyncParsableCommand {
         return String(format: "%.2f", a / b)
     }
 
-    private func print(_ f: Figures) {
+    private func show(_ f: Figures) {
         report("[\(f.name)] \(clients) clients × \(camerasPerClient) camera(s) of \(cameras), \(rate) results/s for \(duration) s\(batch ? ", batched" : "")")
         report(String(format: "[%@] deliveries: %d of %d expected, %.0f deliveries/s; publish → client receive p50 %.2f ms  p99 %.2f ms  max %.2f ms",
                       f.name, f.delivered, f.expected, f.deliveriesPerSecond, f.p50, f.p99, f.max))

@@ -172,10 +172,7 @@ struct ReplicationBench: AsyncParsableCommand {
 
         /// The sum of this run's position counters on one server.
         func written(on port: Int) async throws -> Int {
-            let positions = (0..<cameras).map { keys.position($0) }
-            let script = "local s = 0 for _, k in ipairs(KEYS) do s = s + (tonumber(redis.call('HGET', k, 'offset')) or 0) end return s"
-            guard case .integer(let sum) = try await SentinelCluster.ask(port: port, ["EVAL", script, String(positions.count)] + positions) else { return 0 }
-            return Int(sum)
+            try await SentinelCluster.sum(of: "offset", in: (0..<cameras).map { keys.position($0) }, on: port)
         }
 
         func stop() async throws {

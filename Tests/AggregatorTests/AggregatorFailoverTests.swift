@@ -26,13 +26,6 @@ import Simulation
         var missingSample: [String] = []
     }
 
-    /// The sum of the cameras' position counters on one server.
-    static func written(on port: Int, _ keys: [String]) async throws -> Int {
-        let script = "local s = 0 for _, k in ipairs(KEYS) do s = s + (tonumber(redis.call('HGET', k, 'offset')) or 0) end return s"
-        guard case .integer(let sum) = try await SentinelCluster.ask(port: port, ["EVAL", script, String(keys.count)] + keys) else { return 0 }
-        return Int(sum)
-    }
-
     /// Streams 20,000 results through an aggregator with `acks` required replica
     /// acknowledgements, kills the primary a quarter of the way, and surveys the new primary.
     func runThroughFailover(acks: Int) async throws -> Survey {
@@ -68,7 +61,7 @@ import Simulation
         // the worst moment for a failover. Without acknowledgements the primary runs ahead by
         // more than the sockets between them hold; with one required, batches wait instead.
         let old = cluster.primary.port
-        let before = try await Self.written(on: old, positions)
+        let before = try await SentinelCluster.sum(of: "offset", in: positions, on: old)
         let replica = try #require(cluster.replicas[0].pid)
         kill(replica, SIGSTOP)
         var unreplicated = 0
@@ -77,10 +70,10 @@ import Simulation
             try await waitUntil("a batch is refused for want of its replica's acknowledgement", timeout: .seconds(30), every: .milliseconds(10)) {
                 h.service?.healthReport.json.contains("replicaAcknowledgement") == true
             }
-            unreplicated = max(1, try await Self.written(on: old, positions) - before)
+            unreplicated = max(1, try await SentinelCluster.sum(of: "offset", in: positions, on: old) - before)
         } else {
             try await waitUntil("results written with the replica stopped", timeout: .seconds(30), every: .milliseconds(2)) {
-                unreplicated = try await Self.written(on: old, positions) - before
+                unreplicated = try await SentinelCluster.sum(of: "offset", in: positions, on: old) - before
                 return unreplicated >= 6_000
             }
         }
