@@ -56,12 +56,20 @@ public struct GridSpec: Sendable, Equatable {
                 guard !elements.isEmpty else { throw ExperimentError(.parameter, "\(where_): '\(member.key).\(parameter.key)' has no values") }
                 var values: [String] = []
                 for element in elements {
+                    let value: String
                     switch element.kind {
-                    case .number, .bool: values.append(String(decoding: bytes[element.range], as: UTF8.self))
-                    case .null: values.append("none")
-                    case .string: values.append(bytes.withUnsafeBufferPointer { JSONScanner.decodeString($0, element.range) })
-                    case .object, .array: throw ExperimentError(.parameter, "\(where_): '\(member.key).\(parameter.key)' values must be numbers, strings, booleans or null")
+                    case .number, .bool: value = String(decoding: bytes[element.range], as: UTF8.self)
+                    case .null: value = "none"
+                    case .string: value = bytes.withUnsafeBufferPointer { JSONScanner.decodeString($0, element.range) }
+                    case .object, .array: throw ExperimentError(.parameter, "\(path):\(line(element.range.lowerBound)): '\(member.key).\(parameter.key)' values must be numbers, strings, booleans or null")
                     }
+                    // Each value on its own first (parameters are independent), so an unknown
+                    // name or a bad value is reported on its own line.
+                    do { _ = try algorithm.init(parameters: [parameter.key: value]) } catch {
+                        // ("--param" is the command line's word; a grid file has no such flag.)
+                        throw ExperimentError(.parameter, "\(path):\(line(element.range.lowerBound)): \(error.message.replacing("--param ", with: ""))")
+                    }
+                    values.append(value)
                 }
                 axes.append((parameter.key, values))
             }

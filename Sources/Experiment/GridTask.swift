@@ -120,7 +120,8 @@ public struct TaskLifecycle: Sendable {
         if record.attempts >= maximumAttempts {
             var failed = record
             failed.state = .failed
-            failed.lastError = reason
+            // The reason it ends, and what the attempt before threw, if it threw.
+            failed.lastError = record.lastError.map { "\(reason) (attempt \(record.attempts)); attempt \(record.attempts - 1) failed with: \($0)" } ?? reason
             failed.finishedAt = now
             return failed
         }

@@ -51,6 +51,8 @@ public struct JobDescription: Sendable, Equatable {
     public var priority: JobPriority
     public var taskCount: Int
     public var created: String
+    /// Attempts a task of this job gets before it is failed for good.
+    public var maxAttempts = TaskLifecycle().maximumAttempts
 }
 
 /// A job's progress: how many of its tasks are in each state.
@@ -88,36 +90,58 @@ public struct JobStore: Sendable {
         self.keys = keys
     }
 
-    /// Creates a job: the data set dispatched once into the job's data stream, the description,
-    /// every task queued in its state hash and added to the priority's task stream.
-    public func create(_ dataset: Dataset, grid: GridSpec, folds: Int, seed: UInt64, priority: JobPriority, on redis: RedisClient) async throws(ExperimentError) -> JobDescription {
+    /// The most attempts a job may give its tasks.
+    public static let attemptRange = 1...100
+
+    /// Creates a job: the data set dispatched once into the job's data stream, then in one
+    /// transaction the description, every task queued in its state hash and added to the
+    /// priority's task stream, and the job listed. A failure leaves no part of the job behind
+    /// (the data stream is deleted again), so a retry starts clean.
+    public func create(_ dataset: Dataset, grid: GridSpec, folds: Int, seed: UInt64, priority: JobPriority, maxAttempts: Int = TaskLifecycle().maximumAttempts, on redis: RedisClient) async throws(ExperimentError) -> JobDescription {
         _ = try KFold(rows: dataset.rowCount, folds: folds, seed: seed) // refuse impossible folds first
+        guard Self.attemptRange.contains(maxAttempts) else {
+            throw ExperimentError(.parameter, "--max-attempts must be from \(Self.attemptRange.lowerBound) to \(Self.attemptRange.upperBound), got \(maxAttempts)")
+        }
         let tasks = GridTask.plan(grid, folds: folds)
         let now = Date()
         let id = "\(Int(now.timeIntervalSince1970 * 1000))-\(UUID().uuidString.prefix(8).lowercased())"
         let created = ISO8601DateFormatter().string(from: now)
-        let job = JobDescription(id: id, dataset: dataset.name, folds: folds, seed: seed, priority: priority, taskCount: tasks.count, created: created)
-        _ = try await Dispatcher(keys: ExperimentKeys(stream: keys.data(id))).dispatch(dataset, to: redis, replace: false)
-        try await ensureGroups(on: redis)
-        let queued = Self.json(TaskRecord())
-        var pipeline = RedisPipeline(capacity: tasks.count * 2 + 2)
-        func text(_ value: some CustomStringConvertible) -> [UInt8] { Array(value.description.utf8) }
-        pipeline.append(.hset(keys.job(id), [
-            ("dataset", text(dataset.name)), ("data", text(keys.data(id))), ("folds", text(folds)), ("seed", text(seed)),
-            ("priority", text(priority.rawValue)), ("tasks", text(tasks.count)), ("created", text(created)),
-            ("samples", text(dataset.rowCount)), ("features", text(dataset.featureCount)), ("target", text(dataset.targetName)),
-            ("queued", text(tasks.count)), ("running", text(0)), ("done", text(0)), ("failed", text(0)), ("finished", text(0)),
-        ]))
-        for task in tasks {
-            pipeline.append(.hset(keys.taskStates(id), [(task.id, queued)]))
-            pipeline.append(.xadd(keys.tasks(priority), fields: [RedisStreamField("job", id), RedisStreamField("task", Self.json(task))]))
-        }
-        // Listed last: a job is visible to `status` only once all of it exists.
-        pipeline.append(.raw(["ZADD", keys.jobs, String(Int(now.timeIntervalSince1970 * 1000)), id]))
-        let replies: [RedisReply]
-        do { replies = try await redis.execute(pipeline) } catch { throw .redis(error, "creating job \(id)") }
-        for reply in replies {
-            if case .error(let message) = reply { throw ExperimentError(.redis, "creating job \(id): \(message)") }
+        var job = JobDescription(id: id, dataset: dataset.name, folds: folds, seed: seed, priority: priority, taskCount: tasks.count, created: created)
+        job.maxAttempts = maxAttempts
+        let dataKey = keys.data(id)
+        do throws(ExperimentError) {
+            _ = try await Dispatcher(keys: ExperimentKeys(stream: dataKey)).dispatch(dataset, to: redis, replace: false)
+            try await ensureGroups(on: redis)
+            let fresh = String(decoding: Self.json(TaskRecord()), as: UTF8.self)
+            func text(_ value: some CustomStringConvertible) -> String { value.description }
+            var commands = [RedisArguments(["HSET", keys.job(id)] + [
+                ("dataset", text(dataset.name)), ("data", dataKey), ("folds", text(folds)), ("seed", text(seed)),
+                ("priority", priority.rawValue), ("tasks", text(tasks.count)), ("max_attempts", text(maxAttempts)), ("created", created),
+                ("samples", text(dataset.rowCount)), ("features", text(dataset.featureCount)), ("target", dataset.targetName),
+                ("queued", text(tasks.count)), ("running", "0"), ("done", "0"), ("failed", "0"), ("finished", "0"),
+            ].flatMap { [$0.0, $0.1] })]
+            commands.reserveCapacity(tasks.count * 2 + 2)
+            for task in tasks {
+                commands.append(RedisArguments(["HSET", keys.taskStates(id), task.id, fresh]))
+                commands.append(RedisArguments(["XADD", keys.tasks(priority), "*", "job", id, "task", String(decoding: Self.json(task), as: UTF8.self)]))
+            }
+            commands.append(RedisArguments(["ZADD", keys.jobs, String(Int(now.timeIntervalSince1970 * 1000)), id]))
+            let outcome: RedisTransactionResult<Void>?
+            let queued = commands
+            do {
+                outcome = try await redis.transaction(watching: [], reads: RedisPipeline()) { _ throws(RedisError) in (queued, ()) }
+            } catch {
+                throw .redis(error, "creating job \(id)")
+            }
+            for reply in outcome?.replies ?? [] {
+                if case .error(let message) = reply { throw ExperimentError(.redis, "creating job \(id): \(message)") }
+            }
+        } catch {
+            // Best effort: the data stream without its job is of no use to anyone. (Should the
+            // transaction have run with its reply lost, the job exists, its data gone: workers
+            // fail its tasks naming the empty stream, and `grid` is simply run again.)
+            _ = try? await redis.send(.del([dataKey]))
+            throw error
         }
         return job
     }
@@ -146,6 +170,7 @@ public struct JobStore: Sendable {
             var reads = RedisPipeline()
             reads.append(RedisCommand<[UInt8]?>.hget(states, field: task))
             reads.append(RedisCommand<[UInt8]?>.hget(jobKey, field: "tasks"))
+            reads.append(RedisCommand<[UInt8]?>.hget(jobKey, field: "max_attempts"))
             let outcome: RedisTransactionResult<(TaskRecord, TaskRecord.State, Int)?>?
             do {
                 outcome = try await redis.transaction(watching: [states], reads: reads) { replies throws(RedisError) in
@@ -154,7 +179,10 @@ public struct JobStore: Sendable {
                     }
                     var total = 0
                     if case .bulk(let bytes) = replies[1] { total = Int(String(decoding: bytes, as: UTF8.self)) ?? 0 }
-                    guard let next = transition(lifecycle, current) else { return ([], nil) }
+                    // The job's own attempt limit (`grid --max-attempts`), else the store's.
+                    var life = lifecycle
+                    if case .bulk(let bytes) = replies[2], let limit = Int(String(decoding: bytes, as: UTF8.self)) { life = TaskLifecycle(maximumAttempts: limit) }
+                    guard let next = transition(life, current) else { return ([], nil) }
                     var commands = [RedisArguments(["HSET", states, task, String(decoding: Self.json(next), as: UTF8.self)])]
                     if next.state != current.state {
                         commands.append(RedisArguments(["HINCRBY", jobKey, current.state.rawValue, "-1"]))
@@ -206,8 +234,10 @@ public struct JobStore: Sendable {
         do { hash = try await redis.send(.hgetall(keys.job(job))) } catch { throw .redis(error, "reading job \(job)") }
         func field(_ name: String) -> String? { hash[name].map { String(decoding: $0, as: UTF8.self) } }
         guard let folds = field("folds").flatMap(Int.init), let seed = field("seed").flatMap(UInt64.init) else { return nil }
-        return JobDescription(id: job, dataset: field("dataset") ?? "?", folds: folds, seed: seed, priority: field("priority").flatMap(JobPriority.init) ?? .normal,
-                              taskCount: field("tasks").flatMap(Int.init) ?? 0, created: field("created") ?? "")
+        var description = JobDescription(id: job, dataset: field("dataset") ?? "?", folds: folds, seed: seed, priority: field("priority").flatMap(JobPriority.init) ?? .normal,
+                                         taskCount: field("tasks").flatMap(Int.init) ?? 0, created: field("created") ?? "")
+        if let limit = field("max_attempts").flatMap(Int.init) { description.maxAttempts = limit }
+        return description
     }
 
     /// A job's task counts per state (from the counters; zero for an unknown job).

@@ -52,13 +52,18 @@ public struct PoolWorker: Sendable {
     public func run(redis: RedisClient, reader: RedisClient, stop: PoolStop) async throws(ExperimentError) -> Int {
         let status = WorkerStatus(name: name)
         try await patiently("registering", stop: stop) { () throws(ExperimentError) in try await register(status, on: redis) }
+        // Each beat renews the registry entry and touches the running task's delivery (its idle
+        // time back to zero), so only a silent worker's deliveries ever look abandoned.
+        let beat = min(heartbeat, idleTimeout / 3)
         let beats = Task { [self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: heartbeat)
+                try? await Task.sleep(for: beat)
                 try? await register(status, on: redis)
+                if let (stream, entry) = status.delivery { try? await touch(stream, entry, on: redis) }
             }
         }
         var lastReclaim = ContinuousClock.now
+        var cursors: [JobPriority: String] = [:]
         var outcome: Result<Void, ExperimentError> = .success(())
         while !stop.isRequested {
             // Taking a task: while Redis is away, wait for it (a stop ends the wait cleanly).
@@ -66,7 +71,7 @@ public struct PoolWorker: Sendable {
             do throws(ExperimentError) {
                 if ContinuousClock.now - lastReclaim >= min(idleTimeout, .seconds(1)) {
                     lastReclaim = .now
-                    delivery = try await reclaimable(reader, on: redis)
+                    delivery = try await reclaimable(reader, on: redis, cursors: &cursors)
                 }
                 if delivery == nil { delivery = try await next(reader, on: redis) }
             } catch where error.isTransient {
@@ -114,7 +119,7 @@ public struct PoolWorker: Sendable {
         let owner = delivery.reclaimed ? try await store.record(job: job, task: task.id, on: redis)?.worker : nil
         // The registry names the task before its state names this worker, so a reclaiming
         // worker that sees this one as the task's owner also sees it on the task.
-        status.begin(WorkerStatus.label(job, task.id))
+        status.begin(WorkerStatus.label(job, task.id), stream: delivery.stream, entry: delivery.entry.id)
         defer { status.end() }
         try? await register(status, on: redis)
         let started = try await patiently("recording the start of \(task.id)", stop: nil) { () throws(ExperimentError) in
@@ -166,14 +171,16 @@ public struct PoolWorker: Sendable {
         let update = try await patiently("recording \(task.id) done", stop: nil) { () throws(ExperimentError) in
             try await store.update(job: job, task: task.id, on: redis) { $0.succeed($1, worker: worker, now: finishedAt) }
         }
-        status.finished(seconds: result.fitSeconds)
-        try await acknowledge(delivery, on: redis)
-        if let update, written {
+        status.finished()
+        if let update {
+            try await acknowledge(delivery, on: redis)
             try await announce(job, task.id, update, on: redis)
         } else {
+            // Refused: another worker took the task over (this one was taken for dead) or ended it.
+            _ = try await settle(delivery, after: nil, on: redis)
             try await announceCompletion(job, on: redis) // this may still have been the last task
         }
-        log("[\(name)] \(job) \(task.id) done in \(String(format: "%.3f", result.fitSeconds)) s" + (written ? "" : " (another worker had written it)"))
+        log("[\(name)] \(job) \(task.id) done in \(String(format: "%.3f", result.fitSeconds)) s" + (written ? "" : " (another run of it had written its result)") + (update == nil ? " (another worker runs or ended it now)" : ""))
     }
 
     /// A task threw: queued again (back of its stream) while attempts remain, else failed.
@@ -184,19 +191,22 @@ public struct PoolWorker: Sendable {
         let update = try await patiently("recording the failure of \(task.id)", stop: nil) { () throws(ExperimentError) in
             try await store.update(job: job, task: task.id, on: redis) { $0.fail($1, worker: worker, error: message, now: now) }
         }
-        // Queued again unless it ended (a refused update may be this one's own, its reply lost).
-        var state = update?.record.state
-        if update == nil { state = try await currentState(of: delivery, on: redis) }
-        if state == .queued { try await requeue(delivery, on: redis) } else { try await acknowledge(delivery, on: redis) }
+        let state = try await settle(delivery, after: update, on: redis)
         if let update { try await announce(job, task.id, update, on: redis) } else { try await announceCompletion(job, on: redis) }
-        log("[\(name)] \(job) \(task.id) \(state == .queued ? "will be retried" : "failed"): \(message)")
+        log("[\(name)] \(job) \(task.id) \(state == .queued ? "will be retried" : state == .running ? "runs elsewhere now" : "failed"): \(message)")
     }
 
-    /// A task's state as Redis has it now (nil: no such task).
-    func currentState(of delivery: Delivery, on redis: RedisClient) async throws(ExperimentError) -> TaskRecord.State? {
+    /// A task's record as Redis has it now (nil: no such task).
+    func currentRecord(of delivery: Delivery, on redis: RedisClient) async throws(ExperimentError) -> TaskRecord? {
         try await patiently("reading task \(delivery.task.id)", stop: nil) { () throws(ExperimentError) in
-            try await store.record(job: delivery.job, task: delivery.task.id, on: redis)?.state
+            try await store.record(job: delivery.job, task: delivery.task.id, on: redis)
         }
+    }
+
+    /// Resets the idle time of this worker's own running delivery (XCLAIM to itself, JUSTID: the
+    /// delivery count stays), so XAUTOCLAIM never takes a task whose worker still beats.
+    func touch(_ stream: String, _ entry: String, on redis: RedisClient) async throws(ExperimentError) {
+        do { _ = try await redis.send(.raw(["XCLAIM", stream, keys.group, name, "0", entry, "JUSTID"])) } catch { throw .redis(error, "XCLAIM \(entry)") }
     }
 
     /// Gives a running task back (stop, or Redis lost while loading): queued, attempt not counted.
@@ -205,10 +215,27 @@ public struct PoolWorker: Sendable {
         let update = try await patiently("handing back \(delivery.task.id)", stop: nil) { () throws(ExperimentError) in
             try await store.update(job: delivery.job, task: delivery.task.id, on: redis) { $0.handBack($1, worker: worker) }
         }
-        var state = update?.record.state
-        if update == nil { state = try await currentState(of: delivery, on: redis) }
-        if state == .queued { try await requeue(delivery, on: redis) } else { try await acknowledge(delivery, on: redis) }
+        _ = try await settle(delivery, after: update, on: redis)
         if let update { try await announce(delivery.job, delivery.task.id, update, on: redis) }
+    }
+
+    /// Where a delivery goes after its task's update: queued again (back of its stream) when the
+    /// task is queued, acknowledged when it ended, and left alone when another worker runs it now.
+    /// That worker reclaimed this very entry (XAUTOCLAIM moved it to its own pending list) and
+    /// acknowledges it when it ends the task; acknowledging it here would leave that run with
+    /// nothing to reclaim should its worker die. A refused update (nil) may be this worker's own
+    /// whose reply was lost, so the state is read back then. Returns the state it acted on.
+    func settle(_ delivery: Delivery, after update: TaskUpdate?, on redis: RedisClient) async throws(ExperimentError) -> TaskRecord.State? {
+        let record = update == nil ? try await currentRecord(of: delivery, on: redis) : update?.record
+        switch record?.state {
+        case .queued?:
+            try await requeue(delivery, on: redis)
+        case .running? where record?.worker != name:
+            log("[\(name)] \(delivery.job) \(delivery.task.id): \(record?.worker ?? "another worker") runs it now; its delivery is left to that worker")
+        default:
+            try await acknowledge(delivery, on: redis)
+        }
+        return record?.state
     }
 
     /// The task's entry added again at the back of its stream, then the delivery acknowledged
@@ -266,18 +293,24 @@ public struct PoolWorker: Sendable {
     }
 
     /// A delivered task whose worker went silent: claimed (XAUTOCLAIM) once idle longer than
-    /// `idleTimeout`; a task whose worker still beats (a long task) is left to it.
-    func reclaimable(_ reader: RedisClient, on redis: RedisClient) async throws(ExperimentError) -> Delivery? {
+    /// `idleTimeout`. A live worker touches its running delivery every beat, so an idle entry is
+    /// a silent worker's; a task whose worker still says it runs it (a worker that paused longer
+    /// than the idle timeout) is left to it, and its next touch takes the entry back.
+    /// XAUTOCLAIM looks at no more than ten entries per claim asked for, so each stream's scan
+    /// goes on from `cursors` (where the last call stopped) and wraps around at the end: every
+    /// pending entry is looked at within a few calls, however many tasks run.
+    func reclaimable(_ reader: RedisClient, on redis: RedisClient, cursors: inout [JobPriority: String]) async throws(ExperimentError) -> Delivery? {
         for priority in JobPriority.allCases {
             let stream = keys.tasks(priority)
             let claim: RedisAutoClaim
             do {
-                claim = try await reader.send(.xautoclaim(stream, group: keys.group, consumer: name, minIdle: idleTimeout, count: 1))
+                claim = try await reader.send(.xautoclaim(stream, group: keys.group, consumer: name, minIdle: idleTimeout, start: cursors[priority] ?? "0-0", count: 1))
             } catch where error.serverErrorCode == "NOGROUP" {
                 continue
             } catch {
                 throw .redis(error, "XAUTOCLAIM on \(stream)")
             }
+            cursors[priority] = claim.nextCursor
             guard let entry = claim.entries.first else { continue }
             guard let delivery = try await parse(stream, entry, reclaimed: true, on: redis) else { continue }
             let record = try await store.record(job: delivery.job, task: delivery.task.id, on: redis)
@@ -450,6 +483,8 @@ public actor JobCache {
 final class WorkerStatus: Sendable {
     private struct State {
         var current: String?
+        var delivery: (stream: String, entry: String)?
+        var began: ContinuousClock.Instant?
         var done = 0
         var totalSeconds = 0.0
     }
@@ -466,9 +501,19 @@ final class WorkerStatus: Sendable {
     static func label(_ job: String, _ task: String) -> String { "\(job)/\(task)" }
 
     var done: Int { state.withLock { $0.done } }
-    func begin(_ task: String) { state.withLock { $0.current = task } }
-    func end() { state.withLock { $0.current = nil } }
-    func finished(seconds: Double) { state.withLock { $0.done += 1; $0.totalSeconds += seconds } }
+    /// The running task's delivery (its stream and entry id), which the heartbeat touches.
+    var delivery: (String, String)? { state.withLock { $0.delivery.map { ($0.stream, $0.entry) } } }
+    func begin(_ task: String, stream: String, entry: String) {
+        state.withLock { $0.current = task; $0.delivery = (stream, entry); $0.began = .now }
+    }
+    func end() { state.withLock { $0.current = nil; $0.delivery = nil; $0.began = nil } }
+    /// The running task succeeded: counted, with its whole time (data, training, scoring, writes).
+    func finished() {
+        state.withLock { state in
+            state.done += 1
+            if let began = state.began { state.totalSeconds += Worker.seconds(ContinuousClock.now - began) }
+        }
+    }
 
     /// The registry entry, in the model `status` reads it back with.
     func json() -> [UInt8] {

@@ -28,7 +28,14 @@ struct Grid: AsyncParsableCommand {
     @Option(help: "Cross-validation folds (K-fold, the same splits for every parameter set).") var folds = 5
     @Option(help: "Seed of the fold split.") var seed: UInt64 = 42
     @Option(help: "high or normal: every worker takes high-priority tasks first.") var priority = JobPriority.normal
+    @Option(name: .customLong("max-attempts"), help: "Attempts a task gets (a throw or a dead worker ends one) before it is failed for good; the job goes on.") var maxAttempts = TaskLifecycle().maximumAttempts
     @Flag(help: "Print only the job id.") var quiet = false
+
+    func validate() throws {
+        guard JobStore.attemptRange.contains(maxAttempts) else {
+            throw ValidationError("--max-attempts must be from \(JobStore.attemptRange.lowerBound) to \(JobStore.attemptRange.upperBound), got \(maxAttempts)")
+        }
+    }
 
     func run() async throws {
         do {
@@ -38,7 +45,7 @@ struct Grid: AsyncParsableCommand {
             let spec = try GridSpec.parse(bytes, path: grid)
             _ = try KFold(rows: dataset.rowCount, folds: folds, seed: seed)
             let redis = try await connection.connect(label: "grid")
-            let job = try await JobStore(keys: pool.keys).create(dataset, grid: spec, folds: folds, seed: seed, priority: priority, on: redis)
+            let job = try await JobStore(keys: pool.keys).create(dataset, grid: spec, folds: folds, seed: seed, priority: priority, maxAttempts: maxAttempts, on: redis)
             await redis.close()
             if quiet {
                 emit(job.id)

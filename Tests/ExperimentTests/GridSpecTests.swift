@@ -24,8 +24,10 @@ import Testing
     @Test(arguments: [
         ("{\n  \"rf\": {\"n_estimators\": [50,\n}", "grid.json:3", "not a JSON object"),
         ("{\n  \"xgb\": {}\n}", "grid.json:2", "unknown algorithm 'xgb'"),
-        ("{\n  \"rf\": {\n    \"n_estimator\": [5]\n  }\n}", "grid.json:2", "unknown parameter n_estimator"),
-        ("{\n  \"svr\": {\"C\": [1, -1]}\n}", "grid.json:2", "--param C=-1"),
+        ("{\n  \"rf\": {\n    \"n_estimator\": [5]\n  }\n}", "grid.json:3", "unknown parameter n_estimator"),
+        ("{\n  \"svr\": {\"C\": [1, -1]}\n}", "grid.json:2", "svr: C=-1: expected a number > 0"),
+        ("{\n  \"svr\": {\n    \"C\": [1,\n          -1]\n  }\n}", "grid.json:4", "C=-1"),
+        ("{\n  \"rf\": {\"max_depth\": [4],\n         \"n_estimators\": [10, {\"a\": 1}]}\n}", "grid.json:3", "values must be numbers"),
         ("{\n  \"rf\": {\n    \"max_depth\": []\n  }\n}", "grid.json:3", "has no values"),
         ("{\n  \"rf\": {}, \"rf\": {}\n}", "grid.json:2", "appears twice"),
         ("{}", "grid.json:1", "names no algorithm"),
