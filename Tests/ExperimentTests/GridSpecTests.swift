@@ -86,6 +86,12 @@ import Testing
         var exhausted = TaskRecord()
         for n in 0..<3 { exhausted = life.start(exhausted, worker: "w0", now: Double(n))! }
         #expect(life.reclaim(exhausted, by: "w9", reason: "no heartbeat", now: 10)?.state == .failed)
+        // A reclaim that fails the task keeps what the attempt before threw.
+        var threw = life.start(TaskRecord(), worker: "a", now: 1)!
+        threw = life.fail(threw, worker: "a", error: "boom", now: 2)!
+        threw = life.start(life.start(threw, worker: "b", now: 3)!, worker: "b", now: 4)!
+        let ended = life.reclaim(threw, by: "c", reason: "its worker b stopped answering", now: 5)!
+        #expect(ended.state == .failed && ended.lastError?.contains("its worker b stopped answering") == true && ended.lastError?.contains("boom") == true, "\(ended)")
     }
 
     @Test func onlyTheWorkerRunningATaskFinishesItAndRepeatedWritesChangeNothing() {

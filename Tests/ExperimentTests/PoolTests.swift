@@ -182,12 +182,15 @@ struct PoolSetup {
         var counts = try await store.counts(job: job.id, on: redis)
         #expect(counts.tasks == 9 && counts.queued == 9 && !counts.isFinished)
         #expect(try await store.jobIDs(on: redis) == [job.id])
+        let marker = Array(uniqueName("marker").utf8)
+        // Every event up to a marker the test publishes once the workers stopped: their
+        // PUBLISHes were answered by then, so Redis sent their messages before the marker.
         let collected = Task {
             var seen: [PoolEvent] = []
             for await event in events {
-                guard case .message(let message) = event, let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) else { continue }
-                seen.append(decoded)
-                if decoded.type == "job" { break }
+                guard case .message(let message) = event else { continue }
+                if message.payload == marker { break }
+                if let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) { seen.append(decoded) }
             }
             return seen
         }
@@ -201,9 +204,11 @@ struct PoolSetup {
             }
             return try await group.reduce(0, +)
         }
+        _ = try await redis.send(.publish(keys.events, marker))
         let seen = try await withDeadline(.seconds(20)) { await collected.value }
         #expect(seen.filter { $0.type == "job" } == [.finished(job.id, { var c = JobCounts(); c.tasks = 9; c.done = 9; return c }())], "one completion event")
-        #expect(Set(seen.filter { $0.type == "task" && $0.state == "done" }.compactMap(\.task)).count == 9)
+        let doneEvents = seen.filter { $0.type == "task" && $0.state == "done" }.compactMap(\.task)
+        #expect(doneEvents.count == 9 && Set(doneEvents).count == 9, "each task announced done once: \(doneEvents)")
         counts = try await store.counts(job: job.id, on: redis)
         #expect(counts.done == 9 && counts.queued == 0 && counts.running == 0)
         await subscriber.close()
@@ -304,6 +309,63 @@ struct PoolSetup {
         #expect(written.count == 1 && existing.count == 3 && existing.allSatisfy { $0 == written[0] })
         #expect(written.first?.ranking.count == 3 && written.first?.done == 9)
         #expect(try await redis.send(.exists([keys.finaliserLock(job.id)])) == 0, "the lock was released")
+        await pool.close()
+    }
+
+    /// A high-priority job created while a worker is busy with a normal one: the worker's next
+    /// task is the high job's, all of them go before the normal job's next one, and the normal
+    /// job then finishes.
+    @Test func aHighPriorityJobArrivingMidJobGoesFirstAndTheNormalJobStillFinishes() async throws {
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let normal = try await pool.job(#"{"rf": {"n_estimators": [20, 30, 40], "max_depth": [3, 5], "n_jobs": [1]}}"#, folds: 5, seed: 2)
+        #expect(normal.taskCount == 30)
+        let created = Mutex<(job: JobDescription, at: Double)?>(nil)
+        _ = try await Self.runWorker(PoolWorker(keys: keys, name: "solo"), server: server, timeout: .seconds(120)) {
+            if created.withLock({ $0 }) == nil, try await store.counts(job: normal.id, on: redis).done >= 2 {
+                let at = Date().timeIntervalSince1970
+                let high = try await pool.job(#"{"lr": {}}"#, folds: 4, seed: 2, priority: .high)
+                created.withLock { $0 = (high, at) }
+            }
+            guard let high = created.withLock({ $0?.job }) else { return false }
+            let (a, b) = (try await store.counts(job: normal.id, on: redis), try await store.counts(job: high.id, on: redis))
+            return a.isFinished && b.isFinished
+        }
+        let (high, at) = try #require(created.withLock { $0 })
+        let highStates = try await store.states(job: high.id, on: redis).values
+        let normalStates = try await store.states(job: normal.id, on: redis).values
+        #expect(highStates.count == 4 && highStates.allSatisfy { $0.state == .done })
+        #expect(normalStates.count == 30 && normalStates.allSatisfy { $0.state == .done }, "the normal job finished")
+        let highStarts = highStates.compactMap(\.startedAt), highEnd = highStates.compactMap(\.finishedAt).max() ?? 0
+        // Normal tasks started after the high job existed, except the one already running then.
+        let normalAfter = normalStates.compactMap(\.startedAt).filter { $0 > at }.sorted()
+        #expect(normalAfter.count >= 20, "most of the normal job was still to run: \(normalAfter.count)")
+        #expect(normalAfter.dropFirst().allSatisfy { $0 > highEnd }, "no normal task started between the high job's tasks")
+        #expect(highStarts.allSatisfy { $0 < (normalAfter.dropFirst().first ?? .infinity) })
+        await pool.close()
+    }
+
+    /// `grid --max-attempts`: the job's own limit, kept with the job, decides when a task fails.
+    @Test func aJobsOwnAttemptLimitDecidesWhenATaskFails() async throws {
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let data = try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target")
+        let job = try await store.create(data, grid: try GridSpec.parse(Array(#"{"lr": {}}"#.utf8), path: "g"), folds: 2, seed: 1, priority: .normal, maxAttempts: 5, on: redis)
+        #expect(try await store.description(job: job.id, on: redis)?.maxAttempts == 5)
+        let broken = GridTask(id: "lr-0-99", algorithm: "lr", parameters: [:], parameterSet: 0, fold: 99)
+        _ = try await redis.send(.hset(keys.taskStates(job.id), [(broken.id, JobStore.json(TaskRecord()))]))
+        _ = try await redis.send(.raw(["HINCRBY", keys.job(job.id), "tasks", "1"]))
+        _ = try await redis.send(.raw(["HINCRBY", keys.job(job.id), "queued", "1"]))
+        _ = try await redis.send(.xadd(keys.tasks(.normal), fields: [RedisStreamField("job", job.id), RedisStreamField("task", JobStore.json(broken))]))
+        _ = try await Self.runWorker(PoolWorker(keys: keys, name: "w"), server: server) { try await store.counts(job: job.id, on: redis).isFinished }
+        let record = try #require(try await store.record(job: job.id, task: broken.id, on: redis))
+        #expect(record.state == .failed && record.attempts == 5, "\(record)")
+        do {
+            _ = try await store.create(data, grid: try GridSpec.parse(Array(#"{"lr": {}}"#.utf8), path: "g"), folds: 2, seed: 1, priority: .normal, maxAttempts: 0, on: redis)
+            Issue.record("a job with no attempts was created")
+        } catch {
+            #expect(error.message.contains("--max-attempts"))
+        }
         await pool.close()
     }
 

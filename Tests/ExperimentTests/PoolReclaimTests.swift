@@ -1,0 +1,143 @@
+import Foundation
+import RedisClient
+import Testing
+import TestSupport
+@testable import Experiment
+
+/// Reclaims at the edges: a worker wrongly taken for dead, a live worker on a task longer than the
+/// idle timeout, a high-priority job arriving while a normal one runs, and per-job attempt limits.
+@Suite struct PoolReclaimTests {
+    /// The owners of a task stream's pending deliveries (XPENDING's consumer per entry).
+    static func pendingOwners(_ redis: RedisClient, _ keys: PoolKeys, _ priority: JobPriority = .normal) async throws -> [String: String] {
+        let reply = try await redis.send(.raw(["XPENDING", keys.tasks(priority), keys.group, "-", "+", "100"]))
+        guard case .array(let entries) = reply else { return [:] }
+        var owners: [String: String] = [:]
+        for entry in entries {
+            guard case .array(let fields) = entry, fields.count >= 2, let id = fields[0].string, let owner = fields[1].string else { continue }
+            owners[id] = owner
+        }
+        return owners
+    }
+
+    /// A worker that stalled past the idle timeout finishes after another took its task over,
+    /// and that other worker then dies. The late finisher's result stands (written once), but it
+    /// must leave the delivery alone: it now sits in the dead worker's pending list, and only
+    /// from there can a third worker reclaim the task, which is still `running` for the dead one.
+    @Test func aWorkerTakenForDeadLeavesTheTakenOverDeliverySoTheTaskIsNeverStranded() async throws {
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let (subscriber, events) = RedisSubscriber.makeStream(configuration: server.configuration)
+        try await subscriber.subscribe([keys.events])
+        let job = try await pool.job(#"{"lr": {}}"#, folds: 2, seed: 7)
+
+        // 1. The slow worker takes a task and starts it (it never registers: taken for dead).
+        let slow = PoolWorker(keys: keys, name: "slow")
+        let delivery = try #require(try await slow.next(redis, on: redis))
+        let task = delivery.task
+        _ = try #require(try await store.update(job: job.id, task: task.id, on: redis) { $0.start($1, worker: "slow", now: 1) })
+        // 2. Another worker reclaims it (the same stream entry moves to its pending list) and
+        //    dies before finishing: it records the takeover and is never heard of again.
+        var taker = PoolWorker(keys: keys, name: "taker")
+        taker.idleTimeout = .milliseconds(100)
+        var cursors: [JobPriority: String] = [:]
+        var taken: PoolWorker.Delivery?
+        try await waitUntil("the taker reclaims the task", timeout: .seconds(20), every: .milliseconds(50)) {
+            taken = try await taker.reclaimable(redis, on: redis, cursors: &cursors)
+            return taken != nil
+        }
+        #expect(taken?.entry.id == delivery.entry.id && taken?.task.id == task.id)
+        let takeover = try await store.update(job: job.id, task: task.id, on: redis) { $0.reclaim($1, by: "taker", reason: "its worker slow stopped answering", now: 2) }
+        #expect(takeover?.record.worker == "taker" && takeover?.record.attempts == 2)
+        #expect(try await Self.pendingOwners(redis, keys)[delivery.entry.id] == "taker")
+
+        // 3. The slow worker finishes after all: its result is the one written, but the task is
+        //    not its own any more, so it marks nothing and leaves the delivery where it is.
+        let loaded = try await slow.load(job.id, on: redis)
+        let result = try await PoolWorker.evaluate(task, loaded, worker: "slow", threads: 1)
+        let status = WorkerStatus(name: "slow")
+        status.begin(WorkerStatus.label(job.id, task.id), stream: delivery.stream, entry: delivery.entry.id)
+        try await slow.succeeded(delivery, result, status: status, redis: redis)
+        #expect(try await store.record(job: job.id, task: task.id, on: redis)?.worker == "taker", "still the taker's")
+        #expect(try await Self.pendingOwners(redis, keys)[delivery.entry.id] == "taker", "the delivery is left to the taker")
+
+        // 4. A third worker takes the dead taker's task over and ends the job.
+        var third = PoolWorker(keys: keys, name: "third")
+        third.idleTimeout = .milliseconds(300)
+        _ = try await PoolTests.runWorker(third, server: server) { try await store.counts(job: job.id, on: redis).isFinished }
+        let record = try #require(try await store.record(job: job.id, task: task.id, on: redis))
+        #expect(record.state == .done && record.worker == "third" && record.attempts == 3, "\(record)")
+        let results = try await redis.send(.hgetall(keys.results(job.id)))
+        #expect(results.count == 2, "one result per task")
+        let stored = try #require(results[task.id].flatMap { try? JSONDecoder().decode(PoolWorker.TaskResult.self, from: Data($0)) })
+        #expect(stored.worker == "slow", "the first result written stays")
+        let (pending, queued) = (try await Self.pendingOwners(redis, keys), try await redis.send(.xlen(keys.tasks(.normal))))
+        #expect(pending.isEmpty && queued == 0, "nothing pending or queued")
+
+        // Every event up to a marker published after the workers stopped: the late finisher
+        // announced nothing, the third worker announced the task done once, the job finished once.
+        let marker = uniqueName("marker")
+        _ = try await redis.send(.publish(keys.events, Array(marker.utf8)))
+        let seen = try await withDeadline(.seconds(20)) {
+            var seen: [PoolEvent] = []
+            for await event in events {
+                guard case .message(let message) = event else { continue }
+                if message.payload == Array(marker.utf8) { break }
+                if let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) { seen.append(decoded) }
+            }
+            return seen
+        }
+        let done = seen.filter { $0.type == "task" && $0.task == task.id && $0.state == "done" }
+        #expect(done.count == 1 && done.first?.worker == "third", "\(seen)")
+        #expect(seen.filter { $0.type == "job" }.count == 1)
+        await subscriber.close()
+        await pool.close()
+    }
+
+    /// A live worker touches its running delivery every beat, so however long its task runs,
+    /// another worker's XAUTOCLAIM never takes it (its pending owner stays the runner throughout).
+    @Test func aLongTaskOfALiveWorkerIsNeverClaimedAway() async throws {
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        // Two slow tasks (a large forest on one thread each), one per runner.
+        let job = try await pool.job(#"{"rf": {"n_estimators": [4000], "n_jobs": [1]}}"#, folds: 2, seed: 3)
+        let stopRunners = PoolStop()
+        var clients: [RedisClient] = []
+        var runners: [Task<Int, any Error>] = []
+        for name in ["runner-a", "runner-b"] {
+            var runner = PoolWorker(keys: keys, name: name)
+            runner.idleTimeout = .milliseconds(300) // beats every 100 ms
+            let (own, reader) = (try await RedisClient.connect(configuration: server.configuration), try await RedisClient.connect(configuration: server.configuration))
+            clients += [own, reader]
+            runners.append(Task { try await runner.run(redis: own, reader: reader, stop: stopRunners) })
+        }
+        try await waitUntil("both runners hold a task", timeout: .seconds(30)) {
+            try await store.counts(job: job.id, on: redis).running == 2
+        }
+        // Another worker joins with nothing left to take: it scans for deliveries idle 700 ms
+        // (seven beats: room for a busy machine's late ones) while the long tasks go on.
+        var other = PoolWorker(keys: keys, name: "other")
+        other.idleTimeout = .milliseconds(700)
+        let owners = Collector<(entry: String, owner: String)>()
+        let watching = Task {
+            while !Task.isCancelled {
+                for (entry, owner) in try await Self.pendingOwners(redis, keys) { owners.append((entry, owner)) }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        let finishedByOther = try await PoolTests.runWorker(other, server: server, timeout: .seconds(120)) {
+            try await store.counts(job: job.id, on: redis).isFinished
+        }
+        watching.cancel()
+        stopRunners.request()
+        for runner in runners { _ = try await withDeadline(.seconds(30)) { try await runner.value } }
+        let states = try await store.states(job: job.id, on: redis)
+        #expect(finishedByOther == 0)
+        #expect(states.values.allSatisfy { $0.state == .done && $0.attempts == 1 && $0.worker?.hasPrefix("runner") == true }, "each task ran once, by its runner: \(states)")
+        let shortest = states.values.map { ($0.finishedAt ?? 0) - ($0.startedAt ?? 0) }.min() ?? 0
+        #expect(shortest > 1.4, "precondition: the tasks outlast the other's idle timeout several times (\(shortest) s)")
+        let samples = owners.values
+        #expect(Set(samples.map(\.owner)) == ["runner-a", "runner-b"], "only the runners ever held a delivery: \(Set(samples.map(\.owner)))")
+        for client in clients { await client.close() }
+        await pool.close()
+    }
+}
