@@ -134,6 +134,7 @@ public struct PoolWorker: Sendable {
             if let started { try await announce(job, task.id, started, on: redis) }
             return
         }
+        try? await store.publish(.task(job, task.id, started.record, worker: name), on: redis)
         log("[\(name)] \(job) \(task.id) started (attempt \(started.record.attempts))")
         let data: LoadedJob
         do {

@@ -139,13 +139,17 @@ struct Status: AsyncParsableCommand {
                 FileHandle.standardOutput.write(snapshot.json() + Data("\n".utf8))
                 if let job, snapshot.jobs.isEmpty { fail("no job \(job) in pool '\(pool.prefix)'") }
             } else {
+                // Redrawn on every pool event (at most ten times a second) and every --interval.
+                let events = PoolEventWatch(configuration: try connection.configuration(), keys: pool.keys, job: job)
                 while true {
                     let snapshot = try await reader.snapshot(job: job, on: redis)
                     FileHandle.standardOutput.write(Data(("\u{1B}[H\u{1B}[2J" + snapshot.table()).utf8))
                     if let job, snapshot.jobs.isEmpty { fail("no job \(job) in pool '\(pool.prefix)'") }
                     if job != nil, snapshot.jobs.allSatisfy(\.counts.isFinished) { break }
-                    try await Task.sleep(for: .milliseconds(Int(max(0.1, interval) * 1000)))
+                    try await Task.sleep(for: .milliseconds(100))
+                    await events.wait(atMost: .milliseconds(Int(max(0.1, interval) * 1000) - 100))
                 }
+                await events.close()
             }
             await redis.close()
         } catch let error as ExperimentError {
@@ -174,13 +178,18 @@ struct Results: AsyncParsableCommand {
             guard try await store.description(job: job, on: redis) != nil else { throw ExperimentError(.parameter, "no job \(job) in pool '\(pool.prefix)' (see `status`)") }
             let deadline = ContinuousClock.now + .milliseconds(Int(max(0, wait) * 1000))
             var counts = try await store.counts(job: job, on: redis)
+            // Woken by the job's events (its completion above all); a poll each second covers
+            // an event lost to a reconnect.
+            let events = counts.isFinished || wait <= 0 ? nil : PoolEventWatch(configuration: try connection.configuration(), keys: pool.keys, job: job)
             while !counts.isFinished {
-                guard ContinuousClock.now < deadline else {
+                guard ContinuousClock.now < deadline, let events else {
+                    await events?.close()
                     throw ExperimentError(.timeout, "job \(job) is not finished: \(counts.queued) queued, \(counts.running) running, \(counts.done) done, \(counts.failed) failed of \(counts.tasks)\(wait > 0 ? " after \(wait) s" : "; wait for it with --wait SECONDS")")
                 }
-                try await Task.sleep(for: .milliseconds(200))
+                await events.wait(atMost: min(.seconds(1), deadline - .now))
                 counts = try await store.counts(job: job, on: redis)
             }
+            await events?.close()
             let output = self.output
             var finaliser = Finaliser(keys: pool.keys, name: processName)
             finaliser.onWait = { emit("[results] another finaliser is writing job \(job)'s results; waiting for it") }

@@ -33,8 +33,13 @@ struct Connection: ParsableArguments {
     var url: String { setting(redisURL, env: "REDIS_URL") ?? "redis://127.0.0.1:\(port)" }
     var keys: ExperimentKeys { ExperimentKeys(stream: stream) }
 
+    /// The Redis URL as a configuration (for a subscriber; `connect` for commands).
+    func configuration() throws -> RedisConfiguration {
+        try RedisConfiguration(url: url)
+    }
+
     func connect(label: String = "experiment", commandTimeout: Duration = .seconds(30)) async throws -> RedisClient {
-        var configuration = try RedisConfiguration(url: url)
+        var configuration = try configuration()
         configuration.commandTimeout = commandTimeout
         do {
             return try await RedisClient.connect(configuration: configuration, label: label, logger: Logger(label: "experiment.redis"))

@@ -209,6 +209,8 @@ struct PoolSetup {
         #expect(seen.filter { $0.type == "job" } == [.finished(job.id, { var c = JobCounts(); c.tasks = 9; c.done = 9; return c }())], "one completion event")
         let doneEvents = seen.filter { $0.type == "task" && $0.state == "done" }.compactMap(\.task)
         #expect(doneEvents.count == 9 && Set(doneEvents).count == 9, "each task announced done once: \(doneEvents)")
+        let startEvents = seen.filter { $0.type == "task" && $0.state == "running" }.compactMap(\.task)
+        #expect(startEvents.count == 9 && Set(startEvents).count == 9, "each task announced started once: \(startEvents)")
         counts = try await store.counts(job: job.id, on: redis)
         #expect(counts.done == 9 && counts.queued == 0 && counts.running == 0)
         await subscriber.close()
@@ -366,6 +368,33 @@ struct PoolSetup {
         } catch {
             #expect(error.message.contains("--max-attempts"))
         }
+        await pool.close()
+    }
+
+    /// `status` and `results --wait` wake on their job's events and ignore other jobs'.
+    @Test func anEventWatchWakesOnItsJobsEventsOnly() async throws {
+        let pool = try await PoolSetup()
+        let (server, redis, keys) = (pool.server, pool.redis, pool.keys)
+        let watch = PoolEventWatch(configuration: server.configuration, keys: keys, job: "j1")
+        let mine = JobStore.json(PoolEvent.finished("j1", JobCounts())), theirs = JobStore.json(PoolEvent.finished("j2", JobCounts()))
+        // Until the watch has subscribed, events are lost: publish until one wakes it.
+        let publisher = Task {
+            while !Task.isCancelled {
+                _ = try await redis.send(.publish(keys.events, mine))
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        try await withDeadline(.seconds(30), "an event of the job wakes the watch") { await watch.wait(atMost: .seconds(600)) }
+        publisher.cancel()
+        _ = await publisher.result
+        // Then, in order: three events of another job, one of the watched job, an end marker.
+        let end = JobStore.json(PoolEvent.finished("end", JobCounts()))
+        for event in [theirs, theirs, theirs, mine, end] { _ = try await redis.send(.publish(keys.events, event)) }
+        try await waitUntil("the end marker is read", timeout: .seconds(10)) { watch.recent.last?.job == "end" }
+        let last = watch.recent.suffix(5)
+        #expect(last.map(\.job) == ["j2", "j2", "j2", "j1", "end"] && last.map(\.woke) == [false, false, false, true, false], "\(last)")
+        try await withDeadline(.seconds(30), "a pending event ends the next wait at once") { await watch.wait(atMost: .seconds(600)) }
+        await watch.close()
         await pool.close()
     }
 

@@ -1,0 +1,89 @@
+import Foundation
+public import RedisClient
+import Synchronization
+
+/// Follows the pool's event channel so that `status` and `results --wait` react to a task's or a
+/// job's change at once instead of at their next poll. Pub/sub is fire-and-forget (an event sent
+/// while the subscriber reconnects is lost), so callers still poll on a timer: an event only cuts
+/// their wait short.
+public final class PoolEventWatch: Sendable {
+    private struct State {
+        /// An event arrived since the last wait ended.
+        var pending = false
+        var waiter: FirstResult<Void>?
+        /// The last messages read: their job, and whether they woke the watch (for tests).
+        var recent: [(job: String?, woke: Bool)] = []
+    }
+
+    private let subscriber: RedisSubscriber
+    private let state = Mutex(State())
+    private let reader = Mutex<Task<Void, Never>?>(nil)
+
+    /// Watches the events of `job` (every job's when nil) on `configuration`'s Redis.
+    public init(configuration: RedisConfiguration, keys: PoolKeys, job: String?) {
+        let (subscriber, events) = RedisSubscriber.makeStream(configuration: configuration, bufferCapacity: 64)
+        self.subscriber = subscriber
+        let channel = keys.events
+        reader.withLock {
+            $0 = Task { [weak self] in
+                // Not awaited by the caller: while Redis is away the watch simply stays quiet.
+                try? await subscriber.subscribe([channel])
+                for await event in events {
+                    guard case .message(let message) = event, let self else { continue }
+                    let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload))
+                    let matches = job == nil || decoded?.job == job
+                    self.state.withLock { state in
+                        if state.recent.count == 16 { state.recent.removeFirst() }
+                        state.recent.append((decoded?.job, matches))
+                    }
+                    if matches { self.ring() }
+                }
+            }
+        }
+    }
+
+    /// Ends at the first event since the previous wait, or after `timeout`.
+    public func wait(atMost timeout: Duration) async {
+        let first = FirstResult<Void>()
+        let ready = state.withLock { state -> Bool in
+            if state.pending {
+                state.pending = false
+                return true
+            }
+            state.waiter = first
+            return false
+        }
+        if ready { return }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            first.resume(())
+        }
+        await first.value()
+        timer.cancel()
+        state.withLock { state in
+            if state.waiter === first { state.waiter = nil }
+        }
+    }
+
+    /// The last 16 messages read: their job, and whether they woke the watch.
+    var recent: [(job: String?, woke: Bool)] { state.withLock { $0.recent } }
+
+    /// Unsubscribes and closes the connection.
+    public func close() async {
+        await subscriber.close()
+        let task = reader.withLock { $0 }
+        await task?.value
+    }
+
+    private func ring() {
+        let waiter = state.withLock { state -> FirstResult<Void>? in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume(())
+    }
+}
