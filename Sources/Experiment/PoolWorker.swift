@@ -174,8 +174,8 @@ public struct PoolWorker: Sendable {
         }
         status.finished()
         if let update {
-            try await acknowledge(delivery, on: redis)
-            try await announce(job, task.id, update, on: redis)
+            try await acknowledge(delivery, on: redis, publishing: .task(job, task.id, update.record, worker: name))
+            try await announce(job, task.id, update, published: true, on: redis)
         } else {
             // Refused: another worker took the task over (this one was taken for dead) or ended it.
             _ = try await settle(delivery, after: nil, on: redis)
@@ -249,19 +249,22 @@ public struct PoolWorker: Sendable {
     }
 
     /// XACK and XDEL in one round trip: a finished task's entry leaves the stream, so the task
-    /// streams hold only work not yet done (their size is bounded by the queued tasks).
-    func acknowledge(_ delivery: Delivery, on redis: RedisClient) async throws(ExperimentError) {
-        var pipeline = RedisPipeline(capacity: 2)
+    /// streams hold only work not yet done (their size is bounded by the queued tasks). The
+    /// task's event, when given, is published in the same round trip.
+    func acknowledge(_ delivery: Delivery, on redis: RedisClient, publishing event: PoolEvent? = nil) async throws(ExperimentError) {
+        var pipeline = RedisPipeline(capacity: 3)
         pipeline.append(.xack(delivery.stream, group: keys.group, ids: [delivery.entry.id]))
         pipeline.append(.raw(["XDEL", delivery.stream, delivery.entry.id]))
+        if let event { pipeline.append(.publish(keys.events, JobStore.json(event))) }
         try await patiently("acknowledging \(delivery.task.id)", stop: nil) { () throws(ExperimentError) in
             do throws(RedisError) { _ = try await redis.execute(pipeline) } catch { throw .redis(error, "XACK \(delivery.entry.id)") }
         }
     }
 
-    /// Publishes a task's new state, and the job's completion when this change may have ended it.
-    func announce(_ job: String, _ task: String, _ update: TaskUpdate, on redis: RedisClient) async throws(ExperimentError) {
-        try? await store.publish(.task(job, task, update.record, worker: name), on: redis)
+    /// Publishes a task's new state (unless `published` already), and the job's completion when
+    /// this change may have ended it.
+    func announce(_ job: String, _ task: String, _ update: TaskUpdate, published: Bool = false, on redis: RedisClient) async throws(ExperimentError) {
+        if !published { try? await store.publish(.task(job, task, update.record, worker: name), on: redis) }
         if update.finishedJob || (update.record.state.isFinal && update.previous == update.record.state) {
             try await announceCompletion(job, on: redis)
         }
