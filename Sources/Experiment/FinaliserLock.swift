@@ -1,4 +1,5 @@
 public import Foundation
+import OwnThread
 public import RedisClient
 
 /// A lease lock in Redis: `SET key token NX PX lease` with a random token; only the owner
@@ -81,8 +82,9 @@ public struct Finaliser: Sendable {
     """)
 
     /// The job's final results, written now if nobody has; `write` (the files) runs only in the
-    /// finaliser that stored them, while it still holds the lock.
-    public func finalise(job: String, on redis: RedisClient, write: @Sendable (GridResults) throws(ExperimentError) -> Void) async throws(ExperimentError) -> Outcome {
+    /// finaliser that stored them, while it still holds the lock, on a thread of its own (file
+    /// writes block).
+    public func finalise(job: String, on redis: RedisClient, write: @escaping @Sendable (GridResults) throws(ExperimentError) -> Void) async throws(ExperimentError) -> Outcome {
         let deadline = ContinuousClock.now + timeout
         var waiting = false
         while true {
@@ -102,7 +104,7 @@ public struct Finaliser: Sendable {
         }
     }
 
-    private func holding(_ lock: LeaseLock, job: String, on redis: RedisClient, write: @Sendable (GridResults) throws(ExperimentError) -> Void) async throws(ExperimentError) -> Outcome {
+    private func holding(_ lock: LeaseLock, job: String, on redis: RedisClient, write: @escaping @Sendable (GridResults) throws(ExperimentError) -> Void) async throws(ExperimentError) -> Outcome {
         let renewals = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: lock.lease / 3)
@@ -124,7 +126,7 @@ public struct Finaliser: Sendable {
         switch stored {
         case .integer(1):
             do {
-                try write(results)
+                try await onOwnThread { () throws(ExperimentError) in try write(results) }
             } catch {
                 _ = try? await lock.release(on: redis)
                 throw ExperimentError(error.kind, "\(error.message) — the ranking is stored in Redis; write its files with `results \(job) --export --output DIR`")

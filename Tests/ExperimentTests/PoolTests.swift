@@ -398,6 +398,43 @@ struct PoolSetup {
         await pool.close()
     }
 
+    /// The finaliser's lease is extended while it works: files that take several leases to write
+    /// never let another finaliser in, and the lock is released at the end.
+    @Test func theFinalisersLeaseIsExtendedWhileItWorks() async throws {
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let job = try await pool.job(#"{"lr": {}}"#, folds: 2, seed: 5)
+        _ = try await Self.runWorker(PoolWorker(keys: keys, name: "solo"), server: server) { try await store.counts(job: job.id, on: redis).isFinished }
+        var slow = Finaliser(keys: keys, name: "slow")
+        slow.lease = .seconds(2) // renewed every 667 ms
+        let writing = Counter(), release = Counter(), lockKey = keys.finaliserLock(job.id)
+        let finalising = Task {
+            try await slow.finalise(job: job.id, on: redis) { _ throws(ExperimentError) in
+                writing.add()
+                // Files that take as long as the test says (on the finaliser's own thread).
+                let until = Date().addingTimeInterval(120)
+                while release.value == 0, Date() < until { Thread.sleep(forTimeInterval: 0.01) }
+            }
+        }
+        try await waitUntil("the slow finaliser writes its files", timeout: .seconds(30), every: .milliseconds(10)) { writing.value == 1 }
+        // For three leases: the lock stays its own, and another finaliser cannot take it.
+        let rival = LeaseLock(key: lockKey, lease: .seconds(30))
+        var holders: Set<[UInt8]?> = [], rivalGotIt = false, samples = 0
+        let end = ContinuousClock.now + .seconds(6)
+        while ContinuousClock.now < end {
+            holders.insert(try await redis.send(.get(lockKey)))
+            if try await rival.acquire(on: redis) { rivalGotIt = true; break }
+            samples += 1
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        release.add()
+        let outcome = try await withDeadline(.seconds(30)) { try await finalising.value }
+        guard case .written = outcome else { Issue.record("not written: \(outcome)"); return }
+        #expect(!rivalGotIt && holders.count == 1 && holders.first! != nil, "one holder throughout \(samples) samples: the lease was extended")
+        #expect(try await redis.send(.exists([lockKey])) == 0, "released at the end")
+        await pool.close()
+    }
+
     @Test func theRankingOrdersCompleteSetsByMeanScore() throws {
         let job = JobDescription(id: "j", dataset: "d", folds: 2, seed: 1, priority: .normal, taskCount: 6, created: "")
         func result(_ algorithm: String, _ set: Int, _ fold: Int, r2: Double) -> PoolWorker.TaskResult {
