@@ -293,6 +293,31 @@ import TestSupport
         server.stop()
     }
 
+    /// `status JOB` on a terminal (a pseudo-terminal from util-linux's `script`): a live table
+    /// redrawn on the job's events that ends when the job does. Its timer is set to 60 s, so a
+    /// redraw and an exit within 30 s of the job's end can only come from an event.
+    @Test func statusOnATerminalRedrawsOnTheJobsEventsUntilItFinishes() async throws {
+        let server = try await RedisServer()
+        let pool = try await Pool(server: server)
+        let job = try await pool.createJob(#"{"svr": {"C": [0.5, 1, 2]}, "lr": {}}"#, folds: 3)
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("status-tty") + ".log").path
+        let command = ([ExperimentProcessTests.binary, "status", job, "--interval", "60"] + pool.common).map { "'\($0)'" }.joined(separator: " ")
+        let status = try ChildProcess("/usr/bin/script", ["-qfec", command, "/dev/null"], outputPath: log)
+        func screen() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        try await waitUntil("the first table is drawn", timeout: .seconds(30)) { screen().contains("JOBS (1)") }
+        let worker = try pool.worker("solo")
+        try await pool.waitUntilFinished(job, timeout: .seconds(60))
+        #expect(try await status.waitForExit(timeout: .seconds(30)) == 0, "status ends with the job: \(screen().suffix(2000))")
+        let text = screen()
+        let redraws = text.components(separatedBy: "\u{1B}[H\u{1B}[2J").count - 1
+        #expect(redraws >= 2, "drawn at start and redrawn on events: \(redraws) redraws")
+        let last = text.components(separatedBy: "\u{1B}[H\u{1B}[2J").last ?? ""
+        #expect(last.contains(job) && last.contains("100%") && last.contains("WORKERS"), "the final table shows the job finished: \(last)")
+        await pool.stop([worker])
+        await pool.redis.close()
+        server.stop()
+    }
+
     @Test func optionsOfTheOtherWorkerModeAreRefused() async throws {
         let (pool, poolText) = try await ExperimentProcessTests.run(["worker", "--pool", "--seed", "5"])
         #expect(pool != 0 && poolText.contains("--seed does not apply to --pool"), "\(poolText)")

@@ -247,6 +247,34 @@ struct PoolSetup {
         await pool.close()
     }
 
+    @Test func aStopLetsTheRunningTaskFinishWithinTheGraceAndTakesNoOther() async throws {
+        let pool = try await PoolSetup()
+        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let job = try await pool.job(#"{"rf": {"n_estimators": [1500], "n_jobs": [1]}}"#, folds: 2, seed: 1)
+        var worker = PoolWorker(keys: keys, name: "finishing")
+        worker.stopGrace = .seconds(120) // ample: the task ends well within it
+        let stop = PoolStop()
+        let own = try await RedisClient.connect(configuration: server.configuration)
+        let reader = try await RedisClient.connect(configuration: server.configuration)
+        let running = Task { try await worker.run(redis: own, reader: reader, stop: stop) }
+        try await waitUntil("a task runs", timeout: .seconds(30)) {
+            try await store.counts(job: job.id, on: redis).running == 1
+        }
+        stop.request()
+        let finished = try await withDeadline(.seconds(120)) { try await running.value }
+        #expect(finished == 1, "the running task finished")
+        let states = try await store.states(job: job.id, on: redis)
+        #expect(states.values.filter { $0.state == .done && $0.attempts == 1 && $0.worker == "finishing" }.count == 1, "\(states)")
+        #expect(states.values.filter { $0.state == .queued && $0.attempts == 0 }.count == 1, "no other task taken after the stop: \(states)")
+        #expect(try await redis.send(.hgetall(keys.results(job.id))).count == 1)
+        let pending = try await redis.send(.raw(["XPENDING", keys.tasks(.normal), keys.group]))
+        guard case .array(let summary) = pending else { Issue.record("XPENDING answered \(pending)"); return }
+        #expect(summary.first == .integer(0), "nothing left pending: \(pending)")
+        #expect(try await redis.send(.exists([keys.worker("finishing")])) == 0, "deregistered after finishing")
+        await own.close(); await reader.close()
+        await pool.close()
+    }
+
     @Test func aLeaseLockIsReleasedAndExtendedOnlyByItsOwner() async throws {
         let pool = try await PoolSetup()
         let redis = pool.redis
