@@ -93,13 +93,40 @@ import TestSupport
         await pool.close()
     }
 
+    /// The touch itself: a delivery idle past the timeout is claimable until its worker touches
+    /// it; right after the touch the scan passes it by, and its owner stays the same.
+    @Test func aTouchedDeliveryIsNotClaimable() async throws {
+        let pool = try await PoolSetup()
+        let (redis, keys) = (pool.redis, pool.keys)
+        _ = try await pool.job(#"{"lr": {}}"#, folds: 2, seed: 4)
+        let holder = PoolWorker(keys: keys, name: "holder")
+        let delivery = try #require(try await holder.next(redis, on: redis))
+        func idle() async throws -> Int64 {
+            let reply = try await redis.send(.raw(["XPENDING", keys.tasks(.normal), keys.group, "-", "+", "10", "holder"]))
+            guard case .array(let entries) = reply, case .array(let fields)? = entries.first, fields.count >= 3, case .integer(let ms) = fields[2] else { return -1 }
+            return ms
+        }
+        try await waitUntil("the delivery has been idle over a second", timeout: .seconds(20)) { try await idle() > 1_000 }
+        try await holder.touch(delivery.stream, delivery.entry.id, on: redis)
+        var scanner = PoolWorker(keys: keys, name: "scanner")
+        scanner.idleTimeout = .seconds(1)
+        var cursors: [JobPriority: String] = [:]
+        let claimed = try await scanner.reclaimable(redis, on: redis, cursors: &cursors)
+        #expect(claimed == nil, "touched: not idle any more")
+        #expect(try await PoolReclaimTests.pendingOwners(redis, keys)[delivery.entry.id] == "holder")
+        let deliveries = try await redis.send(.raw(["XPENDING", keys.tasks(.normal), keys.group, "-", "+", "10"]))
+        guard case .array(let entries) = deliveries, case .array(let fields)? = entries.first, fields.count >= 4 else { Issue.record("\(deliveries)"); return }
+        #expect(fields[3] == .integer(1), "a touch is not another delivery")
+        await pool.close()
+    }
+
     /// A live worker touches its running delivery every beat, so however long its task runs,
     /// another worker's XAUTOCLAIM never takes it (its pending owner stays the runner throughout).
     @Test func aLongTaskOfALiveWorkerIsNeverClaimedAway() async throws {
         let pool = try await PoolSetup()
         let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
         // Two slow tasks (a large forest on one thread each), one per runner.
-        let job = try await pool.job(#"{"rf": {"n_estimators": [4000], "n_jobs": [1]}}"#, folds: 2, seed: 3)
+        let job = try await pool.job(#"{"rf": {"n_estimators": [6000], "n_jobs": [1]}}"#, folds: 2, seed: 3)
         let stopRunners = PoolStop()
         var clients: [RedisClient] = []
         var runners: [Task<Int, any Error>] = []
@@ -113,10 +140,10 @@ import TestSupport
         try await waitUntil("both runners hold a task", timeout: .seconds(30)) {
             try await store.counts(job: job.id, on: redis).running == 2
         }
-        // Another worker joins with nothing left to take: it scans for deliveries idle 700 ms
-        // (seven beats: room for a busy machine's late ones) while the long tasks go on.
+        // Another worker joins with nothing left to take: it scans for deliveries idle 1.5 s
+        // (fifteen beats: room for a busy machine's late ones) while the long tasks go on.
         var other = PoolWorker(keys: keys, name: "other")
-        other.idleTimeout = .milliseconds(700)
+        other.idleTimeout = .milliseconds(1500)
         let owners = Collector<(entry: String, owner: String)>()
         let watching = Task {
             while !Task.isCancelled {
@@ -134,7 +161,7 @@ import TestSupport
         #expect(finishedByOther == 0)
         #expect(states.values.allSatisfy { $0.state == .done && $0.attempts == 1 && $0.worker?.hasPrefix("runner") == true }, "each task ran once, by its runner: \(states)")
         let shortest = states.values.map { ($0.finishedAt ?? 0) - ($0.startedAt ?? 0) }.min() ?? 0
-        #expect(shortest > 1.4, "precondition: the tasks outlast the other's idle timeout several times (\(shortest) s)")
+        #expect(shortest > 1.6, "precondition: the tasks outlast the other's idle timeout several times (\(shortest) s)")
         let samples = owners.values
         #expect(Set(samples.map(\.owner)) == ["runner-a", "runner-b"], "only the runners ever held a delivery: \(Set(samples.map(\.owner)))")
         for client in clients { await client.close() }
