@@ -15,6 +15,7 @@ public import Logging
 ///   `session.timeout.ms` expires; embedded-mode clients use 6 s.
 public final class EmbeddedKafka: Sendable {
     private let cluster: MockCluster
+    let portHold = BrokerPortHold()
     /// `host:port,…` of the mock brokers.
     public let bootstrapServers: String
     /// Broker ids are 1…brokerCount.
@@ -59,6 +60,9 @@ public final class EmbeddedKafka: Sendable {
         for topic in topics {
             try Self.createTopic(cluster, topic.name, partitions: topic.partitions)
         }
+        for (index, port) in BrokerPortHold.ports(bootstrapServers).enumerated() {
+            portHold.hold(broker: Int32(index + 1), port: port)
+        }
     }
 
     private static func createTopic(_ cluster: MockCluster, _ name: String, partitions: Int) throws(KafkaError) {
@@ -85,10 +89,12 @@ public final class EmbeddedKafka: Sendable {
 
     /// Brings a broker back up.
     public func setBrokerUp(_ id: Int32 = 1) async throws(KafkaError) {
-        let cluster = self.cluster
+        let (cluster, portHold, ports) = (self.cluster, self.portHold, BrokerPortHold.ports(bootstrapServers))
         try await onOwnThread { () throws(KafkaError) in
             let error = rd_kafka_mock_broker_set_up(cluster.pointer, id)
             if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) up") }
+            // Listening again: hold its port for the next time it goes down.
+            if id >= 1, Int(id) <= ports.count { portHold.hold(broker: id, port: ports[Int(id) - 1]) }
         }
     }
 

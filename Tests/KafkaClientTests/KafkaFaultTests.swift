@@ -34,6 +34,19 @@ import TestSupport
         await consumer.close()
     }
 
+    /// Each broker's port is held by an accepted connection (BrokerPortHold), made again after
+    /// the broker comes back, so the mock's down-then-rebind never finds its port taken.
+    @Test func everyBrokersPortIsHeldAcrossDownAndUp() async throws {
+        let kafka = try await EmbeddedKafka.start(brokers: 3)
+        #expect(kafka.portHold.heldBrokers == [1, 2, 3], "an answered connection to each broker")
+        for _ in 0..<3 {
+            try await kafka.setBrokerDown(2)
+            try await kafka.setBrokerUp(2)
+        }
+        #expect(kafka.portHold.heldBrokers == [1, 2, 3])
+        #expect(kafka.portHold.hold(broker: 2, port: BrokerPortHold.ports(kafka.bootstrapServers)[1]), "held again after the last up")
+    }
+
     @Test func deliveryToAMissingBrokerFailsWithAReport() async throws {
         let port = try FreePort.find()
         let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": "127.0.0.1:\(port)", "message.timeout.ms": "300"]))
