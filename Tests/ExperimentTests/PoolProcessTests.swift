@@ -293,6 +293,38 @@ import TestSupport
         server.stop()
     }
 
+    /// A live worker touches its running delivery every beat, so however long its task runs,
+    /// another worker's XAUTOCLAIM never takes it: the pending owner of each delivery stays its
+    /// runner throughout. (Worker processes: in the test process, other suites' work can starve
+    /// a worker's beats for seconds.)
+    @Test func aLongTaskOfALiveWorkerIsNeverClaimedAway() async throws {
+        let server = try await RedisServer()
+        let pool = try await Pool(server: server)
+        // Two slow tasks (a large forest on one thread each), one per runner.
+        let job = try await pool.createJob(#"{"rf": {"n_estimators": [8000], "n_jobs": [1]}}"#, folds: 2)
+        // Idle timeout 0.3 s: they touch their deliveries every 0.1 s.
+        let runners = try ["runner-a", "runner-b"].map { try pool.worker($0, extra: ["--idle-timeout", "0.3"]) }
+        try await waitUntil("both runners hold a task", timeout: .seconds(60), every: .milliseconds(20)) {
+            try await pool.store().counts(job: job, on: pool.redis).running == 2
+        }
+        // Another worker joins with nothing left to take: it claims deliveries idle 1 s (ten
+        // beats) and scans for them every second while the long tasks go on.
+        let other = try pool.worker("other", extra: ["--idle-timeout", "1"])
+        var owners: Set<String> = []
+        try await waitUntil("the job finishes", timeout: .seconds(300), every: .milliseconds(50)) {
+            for owner in try await PoolReclaimTests.pendingOwners(pool.redis, pool.keys).values { owners.insert(owner) }
+            return try await pool.store().counts(job: job, on: pool.redis).isFinished
+        }
+        let states = try await pool.store().states(job: job, on: pool.redis)
+        #expect(states.values.allSatisfy { $0.state == .done && $0.attempts == 1 && $0.worker?.hasPrefix("runner") == true }, "each task ran once, by its runner: \(states)")
+        let shortest = states.values.map { ($0.finishedAt ?? 0) - ($0.startedAt ?? 0) }.min() ?? 0
+        #expect(shortest > 2, "precondition: the tasks outlast the other's idle timeout twice over (\(shortest) s)")
+        #expect(owners == ["runner-a", "runner-b"], "only the runners ever held a delivery: \(owners)")
+        await pool.stop(runners + [other])
+        await pool.redis.close()
+        server.stop()
+    }
+
     /// `status JOB` on a terminal (a pseudo-terminal from util-linux's `script`): a live table
     /// redrawn on the job's events that ends when the job does. Its timer is set to 60 s, so a
     /// redraw and an exit within 30 s of the job's end can only come from an event.
