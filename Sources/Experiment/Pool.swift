@@ -108,9 +108,10 @@ public struct JobStore: Sendable {
         let created = ISO8601DateFormatter().string(from: now)
         var job = JobDescription(id: id, dataset: dataset.name, folds: folds, seed: seed, priority: priority, taskCount: tasks.count, created: created)
         job.maxAttempts = maxAttempts
-        let dataKey = keys.data(id)
+        let dataKey = keys.data(id), dataKeys = ExperimentKeys(stream: dataKey)
+        var run: String?
         do throws(ExperimentError) {
-            _ = try await Dispatcher(keys: ExperimentKeys(stream: dataKey)).dispatch(dataset, to: redis, replace: false)
+            run = try await Dispatcher(keys: dataKeys).dispatch(dataset, to: redis, replace: false)
             try await ensureGroups(on: redis)
             let fresh = String(decoding: Self.json(TaskRecord()), as: UTF8.self)
             func text(_ value: some CustomStringConvertible) -> String { value.description }
@@ -131,16 +132,29 @@ public struct JobStore: Sendable {
             do {
                 outcome = try await redis.transaction(watching: [], reads: RedisPipeline()) { _ throws(RedisError) in (queued, ()) }
             } catch {
+                // EXEC runs whole or not at all: if the connection went with its reply, the
+                // job's listing (its last command) says which.
+                if case .bulk? = try? await redis.send(.raw(["ZSCORE", keys.jobs, id])) { return job }
                 throw .redis(error, "creating job \(id)")
             }
-            for reply in outcome?.replies ?? [] {
-                if case .error(let message) = reply { throw ExperimentError(.redis, "creating job \(id): \(message)") }
+            // A command Redis refused inside EXEC (the others ran: no rollback) leaves a partial
+            // job: take back what was written, then report it.
+            let replies = outcome?.replies ?? []
+            if let refused = replies.first(where: { if case .error = $0 { true } else { false } }), case .error(let message) = refused {
+                // The only bulk replies are XADD's entry ids.
+                let added = replies.compactMap { reply -> String? in
+                    if case .bulk(let bytes) = reply { String(decoding: bytes, as: UTF8.self) } else { nil }
+                }
+                var undo = RedisPipeline()
+                if !added.isEmpty { undo.append(.raw(["XDEL", keys.tasks(priority)] + added)) }
+                undo.append(.del([keys.job(id), keys.taskStates(id)]))
+                undo.append(.raw(["ZREM", keys.jobs, id]))
+                _ = try? await redis.execute(undo)
+                throw ExperimentError(.redis, "creating job \(id): Redis refused a command (\(message)); nothing of the job was kept")
             }
         } catch {
-            // Best effort: the data stream without its job is of no use to anyone. (Should the
-            // transaction have run with its reply lost, the job exists, its data gone: workers
-            // fail its tasks naming the empty stream, and `grid` is simply run again.)
-            _ = try? await redis.send(.del([dataKey]))
+            // The data set without its job is of no use to anyone.
+            _ = try? await redis.send(.del([dataKey] + (run.map { [dataKeys.run($0)] } ?? [])))
             throw error
         }
         return job

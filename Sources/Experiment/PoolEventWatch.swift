@@ -19,8 +19,18 @@ public final class PoolEventWatch: Sendable {
     private let state = Mutex(State())
     private let reader = Mutex<Task<Void, Never>?>(nil)
 
-    /// Watches the events of `job` (every job's when nil) on `configuration`'s Redis.
-    public init(configuration: RedisConfiguration, keys: PoolKeys, job: String?) {
+    /// Which events wake a waiter.
+    public enum Wake: Sendable {
+        /// Every event (of the watched job).
+        case everyEvent
+        /// Only a job's completion.
+        case completion
+    }
+
+    /// Watches the events of `job` (every job's when nil) on `configuration`'s Redis; `wake`
+    /// says which of them end a wait. The subscription ends with `close()` or when the watch
+    /// is released.
+    public init(configuration: RedisConfiguration, keys: PoolKeys, job: String?, wake: Wake = .everyEvent) {
         let (subscriber, events) = RedisSubscriber.makeStream(configuration: configuration, bufferCapacity: 64)
         self.subscriber = subscriber
         let channel = keys.events
@@ -29,9 +39,10 @@ public final class PoolEventWatch: Sendable {
                 // Not awaited by the caller: while Redis is away the watch simply stays quiet.
                 try? await subscriber.subscribe([channel])
                 for await event in events {
-                    guard case .message(let message) = event, let self else { continue }
+                    guard let self else { break } // released: the subscriber goes with this task
+                    guard case .message(let message) = event else { continue }
                     let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload))
-                    let matches = job == nil || decoded?.job == job
+                    let matches = (job == nil || decoded?.job == job) && (wake == .everyEvent || decoded?.type == "job")
                     self.state.withLock { state in
                         if state.recent.count == 16 { state.recent.removeFirst() }
                         state.recent.append((decoded?.job, matches))
@@ -40,6 +51,11 @@ public final class PoolEventWatch: Sendable {
                 }
             }
         }
+    }
+
+    /// A watch released without `close()` still ends its subscription.
+    deinit {
+        reader.withLock { $0?.cancel() }
     }
 
     /// Ends at the first event since the previous wait, or after `timeout`.

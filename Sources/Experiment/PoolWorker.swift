@@ -59,7 +59,7 @@ public struct PoolWorker: Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: beat)
                 try? await register(status, on: redis)
-                if let (stream, entry) = status.delivery { try? await touch(stream, entry, on: redis) }
+                if let (stream, entry) = status.delivery { _ = try? await touch(stream, entry, on: redis) }
             }
         }
         var lastReclaim = ContinuousClock.now
@@ -128,10 +128,15 @@ public struct PoolWorker: Sendable {
             }
         }
         guard let started, started.record.state == .running else {
-            // Done, failed or run by another worker already (a duplicate delivery), or failed
-            // now (a reclaim with the attempts used up): the entry goes.
-            try await acknowledge(delivery, on: redis)
-            if let started { try await announce(job, task.id, started, on: redis) }
+            if let started {
+                // Failed now (a reclaim with the attempts used up): the entry goes.
+                try await acknowledge(delivery, on: redis)
+                try await announce(job, task.id, started, on: redis)
+            } else {
+                // Done or failed already, or run by another worker: a duplicate entry, or this
+                // very entry taken over while this worker stalled before its start (`settle`).
+                _ = try await settle(delivery, after: nil, requeueIfQueued: false, on: redis)
+            }
             return
         }
         try? await store.publish(.task(job, task.id, started.record, worker: name), on: redis)
@@ -177,8 +182,9 @@ public struct PoolWorker: Sendable {
             try await acknowledge(delivery, on: redis, publishing: .task(job, task.id, update.record, worker: name))
             try await announce(job, task.id, update, published: true, on: redis)
         } else {
-            // Refused: another worker took the task over (this one was taken for dead) or ended it.
-            _ = try await settle(delivery, after: nil, on: redis)
+            // Refused: another worker took the task over (this one was taken for dead) or ended
+            // it. Its result is written, so there is nothing to queue again.
+            _ = try await settle(delivery, after: nil, requeueIfQueued: false, on: redis)
             try await announceCompletion(job, on: redis) // this may still have been the last task
         }
         log("[\(name)] \(job) \(task.id) done in \(String(format: "%.3f", result.fitSeconds)) s" + (written ? "" : " (another run of it had written its result)") + (update == nil ? " (another worker runs or ended it now)" : ""))
@@ -205,10 +211,24 @@ public struct PoolWorker: Sendable {
     }
 
     /// Resets the idle time of this worker's own running delivery (XCLAIM to itself, JUSTID: the
-    /// delivery count stays), so XAUTOCLAIM never takes a task whose worker still beats.
-    func touch(_ stream: String, _ entry: String, on redis: RedisClient) async throws(ExperimentError) {
-        do { _ = try await redis.send(.raw(["XCLAIM", stream, keys.group, name, "0", entry, "JUSTID"])) } catch { throw .redis(error, "XCLAIM \(entry)") }
+    /// delivery count stays), so XAUTOCLAIM never takes a task whose worker still beats. Only
+    /// while the entry is still pending for this worker: one that another worker took over
+    /// (this one was taken for dead) stays with that worker. Returns whether it touched.
+    @discardableResult
+    func touch(_ stream: String, _ entry: String, on redis: RedisClient) async throws(ExperimentError) -> Bool {
+        do {
+            return try await redis.run(Self.touchScript, keys: [stream], arguments: [Array(keys.group.utf8), Array(name.utf8), Array(entry.utf8)]) == .integer(1)
+        } catch {
+            throw .redis(error, "touching \(entry)")
+        }
     }
+
+    static let touchScript = RedisScript("""
+    local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+    if pending[1] == nil or pending[1][2] ~= ARGV[2] then return 0 end
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+    return 1
+    """)
 
     /// Gives a running task back (stop, or Redis lost while loading): queued, attempt not counted.
     func handBack(_ delivery: Delivery, on redis: RedisClient) async throws(ExperimentError) {
@@ -221,22 +241,43 @@ public struct PoolWorker: Sendable {
     }
 
     /// Where a delivery goes after its task's update: queued again (back of its stream) when the
-    /// task is queued, acknowledged when it ended, and left alone when another worker runs it now.
-    /// That worker reclaimed this very entry (XAUTOCLAIM moved it to its own pending list) and
-    /// acknowledges it when it ends the task; acknowledging it here would leave that run with
-    /// nothing to reclaim should its worker die. A refused update (nil) may be this worker's own
-    /// whose reply was lost, so the state is read back then. Returns the state it acted on.
-    func settle(_ delivery: Delivery, after update: TaskUpdate?, on redis: RedisClient) async throws(ExperimentError) -> TaskRecord.State? {
+    /// task is queued (unless `requeueIfQueued` is false: then acknowledged), acknowledged when it
+    /// ended, and left alone when another worker runs the task from this very entry. That worker
+    /// reclaimed it (XAUTOCLAIM moved it to its own pending list) and acknowledges it when it ends
+    /// the task; acknowledging it here would leave that run with nothing to reclaim should its
+    /// worker die. An entry still pending for this worker is a duplicate and goes. A refused
+    /// update (nil) may be this worker's own whose reply was lost, so the state is read back
+    /// then. Returns the state it acted on.
+    func settle(_ delivery: Delivery, after update: TaskUpdate?, requeueIfQueued: Bool = true, on redis: RedisClient) async throws(ExperimentError) -> TaskRecord.State? {
         let record = update == nil ? try await currentRecord(of: delivery, on: redis) : update?.record
         switch record?.state {
-        case .queued?:
+        case .queued? where requeueIfQueued:
             try await requeue(delivery, on: redis)
         case .running? where record?.worker != name:
-            log("[\(name)] \(delivery.job) \(delivery.task.id): \(record?.worker ?? "another worker") runs it now; its delivery is left to that worker")
+            let holder = try await pendingOwner(of: delivery, on: redis)
+            if let holder, holder != name {
+                log("[\(name)] \(delivery.job) \(delivery.task.id): \(record?.worker ?? "another worker") runs it now from this entry (pending for \(holder)); left to it")
+            } else {
+                try await acknowledge(delivery, on: redis)
+            }
         default:
             try await acknowledge(delivery, on: redis)
         }
         return record?.state
+    }
+
+    /// The consumer whose pending list holds the delivery's entry (nil: not pending).
+    func pendingOwner(of delivery: Delivery, on redis: RedisClient) async throws(ExperimentError) -> String? {
+        try await patiently("reading the pending entry of \(delivery.task.id)", stop: nil) { () throws(ExperimentError) -> String? in
+            let reply: RedisReply
+            do throws(RedisError) {
+                reply = try await redis.send(.raw(["XPENDING", delivery.stream, keys.group, delivery.entry.id, delivery.entry.id, "1"]))
+            } catch {
+                throw .redis(error, "XPENDING \(delivery.entry.id)")
+            }
+            guard case .array(let entries) = reply, case .array(let fields)? = entries.first, fields.count >= 2 else { return nil }
+            return fields[1].string
+        }
     }
 
     /// The task's entry added again at the back of its stream, then the delivery acknowledged

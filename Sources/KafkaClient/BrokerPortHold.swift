@@ -18,9 +18,11 @@ final class BrokerPortHold: Sendable {
     private let sockets = Mutex<[Int32: Int32]>([:])
 
     /// Connects to `port` on loopback for broker `id`, replacing (closing) an earlier
-    /// connection. Blocking, but only for a loopback connect. False when the connect failed.
+    /// connection. Blocking, but only for a loopback connect and one small exchange. False when
+    /// it failed: the broker's port is then not held.
     @discardableResult
     func hold(broker id: Int32, port: Int) -> Bool {
+        if let previous = sockets.withLock({ $0.removeValue(forKey: id) }) { close(previous) }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         var address = sockaddr_in()
@@ -36,11 +38,7 @@ final class BrokerPortHold: Sendable {
             close(fd)
             return false
         }
-        let previous = sockets.withLock { held in
-            defer { held[id] = fd }
-            return held[id]
-        }
-        if let previous { close(previous) }
+        sockets.withLock { $0[id] = fd }
         return true
     }
 
@@ -62,6 +60,7 @@ final class BrokerPortHold: Sendable {
             var bytes = [UInt8](repeating: 0, count: count), got = 0
             while got < count {
                 let n = bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
+                if n < 0, errno == EINTR { continue }
                 guard n > 0 else { return nil }
                 got += n
             }

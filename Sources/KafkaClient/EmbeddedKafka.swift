@@ -60,8 +60,8 @@ public final class EmbeddedKafka: Sendable {
         for topic in topics {
             try Self.createTopic(cluster, topic.name, partitions: topic.partitions)
         }
-        for (index, port) in BrokerPortHold.ports(bootstrapServers).enumerated() {
-            portHold.hold(broker: Int32(index + 1), port: port)
+        for (index, port) in BrokerPortHold.ports(bootstrapServers).enumerated() where !portHold.hold(broker: Int32(index + 1), port: port) {
+            logger.warning("could not hold the port of embedded broker \(index + 1) (\(port)); taking it down may abort the process if another socket takes the port")
         }
     }
 
@@ -94,7 +94,9 @@ public final class EmbeddedKafka: Sendable {
             let error = rd_kafka_mock_broker_set_up(cluster.pointer, id)
             if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) up") }
             // Listening again: hold its port for the next time it goes down.
-            if id >= 1, Int(id) <= ports.count { portHold.hold(broker: id, port: ports[Int(id) - 1]) }
+            if id >= 1, Int(id) <= ports.count, !portHold.hold(broker: id, port: ports[Int(id) - 1]) {
+                throw KafkaError(kind: .embeddedBroker, message: "broker \(id) is up, but its port \(ports[Int(id) - 1]) could not be held: taking it down again may abort the process")
+            }
         }
     }
 

@@ -178,9 +178,9 @@ struct Results: AsyncParsableCommand {
             guard try await store.description(job: job, on: redis) != nil else { throw ExperimentError(.parameter, "no job \(job) in pool '\(pool.prefix)' (see `status`)") }
             let deadline = ContinuousClock.now + .milliseconds(Int(max(0, wait) * 1000))
             var counts = try await store.counts(job: job, on: redis)
-            // Woken by the job's events (its completion above all); a poll each second covers
-            // an event lost to a reconnect.
-            let events = counts.isFinished || wait <= 0 ? nil : PoolEventWatch(configuration: try connection.configuration(), keys: pool.keys, job: job)
+            // Woken by the job's completion event; a poll each second covers an event lost to a
+            // reconnect.
+            let events = counts.isFinished || wait <= 0 ? nil : PoolEventWatch(configuration: try connection.configuration(), keys: pool.keys, job: job, wake: .completion)
             while !counts.isFinished {
                 guard ContinuousClock.now < deadline, let events else {
                     await events?.close()

@@ -301,7 +301,7 @@ import TestSupport
         let server = try await RedisServer()
         let pool = try await Pool(server: server)
         // Two slow tasks (a large forest on one thread each), one per runner.
-        let job = try await pool.createJob(#"{"rf": {"n_estimators": [8000], "n_jobs": [1]}}"#, folds: 2)
+        let job = try await pool.createJob(#"{"rf": {"n_estimators": [12000], "n_jobs": [1]}}"#, folds: 2)
         // Idle timeout 0.3 s: they touch their deliveries every 0.1 s.
         let runners = try ["runner-a", "runner-b"].map { try pool.worker($0, extra: ["--idle-timeout", "0.3"]) }
         try await waitUntil("both runners hold a task", timeout: .seconds(60), every: .milliseconds(20)) {

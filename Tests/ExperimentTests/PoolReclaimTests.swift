@@ -49,6 +49,10 @@ import TestSupport
         let takeover = try await store.update(job: job.id, task: task.id, on: redis) { $0.reclaim($1, by: "taker", reason: "its worker slow stopped answering", now: 2) }
         #expect(takeover?.record.worker == "taker" && takeover?.record.attempts == 2)
         #expect(try await Self.pendingOwners(redis, keys)[delivery.entry.id] == "taker")
+        // The slow worker's heartbeat touch no longer pulls the entry back.
+        let touched = try await slow.touch(delivery.stream, delivery.entry.id, on: redis)
+        #expect(!touched)
+        #expect(try await Self.pendingOwners(redis, keys)[delivery.entry.id] == "taker", "still the taker's after the slow worker's touch")
 
         // 3. The slow worker finishes after all: its result is the one written, but the task is
         //    not its own any more, so it marks nothing and leaves the delivery where it is.
@@ -111,7 +115,8 @@ import TestSupport
         }
         try await waitUntil("the delivery has been idle over a second", timeout: .seconds(20)) { (try await pending()?.idle ?? 0) > 1_000 }
         let before = ContinuousClock.now
-        try await holder.touch(delivery.stream, delivery.entry.id, on: redis)
+        let touched = try await holder.touch(delivery.stream, delivery.entry.id, on: redis)
+        #expect(touched, "its own pending entry")
         let after = try #require(try await pending())
         let elapsed = ContinuousClock.now - before
         #expect(Double(after.idle) <= Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15 + 5, "idle \(after.idle) ms, \(elapsed) since just before the touch")
