@@ -85,6 +85,23 @@ struct PoolSetup {
         return finished
     }
 
+    /// Runs `worker` on clients of its own, asks it to stop once it runs a task of `job`, and
+    /// returns how many tasks it finished.
+    static func stopWhileRunning(_ worker: PoolWorker, job: String, pool: PoolSetup) async throws -> Int {
+        let stop = PoolStop()
+        let own = try await RedisClient.connect(configuration: pool.server.configuration)
+        let reader = try await RedisClient.connect(configuration: pool.server.configuration)
+        let running = Task { try await worker.run(redis: own, reader: reader, stop: stop) }
+        try await waitUntil("a task runs", timeout: .seconds(30)) {
+            try await pool.store.counts(job: job, on: pool.redis).running == 1
+        }
+        stop.request()
+        let finished = try await withDeadline(.seconds(120)) { try await running.value }
+        await own.close()
+        await reader.close()
+        return finished
+    }
+
     @Test func aDeadWorkersTaskIsReclaimedAndATaskThatAlwaysThrowsFailsAfterThreeAttempts() async throws {
         let pool = try await PoolSetup()
         let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
@@ -219,20 +236,12 @@ struct PoolSetup {
 
     @Test func aStopHandsTheRunningTaskBackAfterTheGrace() async throws {
         let pool = try await PoolSetup()
-        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let (redis, keys, store) = (pool.redis, pool.keys, pool.store)
         // One slow task: a large forest on one thread.
         let job = try await pool.job(#"{"rf": {"n_estimators": [1500], "n_jobs": [1]}}"#, folds: 2, seed: 1)
         var worker = PoolWorker(keys: keys, name: "leaving")
         worker.stopGrace = .milliseconds(100)
-        let stop = PoolStop()
-        let own = try await RedisClient.connect(configuration: server.configuration)
-        let reader = try await RedisClient.connect(configuration: server.configuration)
-        let running = Task { try await worker.run(redis: own, reader: reader, stop: stop) }
-        try await waitUntil("a task runs", timeout: .seconds(30)) {
-            try await store.counts(job: job.id, on: redis).running == 1
-        }
-        stop.request()
-        let finished = try await withDeadline(.seconds(20)) { try await running.value }
+        let finished = try await Self.stopWhileRunning(worker, job: job.id, pool: pool)
         #expect(finished == 0)
         let states = try await store.states(job: job.id, on: redis)
         #expect(states.values.allSatisfy { $0.state == .queued && $0.attempts == 0 && $0.worker == nil }, "handed back, attempt not counted: \(states)")
@@ -243,25 +252,16 @@ struct PoolSetup {
         #expect(summary.first == .integer(0), "nothing left pending: \(pending)")
         #expect(try await redis.send(.xlen(keys.tasks(.normal))) == 2, "the handed-back task is queued again, its delivery gone")
         #expect(try await redis.send(.exists([keys.worker("leaving")])) == 0, "deregistered")
-        await own.close(); await reader.close()
         await pool.close()
     }
 
     @Test func aStopLetsTheRunningTaskFinishWithinTheGraceAndTakesNoOther() async throws {
         let pool = try await PoolSetup()
-        let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
+        let (redis, keys, store) = (pool.redis, pool.keys, pool.store)
         let job = try await pool.job(#"{"rf": {"n_estimators": [1500], "n_jobs": [1]}}"#, folds: 2, seed: 1)
         var worker = PoolWorker(keys: keys, name: "finishing")
         worker.stopGrace = .seconds(120) // ample: the task ends well within it
-        let stop = PoolStop()
-        let own = try await RedisClient.connect(configuration: server.configuration)
-        let reader = try await RedisClient.connect(configuration: server.configuration)
-        let running = Task { try await worker.run(redis: own, reader: reader, stop: stop) }
-        try await waitUntil("a task runs", timeout: .seconds(30)) {
-            try await store.counts(job: job.id, on: redis).running == 1
-        }
-        stop.request()
-        let finished = try await withDeadline(.seconds(120)) { try await running.value }
+        let finished = try await Self.stopWhileRunning(worker, job: job.id, pool: pool)
         #expect(finished == 1, "the running task finished")
         let states = try await store.states(job: job.id, on: redis)
         #expect(states.values.filter { $0.state == .done && $0.attempts == 1 && $0.worker == "finishing" }.count == 1, "\(states)")
@@ -271,7 +271,6 @@ struct PoolSetup {
         guard case .array(let summary) = pending else { Issue.record("XPENDING answered \(pending)"); return }
         #expect(summary.first == .integer(0), "nothing left pending: \(pending)")
         #expect(try await redis.send(.exists([keys.worker("finishing")])) == 0, "deregistered after finishing")
-        await own.close(); await reader.close()
         await pool.close()
     }
 
