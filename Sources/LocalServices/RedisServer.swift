@@ -179,18 +179,56 @@ public func connectLoopback(port: Int, receiveTimeoutSeconds: Int) -> Int32? {
     return fd
 }
 
-/// Finds a free TCP port on loopback by binding port 0, never the same one twice in a test
-/// process: a server stopped and restarted on its port (fault tests) must not find another
-/// test's server there, nor lend its port to one in between.
+/// Finds a free TCP port on loopback, never the same one twice in a test process: a server
+/// stopped and restarted on its port (fault tests) must not find another test's server there,
+/// nor lend its port to one in between.
+///
+/// The port is drawn from below the kernel's ephemeral range (`ip_local_port_range`), where
+/// neither outgoing connections nor `bind(0)` (the embedded Kafka brokers, every client) ever
+/// land: a port handed out here cannot be taken by one of those before its server binds it, and
+/// its server cannot take an embedded broker's port while librdkafka rebinds it (a broker taken
+/// down closes its listener and binds the port again at once; losing it aborts the process).
+/// Falls back to `bind(0)` when the range leaves no room below it.
 public enum FreePort {
     private static let handedOut = Mutex<Set<Int>>([])
 
     public static func find() throws -> Int {
-        for _ in 0..<100 {
-            let port = try any()
+        let candidates = belowEphemeralRange()
+        for _ in 0..<200 {
+            let port: Int
+            if let candidates {
+                let pick = Int.random(in: candidates)
+                guard bindable(pick) else { continue } // something of this machine's is there
+                port = pick
+            } else {
+                port = try any()
+            }
             if handedOut.withLock({ $0.insert(port).inserted }) { return port }
         }
         throw LocalServiceError("no loopback port that was not handed out before")
+    }
+
+    /// Ports below the ephemeral range: 10,000 of them up to its first port (nil when fewer
+    /// than 1,000 fit above 1024).
+    static func belowEphemeralRange() -> Range<Int>? {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        guard let low = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap({ Int($0) }) else { return nil }
+        let range = max(1025, low - 10_000)..<low
+        return range.count >= 1_000 ? range : nil
+    }
+
+    /// Whether `port` can be bound on loopback now (without SO_REUSEADDR: nothing else is there).
+    private static func bindable(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 
     private static func any() throws -> Int {

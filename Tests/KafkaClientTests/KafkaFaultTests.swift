@@ -47,6 +47,20 @@ import TestSupport
         #expect(kafka.portHold.hold(broker: 2, port: BrokerPortHold.ports(kafka.bootstrapServers)[1]), "held again after the last up")
     }
 
+    /// Ports the tests give their servers lie below the kernel's ephemeral range, where the
+    /// embedded brokers' ports (bind to port 0) and outgoing connections never are.
+    @Test func testServerPortsNeverMeetEmbeddedBrokerPorts() async throws {
+        let text = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+        let bounds = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        try #require(bounds.count == 2 && bounds[0] > 11_025, "this machine's ephemeral range leaves room below it: \(text)")
+        let ports = try (0..<50).map { _ in try FreePort.find() }
+        #expect(Set(ports).count == 50, "never the same port twice")
+        #expect(ports.allSatisfy { $0 < bounds[0] }, "below \(bounds[0]): \(ports.filter { $0 >= bounds[0] })")
+        let kafka = try await EmbeddedKafka.start(brokers: 3)
+        let brokerPorts = BrokerPortHold.ports(kafka.bootstrapServers)
+        #expect(brokerPorts.count == 3 && brokerPorts.allSatisfy { $0 >= bounds[0] && $0 <= bounds[1] }, "brokers on ephemeral ports: \(brokerPorts)")
+    }
+
     @Test func deliveryToAMissingBrokerFailsWithAReport() async throws {
         let port = try FreePort.find()
         let producer = try KafkaProducer(configuration: KafkaConfiguration(["bootstrap.servers": "127.0.0.1:\(port)", "message.timeout.ms": "300"]))
