@@ -74,7 +74,7 @@ let package = Package(
         ),
         .target(
             name: "KafkaClient",
-            dependencies: ["CRdKafka", "OwnThread", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRdKafka", "OwnThread", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
 

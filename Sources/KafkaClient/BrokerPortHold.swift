@@ -12,7 +12,9 @@ import Synchronization
 /// thread inside the gap. A connection the broker accepted keeps the port's bind bucket alive
 /// through the gap (the broker closes its connections only after the new bind), and Linux hands
 /// neither outgoing connections nor other listeners a port that is still bound. The broker closes
-/// the held connection when it goes down, so it is made again after each `setBrokerUp`.
+/// the held connection when it goes down, so it is made again after each `setBrokerUp`. (The
+/// other way to lose the port in that gap, a child process being started that still holds a copy
+/// of the listener, is closed by `SpawnGate`.)
 final class BrokerPortHold: Sendable {
     /// Broker id → the held socket.
     private let sockets = Mutex<[Int32: Int32]>([:])

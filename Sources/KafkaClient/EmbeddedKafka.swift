@@ -2,6 +2,7 @@ import CRdKafka
 import Foundation
 import OwnThread
 public import Logging
+import ProcessSpawn
 
 /// An in-process Kafka cluster: librdkafka's mock cluster, speaking the real Kafka protocol
 /// over TCP on loopback, so any client (this module, `kcat`) can use `bootstrapServers`.
@@ -82,7 +83,9 @@ public final class EmbeddedKafka: Sendable {
     public func setBrokerDown(_ id: Int32 = 1) async throws(KafkaError) {
         let cluster = self.cluster
         try await onOwnThread { () throws(KafkaError) in
-            let error = rd_kafka_mock_broker_set_down(cluster.pointer, id)
+            // The mock closes the broker's listener and binds its port again at once; a child
+            // being started meanwhile would hold the listener open (see SpawnGate).
+            let error = SpawnGate.withoutSpawning { rd_kafka_mock_broker_set_down(cluster.pointer, id) }
             if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(kind: .embeddedBroker, error: error, context: "set broker \(id) down") }
         }
     }

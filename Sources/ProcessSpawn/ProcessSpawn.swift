@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 public import Glibc
 #endif
+import Synchronization
 
 /// Starts a child with `posix_spawn`: an empty signal mask and default dispositions (a parent
 /// that blocks or ignores a signal must not hand that on: a redis-server or worker would then
@@ -39,8 +40,26 @@ public func spawnProcess(_ executable: String, _ arguments: [String], environmen
     func start(_ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
         searchPath ? posix_spawnp(&pid, executable, &actions, &attributes, argv, envp) : posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
     }
-    let status = envp.map { array in array.withUnsafeBufferPointer { start($0.baseAddress!) } } ?? start(environ)
+    let status = SpawnGate.lock.withLock { _ in
+        envp.map { array in array.withUnsafeBufferPointer { start($0.baseAddress!) } } ?? start(environ)
+    }
     return status == 0 ? .success(pid) : .failure(SpawnError(code: status, executable: executable))
+}
+
+/// While `posix_spawn` starts a child, the child holds a copy of every descriptor of this
+/// process until it has closed them (closefrom) and exec'd: a socket closed here meanwhile stays
+/// open there, listening port and all. Code that closes a socket and needs its port free at once
+/// runs `withoutSpawning`: it waits for the spawns under way and holds new ones back. (The case:
+/// librdkafka's mock broker taken down closes its listener and binds the same port again at once,
+/// and aborts the process when that fails.) Spawns through `spawnProcess` take turns with each
+/// other as well; each holds the gate only until `posix_spawn` returns.
+public enum SpawnGate {
+    static let lock = Mutex(())
+
+    /// Runs `body` while no child is being started.
+    public static func withoutSpawning<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        try lock.withLock { _ throws(E) in try body() }
+    }
 }
 
 /// Why a child could not be started: the error number and the executable.
