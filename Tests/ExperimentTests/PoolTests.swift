@@ -452,15 +452,15 @@ struct PoolSetup {
         await pool.close()
     }
 
-    /// The finaliser's lease is extended while it works: files that take several leases to write
-    /// never let another finaliser in, and the lock is released at the end.
+    /// The finaliser's lease is extended while it works: files that take longer than the lease to
+    /// write never let another finaliser in, and the lock is released at the end.
     @Test func theFinalisersLeaseIsExtendedWhileItWorks() async throws {
         let pool = try await PoolSetup()
         let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
         let job = try await pool.job(#"{"lr": {}}"#, folds: 2, seed: 5)
         _ = try await Self.runWorker(PoolWorker(keys: keys, name: "solo"), server: server) { try await store.counts(job: job.id, on: redis).isFinished }
         var slow = Finaliser(keys: keys, name: "slow")
-        slow.lease = .seconds(2) // renewed every 667 ms
+        slow.lease = .seconds(4) // renewed every 1.33 s: room for a busy machine's late renewal
         let writing = Counter(), release = Counter(), lockKey = keys.finaliserLock(job.id)
         let finalising = Task {
             try await slow.finalise(job: job.id, on: redis) { _ throws(ExperimentError) in
@@ -471,10 +471,11 @@ struct PoolSetup {
             }
         }
         try await waitUntil("the slow finaliser writes its files", timeout: .seconds(30), every: .milliseconds(10)) { writing.value == 1 }
-        // For three leases: the lock stays its own, and another finaliser cannot take it.
+        // For over one and a half leases: the lock stays its own, and another finaliser cannot
+        // take it (without renewals it would be free after 4 s).
         let rival = LeaseLock(key: lockKey, lease: .seconds(30))
         var holders: Set<[UInt8]?> = [], rivalGotIt = false, samples = 0
-        let end = ContinuousClock.now + .seconds(6)
+        let end = ContinuousClock.now + .seconds(7)
         while ContinuousClock.now < end {
             holders.insert(try await redis.send(.get(lockKey)))
             if try await rival.acquire(on: redis) { rivalGotIt = true; break }
