@@ -13,7 +13,10 @@ import ProcessSpawn
 /// - an empty fetch is answered only after the client's `fetch.wait.max.ms`: clients of the
 ///   embedded broker use `recommendedClientProperties` (10 ms) so latency is the product's;
 /// - a consumer that dies without leaving its group holds its partitions until its
-///   `session.timeout.ms` expires; embedded-mode clients use 6 s.
+///   `session.timeout.ms` expires; embedded-mode clients use 6 s;
+/// - taking a broker down closes its listener and binds the port again at once, and a failed
+///   bind aborts the process: `BrokerPortHold` keeps outgoing connections off the port and
+///   `SpawnGate` keeps children being started from holding the old listener open.
 public final class EmbeddedKafka: Sendable {
     private let cluster: MockCluster
     let portHold = BrokerPortHold()
