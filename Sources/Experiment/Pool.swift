@@ -110,6 +110,7 @@ public struct JobStore: Sendable {
         job.maxAttempts = maxAttempts
         let dataKey = keys.data(id), dataKeys = ExperimentKeys(stream: dataKey)
         var run: String?
+        var outcomeUnknown = false
         do throws(ExperimentError) {
             run = try await Dispatcher(keys: dataKeys).dispatch(dataset, to: redis, replace: false)
             try await ensureGroups(on: redis)
@@ -131,10 +132,16 @@ public struct JobStore: Sendable {
             let queued = commands
             do {
                 outcome = try await redis.transaction(watching: [], reads: RedisPipeline()) { _ throws(RedisError) in (queued, ()) }
-            } catch {
-                // EXEC runs whole or not at all: if the connection went with its reply, the
-                // job's listing (its last command) says which.
+            } catch where error.kind == .connectionLost || error.kind == .timeout {
+                // Sent, but its reply lost: EXEC runs whole or not at all, and the job's listing
+                // (its last command) says which, unless Redis has not got to it yet (it may
+                // still be reading what was sent). Listed: created. Otherwise unknown.
                 if case .bulk? = try? await redis.send(.raw(["ZSCORE", keys.jobs, id])) { return job }
+                outcomeUnknown = true
+                var unknown = ExperimentError.redis(error, "creating job \(id)")
+                unknown.message += "; whether Redis created the job is unknown: if `status \(id)` does not list it, delete its data set (DEL \(dataKey))"
+                throw unknown
+            } catch {
                 throw .redis(error, "creating job \(id)")
             }
             // A command Redis refused inside EXEC (the others ran: no rollback) leaves a partial
@@ -149,12 +156,12 @@ public struct JobStore: Sendable {
                 if !added.isEmpty { undo.append(.raw(["XDEL", keys.tasks(priority)] + added)) }
                 undo.append(.del([keys.job(id), keys.taskStates(id)]))
                 undo.append(.raw(["ZREM", keys.jobs, id]))
-                _ = try? await redis.execute(undo)
-                throw ExperimentError(.redis, "creating job \(id): Redis refused a command (\(message)); nothing of the job was kept")
+                let undone = (try? await redis.execute(undo)).map { replies in !replies.contains { if case .error = $0 { true } else { false } } } ?? false
+                throw ExperimentError(.redis, "creating job \(id): Redis refused a command (\(message)); " + (undone ? "what was written of the job is removed" : "removing what was written failed: delete \(keys.job(id)), \(keys.taskStates(id)) and \(dataKey)"))
             }
         } catch {
-            // The data set without its job is of no use to anyone.
-            _ = try? await redis.send(.del([dataKey] + (run.map { [dataKeys.run($0)] } ?? [])))
+            // The data set without its job is of no use to anyone (kept when the job may exist).
+            if !outcomeUnknown { _ = try? await redis.send(.del([dataKey] + (run.map { [dataKeys.run($0)] } ?? []))) }
             throw error
         }
         return job

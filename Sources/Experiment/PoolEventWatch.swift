@@ -53,9 +53,12 @@ public final class PoolEventWatch: Sendable {
         }
     }
 
-    /// A watch released without `close()` still ends its subscription.
+    /// A watch released without `close()` still ends its subscription, also one still waiting
+    /// for an unreachable Redis (closing fails the pending subscribe).
     deinit {
         reader.withLock { $0?.cancel() }
+        let subscriber = self.subscriber
+        Task { await subscriber.close() }
     }
 
     /// Ends at the first event since the previous wait, or after `timeout`.

@@ -340,7 +340,8 @@ public struct PoolWorker: Sendable {
     /// A delivered task whose worker went silent: claimed (XAUTOCLAIM) once idle longer than
     /// `idleTimeout`. A live worker touches its running delivery every beat, so an idle entry is
     /// a silent worker's; a task whose worker still says it runs it (a worker that paused longer
-    /// than the idle timeout) is left to it, and its next touch takes the entry back.
+    /// than the idle timeout) is left to it: the claimed entry is handed back to that worker's
+    /// pending list, where its touches keep it.
     /// XAUTOCLAIM looks at no more than ten entries per claim asked for, so each stream's scan
     /// goes on from `cursors` (where the last call stopped) and wraps around at the end: every
     /// pending entry is looked at within a few calls, however many tasks run.
@@ -364,7 +365,14 @@ public struct PoolWorker: Sendable {
                 continue
             }
             if let owner = record.worker, owner != name, try await isRunning(delivery, by: owner, on: redis) {
-                continue // its worker is alive and still on it (a long task)
+                // Its worker is alive and still on it (a long task): back to that worker's
+                // pending list, so its touches keep the entry from going idle again.
+                do {
+                    _ = try await redis.send(.raw(["XCLAIM", stream, keys.group, owner, "0", entry.id, "JUSTID"]))
+                } catch {
+                    throw .redis(error, "handing \(entry.id) back to \(owner)")
+                }
+                continue
             }
             return delivery
         }

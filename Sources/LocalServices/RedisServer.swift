@@ -30,8 +30,8 @@ public final class RedisServer: Sendable {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-test-\(UUID().uuidString)")
         self.extraArguments = extraArguments
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        // A free port can be taken by another process before redis-server binds it (parallel
-        // tests, the embedded broker): then try another one.
+        // A free port can still be taken by another process before redis-server binds it
+        // (another test run, some service of the machine): then try another one.
         for attempt in 1...5 {
             do {
                 try await start()
@@ -208,13 +208,15 @@ public enum FreePort {
         throw LocalServiceError("no loopback port that was not handed out before")
     }
 
-    /// Ports below the ephemeral range: 10,000 of them up to its first port (nil when fewer
-    /// than 1,000 fit above 1024).
+    /// Ports below the ephemeral range: up to 10,000 of them, ending 2,768 below its first port
+    /// (with Linux's default range 32768–60999: 20000–29999, clear of the 30000–32767 that
+    /// Kubernetes gives NodePorts). Nil when fewer than 1,000 such ports lie above 1024.
     static func belowEphemeralRange() -> Range<Int>? {
         let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
         guard let low = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap({ Int($0) }) else { return nil }
-        let range = max(1025, low - 10_000)..<low
-        return range.count >= 1_000 ? range : nil
+        let upper = low - 2_768, lower = max(1025, upper - 10_000)
+        guard upper - lower >= 1_000 else { return nil }
+        return lower..<upper
     }
 
     /// Whether `port` can be bound on loopback now (without SO_REUSEADDR: nothing else is there).

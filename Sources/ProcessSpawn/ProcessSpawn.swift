@@ -52,7 +52,9 @@ public func spawnProcess(_ executable: String, _ arguments: [String], environmen
 /// runs `withoutSpawning`: it waits for the spawns under way and holds new ones back. (The case:
 /// librdkafka's mock broker taken down closes its listener and binds the same port again at once,
 /// and aborts the process when that fails.) Spawns through `spawnProcess` take turns with each
-/// other as well; each holds the gate only until `posix_spawn` returns.
+/// other as well; each holds the gate only until `posix_spawn` returns. Only children started
+/// through `spawnProcess` are covered, and `body` must neither start one nor enter the gate
+/// again (the lock is not reentrant).
 public enum SpawnGate {
     static let lock = Mutex(())
 

@@ -160,12 +160,13 @@ struct PoolSetup {
         _ = try await Self.runWorker(live, server: server) {
             let states = try await store.states(job: job.id, on: redis)
             // Done once the lost task and the free one are finished and the long one's delivery
-            // went through a reclaim pass (XAUTOCLAIM moved it to `live`, which left it).
+            // went through a reclaim pass: XAUTOCLAIM delivered it to `live` (its delivery count
+            // went up), which handed it back to `busy`.
             let pending = try await redis.send(.raw(["XPENDING", stream, group, "-", "+", "10"]))
             guard case .array(let entries) = pending else { return false }
             let longSeen = entries.contains { entry in
-                guard case .array(let fields) = entry, fields.count >= 2 else { return false }
-                return fields[1].string == "live"
+                guard case .array(let fields) = entry, fields.count >= 4, case .integer(let deliveries) = fields[3] else { return false }
+                return fields[1].string == "busy" && deliveries >= 2
             }
             return longSeen && states.values.filter { $0.state == .done }.count == 2
         }
