@@ -93,15 +93,20 @@ public struct JobStore: Sendable {
     /// The most attempts a job may give its tasks.
     public static let attemptRange = 1...100
 
+    /// Why `maxAttempts` cannot be a job's attempt limit (nil: it can).
+    public static func attemptLimitProblem(_ maxAttempts: Int) -> String? {
+        attemptRange.contains(maxAttempts) ? nil : "--max-attempts must be from \(attemptRange.lowerBound) to \(attemptRange.upperBound), got \(maxAttempts)"
+    }
+
     /// Creates a job: the data set dispatched once into the job's data stream, then in one
     /// transaction the description, every task queued in its state hash and added to the
-    /// priority's task stream, and the job listed. A failure leaves no part of the job behind
-    /// (the data stream is deleted again), so a retry starts clean.
+    /// priority's task stream, and the job listed. A refused command leaves no part of the job
+    /// behind (the data stream is deleted again), so a retry starts clean; a reply lost to the
+    /// connection leaves the job listed (created) or says its outcome is unknown and keeps the
+    /// data stream.
     public func create(_ dataset: Dataset, grid: GridSpec, folds: Int, seed: UInt64, priority: JobPriority, maxAttempts: Int = TaskLifecycle().maximumAttempts, on redis: RedisClient) async throws(ExperimentError) -> JobDescription {
         _ = try KFold(rows: dataset.rowCount, folds: folds, seed: seed) // refuse impossible folds first
-        guard Self.attemptRange.contains(maxAttempts) else {
-            throw ExperimentError(.parameter, "--max-attempts must be from \(Self.attemptRange.lowerBound) to \(Self.attemptRange.upperBound), got \(maxAttempts)")
-        }
+        if let problem = Self.attemptLimitProblem(maxAttempts) { throw ExperimentError(.parameter, problem) }
         let tasks = GridTask.plan(grid, folds: folds)
         let now = Date()
         let id = "\(Int(now.timeIntervalSince1970 * 1000))-\(UUID().uuidString.prefix(8).lowercased())"

@@ -180,7 +180,7 @@ public struct PoolWorker: Sendable {
         status.finished()
         if let update {
             try await acknowledge(delivery, on: redis, publishing: .task(job, task.id, update.record, worker: name))
-            try await announce(job, task.id, update, published: true, on: redis)
+            try await announceCompletion(job, ifEndedBy: update, on: redis)
         } else {
             // Refused: another worker took the task over (this one was taken for dead) or ended
             // it. Its result is written, so there is nothing to queue again.
@@ -302,10 +302,15 @@ public struct PoolWorker: Sendable {
         }
     }
 
-    /// Publishes a task's new state (unless `published` already), and the job's completion when
-    /// this change may have ended it.
-    func announce(_ job: String, _ task: String, _ update: TaskUpdate, published: Bool = false, on redis: RedisClient) async throws(ExperimentError) {
-        if !published { try? await store.publish(.task(job, task, update.record, worker: name), on: redis) }
+    /// Publishes a task's new state, and the job's completion when this change may have ended it.
+    func announce(_ job: String, _ task: String, _ update: TaskUpdate, on redis: RedisClient) async throws(ExperimentError) {
+        try? await store.publish(.task(job, task, update.record, worker: name), on: redis)
+        try await announceCompletion(job, ifEndedBy: update, on: redis)
+    }
+
+    /// The job's completion, when `update` may have ended its last task (or repeated the change
+    /// that did, after a lost reply).
+    func announceCompletion(_ job: String, ifEndedBy update: TaskUpdate, on redis: RedisClient) async throws(ExperimentError) {
         if update.finishedJob || (update.record.state.isFinal && update.previous == update.record.state) {
             try await announceCompletion(job, on: redis)
         }

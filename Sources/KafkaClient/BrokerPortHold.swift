@@ -1,8 +1,8 @@
 import Foundation
 import Synchronization
 
-/// One idle TCP connection to each embedded broker, so that taking a broker down can never
-/// abort the process.
+/// One idle TCP connection to each embedded broker, so that an outgoing connection cannot take
+/// a broker's port while it is taken down (which would abort the process).
 ///
 /// librdkafka 2.0.2 takes a mock broker down by closing its listening socket and at once binding
 /// a new one to the same port (kept for `setBrokerUp`). If nothing else holds the port in that

@@ -221,30 +221,29 @@ public enum FreePort {
 
     /// Whether `port` can be bound on loopback now (without SO_REUSEADDR: nothing else is there).
     private static func bindable(_ port: Int) -> Bool {
+        bindLoopback(port) != nil
+    }
+
+    /// A port the kernel picks (`bind(0)`, from its ephemeral range).
+    private static func any() throws -> Int {
+        guard let port = bindLoopback(0) else { throw LocalServiceError("bind() to a loopback port failed") }
+        return port
+    }
+
+    /// Binds a socket to 127.0.0.1:`port` (0: the kernel picks) and closes it again; the port it
+    /// was bound to, or nil when the bind failed.
+    private static func bindLoopback(_ port: Int) -> Int? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return nil }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-    }
-
-    private static func any() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw LocalServiceError("socket() failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0 else { throw LocalServiceError("bind() failed") }
+        guard bound == 0 else { return nil }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }

@@ -32,9 +32,7 @@ struct Grid: AsyncParsableCommand {
     @Flag(help: "Print only the job id.") var quiet = false
 
     func validate() throws {
-        guard JobStore.attemptRange.contains(maxAttempts) else {
-            throw ValidationError("--max-attempts must be from \(JobStore.attemptRange.lowerBound) to \(JobStore.attemptRange.upperBound), got \(maxAttempts)")
-        }
+        if let problem = JobStore.attemptLimitProblem(maxAttempts) { throw ValidationError(problem) }
     }
 
     func run() async throws {
