@@ -98,6 +98,8 @@ let package = Package(
         .target(name: "ProcessSpawn", swiftSettings: strict),
         // Blocking calls on a thread of their own, never on Swift's cooperative pool.
         .target(name: "OwnThread", swiftSettings: strict),
+        // The one set of Duration conversions (seconds, whole milliseconds, …).
+        .target(name: "Durations", swiftSettings: strict),
 
         // MARK: Services.
         .target(
@@ -197,6 +199,11 @@ let package = Package(
         .testTarget(
             name: "DeploymentTests",
             dependencies: ["Aggregator", "Gateway", "RedisClient", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DurationsTests",
+            dependencies: ["Durations"],
             swiftSettings: strict
         ),
         .testTarget(
