@@ -122,11 +122,36 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Experiments (docs/experiment.md), one module per job; dependencies point down:
+        // Regression ← ExperimentData ← ExperimentPipeline, GridPool; ReportHTML serves both.
+        // Regression algorithms, metrics, seeded splits and the one model evaluation (no Redis).
         .target(
-            name: "Experiment",
+            name: "Regression",
+            dependencies: ["LinearAlgebra", "SupportVectorMachine", "OwnThread", "Durations"],
+            swiftSettings: strict
+        ),
+        // CSV table, data set, the stream format (the Python framework's contract), data-set writer.
+        .target(
+            name: "ExperimentData",
+            dependencies: ["Regression", "RedisClient", "TrafficModel"],
+            swiftSettings: strict
+        ),
+        // The small HTML page builder both experiment reports share.
+        .target(name: "ReportHTML", swiftSettings: strict),
+        // The Redis-Streams pipeline: dispatcher, stream reader, algorithm worker, results, report.
+        .target(
+            name: "ExperimentPipeline",
             dependencies: [
-                "ProcessSpawn", "OwnThread", "RedisClient", "LinearAlgebra", "SupportVectorMachine", "TrafficModel",
+                "Regression", "ExperimentData", "ReportHTML", "RedisClient", "TrafficModel", "ProcessSpawn", "Durations",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The distributed grid search: jobs, tasks, the worker pool, finaliser, grid report.
+        .target(
+            name: "GridPool",
+            dependencies: [
+                "Regression", "ExperimentData", "ReportHTML", "RedisClient", "TrafficModel", "OwnThread", "Durations",
             ],
             swiftSettings: strict
         ),
@@ -172,7 +197,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-experiment",
             dependencies: [
-                "Experiment", "RedisClient", "ServiceCLI",
+                "Regression", "ExperimentData", "ExperimentPipeline", "GridPool", "RedisClient", "ServiceCLI", "Durations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -237,7 +262,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExperimentTests",
-            dependencies: ["Experiment", "TestSupport", "RedisClient"],
+            dependencies: ["Regression", "ExperimentData", "ExperimentPipeline", "GridPool", "TestSupport", "RedisClient", "TrafficModel"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),

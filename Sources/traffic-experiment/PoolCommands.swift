@@ -1,5 +1,7 @@
 public import ArgumentParser
-public import Experiment
+public import GridPool
+import Regression
+import ExperimentData
 import Foundation
 import Logging
 import RedisClient

@@ -1,5 +1,9 @@
 import ArgumentParser
-import Experiment
+import Regression
+import ExperimentData
+import ExperimentPipeline
+import GridPool
+import Durations
 import Foundation
 import Logging
 import RedisClient
@@ -44,7 +48,7 @@ struct Connection: ParsableArguments {
         do {
             return try await RedisClient.connect(configuration: configuration, label: label, logger: Logger(label: "experiment.redis"))
         } catch {
-            throw ExperimentError(.redis, "cannot reach Redis at \(RedisConfiguration.masked(url)): \(error.message) (start one with --start-redis, or give --redis-url)")
+            throw ExperimentError(.redis, "cannot reach Redis at \(RedisConfiguration.masked(url))", cause: error, hint: "start one with --start-redis, or give --redis-url")
         }
     }
 }
@@ -147,7 +151,7 @@ struct Dispatch: AsyncParsableCommand {
         let bar = ProgressBar(label: "dispatch")
         let run = try await Dispatcher(keys: connection.keys).dispatch(dataset, to: redis, replace: options.replace) { done, total in bar.update(done, total) }
         bar.finish()
-        let seconds = Worker.seconds(ContinuousClock.now - started)
+        let seconds = (ContinuousClock.now - started).inSeconds
         emit("[dispatch] \(dataset.name): \(dataset.rowCount) samples × \(dataset.featureCount) features → stream \(connection.stream) (run \(run)) in \(String(format: "%.3f", seconds)) s")
         return run
     }
@@ -201,7 +205,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let tag = "[\(algorithm)]"
         do {
             let type = try Regressors.named(algorithm)
-            var worker = Worker(keys: connection.keys, algorithm: type, parameters: try options.parameters(for: algorithm, prefixed: false))
+            var worker = AlgorithmWorker(keys: connection.keys, algorithm: type, parameters: try options.parameters(for: algorithm, prefixed: false))
             worker.seed = options.seed
             worker.testFraction = options.testFraction
             worker.readTimeout = .seconds(options.timeout)
@@ -254,7 +258,7 @@ struct RunAll: AsyncParsableCommand {
             outcome.withLock { $0 = failed }
         }
         let failures = outcome.withLock { $0 }
-        let seconds = Worker.seconds(ContinuousClock.now - started)
+        let seconds = (ContinuousClock.now - started).inSeconds
         if let (algorithm, status, lastLines) = failures.first {
             throw ExperimentError(.training, "worker \(algorithm) failed (exit \(status)) after \(String(format: "%.2f", seconds)) s: \(lastLines)")
         }
@@ -316,7 +320,7 @@ struct Run: AsyncParsableCommand {
                 if collect.shutdownRedis { _ = await LocalRedis(port: connection.port).shutdownIfOwned() }
                 throw error
             }
-            emit("[run] done in \(String(format: "%.2f", Worker.seconds(ContinuousClock.now - started))) s")
+            emit("[run] done in \(String(format: "%.2f", (ContinuousClock.now - started).inSeconds)) s")
         } catch let error as ExperimentError {
             fail(error.message)
         }

@@ -1,4 +1,4 @@
-import Experiment
+import ExperimentPipeline
 import Foundation
 import ServiceCLI
 import Synchronization

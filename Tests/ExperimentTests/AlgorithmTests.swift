@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import Experiment
+@testable import Regression
+@testable import ExperimentData
+@testable import ExperimentPipeline
+@testable import GridPool
 
 /// Each algorithm against scikit-learn on the committed data sets (Fixtures/README.md), with the
 /// split fixed there: lr coefficients to 1e-9 relative; svr predictions to 1e-3 absolute and its

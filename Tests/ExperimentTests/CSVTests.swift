@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import Experiment
+@testable import Regression
+@testable import ExperimentData
+@testable import ExperimentPipeline
+@testable import GridPool
 
 /// Bad CSVs are refused with file, line and column; good ones parse per RFC 4180.
 @Suite struct CSVTests {

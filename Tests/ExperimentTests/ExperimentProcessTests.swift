@@ -2,7 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
-@testable import Experiment
+@testable import Regression
+@testable import ExperimentData
+@testable import ExperimentPipeline
+@testable import GridPool
 
 /// The `traffic-experiment` executable as operators run it.
 @Suite struct ExperimentProcessTests {

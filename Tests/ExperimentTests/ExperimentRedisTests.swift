@@ -2,7 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
-@testable import Experiment
+@testable import Regression
+@testable import ExperimentData
+@testable import ExperimentPipeline
+@testable import GridPool
 
 /// Dispatch, fan-out to the workers' consumer groups, re-runs, results — against a real
 /// redis-server.
@@ -60,7 +63,7 @@ import TestSupport
         let redis = try await RedisClient.connect(configuration: server.configuration)
         let keys = ExperimentKeys(stream: uniqueName("tasks"))
         _ = try await Dispatcher(keys: keys).dispatch(try Self.dataset(), to: redis, replace: false)
-        let worker = Worker(keys: keys, algorithm: RandomForestRegressor.self, parameters: ["n_estimators": "20"])
+        let worker = AlgorithmWorker(keys: keys, algorithm: RandomForestRegressor.self, parameters: ["n_estimators": "20"])
         let first = try await worker.run(redis: redis, reader: redis)
         let second = try await worker.run(redis: redis, reader: redis) // the group exists: BUSYGROUP → SETID 0
         #expect(first.data.samples == 300 && second.data.samples == 300)
@@ -120,7 +123,7 @@ import TestSupport
         let keys = ExperimentKeys(stream: uniqueName("tasks"))
         _ = try await Dispatcher(keys: keys).dispatch(try Self.dataset(), to: redis, replace: false)
         for algorithm in Regressors.all {
-            _ = try await Worker(keys: keys, algorithm: algorithm, parameters: algorithm.name == "rf" ? ["n_estimators": "10"] : [:]).run(redis: redis, reader: redis)
+            _ = try await AlgorithmWorker(keys: keys, algorithm: algorithm, parameters: algorithm.name == "rf" ? ["n_estimators": "10"] : [:]).run(redis: redis, reader: redis)
         }
         let collector = Collector(keys: keys, algorithms: Regressors.names)
         let collected = try await collector.collect(from: redis)

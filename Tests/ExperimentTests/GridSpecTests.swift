@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import Experiment
+@testable import Regression
+@testable import ExperimentData
+@testable import ExperimentPipeline
+@testable import GridPool
 
 /// The grid file of a grid search and its K-fold splits (groundwork of the distributed runner).
 @Suite struct GridSpecTests {

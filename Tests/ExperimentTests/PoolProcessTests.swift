@@ -2,7 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
-@testable import Experiment
+@testable import Regression
+@testable import ExperimentData
+@testable import ExperimentPipeline
+@testable import GridPool
 
 /// The grid-search pool as operators run it: real `traffic-experiment` processes (grid,
 /// worker --pool, results) against a real redis-server, with workers killed, stopped and Redis
@@ -117,7 +120,7 @@ import TestSupport
         let listener = Task {
             for await event in events {
                 guard case .message(let message) = event, let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) else { continue }
-                if decoded.type == "task", decoded.state == "done", let task = decoded.task { doneEvents.append(task) }
+                if let task = decoded.task(in: .done) { doneEvents.append(task) }
             }
         }
         let job = try await pool.createJob()
@@ -181,10 +184,10 @@ import TestSupport
         let job = try await pool.createJob(#"{"lr": {}, "svr": {"C": [1]}}"#, folds: 3)
         // A task that can never succeed: its fold does not exist.
         let broken = GridTask(id: "lr-0-99", algorithm: "lr", parameters: [:], parameterSet: 0, fold: 99)
-        _ = try await pool.redis.send(.hset(pool.keys.taskStates(job), [(broken.id, JobStore.json(TaskRecord()))]))
+        _ = try await pool.redis.send(.hset(pool.keys.taskStates(job), [(broken.id, try PoolJSON.encode(TaskRecord(), "test value"))]))
         _ = try await pool.redis.send(.raw(["HINCRBY", pool.keys.job(job), "tasks", "1"]))
         _ = try await pool.redis.send(.raw(["HINCRBY", pool.keys.job(job), "queued", "1"]))
-        _ = try await pool.redis.send(.xadd(pool.keys.tasks(.normal), fields: [RedisStreamField("job", job), RedisStreamField("task", JobStore.json(broken))]))
+        _ = try await pool.redis.send(.xadd(pool.keys.tasks(.normal), fields: [RedisStreamField("job", job), RedisStreamField("task", try PoolJSON.encode(broken, "test value"))]))
         let workers = try [pool.worker("a"), pool.worker("b")]
         try await pool.waitUntilFinished(job, timeout: .seconds(60))
         let states = try await pool.store().states(job: job, on: pool.redis)

@@ -2,7 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
-@testable import Experiment
+@testable import Regression
+@testable import ExperimentData
+@testable import ExperimentPipeline
+@testable import GridPool
 
 /// Reclaims at the edges: a worker wrongly taken for dead, a live worker on a task longer than the
 /// idle timeout, a high-priority job arriving while a normal one runs, and per-job attempt limits.
@@ -32,7 +35,7 @@ import TestSupport
 
         // 1. The slow worker takes a task and starts it (it never registers: taken for dead).
         let slow = PoolWorker(keys: keys, name: "slow")
-        let delivery = try #require(try await slow.next(redis, on: redis))
+        let delivery = try #require(try await slow.deliveries.next(redis, on: redis))
         let task = delivery.task
         _ = try #require(try await store.update(job: job.id, task: task.id, on: redis) { $0.start($1, worker: "slow", now: 1) })
         // 2. Another worker reclaims it (the same stream entry moves to its pending list) and
@@ -40,9 +43,9 @@ import TestSupport
         var taker = PoolWorker(keys: keys, name: "taker")
         taker.idleTimeout = .milliseconds(100)
         var cursors: [JobPriority: String] = [:]
-        var taken: PoolWorker.Delivery?
+        var taken: TaskDelivery?
         try await waitUntil("the taker reclaims the task", timeout: .seconds(20), every: .milliseconds(50)) {
-            taken = try await taker.reclaimable(redis, on: redis, cursors: &cursors)
+            taken = try await taker.deliveries.reclaimable(redis, on: redis, cursors: &cursors)
             return taken != nil
         }
         #expect(taken?.entry.id == delivery.entry.id && taken?.task.id == task.id)
@@ -50,13 +53,13 @@ import TestSupport
         #expect(takeover?.record.worker == "taker" && takeover?.record.attempts == 2)
         #expect(try await Self.pendingOwners(redis, keys)[delivery.entry.id] == "taker")
         // The slow worker's heartbeat touch no longer pulls the entry back.
-        let touched = try await slow.touch(delivery.stream, delivery.entry.id, on: redis)
+        let touched = try await slow.deliveries.touch(delivery.stream, delivery.entry.id, on: redis)
         #expect(!touched)
         #expect(try await Self.pendingOwners(redis, keys)[delivery.entry.id] == "taker", "still the taker's after the slow worker's touch")
 
         // 3. The slow worker finishes after all: its result is the one written, but the task is
         //    not its own any more, so it marks nothing and leaves the delivery where it is.
-        let loaded = try await slow.load(job.id, on: redis)
+        let loaded = try await LoadedJob.load(job.id, keys: keys, on: redis)
         let result = try await PoolWorker.evaluate(task, loaded, worker: "slow", threads: 1)
         let status = WorkerStatus(name: "slow")
         status.begin(WorkerStatus.label(job.id, task.id), stream: delivery.stream, entry: delivery.entry.id)
@@ -72,7 +75,7 @@ import TestSupport
         #expect(record.state == .done && record.worker == "third" && record.attempts == 3, "\(record)")
         let results = try await redis.send(.hgetall(keys.results(job.id)))
         #expect(results.count == 2, "one result per task")
-        let stored = try #require(results[task.id].flatMap { try? JSONDecoder().decode(PoolWorker.TaskResult.self, from: Data($0)) })
+        let stored = try #require(results[task.id].flatMap { try? JSONDecoder().decode(TaskResult.self, from: Data($0)) })
         #expect(stored.worker == "slow", "the first result written stays")
         let (pending, queued) = (try await Self.pendingOwners(redis, keys), try await redis.send(.xlen(keys.tasks(.normal))))
         #expect(pending.isEmpty && queued == 0, "nothing pending or queued")
@@ -90,9 +93,9 @@ import TestSupport
             }
             return seen
         }
-        let done = seen.filter { $0.type == "task" && $0.task == task.id && $0.state == "done" }
-        #expect(done.count == 1 && done.first?.worker == "third", "\(seen)")
-        #expect(seen.filter { $0.type == "job" }.count == 1)
+        let done = seen.filter { $0.task(in: .done) == task.id }
+        #expect(done.count == 1 && done.first.map { if case .task(_, _, _, "third", _) = $0 { true } else { false } } == true, "\(seen)")
+        #expect(seen.filter(\.isCompletion).count == 1)
         await subscriber.close()
         await pool.close()
     }
@@ -106,7 +109,7 @@ import TestSupport
         let (redis, keys) = (pool.redis, pool.keys)
         _ = try await pool.job(#"{"lr": {}}"#, folds: 2, seed: 4)
         let holder = PoolWorker(keys: keys, name: "holder")
-        let delivery = try #require(try await holder.next(redis, on: redis))
+        let delivery = try #require(try await holder.deliveries.next(redis, on: redis))
         func pending() async throws -> (owner: String, idle: Int64, deliveries: Int64)? {
             let reply = try await redis.send(.raw(["XPENDING", keys.tasks(.normal), keys.group, "-", "+", "10"]))
             guard case .array(let entries) = reply, case .array(let fields)? = entries.first, fields.count >= 4, let owner = fields[1].string,
@@ -115,7 +118,7 @@ import TestSupport
         }
         try await waitUntil("the delivery has been idle over a second", timeout: .seconds(20)) { (try await pending()?.idle ?? 0) > 1_000 }
         let before = ContinuousClock.now
-        let touched = try await holder.touch(delivery.stream, delivery.entry.id, on: redis)
+        let touched = try await holder.deliveries.touch(delivery.stream, delivery.entry.id, on: redis)
         #expect(touched, "its own pending entry")
         let after = try #require(try await pending())
         let elapsed = ContinuousClock.now - before

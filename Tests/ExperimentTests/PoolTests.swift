@@ -3,7 +3,10 @@ import RedisClient
 import Synchronization
 import Testing
 import TestSupport
-@testable import Experiment
+@testable import Regression
+@testable import ExperimentData
+@testable import ExperimentPipeline
+@testable import GridPool
 
 /// A pool on a fresh test Redis: its keys, a client and the job store.
 struct PoolSetup {
@@ -63,7 +66,7 @@ struct PoolSetup {
         #expect(states.count == 9 && states.values.allSatisfy { $0.attempts == 1 })
         let results = try await redis.send(.hgetall(keys.results(job.id)))
         #expect(results.count == 9)
-        let folds = Set(results.values.compactMap { try? JSONDecoder().decode(PoolWorker.TaskResult.self, from: Data($0)) }.map { "\($0.algorithm)-\($0.parameterSet)-\($0.fold)" })
+        let folds = Set(results.values.compactMap { try? JSONDecoder().decode(TaskResult.self, from: Data($0)) }.map { "\($0.algorithm)-\($0.parameterSet)-\($0.fold)" })
         #expect(folds.count == 9)
         await pool.close()
     }
@@ -108,13 +111,13 @@ struct PoolSetup {
         let job = try await pool.job(#"{"lr": {}}"#, folds: 3, seed: 42)
         // A task that can never succeed (its fold does not exist).
         let broken = GridTask(id: "lr-0-99", algorithm: "lr", parameters: [:], parameterSet: 0, fold: 99)
-        _ = try await redis.send(.hset(keys.taskStates(job.id), [(broken.id, JobStore.json(TaskRecord()))]))
+        _ = try await redis.send(.hset(keys.taskStates(job.id), [(broken.id, try PoolJSON.encode(TaskRecord(), "test value"))]))
         _ = try await redis.send(.raw(["HINCRBY", keys.job(job.id), "tasks", "1"]))
         _ = try await redis.send(.raw(["HINCRBY", keys.job(job.id), "queued", "1"]))
-        _ = try await redis.send(.xadd(keys.tasks(.normal), fields: [RedisStreamField("job", job.id), RedisStreamField("task", JobStore.json(broken))]))
+        _ = try await redis.send(.xadd(keys.tasks(.normal), fields: [RedisStreamField("job", job.id), RedisStreamField("task", try PoolJSON.encode(broken, "test value"))]))
         // A worker takes a task and dies before finishing it (no heartbeat: it never registered).
         let dead = PoolWorker(keys: keys, name: "dead")
-        let taken = try #require(try await dead.next(redis, on: redis))
+        let taken = try #require(try await dead.deliveries.next(redis, on: redis))
         let takenTask = taken.task
         _ = try await store.update(job: job.id, task: takenTask.id, on: redis) { $0.start($1, worker: "dead", now: 0) }
 
@@ -143,10 +146,10 @@ struct PoolSetup {
         let (server, redis, keys, store) = (pool.server, pool.redis, pool.keys, pool.store)
         let job = try await pool.job(#"{"lr": {}}"#, folds: 3, seed: 42)
         func take(as worker: String, onIt: Bool) async throws -> GridTask {
-            let delivery = try #require(try await PoolWorker(keys: keys, name: worker).next(redis, on: redis))
+            let delivery = try #require(try await PoolWorker(keys: keys, name: worker).deliveries.next(redis, on: redis))
             _ = try await store.update(job: job.id, task: delivery.task.id, on: redis) { $0.start($1, worker: worker, now: 0) }
             let info = PoolSnapshot.WorkerInfo(name: worker, host: "h", pid: 1, started: "s", currentTask: onIt ? WorkerStatus.label(job.id, delivery.task.id) : nil, tasksDone: 0, meanTaskSeconds: 0)
-            _ = try await redis.send(.set(keys.worker(worker), JobStore.json(info), expiry: .seconds(600)))
+            _ = try await redis.send(.set(keys.worker(worker), try PoolJSON.encode(info, "test value"), expiry: .seconds(600)))
             return delivery.task
         }
         // Alive (its entry is fresh) but on no task: it lost the first one.
@@ -184,7 +187,7 @@ struct PoolSetup {
         let worker = PoolWorker(keys: keys, name: "solo")
         var order: [String] = []
         for _ in 0..<6 {
-            guard let delivery = try await worker.next(redis, on: redis) else { break }
+            guard let delivery = try await worker.deliveries.next(redis, on: redis) else { break }
             order.append(delivery.job)
         }
         #expect(order == [high.id, high.id, high.id, normal.id, normal.id, normal.id])
@@ -224,10 +227,10 @@ struct PoolSetup {
         }
         _ = try await redis.send(.publish(keys.events, marker))
         let seen = try await withDeadline(.seconds(20)) { await collected.value }
-        #expect(seen.filter { $0.type == "job" } == [.finished(job.id, { var c = JobCounts(); c.tasks = 9; c.done = 9; return c }())], "one completion event")
-        let doneEvents = seen.filter { $0.type == "task" && $0.state == "done" }.compactMap(\.task)
+        #expect(seen.filter(\.isCompletion) == [.finished(job.id, { var c = JobCounts(); c.tasks = 9; c.done = 9; return c }())], "one completion event")
+        let doneEvents = seen.compactMap { $0.task(in: .done) }
         #expect(doneEvents.count == 9 && Set(doneEvents).count == 9, "each task announced done once: \(doneEvents)")
-        let startEvents = seen.filter { $0.type == "task" && $0.state == "running" }.compactMap(\.task)
+        let startEvents = seen.compactMap { $0.task(in: .running) }
         #expect(startEvents.count == 9 && Set(startEvents).count == 9, "each task announced started once: \(startEvents)")
         counts = try await store.counts(job: job.id, on: redis)
         #expect(counts.done == 9 && counts.queued == 0 && counts.running == 0)
@@ -402,10 +405,10 @@ struct PoolSetup {
         let job = try await store.create(data, grid: try GridSpec.parse(Array(#"{"lr": {}}"#.utf8), path: "g"), folds: 2, seed: 1, priority: .normal, maxAttempts: 5, on: redis)
         #expect(try await store.description(job: job.id, on: redis)?.maxAttempts == 5)
         let broken = GridTask(id: "lr-0-99", algorithm: "lr", parameters: [:], parameterSet: 0, fold: 99)
-        _ = try await redis.send(.hset(keys.taskStates(job.id), [(broken.id, JobStore.json(TaskRecord()))]))
+        _ = try await redis.send(.hset(keys.taskStates(job.id), [(broken.id, try PoolJSON.encode(TaskRecord(), "test value"))]))
         _ = try await redis.send(.raw(["HINCRBY", keys.job(job.id), "tasks", "1"]))
         _ = try await redis.send(.raw(["HINCRBY", keys.job(job.id), "queued", "1"]))
-        _ = try await redis.send(.xadd(keys.tasks(.normal), fields: [RedisStreamField("job", job.id), RedisStreamField("task", JobStore.json(broken))]))
+        _ = try await redis.send(.xadd(keys.tasks(.normal), fields: [RedisStreamField("job", job.id), RedisStreamField("task", try PoolJSON.encode(broken, "test value"))]))
         _ = try await Self.runWorker(PoolWorker(keys: keys, name: "w"), server: server) { try await store.counts(job: job.id, on: redis).isFinished }
         let record = try #require(try await store.record(job: job.id, task: broken.id, on: redis))
         #expect(record.state == .failed && record.attempts == 5, "\(record)")
@@ -424,10 +427,10 @@ struct PoolSetup {
         let (server, redis, keys) = (pool.server, pool.redis, pool.keys)
         let watch = PoolEventWatch(configuration: server.configuration, keys: keys, job: "j1")
         let completion = PoolEventWatch(configuration: server.configuration, keys: keys, job: "j1", wake: .completion)
-        let mine = JobStore.json(PoolEvent.finished("j1", JobCounts())), theirs = JobStore.json(PoolEvent.finished("j2", JobCounts()))
+        let mine = try PoolJSON.encode(PoolEvent.finished("j1", JobCounts()), "an event"), theirs = try PoolJSON.encode(PoolEvent.finished("j2", JobCounts()), "an event")
         var record = TaskRecord()
         record.state = .running
-        let myTask = JobStore.json(PoolEvent.task("j1", "lr-0-0", record, worker: "w"))
+        let myTask = try PoolJSON.encode(PoolEvent.task("j1", "lr-0-0", record, worker: "w"), "test value")
         // Until the watch has subscribed, events are lost: publish until one wakes it.
         let publisher = Task {
             while !Task.isCancelled {
@@ -441,7 +444,7 @@ struct PoolSetup {
         _ = await publisher.result
         // Then, in order: three events of another job, a task event and the completion of the
         // watched job, an end marker.
-        let end = JobStore.json(PoolEvent.finished("end", JobCounts()))
+        let end = try PoolJSON.encode(PoolEvent.finished("end", JobCounts()), "an event")
         for event in [theirs, theirs, theirs, myTask, mine, end] { _ = try await redis.send(.publish(keys.events, event)) }
         try await waitUntil("the end marker is read", timeout: .seconds(10)) { watch.recent.last?.job == "end" && completion.recent.last?.job == "end" }
         let last = watch.recent.suffix(6), lastCompletion = completion.recent.suffix(6)
@@ -493,7 +496,7 @@ struct PoolSetup {
 
     @Test func theRankingOrdersCompleteSetsByMeanScore() throws {
         let job = JobDescription(id: "j", dataset: "d", folds: 2, seed: 1, priority: .normal, taskCount: 6, created: "")
-        func result(_ algorithm: String, _ set: Int, _ fold: Int, r2: Double) -> PoolWorker.TaskResult {
+        func result(_ algorithm: String, _ set: Int, _ fold: Int, r2: Double) -> TaskResult {
             var metrics = RegressionMetrics(actual: [1, 2], predicted: [1, 2])
             metrics.r2 = r2
             metrics.mse = 1 - r2

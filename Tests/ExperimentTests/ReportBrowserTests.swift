@@ -2,7 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
-@testable import Experiment
+@testable import Regression
+@testable import ExperimentData
+@testable import ExperimentPipeline
+@testable import GridPool
 
 /// The reports in a real headless Chromium: rendered, screenshot kept in
 /// `.build/test-output/training_report.png`. Skipped only with TRAFFIC_SKIP_BROWSER_TEST=1.
@@ -19,7 +22,7 @@ import TestSupport
         let redis = try await RedisClient.connect(configuration: server.configuration)
         let keys = ExperimentKeys(stream: uniqueName("tasks"))
         _ = try await Dispatcher(keys: keys).dispatch(try Dataset.load(csv: Fixtures.path("friedman_small.csv"), target: "target"), to: redis, replace: false)
-        for algorithm in Regressors.all { _ = try await Worker(keys: keys, algorithm: algorithm).run(redis: redis, reader: redis) }
+        for algorithm in Regressors.all { _ = try await AlgorithmWorker(keys: keys, algorithm: algorithm).run(redis: redis, reader: redis) }
         let collector = Collector(keys: keys, algorithms: Regressors.names)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("report")).path
         let (_, html) = try collector.write(try await collector.collect(from: redis), to: directory)

@@ -1,7 +1,10 @@
 import Foundation
 import RedisClient
 import Testing
-@testable import Experiment
+@testable import Regression
+@testable import ExperimentData
+@testable import ExperimentPipeline
+@testable import GridPool
 
 /// The task stream's wire format, both ways (pure).
 @Suite struct StreamFormatTests {
