@@ -262,7 +262,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExperimentTests",
-            dependencies: ["Regression", "ExperimentData", "ExperimentPipeline", "GridPool", "TestSupport", "RedisClient", "TrafficModel"],
+            dependencies: ["Regression", "ExperimentData", "ExperimentPipeline", "GridPool", "ReportHTML", "TestSupport", "RedisClient", "TrafficModel"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),

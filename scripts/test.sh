@@ -12,6 +12,10 @@ else
   scripts/install-deps.sh chromium
 fi
 
+# The interop test runs the original framework's Python worker (../shared/peers/experiment_py)
+# against a stream this tool wrote: it needs the venv with redis, numpy and scikit-learn.
+scripts/bench-venv.sh >/dev/null
+
 swift build --build-tests
 export TEST_OUTPUT_DIR="${TEST_OUTPUT_DIR:-$PWD/.build/test-output}"
 swift test --skip-build 2>&1 | tee .build/test-output.log

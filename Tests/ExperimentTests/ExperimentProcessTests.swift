@@ -64,8 +64,9 @@ import TestSupport
         server.stop()
     }
 
-    @Test(.enabled(if: PythonBaseline.available, "needs python3 with redis, numpy and scikit-learn (scripts/bench-venv.sh)"))
-    func theOriginalsWorkerReadsAStreamThisToolDispatched() async throws {
+    /// Never skipped: the test command (scripts/test.sh) makes the venv, and CI has shared/.
+    @Test func theOriginalsWorkerReadsAStreamThisToolDispatched() async throws {
+        try #require(PythonBaseline.available, "needs \(PythonBaseline.directory)/worker.py and python3 with redis, numpy and scikit-learn in .venv-bench: run scripts/bench-venv.sh")
         let server = try await RedisServer()
         let (status, text) = try await Self.run(["dispatch", "--csv", Fixtures.path("friedman_small.csv"), "--redis-url", server.url])
         #expect(status == 0, "\(text)")
