@@ -102,28 +102,38 @@ import TestSupport
 
     /// The touch itself: it sets the delivery's idle time back to zero (so XAUTOCLAIM's
     /// min-idle never sees a live worker's task as abandoned), keeps its owner, and is not
-    /// counted as another delivery. The idle time read after the touch is at most the time since
-    /// just before it, however slow the machine.
+    /// counted as another delivery. Shown by order, not by the clock: of two deliveries, the one
+    /// delivered first looks idle longer until it is touched, and then shorter.
     @Test func aTouchResetsTheDeliverysIdleTimeAndNothingElse() async throws {
         let pool = try await PoolSetup()
         let (redis, keys) = (pool.redis, pool.keys)
         _ = try await pool.job(#"{"lr": {}}"#, folds: 2, seed: 4)
         let holder = PoolWorker(keys: keys, name: "holder")
-        let delivery = try #require(try await holder.deliveries.next(redis, on: redis))
-        func pending() async throws -> (owner: String, idle: Int64, deliveries: Int64)? {
+        let first = try #require(try await holder.deliveries.next(redis, on: redis))
+        let second = try #require(try await holder.deliveries.next(redis, on: redis))
+        func pending() async throws -> [String: (owner: String, idle: Int64, deliveries: Int64)] {
             let reply = try await redis.send(.raw(["XPENDING", keys.tasks(.normal), keys.group, "-", "+", "10"]))
-            guard case .array(let entries) = reply, case .array(let fields)? = entries.first, fields.count >= 4, let owner = fields[1].string,
-                  case .integer(let idle) = fields[2], case .integer(let count) = fields[3] else { return nil }
-            return (owner, idle, count)
+            guard case .array(let entries) = reply else { return [:] }
+            var out: [String: (owner: String, idle: Int64, deliveries: Int64)] = [:]
+            for case .array(let fields) in entries where fields.count >= 4 {
+                guard let id = fields[0].string, let owner = fields[1].string, case .integer(let idle) = fields[2], case .integer(let count) = fields[3] else { continue }
+                out[id] = (owner, idle, count)
+            }
+            return out
         }
-        try await waitUntil("the delivery has been idle over a second", timeout: .seconds(20)) { (try await pending()?.idle ?? 0) > 1_000 }
-        let before = ContinuousClock.now
-        let touched = try await holder.deliveries.touch(delivery.stream, delivery.entry.id, on: redis)
+        // Both idle long enough that a millisecond's resolution cannot make them equal.
+        try await waitUntil("both deliveries have been idle over a second", timeout: .seconds(20)) {
+            try await pending().values.filter { $0.idle > 1_000 }.count == 2
+        }
+        let before = try await pending()
+        let (firstBefore, secondBefore) = (try #require(before[first.entry.id]), try #require(before[second.entry.id]))
+        #expect(firstBefore.idle >= secondBefore.idle, "delivered first, idle longest: \(before)")
+        let touched = try await holder.deliveries.touch(first.stream, first.entry.id, on: redis)
         #expect(touched, "its own pending entry")
-        let after = try #require(try await pending())
-        let elapsed = ContinuousClock.now - before
-        #expect(Double(after.idle) <= Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15 + 5, "idle \(after.idle) ms, \(elapsed) since just before the touch")
-        #expect(after.owner == "holder" && after.deliveries == 1, "same owner, not another delivery: \(after)")
+        let after = try await pending()
+        let (firstAfter, secondAfter) = (try #require(after[first.entry.id]), try #require(after[second.entry.id]))
+        #expect(firstAfter.idle < secondAfter.idle, "touched after the second was delivered, so idle shorter than it: \(after)")
+        #expect(firstAfter.owner == "holder" && firstAfter.deliveries == 1, "same owner, not another delivery: \(firstAfter)")
         await pool.close()
     }
 }

@@ -475,21 +475,28 @@ struct PoolSetup {
             }
         }
         try await waitUntil("the slow finaliser writes its files", timeout: .seconds(30), every: .milliseconds(10)) { writing.value == 1 }
-        // For over one and a half leases: the lock stays its own, and another finaliser cannot
-        // take it (without renewals it would be free after 4 s).
+        // Counted by renewals, not by the clock: the lock's remaining lease (PTTL) only falls
+        // between renewals, so each rise is one. Four renewals a third of a lease apart outlast
+        // the lease itself (without them the lock would be free): the lock stays its own
+        // throughout, and another finaliser cannot take it.
         let rival = LeaseLock(key: lockKey, lease: .seconds(30))
-        var holders: Set<[UInt8]?> = [], rivalGotIt = false, samples = 0
-        let end = ContinuousClock.now + .seconds(7)
-        while ContinuousClock.now < end {
-            holders.insert(try await redis.send(.get(lockKey)))
-            if try await rival.acquire(on: redis) { rivalGotIt = true; break }
-            samples += 1
-            try await Task.sleep(for: .milliseconds(100))
+        let seen = try await withDeadline(.seconds(120), "the lease is renewed four times") { () async throws -> (holders: Set<[UInt8]?>, rivalGotIt: Bool, renewals: Int) in
+            var holders: Set<[UInt8]?> = [], rivalGotIt = false, renewals = 0, previous = Int64.max
+            while renewals < 4 {
+                holders.insert(try await redis.send(.get(lockKey)))
+                if try await rival.acquire(on: redis) { rivalGotIt = true; break }
+                if case .integer(let left) = try await redis.send(.raw(["PTTL", lockKey])) {
+                    if left > previous { renewals += 1 }
+                    previous = left
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return (holders, rivalGotIt, renewals)
         }
         release.add()
         let outcome = try await withDeadline(.seconds(30)) { try await finalising.value }
         guard case .written = outcome else { Issue.record("not written: \(outcome)"); return }
-        #expect(!rivalGotIt && holders.count == 1 && holders.first! != nil, "one holder throughout \(samples) samples: the lease was extended")
+        #expect(!seen.rivalGotIt && seen.renewals == 4 && seen.holders.count == 1 && seen.holders.first != .some(nil), "one holder throughout \(seen.renewals) renewals: the lease was extended")
         #expect(try await redis.send(.exists([lockKey])) == 0, "released at the end")
         await pool.close()
     }
