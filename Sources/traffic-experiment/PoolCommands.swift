@@ -83,9 +83,23 @@ struct PoolWorkerRunner {
         let stop = PoolStop()
         let cache = JobCache()
         let threads = self.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / concurrency)
+        // A worker waits out a Redis that is away, at start as later (`PatientRetry`).
+        let patience = PatientRetry(patience: PoolWorker(keys: keys, name: base).redisPatience) { emit("[pool] \($0)") }
+        let connection = self.connection
+        func connect(_ label: String) async throws(ExperimentError) -> RedisClient {
+            try await patience.run("connecting") { () throws(ExperimentError) -> RedisClient in
+                do {
+                    return try await connection.connect(label: label)
+                } catch let error as ExperimentError {
+                    throw error
+                } catch {
+                    throw ExperimentError(.redis, "connecting to \(RedisConfiguration.masked(connection.url))", cause: error)
+                }
+            }
+        }
         var clients: [(RedisClient, RedisClient)] = []
         for index in 0..<concurrency {
-            clients.append((try await connection.connect(label: "pool-\(index)"), try await connection.connect(label: "pool-reader-\(index)")))
+            clients.append((try await connect("pool-\(index)"), try await connect("pool-reader-\(index)")))
         }
         emit("[pool] \(concurrency) worker\(concurrency == 1 ? "" : "s") (\(base)\(concurrency > 1 ? "-0…\(concurrency - 1)" : "")) joined pool '\(keys.prefix)' at \(RedisConfiguration.masked(connection.url)); \(threads) thread\(threads == 1 ? "" : "s") per task")
         let quiet = { var logger = Logger(label: "traffic-experiment"); logger.logLevel = .warning; return logger }()

@@ -48,7 +48,8 @@ struct Connection: ParsableArguments {
         do {
             return try await RedisClient.connect(configuration: configuration, label: label, logger: Logger(label: "experiment.redis"))
         } catch {
-            throw ExperimentError(.redis, "cannot reach Redis at \(RedisConfiguration.masked(url))", cause: error, hint: "start one with --start-redis, or give --redis-url")
+            throw ExperimentError(.redis, "cannot reach Redis at \(RedisConfiguration.masked(url))", cause: error, hint: "start one with --start-redis, or give --redis-url",
+                                  isTransient: error.isTransient)
         }
     }
 }

@@ -20,7 +20,7 @@ import TestSupport
         env["REDIS_URL"] = env["REDIS_URL"] ?? ""
         let process = try ChildProcess(binary, arguments, environment: env, outputPath: log)
         let status = try await process.waitForExit(timeout: .seconds(180))
-        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "") // ignored: no log is an empty output
     }
 
     @Test func runDoesEveryStepOnARedisItStartsAndStopsAgain() async throws {
@@ -75,7 +75,7 @@ import TestSupport
         #expect(try await worker.waitForExit(timeout: .seconds(120)) == 0)
         let redis = try await RedisClient.connect(configuration: server.configuration)
         let results = try await redis.send(.lrange("results", start: 0, stop: -1))
-        let result = try #require(results.first.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] })
+        let result = try #require(try results.first.flatMap { try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] })
         #expect(result["samples"] as? Int == 300 && result["features"] as? Int == 5, "the baseline read our header and every sample")
         await redis.close()
         server.stop()

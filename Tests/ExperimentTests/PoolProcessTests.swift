@@ -42,8 +42,7 @@ import TestSupport
 
         /// A `worker --pool` process (short idle timeout and heartbeat, so a dead worker's task
         /// is taken over within seconds).
-        func worker(_ name: String, extra: [String] = []) throws -> ChildProcess {
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("pool-\(name)") + ".log").path
+        func worker(_ name: String, extra: [String] = [], log: String = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("pool-worker") + ".log").path) throws -> ChildProcess {
             // Niced: the CPU-bound workers must not starve the other suites' servers and clients.
             return try ChildProcess("/usr/bin/nice", ["-n", "10", ExperimentProcessTests.binary, "worker", "--pool", "--name", name, "--idle-timeout", "2", "--heartbeat", "0.5"] + extra + common,
                                     outputPath: log)
@@ -54,9 +53,9 @@ import TestSupport
         /// Stops workers (SIGTERM, SIGKILL after 10 s) without blocking a thread.
         func stop(_ workers: [ChildProcess]) async {
             for worker in workers where worker.isRunning { worker.signal(SIGTERM) }
-            for worker in workers where (try? await worker.waitForExit(timeout: .seconds(10))) == nil {
+            for worker in workers where (try? await worker.waitForExit(timeout: .seconds(10))) == nil { // ignored: past the grace, SIGKILL
                 worker.signal(SIGKILL)
-                _ = try? await worker.waitForExit(timeout: .seconds(5))
+                _ = try? await worker.waitForExit(timeout: .seconds(5)) // ignored: a stuck child is reported by its test's own checks
             }
         }
 
@@ -64,11 +63,10 @@ import TestSupport
         func waitUntilFinished(_ job: String, timeout: Duration = .seconds(180)) async throws {
             do {
                 try await waitUntil("job \(job) finishes", timeout: timeout, every: .milliseconds(50)) {
-                    // Redis may be restarting: an error is "not yet".
-                    (try? await store().counts(job: job, on: redis))?.isFinished ?? false
+                    (try? await store().counts(job: job, on: redis))?.isFinished ?? false // ignored: Redis may be restarting, an error is "not yet"
                 }
             } catch {
-                let open = (try? await store().states(job: job, on: redis))?.filter { !$0.value.state.isFinal }
+                let open = (try? await store().states(job: job, on: redis))?.filter { !$0.value.state.isFinal } // ignored: only for the message
                 throw LocalServiceError("\(error); tasks not ended: \(open.map { "\($0)" } ?? "unreadable")")
             }
         }
@@ -101,7 +99,7 @@ import TestSupport
 
         /// The registry entry of a worker, if it is registered.
         func registry(_ name: String) async throws -> PoolSnapshot.WorkerInfo? {
-            try await redis.send(.get(keys.worker(name))).flatMap { try? JSONDecoder().decode(PoolSnapshot.WorkerInfo.self, from: Data($0)) }
+            try await redis.send(.get(keys.worker(name))).map { try PoolJSON.decode(PoolSnapshot.WorkerInfo.self, from: $0, "registry entry \(name)") }
         }
 
         /// `results JOB` into a fresh directory.
@@ -119,7 +117,7 @@ import TestSupport
         let doneEvents = TestSupport.Collector<String>()
         let listener = Task {
             for await event in events {
-                guard case .message(let message) = event, let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) else { continue }
+                guard case .message(let message) = event, let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) else { continue } // ignored: only pool events are counted
                 if let task = decoded.task(in: .done) { doneEvents.append(task) }
             }
         }
@@ -303,6 +301,27 @@ import TestSupport
         server.stop()
     }
 
+    /// A worker started while Redis is away waits for it (as it does for an outage later) and
+    /// then takes the job's tasks, instead of exiting at its first connect.
+    @Test func aWorkerStartedWhileRedisIsAwayWaitsForIt() async throws {
+        let server = try await RedisServer()
+        let pool = try await Pool(server: server)
+        server.kill()
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("pool-late") + ".log").path
+        let worker = try pool.worker("late", log: log)
+        try await waitUntil("the worker says it waits for Redis", timeout: .seconds(60), every: .milliseconds(20)) {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("waiting for it") // ignored: no output yet
+        }
+        #expect(worker.isRunning, "still there while Redis is away")
+        try await server.start()
+        let job = try await pool.createJob(#"{"lr": {}}"#, folds: 2)
+        try await pool.waitUntilFinished(job, timeout: .seconds(120))
+        #expect(worker.isRunning)
+        await pool.stop([worker])
+        await pool.redis.close()
+        server.stop()
+    }
+
     /// A live worker touches its running delivery every beat, so however long its task runs,
     /// another worker's XAUTOCLAIM never takes it: the pending owner of each delivery stays its
     /// runner throughout. (Worker processes: in the test process, other suites' work can starve
@@ -345,7 +364,7 @@ import TestSupport
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("status-tty") + ".log").path
         let command = ([ExperimentProcessTests.binary, "status", job, "--interval", "60"] + pool.common).map { "'\($0)'" }.joined(separator: " ")
         let status = try ChildProcess("/usr/bin/script", ["-qfec", command, "/dev/null"], outputPath: log)
-        func screen() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func screen() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" } // ignored: nothing drawn yet
         try await waitUntil("the first table is drawn", timeout: .seconds(30)) { screen().contains("JOBS (1)") }
         let worker = try pool.worker("solo")
         try await pool.waitUntilFinished(job, timeout: .seconds(60))

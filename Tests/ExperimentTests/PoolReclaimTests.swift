@@ -75,7 +75,7 @@ import TestSupport
         #expect(record.state == .done && record.worker == "third" && record.attempts == 3, "\(record)")
         let results = try await redis.send(.hgetall(keys.results(job.id)))
         #expect(results.count == 2, "one result per task")
-        let stored = try #require(results[task.id].flatMap { try? JSONDecoder().decode(TaskResult.self, from: Data($0)) })
+        let stored = try #require(try results[task.id].map { try PoolJSON.decode(TaskResult.self, from: $0, "the result") })
         #expect(stored.worker == "slow", "the first result written stays")
         let (pending, queued) = (try await Self.pendingOwners(redis, keys), try await redis.send(.xlen(keys.tasks(.normal))))
         #expect(pending.isEmpty && queued == 0, "nothing pending or queued")
@@ -89,7 +89,7 @@ import TestSupport
             for await event in events {
                 guard case .message(let message) = event else { continue }
                 if message.payload == Array(marker.utf8) { break }
-                if let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) { seen.append(decoded) }
+                seen.append(try PoolJSON.decode(PoolEvent.self, from: message.payload, "a pool event")) // only the pool writes here
             }
             return seen
         }

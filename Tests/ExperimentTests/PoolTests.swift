@@ -66,7 +66,7 @@ struct PoolSetup {
         #expect(states.count == 9 && states.values.allSatisfy { $0.attempts == 1 })
         let results = try await redis.send(.hgetall(keys.results(job.id)))
         #expect(results.count == 9)
-        let folds = Set(results.values.compactMap { try? JSONDecoder().decode(TaskResult.self, from: Data($0)) }.map { "\($0.algorithm)-\($0.parameterSet)-\($0.fold)" })
+        let folds = Set(try results.values.map { try PoolJSON.decode(TaskResult.self, from: $0, "a result") }.map { "\($0.algorithm)-\($0.parameterSet)-\($0.fold)" })
         #expect(folds.count == 9)
         await pool.close()
     }
@@ -211,7 +211,7 @@ struct PoolSetup {
             for await event in events {
                 guard case .message(let message) = event else { continue }
                 if message.payload == marker { break }
-                if let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) { seen.append(decoded) }
+                seen.append(try PoolJSON.decode(PoolEvent.self, from: message.payload, "a pool event")) // only the pool writes here
             }
             return seen
         }
@@ -226,7 +226,7 @@ struct PoolSetup {
             return try await group.reduce(0, +)
         }
         _ = try await redis.send(.publish(keys.events, marker))
-        let seen = try await withDeadline(.seconds(20)) { await collected.value }
+        let seen = try await withDeadline(.seconds(20)) { try await collected.value }
         #expect(seen.filter(\.isCompletion) == [.finished(job.id, { var c = JobCounts(); c.tasks = 9; c.done = 9; return c }())], "one completion event")
         let doneEvents = seen.compactMap { $0.task(in: .done) }
         #expect(doneEvents.count == 9 && Set(doneEvents).count == 9, "each task announced done once: \(doneEvents)")
