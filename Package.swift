@@ -82,7 +82,7 @@ let package = Package(
         // client (tools, tests, benchmarks) share its service loop.
         .target(
             name: "Websockets",
-            dependencies: ["CWebsockets", "TrafficModel"],
+            dependencies: ["CWebsockets", "TrafficModel", "Durations"],
             swiftSettings: strict
         ),
         .target(name: "Digest", dependencies: ["COpenSSL"], swiftSettings: strict),
