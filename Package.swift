@@ -115,7 +115,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "TrafficModel", "RedisClient", "Websockets", "Digest",
+                "TrafficModel", "RedisClient", "Websockets", "Digest", "Durations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
