@@ -230,7 +230,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Simulation",
-                "Gateway", "Aggregator", "TestSupport", "TrafficModel", "RedisClient", "Websockets",
+                "Gateway", "Aggregator", "TestSupport", "TrafficModel", "RedisClient", "Websockets", "Digest",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -330,9 +330,13 @@ public final class AggregatorService: Sendable {
                 switch outcome {
                 case .delivered:
                     break
-                case .truncated(let error):
+                case .truncated(let error, let digestFailure):
                     metrics.deadLettersTruncated.increment()
-                    log.log(.warning, key: "dlq-truncated", "dead letter \(letter.source.position) (\(letter.source.value.count) bytes) refused whole (\(error.codeName)); written truncated with its size and SHA-256")
+                    log.log(.warning, key: "dlq-truncated", "dead letter \(letter.source.position) (\(letter.source.value.count) bytes) refused whole (\(error.codeName)); written truncated with its size\(digestFailure == nil ? " and SHA-256" : "")")
+                    if let digestFailure {
+                        metrics.deadLettersUndigested.increment()
+                        log.log(.error, key: "dlq-undigested", "dead letter \(letter.source.position) written truncated without its original's SHA-256: \(digestFailure)")
+                    }
                 case .lost(let error):
                     metrics.deadLettersLost[letter.rejection.reason]?.increment()
                     log.log(.error, key: "dlq-lost", "dead letter \(letter.source.position) (\(letter.rejection.reason.rawValue), \(letter.source.value.count) bytes) refused even truncated; skipped: \(error)")

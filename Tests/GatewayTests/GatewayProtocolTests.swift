@@ -54,7 +54,7 @@ import TrafficModel
         let secret = Array("s3cret".utf8)
         let h = try await GatewayHarness { $0.access = AccessPolicy(mode: .jwtHS256(secret: secret), allowedOrigins: ["https://ops.example"]) }
         let exp = Int(Date().timeIntervalSince1970) + 600
-        let limited = JWT.sign(claims: #"{"sub":"t","exp":\#(exp),"cameras":[1,2]}"#, secret: secret)
+        let limited = try JWT.sign(claims: #"{"sub":"t","exp":\#(exp),"cameras":[1,2]}"#, secret: secret)
         let origin = "https://ops.example"
 
         let ok = try await h.clients.open(path: "/ws?token=\(limited)", origin: origin)
@@ -73,8 +73,8 @@ import TrafficModel
         let refusals = [
             h.clients.connect(path: "/ws", origin: origin),                                              // no token
             h.clients.connect(path: "/ws?token=\(limited)x", origin: origin),                            // bad signature
-            h.clients.connect(path: "/ws?token=\(JWT.sign(claims: #"{"exp":1}"#, secret: secret))", origin: origin), // expired
-            h.clients.connect(path: "/ws?token=\(JWT.sign(claims: "{}", secret: Array("other".utf8)))", origin: origin),
+            h.clients.connect(path: "/ws?token=\(try JWT.sign(claims: #"{"exp":1}"#, secret: secret))", origin: origin), // expired
+            h.clients.connect(path: "/ws?token=\(try JWT.sign(claims: "{}", secret: Array("other".utf8)))", origin: origin),
             h.clients.connect(path: "/ws?token=\(limited)", origin: "https://evil.example"),            // origin
             h.clients.connect(path: "/ws/cameras/9?token=\(limited)", origin: origin),                   // camera outside the claim
         ]
