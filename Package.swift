@@ -105,9 +105,10 @@ let package = Package(
         .target(
             name: "Aggregator",
             dependencies: [
-                "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "Digest",
+                "TrafficModel", "RedisClient", "KafkaClient", "Digest", "Durations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -118,6 +119,7 @@ let package = Package(
                 "TrafficModel", "RedisClient", "Websockets", "Digest", "Durations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -144,9 +146,10 @@ let package = Package(
         .executableTarget(
             name: "traffic-aggregator",
             dependencies: [
-                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "ServiceCLI",
+                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "ServiceCLI", "OwnThread",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

@@ -94,12 +94,7 @@ struct RunGateway: AsyncParsableCommand {
             throw ExitCode(2)
         }
         logger.notice("dashboard on http://\(config.host ?? "0.0.0.0"):\(config.port)/ , WebSocket /ws, API /api/cameras, /healthz, /metrics")
-        try await runGracefully(name: "gateway", logger: logger, onShutdown: {
-            logger.notice("shutting down: draining (no new connections, clients told to reconnect elsewhere)")
-        }) {
-            await waitForGracefulShutdown()
-            await gateway.drain()
-        }
+        try await runServiceGroup([gateway], logger: logger)
         logger.notice("stopped")
     }
 }

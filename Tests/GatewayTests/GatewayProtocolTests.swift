@@ -168,15 +168,13 @@ import TrafficModel
         let h = try await GatewayHarness()
         let a = try await h.clients.open()
         let b = try await h.clients.open()
-        let started = ContinuousClock.now
         let drain = Task { await h.gateway.drain() }
         for id in [a, b] {
             try await h.clients.waitFor(id, type: "status") { $0["shutdown"] as? Bool == true }
             let close = try await h.clients.waitClosed(id)
             #expect(close.code == 1001)
         }
-        await drain.value
-        #expect(ContinuousClock.now - started < .seconds(5), "drain finishes within its bound")
+        #expect(await drain.value == .allClosed, "the drain ends because every client closed, not at its timeout")
         let late = h.clients.connect()
         try await waitUntil("no new connections after drain") { h.clients.failure(late) != nil }
         h.clients.stop()
