@@ -138,6 +138,9 @@ public final class AggregatorService: Service, Sendable {
             }
         }
         if let write = pipeline.inFlight { await writer.settle(stopping: write) }
+        // The progress check reads the consumer's positions: it ends before the consumer closes.
+        monitor.cancel()
+        await monitor.value
         do {
             try await consumer.commit()
         } catch {
