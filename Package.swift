@@ -82,7 +82,7 @@ let package = Package(
         // client (tools, tests, benchmarks) share its service loop.
         .target(
             name: "Websockets",
-            dependencies: ["CWebsockets", "TrafficModel"],
+            dependencies: ["CWebsockets", "TrafficModel", "Durations"],
             swiftSettings: strict
         ),
         .target(name: "Digest", dependencies: ["COpenSSL"], swiftSettings: strict),
@@ -105,9 +105,10 @@ let package = Package(
         .target(
             name: "Aggregator",
             dependencies: [
-                "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "Digest",
+                "TrafficModel", "RedisClient", "KafkaClient", "Digest", "Durations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -115,9 +116,10 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "TrafficModel", "RedisClient", "Websockets", "Digest",
+                "TrafficModel", "RedisClient", "Websockets", "Digest", "Durations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -169,9 +171,10 @@ let package = Package(
         .executableTarget(
             name: "traffic-aggregator",
             dependencies: [
-                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "ServiceCLI",
+                "Aggregator", "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "ServiceCLI", "OwnThread",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -255,7 +258,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Simulation",
-                "Gateway", "Aggregator", "TestSupport", "TrafficModel", "RedisClient", "Websockets",
+                "Gateway", "Aggregator", "TestSupport", "TrafficModel", "RedisClient", "Websockets", "Digest",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -15,6 +15,7 @@ public final class AggregatorMetrics: Sendable {
     let deadLettered: [InputRejection.Reason: Counter]
     let deadLettersLost: [InputRejection.Reason: Counter]
     let deadLettersTruncated: Counter
+    let deadLettersUndigested: Counter
     let detectionCorrupt: Counter
     let detectionFieldsDropped: Counter
     let framesStored: Counter
@@ -50,6 +51,7 @@ public final class AggregatorMetrics: Sendable {
         }
         deadLettersLost = lost
         deadLettersTruncated = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "dead_letters_truncated", unitName: "total", helpText: "Dead letters written truncated because the whole was refused"))
+        deadLettersUndigested = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "dead_letters_undigested", unitName: "total", helpText: "Truncated dead letters written without the original's SHA-256 because libcrypto could not compute it (out of memory)"))
         detectionCorrupt = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "detection_corrupt", unitName: "total", helpText: "Detection records present but not a JSON object (published as missing)"))
         detectionFieldsDropped = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "detection_fields_dropped", unitName: "total", helpText: "Detection fields dropped because the aggregator writes those names itself"))
         framesStored = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "frames_stored", unitName: "total", helpText: "Frame images moved out of results into frame:<camera>:<requestId>"))

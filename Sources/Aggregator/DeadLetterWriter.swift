@@ -15,7 +15,8 @@ public enum DeadLetterHeader {
     public static let truncated = "dlq.truncated"
     /// Size in bytes of the original value (on truncated letters).
     public static let originalSize = "dlq.original.size"
-    /// SHA-256 (hex) of the original value (on truncated letters).
+    /// SHA-256 (hex) of the original value (on truncated letters; absent when libcrypto could
+    /// not compute it, which the aggregator counts in `aggregator_dead_letters_undigested_total`).
     public static let originalSHA256 = "dlq.original.sha256"
 }
 
@@ -29,16 +30,19 @@ public enum DeadLetterHeader {
 struct DeadLetterWriter: Sendable {
     private typealias Header = DeadLetterHeader
 
-    let producer: KafkaProducer
+    var producer: KafkaProducer
     let topic: String
     /// How much of a refused letter's value the truncated copy keeps.
     var truncatedBytes = 64 * 1024
+    /// The hex digest a truncated letter names its original by (SHA-256; replaced in tests).
+    var digest: @Sendable ([UInt8]) throws(DigestError) -> String = { bytes throws(DigestError) in try SHA256.hexDigest(bytes) }
 
     /// What became of one letter.
     enum Outcome: Sendable {
         case delivered
-        /// Written truncated after the whole was refused with this error.
-        case truncated(KafkaError)
+        /// Written truncated after the whole was refused with this error; without the
+        /// original's SHA-256 header when the digest could not be computed (`digestFailure`).
+        case truncated(KafkaError, digestFailure: DigestError?)
         /// Refused whole and truncated: not written, and not worth retrying.
         case lost(KafkaError)
         /// A transient failure: retry later.
@@ -76,14 +80,21 @@ struct DeadLetterWriter: Sendable {
             whole = error
         }
         let value = letter.source.value
-        let truncatedHeaders = headers + [
+        var truncatedHeaders = headers + [
             KafkaHeader(Header.truncated, "true"),
             KafkaHeader(Header.originalSize, String(value.count)),
-            KafkaHeader(Header.originalSHA256, SHA256.hexDigest(value)),
         ]
+        // A letter whose digest cannot be computed still goes out: its size and first bytes
+        // are worth more than no letter at all.
+        var digestFailure: DigestError?
+        do throws(DigestError) {
+            truncatedHeaders.append(KafkaHeader(Header.originalSHA256, try digest(value)))
+        } catch {
+            digestFailure = error
+        }
         do throws(KafkaError) {
             try await producer.send(topic: topic, key: letter.source.key.map { Array($0.prefix(1024)) }, value: Array(value.prefix(truncatedBytes)), headers: truncatedHeaders)
-            return .truncated(whole)
+            return .truncated(whole, digestFailure: digestFailure)
         } catch {
             return error.isPermanentForMessage ? .lost(error) : .failed(error)
         }

@@ -1,4 +1,5 @@
 import KafkaClient
+import Durations
 
 /// Tells a stalled partition from an idle one: per assigned partition, how far processing got
 /// (the next offset whose results are all written), how many messages wait behind it, and since
@@ -25,8 +26,11 @@ struct PartitionProgress: Sendable {
         var lag: Int64
         var waited: Duration
 
+        /// `waited` in whole seconds.
+        var waitedSeconds: Int64 { waited.wholeMilliseconds / 1000 }
+
         var description: String {
-            "partition \(partition) has not advanced for \(waited.components.seconds) s with \(lag) messages waiting"
+            "partition \(partition) has not advanced for \(waitedSeconds) s with \(lag) messages waiting"
         }
     }
 

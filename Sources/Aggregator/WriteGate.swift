@@ -1,3 +1,4 @@
+import Durations
 import Foundation
 import Synchronization
 
@@ -6,6 +7,16 @@ import Synchronization
 final class WriteGate: Sendable {
     private let current = Mutex<DispatchSemaphore?>(nil)
 
+    /// How a wait ended.
+    enum Wait: Sendable, Equatable {
+        /// No write was ever started: nothing to wait for.
+        case noWrite
+        /// The latest write has finished (at once when it already had).
+        case finished
+        /// The latest write was still running when the timeout passed.
+        case timedOut
+    }
+
     /// Marks a write as started; signal the returned semaphore when it has finished.
     func begin() -> DispatchSemaphore {
         let done = DispatchSemaphore(value: 0)
@@ -13,12 +24,13 @@ final class WriteGate: Sendable {
         return done
     }
 
-    /// Waits up to `timeout` for the latest write to finish (at once when it already has).
-    func waitForCurrent(timeout: Duration) {
-        guard let done = current.withLock({ $0 }) else { return }
-        let nanoseconds = Int(timeout.components.seconds) * 1_000_000_000 + Int(timeout.components.attoseconds / 1_000_000_000)
-        if done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success {
-            done.signal() // stays open for any later waiter
-        }
+    /// Waits up to `timeout` for the latest write to finish. Blocks: call it from the consumer's
+    /// poll thread (or another thread of its own), never from Swift's cooperative pool.
+    @discardableResult
+    func waitForCurrent(timeout: Duration) -> Wait {
+        guard let done = current.withLock({ $0 }) else { return .noWrite }
+        guard done.wait(timeout: .now() + .nanoseconds(Int(timeout.wholeNanoseconds))) == .success else { return .timedOut }
+        done.signal() // stays open for any later waiter
+        return .finished
     }
 }

@@ -1,5 +1,6 @@
 public import Foundation
 public import TrafficModel
+import Durations
 
 /// What the planner reads from one input record: its bytes (a Kafka message, a test's literal,
 /// a replayed dead letter — the planner does not care which).
@@ -59,9 +60,8 @@ public struct WritePlanner: Sendable {
         let nowMilliseconds = Int64(now.timeIntervalSince1970 * 1000)
         // A skew too large to add (years) is no limit at all.
         let latestAccepted = maximumClockSkew.flatMap { skew -> Int64? in
-            let (milliseconds, overflow) = skew.components.seconds.multipliedReportingOverflow(by: 1000)
-            let (sum, overflow2) = nowMilliseconds.addingReportingOverflow(milliseconds)
-            return overflow || overflow2 ? nil : sum
+            let (sum, overflow) = nowMilliseconds.addingReportingOverflow(skew.wholeMilliseconds)
+            return overflow ? nil : sum
         }
         for message in batch {
             do throws(InputRejection) {

@@ -3,14 +3,14 @@ import COpenSSL
 /// HMAC-SHA256 from OpenSSL (libcrypto), for token checks.
 public enum HMACSHA256 {
     /// The 32-byte MAC of `message` under `key`.
-    public static func authenticate(_ message: [UInt8], key: [UInt8]) -> [UInt8] {
+    public static func authenticate(_ message: [UInt8], key: [UInt8]) throws(DigestError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         let status = key.withUnsafeBytes { k in
             message.withUnsafeBufferPointer { m in
                 traffic_hmac_sha256(k.baseAddress, Int32(k.count), m.baseAddress, m.count, &out)
             }
         }
-        precondition(status == 0, "OpenSSL HMAC-SHA256 failed") // only on allocation failure
+        guard status == 0 else { throw DigestError.taken(after: .hmacSHA256) }
         return out
     }
 

@@ -60,17 +60,21 @@ struct ClientFrame: Decodable {
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Keys.self) // not an object: malformed
-        type = try? container.decodeIfPresent(String.self, forKey: .type)
-        if container.contains(.cameras) {
-            cameras = (try? container.decode(CameraSelectionField.self, forKey: .cameras)).map { $0.value } ?? .failure(CameraSelectionField.invalid)
+        type = container.field(.type, as: String.self).value
+        switch container.field(.cameras, as: CameraSelectionField.self) {
+        case .absent: cameras = nil
+        case .value(let field): cameras = field.value
+        case .null, .malformed: cameras = .failure(CameraSelectionField.invalid)
         }
-        if container.contains(.since), !((try? container.decodeNil(forKey: .since)) ?? false) {
-            since = (try? container.decode(SinceField.self, forKey: .since))?.value
-                ?? .failure(.init(reason: "invalid_field", detail: "field 'since' must be an object {\"<camera>\": {\"offset\": n, \"epoch\": \"…\"}}"))
+        switch container.field(.since, as: SinceField.self) {
+        case .absent, .null: break
+        case .value(let field): since = field.value
+        case .malformed: since = .failure(.init(reason: "invalid_field", detail: "field 'since' must be an object {\"<camera>\": {\"offset\": n, \"epoch\": \"…\"}}"))
         }
-        if container.contains(.batch) {
-            batch = (try? container.decode(Bool.self, forKey: .batch)).map { .success($0) }
-                ?? .failure(.init(reason: "invalid_field", detail: "field 'batch' must be true or false"))
+        switch container.field(.batch, as: Bool.self) {
+        case .absent: break
+        case .value(let value): batch = .success(value)
+        case .null, .malformed: batch = .failure(.init(reason: "invalid_field", detail: "field 'batch' must be true or false"))
         }
     }
 }
@@ -82,7 +86,7 @@ struct CameraSelectionField: Decodable {
     static let invalid = ClientRequestError(reason: "invalid_field", detail: "field 'cameras' must be an array of camera ids or \"*\"")
 
     init(from decoder: any Decoder) throws {
-        if let text = try? decoder.singleValueContainer().decode(String.self) {
+        if let text = try decoder.singleValueContainer().probe(String.self) {
             value = text == "*" ? .success(.all) : .failure(Self.invalid)
             return
         }
@@ -94,11 +98,12 @@ struct CameraSelectionField: Decodable {
         var cameras: [Int] = []
         while !list.isAtEnd {
             let index = list.currentIndex
-            guard let camera = try? list.decode(CameraIDValue.self) else {
+            do {
+                cameras.append(try list.decode(CameraIDValue.self).id)
+            } catch {
                 value = .failure(.init(reason: "invalid_field", detail: "cameras[\(index)] is not a camera id (integer ≥ 0)"))
                 return
             }
-            cameras.append(camera.id)
         }
         value = .success(.cameras(cameras))
     }
@@ -110,11 +115,11 @@ struct CameraIDValue: Decodable {
 
     init(from decoder: any Decoder) throws {
         let single = try decoder.singleValueContainer()
-        if let integer = try? single.decode(Int.self), integer >= 0 {
+        if let integer = single.probe(Int.self), integer >= 0 {
             id = integer
-        } else if let number = try? single.decode(Double.self), let integer = Int(exactly: number), integer >= 0 {
+        } else if let number = single.probe(Double.self), let integer = Int(exactly: number), integer >= 0 {
             id = integer
-        } else if let text = try? single.decode(String.self), let parsed = CameraID.parse(text) {
+        } else if let text = single.probe(String.self), let parsed = CameraID.parse(text) {
             id = parsed
         } else {
             throw DecodingError.dataCorruptedError(in: single, debugDescription: "not a camera id")
@@ -132,9 +137,9 @@ struct SinceField: Decodable {
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: Keys.self)
-            offset = (try? container.decode(Int64.self, forKey: .offset))
-                ?? (try? container.decode(Double.self, forKey: .offset)).flatMap { Int64(exactly: $0) }
-            epoch = try? container.decode(String.self, forKey: .epoch)
+            offset = container.field(.offset, as: Int64.self).value
+                ?? container.field(.offset, as: Double.self).value.flatMap { Int64(exactly: $0) }
+            epoch = container.field(.epoch, as: String.self).value
         }
 
         enum Keys: String, CodingKey { case offset, epoch }
@@ -156,15 +161,6 @@ struct SinceField: Decodable {
             since[camera] = ResultPosition(offset: offset, epoch: epoch)
         }
         value = .success(since)
-    }
-}
-
-/// A value that may fail to decode without failing its container (nil then).
-struct Lenient<Value: Decodable>: Decodable {
-    var value: Value?
-
-    init(from decoder: any Decoder) throws {
-        value = try? Value(from: decoder)
     }
 }
 

@@ -178,19 +178,27 @@ extension GatewayCore {
         }
     }
 
+    /// How reads are retried while Redis is unreachable: the one back-off policy (50 ms
+    /// doubling to 2 s, jittered so many clients' reads do not return in step).
+    static let readRetry = ReconnectBackoff.Policy(initialDelay: .milliseconds(50), maximumDelay: .seconds(2))
+
     /// Runs `read` once the subscription changes queued so far are active, retrying with capped
     /// back-off while Redis is unreachable; nil once the gateway closed.
     private func readAfterBarrier<Value: Sendable>(_ what: String, _ read: @Sendable () async throws(RedisError) -> Value) async -> Value? {
         await subscriptions.barrier()
-        var delay = Duration.milliseconds(50)
+        var backoff = ReconnectBackoff(policy: Self.readRetry)
         while true {
             do throws(RedisError) {
                 return try await read()
             } catch {
                 if case .closed = error.kind { return nil }
-                logger.debug("\(what) read failed; retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(2))
+                let delay = backoff.recordFailure()
+                logger.debug("\(what) read failed; retrying in \(delay)", metadata: ["error": "\(error)"])
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    return nil // cancelled: the gateway is closing
+                }
             }
         }
     }

@@ -132,7 +132,11 @@ actor GatewayCore: WebServerDelegate {
     }
 
     func opened(_ connection: WebSocketID, request: HTTPRequest) {
-        let permission = (try? configuration.access.authorize(request).get()) ?? .only([])
+        // Authorized a moment ago by `shouldAccept`; a token that expired since watches nothing.
+        let permission: CameraPermission = switch configuration.access.authorize(request) {
+        case .success(let permission): permission
+        case .failure: .only([])
+        }
         let target = Endpoint(path: request.path)
         clients[connection] = ClientInfo(permission: permission, listenOnly: target != .all, peer: request.peer,
                                          messages: TokenBucket(rate: configuration.clientMessageRate, burst: configuration.clientMessageRate * 2),

@@ -122,7 +122,7 @@ extension GatewayCore {
     /// One row of `/api/cameras`.
     static func summary(_ entry: SnapshotEntry) -> String? {
         guard let result = entry.latest,
-              let object = try? JSONDecoder().decode(ResultSummaryFields.self, from: Data(result.payload)) else { return nil }
+              let object = try? JSONDecoder().decode(ResultSummaryFields.self, from: Data(result.payload)) else { return nil } // try?: a stored result that is not a JSON object has no summary; its camera is left out
         let assessment = object.riskAssessment?.value
         var fields = [#""camera":\#(entry.camera)"#]
         if let timestamp = object.timestamp?.value { fields.append(#""timestamp":\#(JSONText.quoted(timestamp))"#) }
@@ -185,9 +185,15 @@ extension GatewayCore {
         if let inflight = inflightCameraList {
             read = inflight
         } else {
-            let state = self.state
+            let (state, logger) = (self.state, self.logger)
             read = Task {
-                let list = try? await state.camerasWithLatest()
+                let list: [Int]?
+                do throws(RedisError) {
+                    list = try await state.camerasWithLatest()
+                } catch {
+                    logger.warning("camera list read failed", metadata: ["error": "\(error)"])
+                    list = nil
+                }
                 inflightCameraList = nil
                 return list.map { Array(Set($0).union(cache.followedCameras)).sorted() }
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Durations
 
 /// The gateway's health as the Redis subscriber sees it: a message through Redis pub/sub every
 /// `probeInterval` proves delivery, and the subscriber's connection state. Written by the
@@ -55,8 +56,8 @@ final class HealthProbe: Sendable {
         let age = state.lastReceived.map { ContinuousClock.now - $0 }
         let pubsub = age.map { $0 <= window } ?? false
         let healthy = pubsub && state.subscriberUp
-        let ageMs = age.map { String(Int($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000)) } ?? "null"
-        let lagMs = state.lastLag.map { String(format: "%.3f", Double($0.components.attoseconds) / 1e15 + Double($0.components.seconds) * 1000) } ?? "null"
+        let ageMs = age.map { String($0.wholeMilliseconds) } ?? "null"
+        let lagMs = state.lastLag.map { String(format: "%.3f", $0.inMilliseconds) } ?? "null"
         return (healthy, #"{"ready":\#(healthy),"redis":\#(state.subscriberUp),"pubsub":\#(pubsub),"lastProbeAgeMs":\#(ageMs),"pubsubLagMs":\#(lagMs)}"#)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 public import RedisClient
+public import ServiceLifecycle
 import Synchronization
 import TrafficModel
 import Websockets
@@ -13,7 +14,10 @@ import Websockets
 /// - The Redis subscriber's thread: its connection and waiter book (`RedisSubscriber`); it
 ///   hands events to the core through `LiveInbox`, and probe results to `HealthProbe`.
 /// - Redis commands: each `RedisClient`'s own serial queue.
-public final class GatewayService: Sendable {
+///
+/// It serves from `init` on; as a swift-service-lifecycle `Service`, `run()` waits for the
+/// group's graceful shutdown and then drains.
+public final class GatewayService: Service, Sendable {
     public let configuration: GatewayConfiguration
     public let metrics: GatewayMetrics
     let logger: Logger
@@ -96,10 +100,19 @@ public final class GatewayService: Sendable {
         subscriptions.subscribe(probe.channel)
         let (redis, interval) = (redis, configuration.probeInterval)
         probeTask = Task {
-            while !Task.isCancelled {
+            while true {
                 let sent = Date().timeIntervalSince1970
-                _ = try? await redis.send(.publish(probe.channel, Array(String(format: "%.6f", sent).utf8)))
-                try? await Task.sleep(for: interval)
+                do throws(RedisError) {
+                    _ = try await redis.send(.publish(probe.channel, Array(String(format: "%.6f", sent).utf8)))
+                } catch {
+                    // The probe that does not come back is what turns /healthz red; this says why.
+                    logger.debug("health probe not published", metadata: ["error": "\(error)"])
+                }
+                do {
+                    try await Task.sleep(for: interval)
+                } catch {
+                    return // cancelled: the gateway stopped
+                }
             }
         }
         // Expired cache entries leave memory, then the allocator is asked to hand freed pages
@@ -138,16 +151,49 @@ public final class GatewayService: Sendable {
 
     // MARK: Life cycle
 
-    /// SIGTERM: refuse new connections, tell every client to reconnect elsewhere, close them,
-    /// wait up to `drainTimeout`, then stop.
-    public func drain() async {
+    /// Serves until the service group's graceful shutdown (SIGTERM, SIGINT), then drains. A
+    /// group that cancels instead stops the gateway at once.
+    public func run() async {
+        do {
+            try await gracefulShutdown()
+        } catch {
+            await stop() // cancelled (it throws nothing else): no time to drain
+            return
+        }
+        logger.notice("shutting down: draining (no new connections, clients told to reconnect elsewhere)")
+        switch await drain() {
+        case .allClosed:
+            logger.notice("drained: every client closed")
+        case .timedOut(let remaining):
+            logger.warning("drain timeout of \(configuration.drainTimeout) passed with \(remaining) clients still connected; they were dropped")
+        }
+    }
+
+    /// How a drain ended.
+    public enum DrainOutcome: Sendable, Equatable {
+        /// Every client closed before the drain timeout.
+        case allClosed
+        /// The drain timeout passed with `remaining` clients connected (dropped by the stop).
+        case timedOut(remaining: Int)
+    }
+
+    /// Refuses new connections, tells every client to reconnect elsewhere, closes them, waits
+    /// until they are gone or `drainTimeout` has passed, then stops.
+    @discardableResult
+    public func drain() async -> DrainOutcome {
         await core.beginDrain()
         let deadline = ContinuousClock.now + configuration.drainTimeout
-        while ContinuousClock.now < deadline {
-            if await connectionCount() == 0 { break }
-            try? await Task.sleep(for: .milliseconds(20))
+        var remaining = await connectionCount()
+        while remaining > 0, ContinuousClock.now < deadline {
+            do {
+                try await Task.sleep(for: .milliseconds(20))
+            } catch {
+                break // cancelled: stop now
+            }
+            remaining = await connectionCount()
         }
         await stop()
+        return remaining == 0 ? .allClosed : .timedOut(remaining: remaining)
     }
 
     /// Stops at once: connections dropped, Redis closed.

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Durations
 
 /// A thread that runs a piece of work every `interval` until stopped: blocking clean-up
 /// (`malloc_trim` takes milliseconds) never runs on the service thread or Swift's pool.
@@ -8,7 +9,7 @@ final class Housekeeper: Sendable {
     private let stopOnce = Mutex(false)
 
     init(interval: Duration, work: @escaping @Sendable () -> Void) {
-        let nanoseconds = Int(interval.components.seconds) * 1_000_000_000 + Int(interval.components.attoseconds / 1_000_000_000)
+        let nanoseconds = Int(interval.wholeNanoseconds)
         let thread = Thread { [stopped] in
             while stopped.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .timedOut { work() }
         }

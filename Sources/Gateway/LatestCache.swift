@@ -76,7 +76,7 @@ struct LatestCache {
     /// The `timestamp` member of a result, in epoch milliseconds.
     static func timestamp(of payload: [UInt8]) -> Int64? {
         payload.withUnsafeBufferPointer { bytes -> Int64? in
-            guard let members = try? JSONScanner.objectMembers(bytes),
+            guard let members = try? JSONScanner.objectMembers(bytes), // try?: not a JSON object: no timestamp, nil is the answer
                   let member = members.first(where: { $0.key == "timestamp" }), member.kind == .string else { return nil }
             return RFC3339.milliseconds(JSONScanner.decodeString(bytes, member.valueRange))
         }

@@ -86,8 +86,12 @@ final class SubscriptionQueue: Sendable {
                 }
             }
             let timer = Task {
-                try? await Task.sleep(for: timeout)
-                finish(.timedOut)
+                do {
+                    try await Task.sleep(for: timeout)
+                    finish(.timedOut)
+                } catch {
+                    // Cancelled: the change finished first.
+                }
             }
             Task {
                 do throws(RedisError) {

@@ -1,3 +1,5 @@
+import Durations
+
 /// A token bucket: `rate` tokens per second up to `burst`; each admitted event takes one.
 public struct TokenBucket: Sendable {
     public var rate: Double
@@ -15,8 +17,7 @@ public struct TokenBucket: Sendable {
     public mutating func take(now: ContinuousClock.Instant = .now) -> Bool {
         if let last {
             let elapsed = now - last
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            tokens = min(burst, tokens + seconds * rate)
+            tokens = min(burst, tokens + elapsed.inSeconds * rate)
         }
         last = now
         guard tokens >= 1 else { return false }

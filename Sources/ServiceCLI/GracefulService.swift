@@ -1,15 +1,16 @@
 public import Logging
-import ServiceLifecycle
+public import ServiceLifecycle
 
-/// The one place where the executables handle SIGTERM and SIGINT: `body` runs as the single
-/// service of a swift-service-lifecycle `ServiceGroup`, and the first signal triggers its
-/// graceful shutdown, which calls `onShutdown` (the service then finishes what it is doing and
-/// `body` returns). Later signals change nothing: a service's own budget bounds its shutdown.
-public func runGracefully(name: String, logger: Logger, onShutdown: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () async throws -> Void) async throws {
-    let service = ClosureService(name: name, body: body, onShutdown: onShutdown)
+/// The one place where the executables handle SIGTERM and SIGINT: `services` run in one
+/// swift-service-lifecycle `ServiceGroup`, and the first signal triggers the group's graceful
+/// shutdown, service by service in reverse order (so list what the others rely on first). A
+/// service that ends on its own shuts the others down gracefully; one that throws cancels
+/// them, and the group throws its error. Later signals change nothing: each service's own
+/// budget bounds its shutdown.
+public func runServiceGroup(_ services: [any Service], logger: Logger) async throws {
     let group = ServiceGroup(configuration: .init(
-        // When the body ends on its own the group ends with it (not as "finished unexpectedly").
-        services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+        // A service that ends on its own ends the group with it (not as "finished unexpectedly").
+        services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
         gracefulShutdownSignals: [.sigterm, .sigint],
         cancellationSignals: [],
         logger: logger
@@ -17,9 +18,12 @@ public func runGracefully(name: String, logger: Logger, onShutdown: @escaping @S
     try await group.run()
 }
 
-/// Suspends until graceful shutdown is triggered (for a service whose work is to wait).
-public func waitForGracefulShutdown() async {
-    try? await gracefulShutdown()
+/// `runServiceGroup` for a service made of a closure: `body` runs as the group's one service
+/// and `onShutdown` is called when its graceful shutdown is triggered (`body` should then
+/// finish what it is doing and return). Used by the experiment tools; the aggregator and the
+/// gateway are `Service`s of their own.
+public func runGracefully(name: String, logger: Logger, onShutdown: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    try await runServiceGroup([ClosureService(name: name, body: body, onShutdown: onShutdown)], logger: logger)
 }
 
 /// A service made of a body and what to do when asked to stop.

@@ -8,8 +8,15 @@ enum ResultFormatting {
     static let alertRule = AlertRule(minimumLevel: env("ALERT_LEVEL").flatMap(RiskLevel.init(name:)) ?? .high)
 
     static func summary(_ json: [UInt8], highlightAlerts: Bool) -> String {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any] else {
-            return "(unreadable result: \(String(decoding: json.prefix(80), as: UTF8.self)))"
+        let preview = String(decoding: json.prefix(80), as: UTF8.self)
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(json))
+        } catch {
+            return "(unreadable result, not JSON (\(error.localizedDescription)): \(preview))"
+        }
+        guard let object = parsed as? [String: Any] else {
+            return "(unreadable result, not a JSON object: \(preview))"
         }
         let camera = object["cameraId"].map { "\($0)" } ?? "?"
         let time = object["timestamp"] as? String ?? "?"

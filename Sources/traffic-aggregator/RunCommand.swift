@@ -3,10 +3,10 @@ import Aggregator
 import ArgumentParser
 import Dispatch
 import Foundation
-import Websockets
 import KafkaClient
 import Logging
 import RedisClient
+import ServiceLifecycle
 import TrafficModel
 
 /// `traffic-aggregator run`: the service.
@@ -118,28 +118,15 @@ struct RunCommand: AsyncParsableCommand {
             """)
 
         let service = try AggregatorService(configuration: config, bootstrap: bootstrap, logger: logger)
-        var http: HTTPServer?
+        // The endpoint comes first: shut down last, it answers /healthz while the aggregator finishes.
+        var services: [any Service] = []
         if config.metricsPort > 0 {
-            http = try HTTPServer(host: setting(metricsHost, env: "METRICS_HOST") ?? "0.0.0.0", port: config.metricsPort) { request in
-                switch request.path {
-                case "/metrics":
-                    return HTTPResponse(contentType: "text/plain; version=0.0.4", body: service.metrics.render())
-                case "/healthz":
-                    let health = service.healthReport
-                    return .json(health.json, status: health.ready ? 200 : 503)
-                default:
-                    return .json(#"{"error":"not found","paths":["/metrics","/healthz"]}"#, status: 404)
-                }
-            }
-            logger.info("metrics and health on http://\(metricsHost ?? "0.0.0.0"):\(config.metricsPort)/metrics and /healthz")
+            let host = setting(metricsHost, env: "METRICS_HOST") ?? "0.0.0.0"
+            services.append(try MetricsEndpoint(host: host, port: config.metricsPort, aggregator: service))
+            logger.info("metrics and health on http://\(host):\(config.metricsPort)/metrics and /healthz")
         }
-        try await runGracefully(name: "aggregator", logger: logger, onShutdown: {
-            logger.notice("shutting down: finishing the in-flight batch, committing, leaving the group")
-            service.requestStop()
-        }) {
-            try await service.run()
-        }
-        http?.stop()
+        services.append(service)
+        try await runServiceGroup(services, logger: logger)
         _ = embedded
     }
 }

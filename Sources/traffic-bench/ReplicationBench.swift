@@ -64,7 +64,7 @@ struct ReplicationBench: AsyncParsableCommand {
         // then batches are acknowledged again.
         let restartAt = ContinuousClock.now
         try await cluster.primary.start()
-        try await waitUntil("batches acknowledged again", timeout: .seconds(120), every: .milliseconds(10)) { run.service.isHealthy.redis }
+        try await waitUntil("batches acknowledged again", timeout: .seconds(120), every: .milliseconds(10)) { run.service.health.redis }
         report(String(format: "failover: primary :%d killed → replica promoted after %.2f s → first result written on it after %.2f s; old primary restarted, batches acknowledged again %.2f s later",
                       old, traffic_bench.seconds(promotedAt ?? .zero), traffic_bench.seconds(firstWrite ?? .zero), traffic_bench.seconds(ContinuousClock.now - restartAt)))
         stream.cancel()

@@ -94,12 +94,7 @@ struct RunGateway: AsyncParsableCommand {
             throw ExitCode(2)
         }
         logger.notice("dashboard on http://\(config.host ?? "0.0.0.0"):\(config.port)/ , WebSocket /ws, API /api/cameras, /healthz, /metrics")
-        try await runGracefully(name: "gateway", logger: logger, onShutdown: {
-            logger.notice("shutting down: draining (no new connections, clients told to reconnect elsewhere)")
-        }) {
-            await waitForGracefulShutdown()
-            await gateway.drain()
-        }
+        try await runServiceGroup([gateway], logger: logger)
         logger.notice("stopped")
     }
 }
@@ -127,7 +122,7 @@ struct TokenCommand: ParsableCommand {
         }
         guard ttl > 0 else { throw ValidationError("--ttl must be positive, got \(ttl)") }
         let exp = Int(Date().timeIntervalSince1970) + ttl
-        let token = JWT.sign(claims: #"{"sub":\#(JSONText.quoted(subject)),"exp":\#(exp),"cameras":\#(claim)}"#, secret: Array(secret.utf8))
+        let token = try JWT.sign(claims: #"{"sub":\#(JSONText.quoted(subject)),"exp":\#(exp),"cameras":\#(claim)}"#, secret: Array(secret.utf8))
         guard token.utf8.count <= JWT.maximumIssuedBytes else {
             throw ValidationError("a token for these cameras would be \(token.utf8.count) bytes, over the \(JWT.maximumIssuedBytes) bytes the gateway accepts in a header or ?token=; issue several tokens, or '*'")
         }

@@ -41,7 +41,10 @@ struct TrafficSim: AsyncParsableCommand {
         if bootstrap == nil, let bootstrapFile {
             let deadline = ContinuousClock.now + .seconds(60)
             while bootstrap == nil {
-                if let text = try? String(contentsOfFile: bootstrapFile, encoding: .utf8), !text.isEmpty { bootstrap = text.trimmingCharacters(in: .whitespacesAndNewlines) }
+                // Not there until the aggregator has written it (atomically); any other read
+                // failure is reported.
+                let text = FileManager.default.fileExists(atPath: bootstrapFile) ? try String(contentsOfFile: bootstrapFile, encoding: .utf8) : ""
+                if !text.isEmpty { bootstrap = text.trimmingCharacters(in: .whitespacesAndNewlines) }
                 else if ContinuousClock.now > deadline { throw ValidationError("no bootstrap address in \(bootstrapFile) after 60 s") }
                 else { try await Task.sleep(for: .milliseconds(100)) }
             }

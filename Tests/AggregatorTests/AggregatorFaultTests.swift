@@ -31,7 +31,7 @@ import Simulation
         h.redisServer.kill()
         for frame in frames.dropFirst(8_000) { try h.produce(frame.assessment, camera: frame.cameraId) }
         try await h.flush()
-        try await waitUntil("the aggregator noticed", timeout: .seconds(10)) { h.service?.isHealthy.redis == false }
+        try await waitUntil("the aggregator noticed", timeout: .seconds(10)) { h.service?.health.redis == false }
         try await h.redisServer.start()
         try await h.waitUntilCommitted(timeout: .seconds(120))
         try await waitUntil("the test's own client reconnected") { (try? await h.redis.send(.ping())) == "PONG" }

@@ -56,7 +56,7 @@ import Simulation
         #expect(letter.value == Array(bad.prefix(64 * 1024)))
         #expect(letter.header(DeadLetterHeader.truncated) == Array("true".utf8))
         #expect(letter.header(DeadLetterHeader.originalSize) == Array("500000".utf8))
-        #expect(letter.header(DeadLetterHeader.originalSHA256) == Array(SHA256.hexDigest(bad).utf8))
+        #expect(letter.header(DeadLetterHeader.originalSHA256) == Array(try SHA256.hexDigest(bad).utf8))
         #expect(letter.header(DeadLetterHeader.reason) == Array("malformed_json".utf8))
         #expect(Self.metric(h, "aggregator_dead_letters_truncated_total 1"))
         try await h.stop()
@@ -91,13 +91,13 @@ import Simulation
         h.kafka.failNextRequests(.produce, with: [Int32](repeating: 19, count: 40))
         try h.start()
         try await waitUntil("health reports the stall", timeout: .seconds(30), every: .milliseconds(50)) {
-            let report = h.service!.healthReport
+            let report = h.service!.health
             return !report.ready && report.json.contains(#""lag":6"#) && report.json.contains("has not advanced")
         }
         #expect(Self.metric(h, "aggregator_consumer_lag_messages 6"))
         #expect(Self.metric(h, "aggregator_stalled_partitions 1"))
         try await h.waitUntilCommitted(timeout: .seconds(60))
-        try await waitUntil("health ready again", timeout: .seconds(10)) { h.service!.healthReport.ready }
+        try await waitUntil("health ready again", timeout: .seconds(10)) { h.service!.health.ready }
         #expect(Self.metric(h, "aggregator_consumer_lag_messages 0"))
         #expect(try await h.alerts(4).count == 5)
         try await h.stop()

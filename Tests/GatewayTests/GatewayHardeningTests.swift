@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import TrafficModel
 import Websockets
+import Digest
 @testable import Gateway
 import Simulation
 
@@ -56,8 +57,8 @@ import Simulation
         let image = FramePainter.png(width: 64, height: 36, boxes: [(10, 10, 300, 200)], scale: 10)
         let ids = try await h.publish(camera: 3, frameImage: image)
         let exp = Int(Date().timeIntervalSince1970) + 600
-        let mine = ["Authorization": "Bearer " + JWT.sign(claims: #"{"exp":\#(exp),"cameras":[3]}"#, secret: secret)]
-        let other = ["Authorization": "Bearer " + JWT.sign(claims: #"{"exp":\#(exp),"cameras":[4]}"#, secret: secret)]
+        let mine = ["Authorization": "Bearer " + (try JWT.sign(claims: #"{"exp":\#(exp),"cameras":[3]}"#, secret: secret))]
+        let other = ["Authorization": "Bearer " + (try JWT.sign(claims: #"{"exp":\#(exp),"cameras":[4]}"#, secret: secret))]
 
         let latest = try await httpGet(port: h.port, path: "/api/cameras/3/latest", headers: mine)
         let reference = try #require((try JSONSerialization.jsonObject(with: Data(latest.body)) as? [String: Any])?["frameImageRef"] as? [String: Any])
@@ -81,7 +82,7 @@ import Simulation
         let h = try await GatewayHarness { $0.access = AccessPolicy(mode: .jwtHS256(secret: secret)) }
         let exp = Int(Date().timeIntervalSince1970) + 600
         let cameras = (0..<1000).map { String(100_000 + $0) }.joined(separator: ",")
-        let token = JWT.sign(claims: #"{"sub":"wall","exp":\#(exp),"cameras":[\#(cameras)]}"#, secret: secret)
+        let token = try JWT.sign(claims: #"{"sub":"wall","exp":\#(exp),"cameras":[\#(cameras)]}"#, secret: secret)
         #expect(token.utf8.count > 8_000 && token.utf8.count <= JWT.maximumIssuedBytes, "\(token.utf8.count) bytes")
         #expect(try await httpGet(port: h.port, path: "/api/cameras", headers: ["Authorization": "Bearer \(token)"]).status == 200)
         #expect(try await httpGet(port: h.port, path: "/api/cameras?token=\(token)").status == 200)
@@ -99,31 +100,45 @@ import Simulation
         await h.shutdown()
     }
 
-    @Test func jwtClaimsAreTyped() {
+    @Test func jwtClaimsAreTyped() throws {
         let secret = Array("typed".utf8)
         let now = Date()
         let exp = Int(now.timeIntervalSince1970) + 600
-        func verify(_ claims: String, requireExpiry: Bool = true) -> Result<CameraPermission, JWT.Invalid> {
-            JWT.verify(JWT.sign(claims: claims, secret: secret), secret: secret, now: now, requireExpiry: requireExpiry)
+        func verify(_ claims: String, requireExpiry: Bool = true) throws -> Result<CameraPermission, JWT.Invalid> {
+            JWT.verify(try JWT.sign(claims: claims, secret: secret), secret: secret, now: now, requireExpiry: requireExpiry)
         }
-        #expect(verify(#"{"exp":"1","cameras":"*"}"#) == .failure(.init(reason: "JWT claim 'exp' must be a number (seconds since 1970)")))
-        #expect(verify(#"{"exp":\#(exp),"nbf":true,"cameras":"*"}"#) == .failure(.init(reason: "JWT claim 'nbf' must be a number (seconds since 1970)")))
-        if case .success = verify(#"{"cameras":"*"}"#) { Issue.record("a token without exp was accepted") }
-        #expect(verify(#"{"cameras":"*"}"#, requireExpiry: false) == .success(.all))
-        #expect(verify(#"{"exp":\#(exp)}"#) == .success(.only([])), "no cameras claim: no camera")
-        #expect(verify(#"{"exp":\#(exp),"cameras":"all"}"#) == .failure(.init(reason: #"JWT claim 'cameras' must be an array of camera ids or "*""#)))
-        #expect(verify(#"{"exp":\#(exp),"cameras":[7,"8"]}"#) == .success(.only([7, 8])))
+        #expect(try verify(#"{"exp":"1","cameras":"*"}"#) == .failure(.init(reason: "JWT claim 'exp' must be a number (seconds since 1970)")))
+        #expect(try verify(#"{"exp":\#(exp),"nbf":true,"cameras":"*"}"#) == .failure(.init(reason: "JWT claim 'nbf' must be a number (seconds since 1970)")))
+        if case .success = try verify(#"{"cameras":"*"}"#) { Issue.record("a token without exp was accepted") }
+        #expect(try verify(#"{"cameras":"*"}"#, requireExpiry: false) == .success(.all))
+        #expect(try verify(#"{"exp":\#(exp)}"#) == .success(.only([])), "no cameras claim: no camera")
+        #expect(try verify(#"{"exp":\#(exp),"cameras":"all"}"#) == .failure(.init(reason: #"JWT claim 'cameras' must be an array of camera ids or "*""#)))
+        #expect(try verify(#"{"exp":\#(exp),"cameras":[7,"8"]}"#) == .success(.only([7, 8])))
+    }
+
+    @Test func aTokenWhoseSignatureCannotBeCheckedIsRefusedAsUnavailable() throws {
+        let secret = Array("unchecked".utf8)
+        let token = try JWT.sign(claims: #"{"exp":\#(Int(Date().timeIntervalSince1970) + 600),"cameras":"*"}"#, secret: secret)
+        let failure = DigestError(operation: .hmacSHA256, code: 0, reason: "")
+        let result = JWT.verify(token, secret: secret, now: Date(), requireExpiry: true) { _, _ throws(DigestError) in throw failure }
+        guard case .failure(let invalid) = result else {
+            Issue.record("a token whose signature was never checked was accepted")
+            return
+        }
+        #expect(invalid.unverifiable == failure)
+        #expect(AccessPolicy.denial(invalid) == AccessDenied(status: 503, reason: invalid.reason), "unavailable (retry), not unauthorized")
+        #expect(AccessPolicy.denial(JWT.Invalid(reason: "JWT expired")).status == 401)
     }
 
     @Test func aTokenWithoutCamerasWatchesNothing() async throws {
         let secret = Array("none".utf8)
         let h = try await GatewayHarness { $0.access = AccessPolicy(mode: .jwtHS256(secret: secret)) }
-        let token = JWT.sign(claims: #"{"exp":\#(Int(Date().timeIntervalSince1970) + 600)}"#, secret: secret)
+        let token = try JWT.sign(claims: #"{"exp":\#(Int(Date().timeIntervalSince1970) + 600)}"#, secret: secret)
         let client = try await h.clients.open(path: "/ws?token=\(token)")
         h.clients.send(#"{"type":"subscribe","cameras":[1]}"#, to: client)
         let error = try await h.clients.waitFor(client, type: "error")
         #expect(error["reason"] as? String == "forbidden")
-        let noExp = h.clients.connect(path: "/ws?token=\(JWT.sign(claims: #"{"cameras":"*"}"#, secret: secret))")
+        let noExp = h.clients.connect(path: "/ws?token=\(try JWT.sign(claims: #"{"cameras":"*"}"#, secret: secret))")
         _ = try await h.clients.waitClosed(noExp)
         #expect(!h.clients.isOpen(noExp))
         await h.shutdown()

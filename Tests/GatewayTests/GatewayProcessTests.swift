@@ -21,7 +21,6 @@ import Simulation
         let clients = try WebSocketTestClients(port: port)
         let a = try await clients.open()
         let b = try await clients.open(path: "/ws/cameras/3")
-        let started = ContinuousClock.now
         process.signal(SIGTERM)
         for id in [a, b] {
             try await clients.waitFor(id, type: "status") { $0["shutdown"] as? Bool == true }
@@ -29,9 +28,10 @@ import Simulation
         }
         let status = try await process.waitForExit(timeout: .seconds(10))
         #expect(status == 0)
-        #expect(ContinuousClock.now - started < .seconds(5), "drained and exited within its bound")
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(output.contains("draining"))
+        let output = try String(contentsOfFile: log, encoding: .utf8)
+        // Drained because every client closed, not because the drain timeout passed.
+        let steps = ["draining", "drained: every client closed"].compactMap { output.range(of: $0)?.lowerBound }
+        #expect(steps.count == 2 && steps == steps.sorted(), "\(output.suffix(600))")
         clients.stop()
         redis.stop()
     }

@@ -54,7 +54,7 @@ import TrafficModel
         let secret = Array("s3cret".utf8)
         let h = try await GatewayHarness { $0.access = AccessPolicy(mode: .jwtHS256(secret: secret), allowedOrigins: ["https://ops.example"]) }
         let exp = Int(Date().timeIntervalSince1970) + 600
-        let limited = JWT.sign(claims: #"{"sub":"t","exp":\#(exp),"cameras":[1,2]}"#, secret: secret)
+        let limited = try JWT.sign(claims: #"{"sub":"t","exp":\#(exp),"cameras":[1,2]}"#, secret: secret)
         let origin = "https://ops.example"
 
         let ok = try await h.clients.open(path: "/ws?token=\(limited)", origin: origin)
@@ -73,8 +73,8 @@ import TrafficModel
         let refusals = [
             h.clients.connect(path: "/ws", origin: origin),                                              // no token
             h.clients.connect(path: "/ws?token=\(limited)x", origin: origin),                            // bad signature
-            h.clients.connect(path: "/ws?token=\(JWT.sign(claims: #"{"exp":1}"#, secret: secret))", origin: origin), // expired
-            h.clients.connect(path: "/ws?token=\(JWT.sign(claims: "{}", secret: Array("other".utf8)))", origin: origin),
+            h.clients.connect(path: "/ws?token=\(try JWT.sign(claims: #"{"exp":1}"#, secret: secret))", origin: origin), // expired
+            h.clients.connect(path: "/ws?token=\(try JWT.sign(claims: "{}", secret: Array("other".utf8)))", origin: origin),
             h.clients.connect(path: "/ws?token=\(limited)", origin: "https://evil.example"),            // origin
             h.clients.connect(path: "/ws/cameras/9?token=\(limited)", origin: origin),                   // camera outside the claim
         ]
@@ -168,15 +168,13 @@ import TrafficModel
         let h = try await GatewayHarness()
         let a = try await h.clients.open()
         let b = try await h.clients.open()
-        let started = ContinuousClock.now
         let drain = Task { await h.gateway.drain() }
         for id in [a, b] {
             try await h.clients.waitFor(id, type: "status") { $0["shutdown"] as? Bool == true }
             let close = try await h.clients.waitClosed(id)
             #expect(close.code == 1001)
         }
-        await drain.value
-        #expect(ContinuousClock.now - started < .seconds(5), "drain finishes within its bound")
+        #expect(await drain.value == .allClosed, "the drain ends because every client closed, not at its timeout")
         let late = h.clients.connect()
         try await waitUntil("no new connections after drain") { h.clients.failure(late) != nil }
         h.clients.stop()

@@ -163,7 +163,7 @@ import Simulation
             }
             print("soak round \(round): \(totalPublished) results published, \(expected.deadLetters.count) dead letters expected (\(letters.count) read, \(Self.lost(aggregator)) lost), all-cameras client \(Self.results(clients, everything).count) results, three-camera client \(Self.results(clients, some).count)")
             #expect(clients.isOpen(everything) && clients.isOpen(some) && clients.isOpen(flooder))
-            #expect(aggregator.healthReport.ready, "\(aggregator.healthReport.json)")
+            #expect(aggregator.health.ready, "\(aggregator.health.json)")
             #expect(service.health.healthy)
         } while ContinuousClock.now < deadline
 

@@ -1,0 +1,161 @@
+import Foundation
+import KafkaClient
+import RedisClient
+
+/// Stage 2 of a batch: its write transaction on the writer's connection, one batch at a time in
+/// poll order. Waits for the write (retrying while Redis fails, waiting for the replicas when
+/// acknowledgements are required), stores the batch's offsets once Redis has it, and counts it.
+struct BatchWriter: Sendable {
+    /// A batch whose write transaction is running (or that had nothing to write to Redis).
+    struct InFlight: Sendable {
+        let batch: [KafkaMessage]
+        let plan: WritePlan?
+        /// The first write attempt; nil when the batch writes nothing to Redis.
+        let attempt: Task<Result<WriteTransaction.Written, RedisError>, Never>?
+        let started: ContinuousClock.Instant
+    }
+
+    /// The connection the write transactions run on; nil when the service runs without Redis.
+    let redis: RedisClient?
+    let transaction: WriteTransaction
+    /// Lets a partition revoke wait for the write in flight, so the commit before the revoke
+    /// includes it (see `KafkaConsumer.beforeRevoke`).
+    let gate: WriteGate
+    let consumer: KafkaConsumer
+    let progress: ProgressMonitor
+    let retry: OutageRetry
+    let health: AggregatorHealth
+    let metrics: AggregatorMetrics
+    let log: RateLimitedLog
+
+    /// Starts a prepared batch's write (its predecessor has finished), its offsets stored the
+    /// moment Redis acknowledges it (a revoke that waits for the write then commits them). A
+    /// batch with nothing to write has its offsets stored now.
+    func start(_ prepared: BatchPreparation.Prepared) -> InFlight {
+        let attempt: Task<Result<WriteTransaction.Written, RedisError>, Never>?
+        if let redis, let plan = prepared.plan {
+            let done = gate.begin()
+            let batch = prepared.batch
+            attempt = Task { [self] in
+                defer { done.signal() }
+                do throws(RedisError) {
+                    let written = try await transaction.write(plan, on: redis)
+                    // Only a batch its replicas have (when any are required) counts as written.
+                    if written.pending == nil { storeOffsets(for: batch) }
+                    return .success(written)
+                } catch {
+                    return .failure(error)
+                }
+            }
+        } else {
+            attempt = nil
+            storeOffsets(for: prepared.batch)
+        }
+        return InFlight(batch: prepared.batch, plan: prepared.plan, attempt: attempt, started: prepared.started)
+    }
+
+    /// Waits for the write (retrying with back-off while Redis fails), then stores the batch's
+    /// offsets. Returns messages polled while retrying; nil when a stop was requested.
+    func finish(_ write: InFlight) async -> [KafkaMessage]? {
+        var extra: [KafkaMessage] = []
+        var outcome: WriteTransaction.Outcome?
+        var offsetsStored = write.attempt == nil // stored when the batch was set in flight
+        if let attempt = write.attempt, let redis, let plan = write.plan {
+            // Written on the primary but not yet acknowledged by its replicas, when so.
+            var unacknowledged: WriteTransaction.Written?
+            switch await attempt.value {
+            case .success(let value):
+                if let pending = value.pending {
+                    unacknowledged = value
+                    let error = pending.error(transaction.settings)
+                    metrics.redisErrors.increment()
+                    health.redis(up: false, error)
+                    log.log(.error, key: "redis", "result writes not acknowledged by the replicas, waiting: \(error)")
+                } else {
+                    health.redis(up: true)
+                    outcome = value.outcome
+                    offsetsStored = true
+                }
+            case .failure(let error):
+                metrics.redisErrors.increment()
+                health.redis(up: false, error)
+                log.log(.error, key: "redis", "result writes failed, retrying: \(error)")
+            }
+            if !offsetsStored {
+                // Waits for the replicas on the connection that wrote the batch; writes it again
+                // only when that connection is gone (the primary may have died with the batch).
+                // Writing it again while it is on the primary would publish it twice.
+                guard let value = await retry.run("result writes", polled: &extra, { () async throws(RedisError) -> WriteTransaction.Outcome in
+                    if let batch = unacknowledged, let pending = batch.pending {
+                        let still: WriteTransaction.PendingAcknowledgement?
+                        do throws(RedisError) {
+                            still = try await transaction.awaitReplicas(pending, on: redis)
+                        } catch where error.kind == .connectionLost || error.kind == .connectionFailed {
+                            unacknowledged = nil
+                            throw error
+                        }
+                        guard let still else { return batch.outcome }
+                        unacknowledged?.pending = still
+                        throw still.error(transaction.settings)
+                    }
+                    let again = try await transaction.write(plan, on: redis)
+                    guard let still = again.pending else { return again.outcome }
+                    unacknowledged = again
+                    throw still.error(transaction.settings)
+                }) else {
+                    log.logger.notice("stopping during an outage: the in-flight batch is not committed and will be re-delivered")
+                    return nil
+                }
+                outcome = value
+            }
+        }
+        record(outcome, of: write, offsetsStored: offsetsStored)
+        return extra
+    }
+
+    /// Stopping with `write` in flight: the write already sent is awaited (not retried); its
+    /// offsets are stored only if it was acknowledged.
+    func settle(stopping write: InFlight) async {
+        if case .success(let written)? = await write.attempt?.value, written.pending == nil {
+            record(written.outcome, of: write, offsetsStored: true)
+        } else if write.attempt != nil {
+            log.logger.notice("stopping: the last batch's write did not complete; it will be re-delivered")
+        } else {
+            record(nil, of: write, offsetsStored: true)
+        }
+    }
+
+    /// Counts a written batch and stores its offsets unless the write already did (committed by
+    /// the consumer's interval).
+    private func record(_ outcome: WriteTransaction.Outcome?, of write: InFlight, offsetsStored: Bool) {
+        if let outcome, let plan = write.plan {
+            metrics.published.increment(by: Int64(outcome.published))
+            metrics.alertsPushed.increment(by: Int64(outcome.alertsPushed))
+            metrics.alertsDeduplicated.increment(by: Int64(plan.alerts.count - outcome.alertsPushed))
+            metrics.latestSkipped.increment(by: Int64(plan.latest.count - outcome.latestWritten))
+            metrics.writeConflicts.increment(by: Int64(outcome.conflicts))
+            if !outcome.commandErrors.isEmpty {
+                metrics.writeErrors.increment(by: Int64(outcome.commandErrors.count))
+                log.log(.error, key: "write-errors", "\(outcome.commandErrors.count) commands of a batch failed inside its transaction (the rest was applied; not retried, to avoid publishing the batch again): \(outcome.commandErrors.prefix(3).joined(separator: "; "))")
+            }
+        }
+        if let redis { metrics.redisReconnects.record(Int64(redis.statistics.reconnects)) }
+        if !offsetsStored { storeOffsets(for: write.batch) }
+        metrics.batchSize.record(Double(write.batch.count))
+        metrics.batchLatency.record(ContinuousClock.now - write.started)
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        if let newest = write.batch.compactMap(\.timestampMilliseconds).max() {
+            metrics.endToEndLag.record(.milliseconds(max(0, nowMs - newest)))
+        }
+    }
+
+    private func storeOffsets(for batch: [KafkaMessage]) {
+        progress.processed(batch)
+        do throws(KafkaError) {
+            try consumer.storeOffsets(for: batch)
+        } catch {
+            // Not fatal: the batch is re-delivered after a restart or rebalance (at least once).
+            log.log(.error, key: "offsets", "storing offsets failed: \(error)")
+        }
+    }
+}

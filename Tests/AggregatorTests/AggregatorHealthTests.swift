@@ -1,0 +1,81 @@
+import Foundation
+import KafkaClient
+import RedisClient
+import Testing
+@testable import Aggregator
+
+/// The aggregator's health on its own: no broker, no Redis, no HTTP server.
+@Suite struct AggregatorHealthTests {
+    static func stall(_ partition: Int32, lag: Int64 = 5, seconds: Int64 = 42) -> PartitionProgress.Stall {
+        PartitionProgress.Stall(partition: KafkaTopicPartition(topic: "results", partition: partition), lag: lag, waited: .seconds(seconds))
+    }
+
+    @Test func readyOnlyWithKafkaAndRedisUpAndNothingStalled() {
+        let metrics = AggregatorMetrics()
+        let health = AggregatorHealth(redisRequired: true, metrics: metrics)
+        #expect(health.snapshot().reasons == ["Kafka brokers unreachable", "Redis: unreachable"], "nothing answered yet")
+        health.kafka(up: true)
+        health.redis(up: true)
+        let up = health.snapshot()
+        #expect(up.ready && up.reasons.isEmpty)
+        #expect(up.json == #"{"ready":true,"kafka":true,"redis":true,"stalled":[]}"#)
+        let rendered = String(decoding: metrics.render(), as: UTF8.self)
+        #expect(rendered.contains("aggregator_kafka_up 1") && rendered.contains("aggregator_redis_up 1"), "the gauges follow")
+
+        health.redis(up: false, RedisError(kind: .connectionLost, message: "server closed the connection"))
+        let down = health.snapshot()
+        #expect(!down.ready && !down.redis)
+        #expect(down.reasons == ["Redis: connectionLost: server closed the connection"])
+        #expect(down.json == #"{"ready":false,"kafka":true,"redis":false,"stalled":[],"reason":"Redis: connectionLost: server closed the connection"}"#)
+        #expect(String(decoding: metrics.render(), as: UTF8.self).contains("aggregator_redis_up 0"))
+
+        health.redis(up: true)
+        #expect(health.snapshot().redisProblem == nil, "a write that succeeds again clears the reason")
+    }
+
+    @Test func withoutRedisOnlyKafkaCounts() {
+        let health = AggregatorHealth(redisRequired: false, metrics: AggregatorMetrics())
+        health.kafka(up: true)
+        health.redis(up: false, RedisError(kind: .connectionFailed, message: "refused"))
+        #expect(health.snapshot().ready && health.snapshot().redis)
+    }
+
+    @Test func stalledPartitionsAreListedAndSummarisedPastEight() {
+        let health = AggregatorHealth(redisRequired: true, metrics: AggregatorMetrics())
+        health.kafka(up: true)
+        health.redis(up: true)
+        #expect(health.stalls([Self.stall(3, lag: 6, seconds: 31)]) == 0, "none stalled before")
+        let one = health.snapshot()
+        #expect(!one.ready)
+        #expect(one.json == #"{"ready":false,"kafka":true,"redis":true,"stalled":[{"partition":"results[3]","lag":6,"seconds":31}],"reason":"partition results[3] has not advanced for 31 s with 6 messages waiting"}"#)
+        #expect(health.stalls((0..<10).map { Self.stall($0) }) == 1)
+        let reasons = health.snapshot().reasons
+        #expect(reasons.count == 9 && reasons.last == "and 2 more stalled partitions")
+        #expect(health.stalls([]) == 10)
+        #expect(health.snapshot().ready)
+    }
+
+    /// Redis' state and its reason change together: a snapshot never shows one without the
+    /// other, however the writes and reads interleave.
+    @Test func aSnapshotIsNeverTorn() async {
+        let health = AggregatorHealth(redisRequired: true, metrics: AggregatorMetrics())
+        health.kafka(up: true)
+        health.redis(up: true) // from here on Redis is either up, or down with a reason
+        let flipper = Task.detached {
+            for round in 0..<20_000 {
+                if round.isMultiple(of: 2) {
+                    health.redis(up: false, RedisError(kind: .connectionLost, message: "round \(round)"))
+                } else {
+                    health.redis(up: true)
+                }
+            }
+        }
+        var torn: [AggregatorHealth.Snapshot] = []
+        for _ in 0..<20_000 {
+            let snapshot = health.snapshot()
+            if snapshot.redis != (snapshot.redisProblem == nil) || snapshot.ready != snapshot.json.hasPrefix(#"{"ready":true"#) { torn.append(snapshot) }
+        }
+        await flipper.value
+        #expect(torn.count == 0, "torn snapshots, the first: \(torn.prefix(3))")
+    }
+}
