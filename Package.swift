@@ -202,6 +202,7 @@ let package = Package(
             dependencies: [
                 "Regression", "ExperimentData", "ExperimentPipeline", "GridPool", "RedisClient", "ServiceCLI", "Durations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -229,6 +230,8 @@ let package = Package(
             dependencies: ["Aggregator", "Gateway", "RedisClient", "TestSupport"],
             swiftSettings: strict
         ),
+        // docs/architecture.md against this manifest.
+        .testTarget(name: "DocumentationTests", swiftSettings: strict),
         .testTarget(
             name: "DurationsTests",
             dependencies: ["Durations"],

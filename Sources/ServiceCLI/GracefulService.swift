@@ -17,28 +17,3 @@ public func runServiceGroup(_ services: [any Service], logger: Logger) async thr
     ))
     try await group.run()
 }
-
-/// `runServiceGroup` for a service made of a closure: `body` runs as the group's one service
-/// and `onShutdown` is called when its graceful shutdown is triggered (`body` should then
-/// finish what it is doing and return). Used by the experiment tools; the aggregator and the
-/// gateway are `Service`s of their own.
-public func runGracefully(name: String, logger: Logger, onShutdown: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () async throws -> Void) async throws {
-    try await runServiceGroup([ClosureService(name: name, body: body, onShutdown: onShutdown)], logger: logger)
-}
-
-/// A service made of a body and what to do when asked to stop.
-struct ClosureService: Service, CustomStringConvertible {
-    let name: String
-    let body: @Sendable () async throws -> Void
-    let onShutdown: @Sendable () -> Void
-
-    var description: String { name }
-
-    func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await body()
-        } onGracefulShutdown: {
-            onShutdown()
-        }
-    }
-}

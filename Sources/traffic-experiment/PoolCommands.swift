@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import RedisClient
 import ServiceCLI
+import ServiceLifecycle
 
 /// Which pool (key prefix) the grid commands use.
 struct PoolOptions: ParsableArguments {
@@ -103,20 +104,33 @@ struct PoolWorkerRunner {
         }
         emit("[pool] \(concurrency) worker\(concurrency == 1 ? "" : "s") (\(base)\(concurrency > 1 ? "-0…\(concurrency - 1)" : "")) joined pool '\(keys.prefix)' at \(RedisConfiguration.masked(connection.url)); \(threads) thread\(threads == 1 ? "" : "s") per task")
         let quiet = { var logger = Logger(label: "traffic-experiment"); logger.logLevel = .warning; return logger }()
-        let workers = clients
-        try await runGracefully(name: "pool-worker", logger: quiet, onShutdown: {
-            emit("[pool] stopping: the running tasks finish within --stop-grace or are handed back")
-            stop.request()
-        }) { [self] in
-            let finished = try await withThrowingTaskGroup(of: Int.self) { group in
-                for (index, (redis, reader)) in workers.enumerated() {
-                    var worker = PoolWorker(keys: keys, name: concurrency == 1 ? base : "\(base)-\(index)")
-                    worker.cache = cache
-                    worker.threads = threads
-                    worker.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
-                    worker.heartbeat = .milliseconds(Int(heartbeat * 1000))
-                    worker.stopGrace = .milliseconds(Int(stopGrace * 1000))
-                    worker.log = { emit($0) }
+        var workers: [(PoolWorker, RedisClient, RedisClient)] = []
+        for (index, (redis, reader)) in clients.enumerated() {
+            var worker = PoolWorker(keys: keys, name: concurrency == 1 ? base : "\(base)-\(index)")
+            worker.cache = cache
+            worker.threads = threads
+            worker.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
+            worker.heartbeat = .milliseconds(Int(heartbeat * 1000))
+            worker.stopGrace = .milliseconds(Int(stopGrace * 1000))
+            worker.log = { emit($0) }
+            workers.append((worker, redis, reader))
+        }
+        try await runServiceGroup([PoolWorkerService(workers: workers, stop: stop)], logger: quiet)
+    }
+}
+
+/// The pool workers of this process as one service: SIGTERM or Ctrl-C asks them to stop (the
+/// running tasks finish within --stop-grace or are handed back); one failing for good stops the
+/// others.
+struct PoolWorkerService: Service {
+    let workers: [(PoolWorker, RedisClient, RedisClient)]
+    let stop: PoolStop
+
+    func run() async throws {
+        let stop = self.stop
+        let finished = try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for (worker, redis, reader) in workers {
                     group.addTask {
                         defer { Task { await redis.close(); await reader.close() } }
                         return try await worker.run(redis: redis, reader: reader, stop: stop)
@@ -131,8 +145,11 @@ struct PoolWorkerRunner {
                 }
                 return total
             }
-            emit("[pool] stopped after \(finished) task\(finished == 1 ? "" : "s"); deregistered")
+        } onGracefulShutdown: {
+            emit("[pool] stopping: the running tasks finish within --stop-grace or are handed back")
+            stop.request()
         }
+        emit("[pool] stopped after \(finished) task\(finished == 1 ? "" : "s"); deregistered")
     }
 }
 

@@ -248,17 +248,11 @@ struct RunAll: AsyncParsableCommand {
             try group.start(algorithm, executable: executable, arguments: ["worker", "--algorithm", algorithm] + common + options.forwarded)
         }
         // Ctrl-C or SIGTERM to run-all stops its workers too.
-        let outcome = Mutex<[(String, Int32, String)]>([])
         var quiet = Logger(label: "traffic-experiment")
         quiet.logLevel = .warning
-        try await runGracefully(name: "run-all", logger: quiet, onShutdown: {
-            group.terminateAll()
-            Foundation.exit(130)
-        }) {
-            let failed = await group.wait()
-            outcome.withLock { $0 = failed }
-        }
-        let failures = outcome.withLock { $0 }
+        let service = WorkerGroupService(group: group)
+        try await runServiceGroup([service], logger: quiet)
+        let failures = service.failures
         let seconds = (ContinuousClock.now - started).inSeconds
         if let (algorithm, status, lastLines) = failures.first {
             throw ExperimentError(.training, "worker \(algorithm) failed (exit \(status)) after \(String(format: "%.2f", seconds)) s: \(lastLines)")

@@ -1,6 +1,7 @@
 import ExperimentPipeline
 import Foundation
 import ServiceCLI
+import ServiceLifecycle
 import Synchronization
 
 /// Worker processes started by `run-all`: each one's output lines are shown as they come, its
@@ -46,5 +47,30 @@ final class WorkerGroup: Sendable {
             try? await Task.sleep(for: .milliseconds(50))
         }
         return failures
+    }
+}
+
+/// `run-all`'s worker processes as a service: it ends when they have all ended (`failures`
+/// then says which failed); SIGTERM or Ctrl-C stops them and exits 130.
+final class WorkerGroupService: Service, Sendable {
+    let group: WorkerGroup
+    private let outcome = Mutex<[(String, Int32, String)]>([])
+
+    init(group: WorkerGroup) {
+        self.group = group
+    }
+
+    /// The failed workers (algorithm, exit status, last lines) once `run` has returned.
+    var failures: [(String, Int32, String)] { outcome.withLock { $0 } }
+
+    func run() async throws {
+        let group = self.group
+        let failed = await withGracefulShutdownHandler {
+            await group.wait()
+        } onGracefulShutdown: {
+            group.terminateAll()
+            Foundation.exit(130)
+        }
+        outcome.withLock { $0 = failed }
     }
 }
