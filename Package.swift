@@ -69,12 +69,12 @@ let package = Package(
         // MARK: Client layer.
         .target(
             name: "RedisClient",
-            dependencies: ["CHiredis", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CHiredis", "Durations", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
             name: "KafkaClient",
-            dependencies: ["CRdKafka", "OwnThread", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRdKafka", "OwnThread", "ProcessSpawn", "Durations", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
 
@@ -93,7 +93,7 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["TrafficModel"], swiftSettings: strict),
         // Local servers and processes started by tests and benchmarks: redis-server on a free
         // port, child processes, a raw HTTP GET, waiting with deadlines.
-        .target(name: "LocalServices", dependencies: ["RedisClient", "ProcessSpawn", "OwnThread"], swiftSettings: strict),
+        .target(name: "LocalServices", dependencies: ["RedisClient", "ProcessSpawn", "OwnThread", "Durations"], swiftSettings: strict),
         // Starting a child process: clean signal state, only descriptors 0–2 inherited.
         .target(name: "ProcessSpawn", swiftSettings: strict),
         // Blocking calls on a thread of their own, never on Swift's cooperative pool.

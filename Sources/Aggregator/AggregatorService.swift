@@ -447,7 +447,7 @@ public final class AggregatorService: Sendable {
                 if touchesRedis { markRedis(up: true) }
                 return value
             } catch {
-                if let redisError = error as? RedisError, redisError.message.hasPrefix("TRYAGAIN") {
+                if let redisError = error as? RedisError, redisError.kind == .transactionConflict {
                     // Write conflicts with another writer: Redis is fine.
                     log.log(.warning, key: "conflicts", "\(what) kept conflicting with another writer, retrying: \(redisError)")
                 } else if let redisError = error as? RedisError {

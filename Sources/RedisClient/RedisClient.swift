@@ -85,7 +85,7 @@ public final class RedisClient: Sendable {
         }
         do {
             return try await send(RedisScript.evalsha(sha: sha, keys: keys, arguments: arguments))
-        } catch where error.serverErrorCode == "NOSCRIPT" {
+        } catch where error.serverCode == .noScript {
             sha = try await load(script)
             return try await send(RedisScript.evalsha(sha: sha, keys: keys, arguments: arguments))
         }
@@ -172,7 +172,7 @@ private final class ConnectionSlot: @unchecked Sendable {
     /// Drops the connection after an error that leaves it unusable; returns the error.
     private func failed(_ error: RedisError) -> RedisError {
         switch error.kind {
-        case .server where !error.message.hasPrefix("READONLY"):
+        case .server where error.serverCode != .readOnly:
             break
         case .connectionLost, .timeout, .protocol, .server:
             // (`-READONLY`: the primary this connection reached was demoted by a failover;

@@ -1,4 +1,5 @@
 import CHiredis
+import Durations
 import Foundation
 import Logging
 import Synchronization
@@ -71,9 +72,7 @@ final class SubscriberLoop {
             guard let connection else { continue }
             do {
                 for request in pending {
-                    var args = RedisArguments([request.kind.command])
-                    for name in request.names { args.append(name) }
-                    try connection.append(args)
+                    try connection.append(RedisArguments(request.kind.command, request.names))
                 }
                 pending.removeAll()
                 try connection.flush()
@@ -95,14 +94,10 @@ final class SubscriberLoop {
             made.withContextPointer { _ = redisSetTimeoutZero($0) }
             let (channels, patterns) = shared.state.withLock { ($0.channels, $0.patterns) }
             if !channels.isEmpty {
-                var args = RedisArguments(["SUBSCRIBE"])
-                for name in channels.sorted() { args.append(name) }
-                try made.append(args)
+                try made.append(RedisArguments(SubscriptionKind.subscribe.command, channels.sorted()))
             }
             if !patterns.isEmpty {
-                var args = RedisArguments(["PSUBSCRIBE"])
-                for name in patterns.sorted() { args.append(name) }
-                try made.append(args)
+                try made.append(RedisArguments(SubscriptionKind.psubscribe.command, patterns.sorted()))
             }
             try made.flush()
             connection = made
@@ -137,7 +132,7 @@ final class SubscriberLoop {
                 if everConnected { shared.handler(.disconnected(error.description)) }
             }
             let delay = backoff.recordFailure()
-            pollWake(timeoutMs: Int32(ReconnectBackoff.seconds(delay) * 1000))
+            pollWake(timeoutMs: Int32(clamping: delay.wholeMilliseconds))
             return false
         }
     }
