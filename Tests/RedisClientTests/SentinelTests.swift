@@ -117,4 +117,50 @@ import TestSupport
         await subscriber.close()
         await client.close()
     }
+    @Test func closingASentinelClientOrSubscriberLeavesNoThreadOrConnectionBehind() async throws {
+        let cluster = try await SentinelCluster(replicas: 0, appendOnly: false)
+        let watched = cluster.sentinelPorts[0]
+        // Each watch is a pub/sub connection to the first sentinel on a thread named after it.
+        func watchConnections() async throws -> Int {
+            guard let list = try await SentinelCluster.ask(port: watched, ["CLIENT", "LIST"]).string else { return -1 }
+            return list.split(separator: "\n").filter { $0.contains(" sub=1 ") }.count
+        }
+        func watchThreads() throws -> Int {
+            try threadNames().filter { $0 == "sentinel:\(watched)" }.count
+        }
+        let (connectionsBefore, threadsBefore) = (try await watchConnections(), try watchThreads())
+        #expect(connectionsBefore == 0 && threadsBefore == 0)
+
+        let client = RedisClient(configuration: cluster.configuration, label: "sentinel-close")
+        _ = try await client.send(.set(uniqueName("k"), "v"))
+        let (subscriber, _) = RedisSubscriber.makeStream(configuration: cluster.configuration)
+        try await subscriber.subscribe([uniqueName("ch")])
+        try await waitUntil("both watches are connected", timeout: .seconds(20)) { try await watchConnections() == 2 }
+        let names = try threadNames()
+        #expect(names.filter { $0 == "sentinel:\(watched)" }.count == 2, "one watch each: \(names)")
+
+        await client.close()
+        try await waitUntil("the client's watch is gone", timeout: .seconds(20)) { try await watchConnections() == 1 && (try watchThreads()) == 1 }
+        await subscriber.close()
+        try await waitUntil("the subscriber's watch is gone", timeout: .seconds(20)) { try await watchConnections() == 0 && (try watchThreads()) == 0 }
+        await #expect { _ = try await client.send(.ping()) } throws: { ($0 as! RedisError).kind == .closed }
+    }
+
+    @Test func aDroppedSentinelClientEndsItsWatch() async throws {
+        let cluster = try await SentinelCluster(replicas: 0, appendOnly: false)
+        let name = "sentinel:\(cluster.sentinelPorts[0])"
+        var client: RedisClient? = RedisClient(configuration: cluster.configuration, label: "sentinel-drop")
+        _ = try await client?.send(.ping())
+        try await waitUntil("the watch runs", timeout: .seconds(20)) { try threadNames().contains(name) }
+        client = nil // never closed
+        try await waitUntil("the dropped client's watch thread ends", timeout: .seconds(20)) { !(try threadNames()).contains(name) }
+    }
+}
+
+/// The names of this process' threads (`/proc/self/task/*/comm`).
+private func threadNames() throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap { task in
+        // try?: a thread that ended between the listing and the read has no name to count
+        (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 }
