@@ -94,8 +94,9 @@ let package = Package(
         // Local servers and processes started by tests and benchmarks: redis-server on a free
         // port, child processes, a raw HTTP GET, waiting with deadlines.
         .target(name: "LocalServices", dependencies: ["RedisClient", "ProcessSpawn", "OwnThread", "Durations"], swiftSettings: strict),
-        // Starting a child process: clean signal state, only descriptors 0–2 inherited.
-        .target(name: "ProcessSpawn", swiftSettings: strict),
+        // Child processes: started with clean signal state and only descriptors 0–2, their
+        // output read line by line or captured, waited for and reaped without polling.
+        .target(name: "ProcessSpawn", dependencies: ["OwnThread"], swiftSettings: strict),
         // Blocking calls on a thread of their own, never on Swift's cooperative pool.
         .target(name: "OwnThread", swiftSettings: strict),
         // The one set of Duration conversions (seconds, whole milliseconds, …).
@@ -204,6 +205,11 @@ let package = Package(
         .testTarget(
             name: "DurationsTests",
             dependencies: ["Durations"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProcessSpawnTests",
+            dependencies: ["ProcessSpawn", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -67,7 +67,7 @@ public final class RedisServer: Sendable {
     /// Starts (or restarts) the server on its port and waits until it answers.
     public func start() async throws {
         if let previous = state.withLock({ $0.previous }) {
-            try await previous.waitForExit(timeout: .seconds(15)) // the port is free again
+            _ = try await previous.wait(timeout: .seconds(15)) // the port is free again
         }
         let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let executable else { throw LocalServiceError("redis-server is not installed (apt-get install redis-server)") }
