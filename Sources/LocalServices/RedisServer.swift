@@ -45,17 +45,18 @@ public final class RedisServer: Sendable {
 
     deinit {
         stopNow(signal: SIGKILL)
-        try? FileManager.default.removeItem(at: directory)
+        try? FileManager.default.removeItem(at: directory) // try?: a temporary directory left behind is harmless, and deinit cannot report
     }
 
     /// The URL clients use.
     public var url: String { "redis://127.0.0.1:\(port)" }
 
-    public var configuration: RedisConfiguration { Self.quickConfiguration(url: url) }
+    /// A client configuration for `url`, with the tests' quick timeouts and reconnects.
+    public var configuration: RedisConfiguration { Self.quick(RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port))) }
 
-    /// A client configuration for a local test server's `url`: short timeouts, quick reconnects.
-    public static func quickConfiguration(url: String) -> RedisConfiguration {
-        var config = try! RedisConfiguration(url: url)
+    /// `configuration` for a local test server: short timeouts, quick reconnects.
+    public static func quick(_ configuration: RedisConfiguration) -> RedisConfiguration {
+        var config = configuration
         config.connectTimeout = .seconds(1)
         config.commandTimeout = .seconds(5)
         config.reconnect = .init(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(300))
@@ -81,7 +82,7 @@ public final class RedisServer: Sendable {
         let log = directory.appendingPathComponent("redis.log").path
         try await waitUntil("redis-server on port \(port) answers", timeout: .seconds(10)) {
             if !process.isRunning {
-                let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? ""
+                let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? "" // try?: without its log the error still says that it exited
                 throw LocalServiceError("redis-server on port \(port) exited at start: \(tail)")
             }
             // The server that answers must be this one, not another test's on a reused port.
@@ -212,7 +213,7 @@ public enum FreePort {
     /// (with Linux's default range 32768–60999: 20000–29999, clear of the 30000–32767 that
     /// Kubernetes gives NodePorts). Nil when fewer than 1,000 such ports lie above 1024.
     static func belowEphemeralRange() -> Range<Int>? {
-        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? "" // try?: no such file (not Linux): the range is unknown, bind(0) serves
         guard let low = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap({ Int($0) }) else { return nil }
         let upper = low - 2_768, lower = max(1025, upper - 10_000)
         guard upper - lower >= 1_000 else { return nil }

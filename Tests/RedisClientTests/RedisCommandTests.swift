@@ -139,7 +139,7 @@ import TestSupport
             _ = try await client.send(.raw(["DEBUG", "SLEEP", "1"]))
         } throws: { ($0 as! RedisError).kind == .timeout }
         try await waitUntil("the client works again after the timeout", timeout: .seconds(5)) {
-            (try? await client.send(.ping())) == "PONG"
+            (try? await client.send(.ping())) == "PONG" // try?: failing until it recovers is what is waited out
         }
         // Pings sent while DEBUG SLEEP still blocks the server time out too.
         #expect(client.statistics.connectionsLost >= 1)

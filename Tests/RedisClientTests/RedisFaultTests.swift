@@ -24,7 +24,7 @@ import TestSupport
         }
         try await server.start()
         try await waitUntil("the client reconnected", timeout: .seconds(10)) {
-            (try? await client.send(.ping())) == "PONG"
+            (try? await client.send(.ping())) == "PONG" // try?: failing until it recovers is what is waited out
         }
         #expect(client.statistics.reconnects == 1)
         #expect(client.statistics.connectionsLost == 1)

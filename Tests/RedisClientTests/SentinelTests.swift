@@ -65,7 +65,7 @@ import TestSupport
 
         // Writes fail while there is no primary, then land on the promoted replica.
         try await waitUntil("a write succeeds after the failover", timeout: .seconds(60), every: .milliseconds(100)) {
-            (try? await client.send(.set(key + ":after", Array("after".utf8)))) != nil
+            (try? await client.send(.set(key + ":after", Array("after".utf8)))) != nil // try?: writes fail until the failover is done
         }
         let promoted = try await cluster.waitForFailover(from: old)
         #expect(promoted == cluster.replicas[0].port)
@@ -90,7 +90,7 @@ import TestSupport
         _ = try await SentinelCluster.ask(port: cluster.sentinelPorts[0], ["SENTINEL", "failover", cluster.master])
         let promoted = try await cluster.waitForFailover(from: old)
         try await waitUntil("the client moved on the announcement", timeout: .seconds(30), every: .milliseconds(50)) {
-            _ = try? await client.send(.get("nothing"))
+            _ = try? await client.send(.get("nothing")) // try?: only the reconnect it causes counts here
             return client.statistics.reconnects >= 1
         }
         let key = uniqueName("moved")
@@ -105,8 +105,8 @@ import TestSupport
         // nothing for a subscriber between two connections.)
         let publisher = Task {
             while !Task.isCancelled {
-                _ = try? await SentinelCluster.ask(port: promoted, ["PUBLISH", channel, "hello"])
-                try? await Task.sleep(for: .milliseconds(100))
+                _ = try? await SentinelCluster.ask(port: promoted, ["PUBLISH", channel, "hello"]) // try?: a publish lost is sent again
+                try? await Task.sleep(for: .milliseconds(100)) // try?: cancelled means the test is done with it
             }
         }
         defer { publisher.cancel() }
@@ -160,7 +160,6 @@ import TestSupport
 /// The names of this process' threads (`/proc/self/task/*/comm`).
 private func threadNames() throws -> [String] {
     try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap { task in
-        // try?: a thread that ended between the listing and the read has no name to count
-        (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) // try?: a thread that ended since the listing has no name
     }
 }
