@@ -69,12 +69,12 @@ let package = Package(
         // MARK: Client layer.
         .target(
             name: "RedisClient",
-            dependencies: ["CHiredis", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CHiredis", "Durations", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
             name: "KafkaClient",
-            dependencies: ["CRdKafka", "OwnThread", "ProcessSpawn", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRdKafka", "OwnThread", "ProcessSpawn", "Durations", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
 
@@ -93,9 +93,10 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["TrafficModel"], swiftSettings: strict),
         // Local servers and processes started by tests and benchmarks: redis-server on a free
         // port, child processes, a raw HTTP GET, waiting with deadlines.
-        .target(name: "LocalServices", dependencies: ["RedisClient", "ProcessSpawn", "OwnThread"], swiftSettings: strict),
-        // Starting a child process: clean signal state, only descriptors 0–2 inherited.
-        .target(name: "ProcessSpawn", swiftSettings: strict),
+        .target(name: "LocalServices", dependencies: ["RedisClient", "ProcessSpawn", "OwnThread", "Durations"], swiftSettings: strict),
+        // Child processes: started with clean signal state and only descriptors 0–2, their
+        // output read line by line or captured, waited for and reaped without polling.
+        .target(name: "ProcessSpawn", dependencies: ["OwnThread"], swiftSettings: strict),
         // Blocking calls on a thread of their own, never on Swift's cooperative pool.
         .target(name: "OwnThread", swiftSettings: strict),
         // The one set of Duration conversions (seconds, whole milliseconds, …).
@@ -235,6 +236,11 @@ let package = Package(
         .testTarget(
             name: "DurationsTests",
             dependencies: ["Durations"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProcessSpawnTests",
+            dependencies: ["ProcessSpawn", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -20,7 +20,7 @@ struct OutageRetry: Sendable {
     /// "try again" after its transaction retries): Redis is fine then. The one place the
     /// aggregator tells a conflict from an outage.
     static func isWriteConflict(_ error: RedisError) -> Bool {
-        error.message.hasPrefix("TRYAGAIN")
+        error.kind == .transactionConflict
     }
 
     /// Runs `operation` until it succeeds and consuming is resumed; messages polled meanwhile

@@ -55,8 +55,8 @@ public struct WriteTransaction: Sendable {
         public var commandErrors: [String] = []
     }
 
-    /// How often a batch is re-read after conflicts before a `TRYAGAIN` error is left to the
-    /// caller's back-off.
+    /// How often a batch is re-read after conflicts before a `.transactionConflict` error is
+    /// left to the caller's back-off.
     var maximumAttempts = 32
 
     public var settings: Settings
@@ -102,12 +102,9 @@ public struct WriteTransaction: Sendable {
     /// died with it: write the batch again).
     public func awaitReplicas(_ pending: PendingAcknowledgement, on redis: RedisClient) async throws(RedisError) -> PendingAcknowledgement? {
         guard let wait = waitCommand else { return nil }
-        let reply = try await redis.send(.raw(wait), onConnection: pending.connection)
-        guard case .integer(let count) = reply else {
-            throw RedisError(kind: .unexpectedReply, message: "WAIT answered \(reply)", command: "WAIT")
-        }
+        let count = try await redis.send(wait, onConnection: pending.connection)
         if count >= settings.minimumReplicaAcks { return nil }
-        return PendingAcknowledgement(connection: pending.connection, acknowledged: Int(count))
+        return PendingAcknowledgement(connection: pending.connection, acknowledged: count)
     }
 
     /// Applies the plan (see `apply`) and reports whether the required replicas acknowledged it,
@@ -119,7 +116,7 @@ public struct WriteTransaction: Sendable {
         for attempt in 0..<maximumAttempts {
             let transaction: RedisTransactionResult<(Outcome, [RedisArguments])>?
             do {
-                transaction = try await redis.transaction(watching: watched, reads: reads, after: waitCommand) { replies throws(RedisError) in
+                transaction = try await redis.transaction(watching: watched, reads: reads, after: waitCommand?.arguments) { replies throws(RedisError) in
                     let (commands, outcome) = try self.commands(for: plan, readReplies: replies)
                     beforeCommit?()
                     return (commands, (outcome, commands)) // the commands again (shared storage), to name failures
@@ -141,15 +138,13 @@ public struct WriteTransaction: Sendable {
             let pending = acknowledged.map { PendingAcknowledgement(connection: result.connection, acknowledged: $0) }
             return Written(outcome: outcome, pending: pending)
         }
-        throw RedisError(kind: .server, message: "TRYAGAIN watched keys kept changing during \(maximumAttempts) attempts", command: "EXEC")
+        throw RedisError(kind: .transactionConflict, message: "watched keys kept changing during \(maximumAttempts) attempts", command: "EXEC")
     }
 
     /// `WAIT numreplicas timeout`, when replicas must acknowledge.
-    var waitCommand: RedisArguments? {
+    var waitCommand: RedisCommand<Int>? {
         guard settings.minimumReplicaAcks > 0 else { return nil }
-        let c = settings.replicaAckTimeout.components
-        let milliseconds = max(1, Int(c.seconds) * 1000 + Int(c.attoseconds / 1_000_000_000_000_000))
-        return RedisArguments(["WAIT", String(settings.minimumReplicaAcks), String(milliseconds)])
+        return .wait(replicas: settings.minimumReplicaAcks, timeout: settings.replicaAckTimeout)
     }
 
     /// nil when `WAIT` counted enough replicas (or none are required), else how many it counted:
@@ -178,13 +173,13 @@ public struct WriteTransaction: Sendable {
     func reads(_ plan: WritePlan) -> RedisPipeline {
         var reads = RedisPipeline(capacity: plan.latest.count + 3)
         for camera in plan.latest {
-            reads.append(.raw(["HMGET", camera.positionKey, "offset", "epoch"]))
+            reads.append(.hmget(camera.positionKey, fields: ["offset", "epoch"]))
         }
-        reads.append(.raw(["MGET"] + plan.latest.map(\.timestampKey)))
+        reads.append(.mget(plan.latest.map(\.timestampKey)))
         if !plan.alerts.isEmpty {
-            reads.append(.raw(["MGET"] + plan.alerts.map(\.markerKey)))
+            reads.append(.mget(plan.alerts.map(\.markerKey)))
         }
-        reads.append(.raw(["TIME"]))
+        reads.append(.time())
         return reads
     }
 
@@ -225,10 +220,10 @@ public struct WriteTransaction: Sendable {
                 offset = storedOffset
                 epoch = String(decoding: storedEpoch, as: UTF8.self)
             } else {
-                commands.append(RedisArguments(["DEL", camera.historyKey]))
+                commands.append(RedisCommand.del([camera.historyKey]).arguments)
             }
             nextOffset[slot] = offset
-            commands.append(RedisArguments(["HSET", camera.positionKey, "offset", String(offset + Int64(counts[slot])), "epoch", epoch]))
+            commands.append(RedisCommand.hset(camera.positionKey, [("offset", String(offset + Int64(counts[slot]))), ("epoch", epoch)]).arguments)
             prefixTails.append(ResultPosition.wireEpochKey + Array(epoch.utf8) + Array(#""},"#.utf8))
         }
 
@@ -288,7 +283,7 @@ public struct WriteTransaction: Sendable {
             latest.append(ttl)
             latest.append(bodies[camera.publishIndex])
             commands.append(latest)
-            commands.append(RedisArguments(["SETEX", camera.timestampKey, ttl, String(camera.timestampMilliseconds)]))
+            commands.append(RedisCommand.setex(camera.timestampKey, seconds: settings.latestTTLSeconds, String(camera.timestampMilliseconds)).arguments)
             outcome.latestWritten += 1
         }
 
@@ -296,9 +291,8 @@ public struct WriteTransaction: Sendable {
         // batch, suppress it.
         var marked = Set<String>()
         var trimmed: [String] = []
-        let markerTTL = String(settings.alertMarkerTTLSeconds)
         for (index, alert) in plan.alerts.enumerated() where markers[index] == nil && marked.insert(alert.markerKey).inserted {
-            commands.append(RedisArguments(["SET", alert.markerKey, "1", "EX", markerTTL]))
+            commands.append(RedisCommand.set(alert.markerKey, "1", expiry: .seconds(settings.alertMarkerTTLSeconds)).arguments)
             var push = RedisArguments(reservingBytes: bodies[alert.publishIndex].count + alert.listKey.utf8.count + 6, arguments: 3)
             push.append("LPUSH")
             push.append(alert.listKey)
@@ -308,7 +302,7 @@ public struct WriteTransaction: Sendable {
             outcome.alertsPushed += 1
         }
         for list in trimmed {
-            commands.append(RedisArguments(["LTRIM", list, "0", String(settings.alertListLength - 1)]))
+            commands.append(RedisCommand.ltrim(list, start: 0, stop: settings.alertListLength - 1).arguments)
         }
         return (commands, outcome)
     }
@@ -326,12 +320,9 @@ public struct WriteTransaction: Sendable {
 
     /// A new epoch from `TIME`: seconds followed by six digits of microseconds.
     private static func epoch(fromTime reply: RedisReply) throws(RedisError) -> String {
-        guard case .array(let parts) = reply, parts.count == 2,
-              let seconds = parts[0].string, let micros = parts[1].string.flatMap({ Int($0) }) else {
-            throw RedisError(kind: .unexpectedReply, message: "TIME answered \(reply)")
-        }
-        let digits = String(micros)
-        return seconds + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+        let time = try RedisCommand.time().value(from: reply)
+        let digits = String(time.microseconds)
+        return String(time.seconds) + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
     }
 
     /// The error replies inside EXEC's replies, each with the command it answered.

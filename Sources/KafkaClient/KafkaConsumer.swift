@@ -1,4 +1,5 @@
 import CRdKafka
+import Durations
 import Dispatch
 public import Logging
 import Synchronization
@@ -88,7 +89,7 @@ public final class KafkaConsumer: Sendable {
             let now = clock.now
             let waitUntil = lingerEnd ?? (start + timeout)
             let remaining = waitUntil - now
-            let ms: Int32 = remaining <= .zero ? 0 : Int32(min(DurationMath.milliseconds(remaining), 60_000))
+            let ms: Int32 = remaining <= .zero ? 0 : Int32(min(remaining.wholeMilliseconds, 60_000))
             let polled = rd_kafka_consumer_poll(handle.pointer, ms)
             dropRevoked(from: &batch, context: context)
             guard let message = polled else {
@@ -235,7 +236,7 @@ public final class KafkaConsumer: Sendable {
             controlQueue.async {
                 let list = KafkaTopicPartition.makeNative(partitions)
                 defer { rd_kafka_topic_partition_list_destroy(list) }
-                let error = rd_kafka_committed(handle.pointer, list, Int32(DurationMath.milliseconds(timeout)))
+                let error = rd_kafka_committed(handle.pointer, list, Int32(clamping: timeout.wholeMilliseconds))
                 if error != RD_KAFKA_RESP_ERR_NO_ERROR {
                     continuation.resume(returning: .failure(KafkaError(kind: .request, error: error, context: "committed offsets")))
                 } else {
@@ -253,7 +254,7 @@ public final class KafkaConsumer: Sendable {
             controlQueue.async {
                 var low: Int64 = 0
                 var high: Int64 = 0
-                let error = rd_kafka_query_watermark_offsets(handle.pointer, topic, partition, &low, &high, Int32(DurationMath.milliseconds(timeout)))
+                let error = rd_kafka_query_watermark_offsets(handle.pointer, topic, partition, &low, &high, Int32(clamping: timeout.wholeMilliseconds))
                 if error != RD_KAFKA_RESP_ERR_NO_ERROR {
                     continuation.resume(returning: .failure(KafkaError(kind: .request, error: error, context: "watermarks of \(topic)[\(partition)]")))
                 } else {
@@ -354,13 +355,5 @@ private let kafkaRebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_res
         context.logger.error("rebalance error: \(String(cString: rd_kafka_err2str(error)))")
         rd_kafka_assign(handle, nil)
         context.onEvent(.error(KafkaError(kind: .consume, error: error, context: "rebalance"), fatal: false))
-    }
-}
-
-/// Duration conversions for librdkafka's millisecond arguments.
-enum DurationMath {
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        let c = duration.components
-        return c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
     }
 }

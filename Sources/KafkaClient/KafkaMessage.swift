@@ -97,7 +97,8 @@ public struct KafkaTopicPartition: Sendable, Hashable, CustomStringConvertible {
         return result
     }
 
-    /// Builds a native list; the caller destroys it.
+    /// Builds a native list; the caller destroys it. (librdkafka's allocator aborts the process
+    /// rather than return NULL, so these calls never give nil.)
     static func makeNative(_ partitions: [KafkaTopicPartition]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
         let list = rd_kafka_topic_partition_list_new(Int32(max(partitions.count, 1)))!
         for partition in partitions {

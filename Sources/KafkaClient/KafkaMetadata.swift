@@ -1,4 +1,5 @@
 import CRdKafka
+import Durations
 import Dispatch
 
 /// Cluster metadata look-ups shared by consumer and producer.
@@ -18,7 +19,7 @@ enum KafkaMetadata {
         }
         defer { rd_kafka_topic_destroy(topicHandle) }
         var metadata: UnsafePointer<rd_kafka_metadata>?
-        let error = rd_kafka_metadata(handle.pointer, 0, topicHandle, &metadata, Int32(DurationMath.milliseconds(timeout)))
+        let error = rd_kafka_metadata(handle.pointer, 0, topicHandle, &metadata, Int32(clamping: timeout.wholeMilliseconds))
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
             return .failure(KafkaError(kind: .request, error: error, context: "metadata of \(topic)"))
         }

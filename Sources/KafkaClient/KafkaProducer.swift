@@ -1,4 +1,5 @@
 import CRdKafka
+import Durations
 import Foundation
 import OwnThread
 public import Logging
@@ -96,9 +97,13 @@ public final class KafkaProducer: Sendable {
                     continuation.resume(returning: .failure(error))
                 }
             }
-            if case .failure(let error) = outcome, error.kind == .queueFull {
-                try? await Task.sleep(for: .milliseconds(5))
-                continue
+            if case .failure(let full) = outcome, full.kind == .queueFull {
+                do {
+                    try await Task.sleep(for: .milliseconds(5))
+                    continue
+                } catch {
+                    throw full // cancelled while the queue was full: that is the answer
+                }
             }
             return try outcome.get()
         }
@@ -110,7 +115,7 @@ public final class KafkaProducer: Sendable {
         // rd_kafka_flush blocks: a thread of its own, never Dispatch's global queue, which on
         // Linux shares its width with Swift's cooperative pool.
         try await onOwnThread { () throws(KafkaError) in
-            let error = rd_kafka_flush(handle.pointer, Int32(DurationMath.milliseconds(timeout)))
+            let error = rd_kafka_flush(handle.pointer, Int32(clamping: timeout.wholeMilliseconds))
             guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 throw KafkaError(kind: .produce, error: error, context: "flush (\(rd_kafka_outq_len(handle.pointer)) messages still queued)")
             }

@@ -45,17 +45,18 @@ public final class RedisServer: Sendable {
 
     deinit {
         stopNow(signal: SIGKILL)
-        try? FileManager.default.removeItem(at: directory)
+        try? FileManager.default.removeItem(at: directory) // try?: a temporary directory left behind is harmless, and deinit cannot report
     }
 
     /// The URL clients use.
     public var url: String { "redis://127.0.0.1:\(port)" }
 
-    public var configuration: RedisConfiguration { Self.quickConfiguration(url: url) }
+    /// A client configuration for `url`, with the tests' quick timeouts and reconnects.
+    public var configuration: RedisConfiguration { Self.quick(RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port))) }
 
-    /// A client configuration for a local test server's `url`: short timeouts, quick reconnects.
-    public static func quickConfiguration(url: String) -> RedisConfiguration {
-        var config = try! RedisConfiguration(url: url)
+    /// `configuration` for a local test server: short timeouts, quick reconnects.
+    public static func quick(_ configuration: RedisConfiguration) -> RedisConfiguration {
+        var config = configuration
         config.connectTimeout = .seconds(1)
         config.commandTimeout = .seconds(5)
         config.reconnect = .init(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(300))
@@ -67,7 +68,7 @@ public final class RedisServer: Sendable {
     /// Starts (or restarts) the server on its port and waits until it answers.
     public func start() async throws {
         if let previous = state.withLock({ $0.previous }) {
-            try await previous.waitForExit(timeout: .seconds(15)) // the port is free again
+            _ = try await previous.wait(timeout: .seconds(15)) // the port is free again
         }
         let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let executable else { throw LocalServiceError("redis-server is not installed (apt-get install redis-server)") }
@@ -81,7 +82,7 @@ public final class RedisServer: Sendable {
         let log = directory.appendingPathComponent("redis.log").path
         try await waitUntil("redis-server on port \(port) answers", timeout: .seconds(10)) {
             if !process.isRunning {
-                let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? ""
+                let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? "" // try?: without its log the error still says that it exited
                 throw LocalServiceError("redis-server on port \(port) exited at start: \(tail)")
             }
             // The server that answers must be this one, not another test's on a reused port.
@@ -157,103 +158,4 @@ public final class RedisServer: Sendable {
         // "+PONG" or "-NOAUTH …" both prove the server is up.
         return n > 0 && (buffer[0] == UInt8(ascii: "+") || buffer[0] == UInt8(ascii: "-"))
     }
-}
-
-/// A TCP socket connected to 127.0.0.1:`port` with a receive timeout, or nil.
-public func connectLoopback(port: Int, receiveTimeoutSeconds: Int) -> Int32? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else {
-        close(fd)
-        return nil
-    }
-    return fd
-}
-
-/// Finds a free TCP port on loopback, never the same one twice in a test process: a server
-/// stopped and restarted on its port (fault tests) must not find another test's server there,
-/// nor lend its port to one in between.
-///
-/// The port is drawn from below the kernel's ephemeral range (`ip_local_port_range`), where
-/// neither outgoing connections nor `bind(0)` (the embedded Kafka brokers, every client) ever
-/// land: a port handed out here cannot be taken by one of those before its server binds it, and
-/// its server cannot take an embedded broker's port while librdkafka rebinds it (a broker taken
-/// down closes its listener and binds the port again at once; losing it aborts the process).
-/// Falls back to `bind(0)` when the range leaves no room below it.
-public enum FreePort {
-    private static let handedOut = Mutex<Set<Int>>([])
-
-    public static func find() throws -> Int {
-        let candidates = belowEphemeralRange()
-        for _ in 0..<200 {
-            let port: Int
-            if let candidates {
-                let pick = Int.random(in: candidates)
-                guard bindable(pick) else { continue } // something of this machine's is there
-                port = pick
-            } else {
-                port = try any()
-            }
-            if handedOut.withLock({ $0.insert(port).inserted }) { return port }
-        }
-        throw LocalServiceError("no loopback port that was not handed out before")
-    }
-
-    /// Ports below the ephemeral range: up to 10,000 of them, ending 2,768 below its first port
-    /// (with Linux's default range 32768–60999: 20000–29999, clear of the 30000–32767 that
-    /// Kubernetes gives NodePorts). Nil when fewer than 1,000 such ports lie above 1024.
-    static func belowEphemeralRange() -> Range<Int>? {
-        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
-        guard let low = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap({ Int($0) }) else { return nil }
-        let upper = low - 2_768, lower = max(1025, upper - 10_000)
-        guard upper - lower >= 1_000 else { return nil }
-        return lower..<upper
-    }
-
-    /// Whether `port` can be bound on loopback now (without SO_REUSEADDR: nothing else is there).
-    private static func bindable(_ port: Int) -> Bool {
-        bindLoopback(port) != nil
-    }
-
-    /// A port the kernel picks (`bind(0)`, from its ephemeral range).
-    private static func any() throws -> Int {
-        guard let port = bindLoopback(0) else { throw LocalServiceError("bind() to a loopback port failed") }
-        return port
-    }
-
-    /// Binds a socket to 127.0.0.1:`port` (0: the kernel picks) and closes it again; the port it
-    /// was bound to, or nil when the bind failed.
-    private static func bindLoopback(_ port: Int) -> Int? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { return nil }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-}
-
-/// A failure of the test harness itself.
-public struct LocalServiceError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

@@ -1,3 +1,4 @@
+import Durations
 import Foundation
 public import RedisClient
 import OwnThread
@@ -31,7 +32,7 @@ public final class SentinelCluster: Sendable {
         replicas = made
         let primaryPort = primary.port
         try await waitUntil("\(count) replica(s) in sync with the primary", timeout: .seconds(30)) {
-            let info = try? await Self.ask(port: primaryPort, ["INFO", "replication"])
+            let info = try? await Self.ask(port: primaryPort, ["INFO", "replication"]) // try?: not answering yet is not in sync yet
             return info?.string?.contains("connected_slaves:\(count)") == true
                 && (0..<count).allSatisfy { info?.string?.contains("slave\($0):ip=127.0.0.1") == true && info?.string?.contains("state=online") == true }
         }
@@ -39,7 +40,7 @@ public final class SentinelCluster: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var ports: [Int] = []
         var processes: [ChildProcess] = []
-        let milliseconds = Int(downAfter.components.seconds) * 1000 + Int(downAfter.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = downAfter.wholeMilliseconds
         for index in 0..<3 {
             let port = try FreePort.find()
             let conf = directory.appendingPathComponent("sentinel-\(index).conf")
@@ -63,13 +64,13 @@ public final class SentinelCluster: Sendable {
         sentinelPorts = ports
         for port in ports {
             try await waitUntil("sentinel on \(port) names the primary", timeout: .seconds(30)) {
-                (try? await Self.primary(askingSentinelOn: port, master: master)) == primaryPort
+                (try? await Self.primary(askingSentinelOn: port, master: master)) == primaryPort // try?: not answering yet is not ready yet
             }
         }
         // Every sentinel has found the others (a failover needs a majority to agree).
         for port in ports {
             try await waitUntil("sentinel on \(port) knows the other two", timeout: .seconds(30)) {
-                let reply = try? await Self.ask(port: port, ["SENTINEL", "sentinels", master])
+                let reply = try? await Self.ask(port: port, ["SENTINEL", "sentinels", master]) // try?: not answering yet is not ready yet
                 if case .array(let others)? = reply { return others.count == 2 }
                 return false
             }
@@ -78,7 +79,7 @@ public final class SentinelCluster: Sendable {
 
     deinit {
         for sentinel in sentinels { sentinel.terminate(grace: .seconds(1)) }
-        try? FileManager.default.removeItem(at: directory)
+        try? FileManager.default.removeItem(at: directory) // try?: a temporary directory left behind is harmless, and deinit cannot report
     }
 
     /// `redis-sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/<master>`.
@@ -87,7 +88,10 @@ public final class SentinelCluster: Sendable {
     }
 
     /// A client configuration for `url` with the tests' quick reconnects.
-    public var configuration: RedisConfiguration { RedisServer.quickConfiguration(url: url) }
+    public var configuration: RedisConfiguration {
+        let sentinels = RedisConfiguration.Sentinels(addresses: sentinelPorts.map { .init(host: "127.0.0.1", port: $0) }, master: master)
+        return RedisServer.quick(RedisConfiguration(endpoint: .sentinel(sentinels)))
+    }
 
     /// Waits until the sentinels name a primary other than `old` (a failover happened), and
     /// that server says it is a master; returns its port.
@@ -95,8 +99,10 @@ public final class SentinelCluster: Sendable {
         var promoted = 0
         try await waitUntil("the sentinels promote a replica of \(old)", timeout: timeout, every: .milliseconds(50)) {
             for port in sentinelPorts {
-                if let named = try? await Self.primary(askingSentinelOn: port, master: master), named != old,
-                   case .array(let role)? = try? await Self.ask(port: named, ["ROLE"]), role.first?.string == "master" {
+                let named = try? await Self.primary(askingSentinelOn: port, master: master) // try?: a sentinel that does not answer (one is down) names nothing
+                guard let named, named != old else { continue }
+                let role = try? await Self.ask(port: named, ["ROLE"]) // try?: a server that does not answer is not the promoted one yet
+                if case .array(let fields)? = role, fields.first?.string == "master" {
                     promoted = named
                     return true
                 }
@@ -109,7 +115,7 @@ public final class SentinelCluster: Sendable {
     /// Failovers so far (the master's config epoch, as the first sentinel that answers has it).
     public func failovers() async -> Int? {
         for port in sentinelPorts {
-            guard case .array(let fields)? = try? await Self.ask(port: port, ["SENTINEL", "master", master]) else { continue }
+            guard case .array(let fields)? = try? await Self.ask(port: port, ["SENTINEL", "master", master]) else { continue } // try?: a sentinel that does not answer: ask the next
             for index in stride(from: 0, to: fields.count - 1, by: 2) where fields[index].string == "config-epoch" {
                 return fields[index + 1].string.flatMap { Int($0) }
             }

@@ -1,3 +1,5 @@
+import Durations
+
 /// Capped exponential back-off with jitter, as a plain state machine.
 ///
 /// It holds no clock and no timer: the owner asks it what to do after each failure and when
@@ -34,21 +36,16 @@ public struct ReconnectBackoff: Sendable {
     /// `random` is a value in 0..<1 (injected so tests are deterministic).
     public mutating func recordFailure(random: Double = Double.random(in: 0..<1)) -> Duration {
         failures += 1
-        let base = Self.seconds(policy.initialDelay) * pow(policy.multiplier, Double(failures - 1))
-        let capped = min(base, Self.seconds(policy.maximumDelay))
+        let base = policy.initialDelay.inSeconds * pow(policy.multiplier, Double(failures - 1))
+        let capped = min(base, policy.maximumDelay.inSeconds)
         let factor = 1 + policy.jitter * (2 * random - 1)
-        let delay = min(capped * factor, Self.seconds(policy.maximumDelay))
+        let delay = min(capped * factor, policy.maximumDelay.inSeconds)
         return .nanoseconds(Int64(max(delay, 0) * 1e9))
     }
 
     /// Records a successful attempt: the next failure starts from the initial delay again.
     public mutating func recordSuccess() {
         failures = 0
-    }
-
-    static func seconds(_ d: Duration) -> Double {
-        let c = d.components
-        return Double(c.seconds) + Double(c.attoseconds) / 1e18
     }
 
     private func pow(_ base: Double, _ exponent: Double) -> Double {

@@ -85,7 +85,7 @@ public final class RedisClient: Sendable {
         }
         do {
             return try await send(RedisScript.evalsha(sha: sha, keys: keys, arguments: arguments))
-        } catch where error.serverErrorCode == "NOSCRIPT" {
+        } catch where error.serverCode == .noScript {
             sha = try await load(script)
             return try await send(RedisScript.evalsha(sha: sha, keys: keys, arguments: arguments))
         }
@@ -108,7 +108,9 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// Closes the connection; later calls throw `.closed`.
+    /// Closes the connection (and, for a Sentinel endpoint, this client's watch on the
+    /// sentinels: its thread and connection); later calls throw `.closed`. Returns once they
+    /// are gone.
     public func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             queue.async {
@@ -116,6 +118,7 @@ public final class RedisClient: Sendable {
                 continuation.resume()
             }
         }
+        await slot.watch?.close()
     }
 
     func perform<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws(RedisError) -> T) async throws(RedisError) -> T {
@@ -142,8 +145,9 @@ private final class ConnectionSlot: @unchecked Sendable {
     var lastError: RedisError?
     var everConnected = false
     var closed = false
-    /// For a Sentinel endpoint: the sentinels' failover announcements, and their count when
-    /// the connection was made (a newer one makes the next command reconnect).
+    /// For a Sentinel endpoint: the sentinels' failover announcements (this client's own watch,
+    /// ended by `close()`), and their count when the connection was made (a newer one makes
+    /// the next command reconnect).
     let watch: SentinelWatch?
     var connectedGeneration = 0
     let statistics = Mutex(RedisClient.Statistics())
@@ -154,7 +158,7 @@ private final class ConnectionSlot: @unchecked Sendable {
         self.logger = logger
         self.backoff = ReconnectBackoff(policy: configuration.reconnect)
         if case .sentinel(let sentinels) = configuration.endpoint {
-            watch = SentinelWatch.shared(sentinels, configuration: configuration, logger: logger)
+            watch = SentinelWatch(sentinels, configuration: configuration, logger: logger)
         } else {
             watch = nil
         }
@@ -172,7 +176,7 @@ private final class ConnectionSlot: @unchecked Sendable {
     /// Drops the connection after an error that leaves it unusable; returns the error.
     private func failed(_ error: RedisError) -> RedisError {
         switch error.kind {
-        case .server where !error.message.hasPrefix("READONLY"):
+        case .server where error.serverCode != .readOnly:
             break
         case .connectionLost, .timeout, .protocol, .server:
             // (`-READONLY`: the primary this connection reached was demoted by a failover;

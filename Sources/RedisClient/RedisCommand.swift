@@ -1,8 +1,11 @@
 /// A Redis command together with the typed decoding of its reply.
 ///
 /// Commands are values: build them with the static factories (`.get("k")`, `.setex(…)`), send one
-/// with `RedisClient.send(_:)`, or queue many in a `RedisPipeline`. The factories cover what the
-/// product needs; `RedisCommand<RedisReply>.raw([...])` reaches any other command.
+/// with `RedisClient.send(_:)`, or queue many in a `RedisPipeline`; inside a transaction, its
+/// `arguments` are what `transaction(watching:reads:prepare:)` queues
+/// (`RedisCommand<Int>.hset(key, [(field, value)]).arguments`). The factories cover what the
+/// product needs, one file per family (keys and strings here; hashes, lists, sorted sets,
+/// streams, server); `RedisCommand<RedisReply>.raw([...])` reaches any other command.
 public struct RedisCommand<Value: Sendable>: Sendable {
     public let arguments: RedisArguments
     /// Turns a non-error reply into the typed value; throws `.unexpectedReply` on a wrong shape.
@@ -35,6 +38,12 @@ enum Decode {
     @Sendable static func integer(_ reply: RedisReply) throws(RedisError) -> Int {
         guard case .integer(let value) = reply else { throw unexpected(reply, "an integer") }
         return Int(value)
+    }
+
+    /// An integer reply of 1 or 0 (`HSETNX`, `SETNX`-style answers).
+    @Sendable static func flag(_ reply: RedisReply) throws(RedisError) -> Bool {
+        guard case .integer(let value) = reply, value == 0 || value == 1 else { throw unexpected(reply, "1 or 0") }
+        return value == 1
     }
 
     @Sendable static func optionalBytes(_ reply: RedisReply) throws(RedisError) -> [UInt8]? {
@@ -71,6 +80,14 @@ enum Decode {
         return result
     }
 
+    @Sendable static func strings(_ reply: RedisReply) throws(RedisError) -> [String] {
+        guard case .array(let items) = reply else { throw unexpected(reply, "an array") }
+        var result: [String] = []
+        result.reserveCapacity(items.count)
+        for item in items { result.append(try string(item)) }
+        return result
+    }
+
     @Sendable static func hash(_ reply: RedisReply) throws(RedisError) -> [String: [UInt8]] {
         guard case .array(let items) = reply, items.count % 2 == 0 else { throw unexpected(reply, "an array of field/value pairs") }
         var result: [String: [UInt8]] = [:]
@@ -102,31 +119,6 @@ extension RedisCommand where Value == RedisReply {
     /// Any command with binary arguments.
     public static func raw(_ arguments: RedisArguments) -> Self {
         Self(arguments) { $0 }
-    }
-}
-
-extension RedisCommand where Value == String {
-    /// `PING` → `PONG`.
-    public static func ping() -> Self { Self(RedisArguments("PING"), decode: Decode.string) }
-
-    /// `INFO [section]`: the raw text.
-    public static func info(_ section: String? = nil) -> Self {
-        Self(RedisArguments("INFO", section.map { [$0] } ?? []), decode: Decode.string)
-    }
-}
-
-extension RedisCommand where Value == Void {
-    /// `SHUTDOWN [NOSAVE|SAVE]`. The server closes the connection instead of answering, so a
-    /// lost connection after this command is success (handled by `RedisClient.shutdownServer`).
-    public static func shutdown(save: Bool? = nil) -> Self {
-        var args = RedisArguments("SHUTDOWN")
-        if let save { args.append(save ? "SAVE" : "NOSAVE") }
-        return Self(args, decode: Decode.ok)
-    }
-
-    /// `SELECT db`.
-    public static func select(_ database: Int) -> Self {
-        Self(RedisArguments("SELECT", [String(database)]), decode: Decode.ok)
     }
 }
 
@@ -186,6 +178,11 @@ extension RedisCommand where Value == Void {
         return Self(args, decode: Decode.ok)
     }
 
+    /// `SETEX key seconds value` for a text value.
+    public static func setex(_ key: String, seconds: Int, _ value: String) -> Self {
+        setex(key, seconds: seconds, Array(value.utf8))
+    }
+
     /// `LTRIM key start stop`.
     public static func ltrim(_ key: String, start: Int, stop: Int) -> Self {
         Self(RedisArguments("LTRIM", [key, String(start), String(stop)]), decode: Decode.ok)
@@ -215,41 +212,12 @@ extension RedisCommand where Value == Int {
 
     /// `LLEN key`.
     public static func llen(_ key: String) -> Self { Self(RedisArguments("LLEN", [key]), decode: Decode.integer) }
-
-    /// `HSET key field value …`: how many fields were added.
-    public static func hset(_ key: String, _ fields: [(String, [UInt8])]) -> Self {
-        var args = RedisArguments("HSET", [key])
-        for (field, value) in fields { args.append(field); args.append(value) }
-        return Self(args, decode: Decode.integer)
-    }
-
-    /// `XLEN key`.
-    public static func xlen(_ key: String) -> Self { Self(RedisArguments("XLEN", [key]), decode: Decode.integer) }
-
-    /// `XACK key group id…`: how many entries were acknowledged.
-    public static func xack(_ key: String, group: String, ids: [String]) -> Self {
-        Self(RedisArguments("XACK", [key, group] + ids), decode: Decode.integer)
-    }
 }
 
 extension RedisCommand where Value == [[UInt8]] {
     /// `LRANGE key start stop`.
     public static func lrange(_ key: String, start: Int, stop: Int) -> Self {
         Self(RedisArguments("LRANGE", [key, String(start), String(stop)]), decode: Decode.bytesArray)
-    }
-}
-
-extension RedisCommand where Value == [UInt8]? {
-    /// `HGET key field`.
-    public static func hget(_ key: String, field: String) -> Self {
-        Self(RedisArguments("HGET", [key, field]), decode: Decode.optionalBytes)
-    }
-}
-
-extension RedisCommand where Value == [String: [UInt8]] {
-    /// `HGETALL key`.
-    public static func hgetall(_ key: String) -> Self {
-        Self(RedisArguments("HGETALL", [key]), decode: Decode.hash)
     }
 }
 

@@ -1,4 +1,5 @@
 import CHiredis
+import Durations
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -61,23 +62,30 @@ public final class RedisConnection {
         }
 
         if let password = configuration.password {
-            var auth = RedisArguments(["AUTH"])
-            if let user = configuration.username { auth.append(user) }
-            auth.append(password)
-            if case .error(let message) = try send(auth) {
-                throw RedisError(kind: .authenticationFailed, message: "\(configuration): \(message)")
+            do {
+                try send(.auth(username: configuration.username, password: password))
+            } catch where error.kind == .server {
+                throw RedisError(kind: .authenticationFailed, message: "\(configuration): \(error.message)")
             }
         }
         if configuration.database != 0 {
-            if case .error(let message) = try send(RedisArguments(["SELECT", String(configuration.database)])) {
-                throw RedisError(kind: .invalidConfiguration, message: "SELECT \(configuration.database) on \(configuration): \(message)")
+            do {
+                try send(.select(configuration.database))
+            } catch where error.kind == .server {
+                throw RedisError(kind: .invalidConfiguration, message: "SELECT \(configuration.database) on \(configuration): \(error.message)")
             }
         }
         if case .sentinel = configuration.endpoint {
             // The sentinels' view can lag a failover by a moment: a server that is not (or no
             // longer) the primary is refused, and the caller's back-off asks again.
-            let reply = try send(RedisArguments(["ROLE"]))
-            if case .array(let fields) = reply, let role = fields.first?.string, role != "master" {
+            let role: String
+            do {
+                role = try send(.role())
+            } catch where error.kind == .server {
+                // Not allowed to ask (an ACL without ROLE): the sentinels' word has to do.
+                role = "master"
+            }
+            if role != "master" {
                 throw RedisError(kind: .connectionFailed, message: "\(target) is a \(role == "slave" ? "replica" : role), not the primary (a failover in progress?); asking the sentinels again")
             }
         }
@@ -94,20 +102,8 @@ public final class RedisConnection {
                                               connectTimeout: timeout, commandTimeout: timeout)
             do {
                 let connection = try RedisConnection(configuration: sentinel)
-                switch try connection.send(RedisArguments(["SENTINEL", "get-master-addr-by-name", sentinels.master])) {
-                case .array(let fields) where fields.count == 2:
-                    guard let host = fields[0].string, let port = fields[1].string.flatMap({ Int($0) }) else {
-                        failures.append("\(address): unexpected address \(fields)")
-                        continue
-                    }
-                    return .init(host: host, port: port)
-                case .null:
-                    unknownTo.append(address.description)
-                case .error(let message):
-                    failures.append("\(address): \(message)")
-                case let other:
-                    failures.append("\(address): unexpected reply \(other)")
-                }
+                if let primary = try connection.send(.sentinelPrimaryAddress(master: sentinels.master)) { return primary }
+                unknownTo.append(address.description)
             } catch {
                 failures.append("\(address): \(error.message)")
             }
@@ -137,6 +133,12 @@ public final class RedisConnection {
     public func send(_ arguments: RedisArguments) throws(RedisError) -> RedisReply {
         try append(arguments)
         return try readReply()
+    }
+
+    /// Sends one typed command and decodes its reply; an error reply throws `.server`.
+    @discardableResult
+    public func send<Value>(_ command: RedisCommand<Value>) throws(RedisError) -> Value {
+        try command.value(from: send(command.arguments))
     }
 
     /// Sends all commands in one write and reads their replies in order: one round trip.
@@ -227,7 +229,7 @@ public final class RedisConnection {
 
 extension timeval {
     init(_ duration: Duration) {
-        let c = duration.components
-        self.init(tv_sec: Int(c.seconds), tv_usec: Int(c.attoseconds / 1_000_000_000_000))
+        let microseconds = max(0, duration.wholeMicroseconds)
+        self.init(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
     }
 }

@@ -1,7 +1,9 @@
 /// An error from the Redis client layer.
 ///
 /// `kind` tells a lost connection from a server error reply from a protocol error, so callers
-/// can decide whether to retry. `code` keeps hiredis' own error code where there is one.
+/// can decide whether to retry. For a server error reply, `serverCode` says which one (parsed
+/// once from the reply's first word): match it by case, never by the message's text. `code`
+/// keeps hiredis' own error code where there is one.
 public struct RedisError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, in the terms a caller acts on.
     public enum Kind: String, Sendable {
@@ -14,7 +16,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         case timeout
         /// AUTH was rejected (wrong user or password, or the ACL user is disabled).
         case authenticationFailed
-        /// The server answered with an error reply (`WRONGTYPE`, `NOSCRIPT`, `BUSYGROUP`, …).
+        /// The server answered with an error reply; `serverCode` says which.
         case server
         /// The bytes on the wire were not valid RESP, or hiredis reported a protocol error.
         case `protocol`
@@ -30,12 +32,20 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         /// Fewer replicas than required acknowledged a write within the time allowed (`WAIT`):
         /// it is on the primary, but a failover now could lose it.
         case replicaAcknowledgement
+        /// An optimistic transaction found its watched keys changed by another client on every
+        /// attempt it was allowed: nothing was applied. The client's own verdict, not a reply.
+        case transactionConflict
+        /// The process is out of a system resource the client needs (file descriptors): nothing
+        /// was sent. Retrying once some are free can succeed.
+        case resourceUnavailable
     }
 
     /// The category of the failure.
-    public var kind: Kind
+    public let kind: Kind
     /// Human-readable detail (the server's error text for `.server`).
-    public var message: String
+    public let message: String
+    /// For `.server`: which error reply it was (from the reply's first word); nil otherwise.
+    public let serverCode: ServerCode?
     /// hiredis' `REDIS_ERR_*` code when the error came from hiredis, else nil.
     public var code: Int32?
     /// For `.connectionLost`/`.connectionFailed` while reconnecting: how long until the client
@@ -47,6 +57,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     public init(kind: Kind, message: String, code: Int32? = nil, retryAfter: Duration? = nil, command: String? = nil) {
         self.kind = kind
         self.message = message
+        self.serverCode = kind == .server ? ServerCode(errorReply: message) : nil
         self.code = code
         self.retryAfter = retryAfter
         self.command = command
@@ -61,20 +72,18 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     /// True for failures where retrying the same command later can succeed.
     public var isTransient: Bool {
         switch kind {
-        case .connectionFailed, .connectionLost, .timeout: return true
+        case .connectionFailed, .connectionLost, .timeout, .replicaAcknowledgement, .transactionConflict, .resourceUnavailable:
+            return true
         case .server:
-            // READONLY: a failover demoted the server; the client reconnects to the new primary.
-            return message.hasPrefix("LOADING") || message.hasPrefix("BUSY ") || message.hasPrefix("TRYAGAIN") || message.hasPrefix("READONLY")
-        case .replicaAcknowledgement: return true
-        default: return false
+            return serverCode?.isTransient ?? false
+        case .authenticationFailed, .protocol, .unexpectedReply, .invalidConfiguration, .closed, .notAtomic:
+            return false
         }
     }
 
-    /// The first word of a server error reply (`WRONGTYPE`, `NOSCRIPT`, `BUSYGROUP`, …).
-    public var serverErrorCode: String? {
-        guard kind == .server else { return nil }
-        return message.split(separator: " ", maxSplits: 1).first.map(String.init)
-    }
+    /// The first word of a server error reply as Redis spelled it (`WRONGTYPE`, `NOGROUP`, …).
+    /// Kept for the callers not converted yet: match `serverCode` by case instead.
+    public var serverErrorCode: String? { serverCode?.word }
 
     /// What an operator should do about it.
     public var hint: String {
@@ -83,13 +92,15 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         case .connectionLost: return "the client reconnects with back-off; retry the command once the server is back"
         case .timeout: return "the server did not answer in time: check its load, or raise the command timeout"
         case .authenticationFailed: return "check the user name and password in the Redis URL (redis://user:password@host:port)"
-        case .server: return "the server rejected the command; see its message"
+        case .server: return serverCode?.hint ?? "the server rejected the command; see its message"
         case .protocol: return "the peer does not speak RESP: is the URL pointing at a Redis server?"
         case .unexpectedReply: return "the server's reply did not match the command; is it a compatible Redis version?"
         case .invalidConfiguration: return "fix the Redis URL or option named in the message"
         case .closed: return "the client was closed; create a new one"
         case .notAtomic: return "allow MULTI and EXEC for this Redis user (ACL); do not retry what already ran"
         case .replicaAcknowledgement: return "check the replicas (INFO replication: connected_slaves, lag); the write is retried"
+        case .transactionConflict: return "other clients kept writing the same keys; nothing was applied: retry after a pause"
+        case .resourceUnavailable: return "the process is out of file descriptors: close some or raise the limit (ulimit -n), then retry"
         }
     }
 

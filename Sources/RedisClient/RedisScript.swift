@@ -19,6 +19,6 @@ public struct RedisScript: Sendable, Hashable {
     public static func evalsha(sha: String, keys: [String], arguments: [[UInt8]]) -> RedisCommand<RedisReply> {
         var args = RedisArguments("EVALSHA", [sha, String(keys.count)] + keys)
         for argument in arguments { args.append(argument) }
-        return .raw(args)
+        return .raw(args) // a script's reply has whatever shape the script gives it
     }
 }

@@ -1,3 +1,5 @@
+import Durations
+
 /// One field/value pair of a stream entry, in the order the producer wrote it.
 public struct RedisStreamField: Sendable, Hashable {
     public var name: String
@@ -56,16 +58,6 @@ public struct RedisStreamEntry: Sendable, Hashable {
     }
 }
 
-/// The result of `XAUTOCLAIM`.
-public struct RedisAutoClaim: Sendable, Hashable {
-    /// Where the next XAUTOCLAIM call should start; `0-0` when the scan is complete.
-    public var nextCursor: String
-    /// Entries now owned by the claiming consumer.
-    public var entries: [RedisStreamEntry]
-    /// Ids that were pending but no longer exist in the stream (Redis 7+).
-    public var deletedIDs: [String]
-}
-
 /// How a stream is capped on `XADD`.
 public enum RedisStreamTrim: Sendable, Hashable {
     /// `MAXLEN ~ n`: cheap, approximate trim (the usual choice).
@@ -106,7 +98,7 @@ extension RedisCommand where Value == [RedisStreamEntry] {
         var rest = ["GROUP", group, consumer]
         if let count { rest += ["COUNT", String(count)] }
         if let block {
-            rest += ["BLOCK", String(milliseconds(block))]
+            rest += ["BLOCK", String(block.wholeMilliseconds)]
         }
         if noAck { rest.append("NOACK") }
         rest += ["STREAMS", stream, id]
@@ -128,8 +120,8 @@ extension RedisCommand where Value == [RedisStreamEntry] {
 }
 
 extension RedisCommand where Value == Void {
-    /// `XGROUP CREATE key group id [MKSTREAM]`. Throws a `.server` error whose
-    /// `serverErrorCode` is `BUSYGROUP` when the group exists.
+    /// `XGROUP CREATE key group id [MKSTREAM]`. Throws a `.server` error whose `serverCode`
+    /// is `.busyGroup` when the group exists.
     public static func xgroupCreate(_ key: String, group: String, id: String = "$", makeStream: Bool = true) -> Self {
         var rest = [key, group, id]
         if makeStream { rest.append("MKSTREAM") }
@@ -142,27 +134,17 @@ extension RedisCommand where Value == Void {
     }
 }
 
-extension RedisCommand where Value == RedisAutoClaim {
-    /// `XAUTOCLAIM key group consumer min-idle-ms start [COUNT n]`: takes over entries another
-    /// consumer read but did not acknowledge within `minIdle`.
-    public static func xautoclaim(_ key: String, group: String, consumer: String, minIdle: Duration, start: String = "0-0", count: Int? = nil) -> Self {
-        var rest = [key, group, consumer, String(milliseconds(minIdle)), start]
-        if let count { rest += ["COUNT", String(count)] }
-        return Self(RedisArguments("XAUTOCLAIM", rest)) { reply throws(RedisError) in
-            guard case .array(let parts) = reply, parts.count >= 2, let cursor = parts[0].string else {
-                throw Decode.unexpected(reply, "[cursor, entries, deleted]")
-            }
-            var deleted: [String] = []
-            if parts.count > 2, case .array(let ids) = parts[2] {
-                for id in ids { deleted.append(try Decode.string(id)) }
-            }
-            return RedisAutoClaim(nextCursor: cursor, entries: try RedisStreamEntry.decodeList(parts[1]), deletedIDs: deleted)
-        }
-    }
-}
+extension RedisCommand where Value == Int {
+    /// `XLEN key`.
+    public static func xlen(_ key: String) -> Self { Self(RedisArguments("XLEN", [key]), decode: Decode.integer) }
 
-/// Whole milliseconds of a duration, as Redis takes them.
-func milliseconds(_ duration: Duration) -> Int64 {
-    let c = duration.components
-    return c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
+    /// `XACK key group id…`: how many entries were acknowledged.
+    public static func xack(_ key: String, group: String, ids: [String]) -> Self {
+        Self(RedisArguments("XACK", [key, group] + ids), decode: Decode.integer)
+    }
+
+    /// `XDEL key id…`: how many entries were deleted (ids not in the stream count nothing).
+    public static func xdel(_ key: String, ids: [String]) -> Self {
+        Self(RedisArguments("XDEL", [key] + ids), decode: Decode.integer)
+    }
 }

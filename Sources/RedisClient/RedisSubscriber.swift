@@ -19,36 +19,63 @@ public final class RedisSubscriber: Sendable {
     let shared: SubscriberShared
 
     /// Creates the subscriber and starts its thread; the handler sees every event in order.
+    /// A process out of file descriptors cannot start the thread (it needs a wake-up pipe):
+    /// then `subscribe` throws `.resourceUnavailable`, and each later call tries again.
     public convenience init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis.subscriber"), handler: @escaping @Sendable (RedisSubscriberEvent) -> Void) {
         self.init(configuration: configuration, logger: logger, handler: handler, onClose: nil, dropCounter: nil)
     }
 
-    /// Everything the thread reads is set before it starts.
-    init(configuration: RedisConfiguration, logger: Logger, handler: @escaping @Sendable (RedisSubscriberEvent) -> Void,
-         onClose: (@Sendable () -> Void)?, dropCounter: (@Sendable () -> Int)?) {
-        var fds: [Int32] = [-1, -1]
-        let ok = pipe(&fds) == 0
-        precondition(ok, "pipe(2) failed: \(String(cString: strerror(errno)))")
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC) // children must not hold it
+    /// Everything the thread reads is set before it starts. `channels` are held from the start
+    /// (subscribed on every connect, no caller waiting); `makeWakePipe` is a seam for tests.
+    init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis.subscriber"), handler: @escaping @Sendable (RedisSubscriberEvent) -> Void,
+         onClose: (@Sendable () -> Void)?, dropCounter: (@Sendable () -> Int)?, holding channels: Set<String> = [],
+         threadName: String = "redis-subscriber", makeWakePipe: @escaping @Sendable () -> Result<WakePipe, RedisError> = WakePipe.make) {
+        shared = SubscriberShared(configuration: configuration, logger: logger, handler: handler, onClose: onClose, dropCounter: dropCounter,
+                                  holding: channels, makeWakePipe: makeWakePipe, threadName: threadName)
+        if let error = startIfNeeded() {
+            logger.warning("Redis subscriber cannot start; subscribing tries again", metadata: ["redis": "\(configuration)", "error": "\(error)"])
         }
-        shared = SubscriberShared(configuration: configuration, logger: logger, handler: handler, wakeRead: fds[0], wakeWrite: fds[1], onClose: onClose, dropCounter: dropCounter)
-        // The loop is made on its thread and never leaves it: its state (connection, waiter
-        // book, back-off) is confined there by construction, not by convention.
+    }
+
+    /// Starts the thread unless it runs (or ran): nil when it does, else why it cannot.
+    private func startIfNeeded() -> RedisError? {
         let shared = self.shared
-        let thread = Thread { SubscriberLoop(shared: shared).run() }
-        thread.name = "redis-subscriber"
-        thread.start()
+        let started: Result<WakePipe?, RedisError> = shared.state.withLock { state in
+            if state.wake != nil || state.closing || state.finished { return .success(nil) }
+            switch shared.makeWakePipe() {
+            case .success(let pipe):
+                state.wake = pipe
+                return .success(pipe)
+            case .failure(let error):
+                return .failure(error)
+            }
+        }
+        switch started {
+        case .success(let pipe?):
+            // The loop is made on its thread and never leaves it: its state (connection, waiter
+            // book, back-off) is confined there by construction, not by convention.
+            let thread = Thread {
+                Thread.current.name = shared.threadName // set from the thread itself: Linux applies it only so
+                SubscriberLoop(shared: shared, wakeRead: pipe.read).run()
+            }
+            thread.start()
+            return nil
+        case .success(nil):
+            return nil
+        case .failure(let error):
+            return error
+        }
     }
 
     /// A subscriber dropped without `close()` still ends its thread, connection and pipe (and
     /// fails its pending requests); it just does not wait for that.
     deinit {
-        shared.state.withLock { state in
-            guard !state.finished else { return }
-            state.closing = true
-            shared.wake(state)
+        if endUnstarted(nil) == .waitForThread {
+            shared.state.withLock { state in
+                guard !state.finished else { return }
+                state.closing = true
+                shared.wake(state)
+            }
         }
     }
 
@@ -97,9 +124,11 @@ public final class RedisSubscriber: Sendable {
         shared.state.withLock { ($0.channels, $0.patterns) }
     }
 
-    /// Stops the thread and closes the connection; pending requests fail with `.closed`.
+    /// Stops the thread and closes the connection (and, for a Sentinel endpoint, the watch on
+    /// the sentinels); pending requests fail with `.closed`. Returns once they are gone.
     public func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            guard endUnstarted(continuation) == .waitForThread else { return }
             let alreadyDone = shared.state.withLock { state -> Bool in
                 if state.finished { return true }
                 state.closing = true
@@ -109,10 +138,32 @@ public final class RedisSubscriber: Sendable {
             }
             if alreadyDone { continuation.resume() }
         }
+        await shared.watch?.close()
+    }
+
+    private enum Ending { case done, waitForThread }
+
+    /// Ends a subscriber whose thread never started (no pipe could be made) at once; resumes
+    /// `continuation` then. `.waitForThread` when the thread runs (or ran), so ending it is
+    /// the thread's job.
+    private func endUnstarted(_ continuation: CheckedContinuation<Void, Never>?) -> Ending {
+        let ended = shared.state.withLock { state -> Bool in
+            // No wake pipe and not finished: the thread never started (and so nothing was
+            // queued: requests are queued only once it runs).
+            guard state.wake == nil, !state.finished else { return false }
+            state.closing = true
+            state.finished = true
+            return true
+        }
+        guard ended else { return .waitForThread }
+        shared.onClose?()
+        continuation?.resume()
+        return .done
     }
 
     private func request(_ kind: SubscriptionKind, _ names: [String]) async throws(RedisError) {
         if names.isEmpty { return }
+        if let error = startIfNeeded() { throw error }
         let result: Result<Void, RedisError> = await withCheckedContinuation { continuation in
             let rejected = shared.state.withLock { state -> Bool in
                 if state.closing || state.finished { return true }

@@ -1,4 +1,5 @@
 import CHiredis
+import Durations
 import Foundation
 import Logging
 import Synchronization
@@ -12,6 +13,8 @@ import Glibc
 /// inbox under its lock and the wake pipe).
 final class SubscriberLoop {
     let shared: SubscriberShared
+    /// The read end of the wake-up pipe (the pipe is the loop's until `finish()` closes it).
+    let wakeRead: Int32
     var connection: RedisConnection?
     var backoff: ReconnectBackoff
     /// Waiters per "c:name" / "p:name" until the server confirms that name.
@@ -24,8 +27,9 @@ final class SubscriberLoop {
     /// yet; `.reconnected` is reported once it is empty.
     var resubscribing: Set<String>?
 
-    init(shared: SubscriberShared) {
+    init(shared: SubscriberShared, wakeRead: Int32) {
         self.shared = shared
+        self.wakeRead = wakeRead
         self.backoff = ReconnectBackoff(policy: shared.configuration.reconnect)
     }
 
@@ -71,9 +75,7 @@ final class SubscriberLoop {
             guard let connection else { continue }
             do {
                 for request in pending {
-                    var args = RedisArguments([request.kind.command])
-                    for name in request.names { args.append(name) }
-                    try connection.append(args)
+                    try connection.append(RedisArguments(request.kind.command, request.names))
                 }
                 pending.removeAll()
                 try connection.flush()
@@ -95,14 +97,10 @@ final class SubscriberLoop {
             made.withContextPointer { _ = redisSetTimeoutZero($0) }
             let (channels, patterns) = shared.state.withLock { ($0.channels, $0.patterns) }
             if !channels.isEmpty {
-                var args = RedisArguments(["SUBSCRIBE"])
-                for name in channels.sorted() { args.append(name) }
-                try made.append(args)
+                try made.append(RedisArguments(SubscriptionKind.subscribe.command, channels.sorted()))
             }
             if !patterns.isEmpty {
-                var args = RedisArguments(["PSUBSCRIBE"])
-                for name in patterns.sorted() { args.append(name) }
-                try made.append(args)
+                try made.append(RedisArguments(SubscriptionKind.psubscribe.command, patterns.sorted()))
             }
             try made.flush()
             connection = made
@@ -137,7 +135,7 @@ final class SubscriberLoop {
                 if everConnected { shared.handler(.disconnected(error.description)) }
             }
             let delay = backoff.recordFailure()
-            pollWake(timeoutMs: Int32(ReconnectBackoff.seconds(delay) * 1000))
+            pollWake(timeoutMs: Int32(clamping: delay.wholeMilliseconds))
             return false
         }
     }
@@ -156,7 +154,7 @@ final class SubscriberLoop {
         while let reply = try connection.bufferedReply() { handle(reply) }
         var fds = [
             pollfd(fd: connection.fileDescriptor, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: shared.wakeRead, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
         ]
         let ready = poll(&fds, 2, 1000)
         if ready < 0 {
@@ -213,13 +211,13 @@ final class SubscriberLoop {
     }
 
     private func pollWake(timeoutMs: Int32) {
-        var fd = pollfd(fd: shared.wakeRead, events: Int16(POLLIN), revents: 0)
+        var fd = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
         if poll(&fd, 1, max(timeoutMs, 1)) > 0 { drainWake() }
     }
 
     private func drainWake() {
         var buffer = [UInt8](repeating: 0, count: 64)
-        while read(shared.wakeRead, &buffer, buffer.count) > 0 {}
+        while read(wakeRead, &buffer, buffer.count) > 0 {}
     }
 
     private func finish() {
@@ -241,8 +239,8 @@ final class SubscriberLoop {
             let waiters = state.closeWaiters
             state.closeWaiters.removeAll()
             // Under the lock that every wake holds: no wake can write after this.
-            close(shared.wakeRead)
-            close(shared.wakeWrite)
+            state.wake?.close()
+            state.wake = nil
             return waiters
         }
         shared.onClose?()

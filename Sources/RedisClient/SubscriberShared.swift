@@ -45,6 +45,9 @@ struct SubscriberState {
     var inbox: [SubscriptionRequest] = []
     var channels: Set<String> = []
     var patterns: Set<String> = []
+    /// The thread's wake-up pipe: nil until the thread is started (which waits for the pipe:
+    /// a process out of descriptors gets none) and once it has finished.
+    var wake: WakePipe?
     var closing = false
     var finished = false
     var closeWaiters: [CheckedContinuation<Void, Never>] = []
@@ -55,25 +58,32 @@ final class SubscriberShared: Sendable {
     let configuration: RedisConfiguration
     let logger: Logger
     let handler: @Sendable (RedisSubscriberEvent) -> Void
-    let wakeRead: Int32
-    let wakeWrite: Int32
-    let state = Mutex(SubscriberState())
+    let state: Mutex<SubscriberState>
     let onClose: (@Sendable () -> Void)?
     let dropCounter: (@Sendable () -> Int)?
-    /// For a Sentinel endpoint: the sentinels' failover announcements.
+    /// How the wake-up pipe is made (a seam: tests make it fail as a process out of
+    /// descriptors would).
+    let makeWakePipe: @Sendable () -> Result<WakePipe, RedisError>
+    /// The name of the subscriber's thread (as `/proc/self/task/*/comm` shows it: 15 bytes at most).
+    let threadName: String
+    /// For a Sentinel endpoint: the sentinels' failover announcements, this subscriber's own.
     let watch: SentinelWatch?
 
-    init(configuration: RedisConfiguration, logger: Logger, handler: @escaping @Sendable (RedisSubscriberEvent) -> Void, wakeRead: Int32, wakeWrite: Int32,
-         onClose: (@Sendable () -> Void)?, dropCounter: (@Sendable () -> Int)?) {
+    init(configuration: RedisConfiguration, logger: Logger, handler: @escaping @Sendable (RedisSubscriberEvent) -> Void,
+         onClose: (@Sendable () -> Void)?, dropCounter: (@Sendable () -> Int)?, holding channels: Set<String>,
+         makeWakePipe: @escaping @Sendable () -> Result<WakePipe, RedisError>, threadName: String) {
         self.configuration = configuration
         self.logger = logger
         self.handler = handler
-        self.wakeRead = wakeRead
-        self.wakeWrite = wakeWrite
         self.onClose = onClose
         self.dropCounter = dropCounter
+        self.makeWakePipe = makeWakePipe
+        self.threadName = threadName
+        var initial = SubscriberState()
+        initial.channels = channels
+        state = Mutex(initial)
         if case .sentinel(let sentinels) = configuration.endpoint {
-            watch = SentinelWatch.shared(sentinels, configuration: configuration, logger: logger)
+            watch = SentinelWatch(sentinels, configuration: configuration, logger: logger)
         } else {
             watch = nil
         }
@@ -83,8 +93,8 @@ final class SubscriberShared: Sendable {
     /// closes the pipe under the same lock, so a wake never writes to a closed or reused
     /// descriptor.
     func wake(_ state: borrowing SubscriberState) {
-        guard !state.finished else { return }
+        guard !state.finished, let pipe = state.wake else { return }
         var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        _ = write(pipe.write, &byte, 1)
     }
 }

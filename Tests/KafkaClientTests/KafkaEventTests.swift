@@ -9,7 +9,7 @@ import TestSupport
         let events = Collector<KafkaClientEvent>()
         let task = Task {
             let reader = Task { for await event in consumer.events { events.append(event) } }
-            while !Task.isCancelled { _ = try? await consumer.nextBatch(maxMessages: 10, timeout: .milliseconds(50)) }
+            while !Task.isCancelled { _ = try? await consumer.nextBatch(maxMessages: 10, timeout: .milliseconds(50)) } // try?: polled for its callbacks only; errors arrive as events
             reader.cancel()
         }
         return (events, task)

@@ -134,12 +134,16 @@ import TestSupport
         }
         // The batch is still in flight when the group rebalances: the hook is where the
         // application finishes it and stores its offsets, before the revoke's commit.
-        let seen = Mutex<(revoked: [KafkaTopicPartition], assignedMeanwhile: Int)>(([], 0))
+        let seen = Mutex<(revoked: [KafkaTopicPartition], assignedMeanwhile: Int, failures: [String])>(([], 0, []))
         a.beforeRevoke { [weak a, processing] partitions in
             guard let a else { return }
-            try? a.storeOffsets(for: processing)
-            let assigned = (try? a.assignment().count) ?? 0
-            seen.withLock { $0.revoked += partitions; $0.assignedMeanwhile = max($0.assignedMeanwhile, assigned) }
+            do {
+                try a.storeOffsets(for: processing)
+                let assigned = try a.assignment().count
+                seen.withLock { $0.revoked += partitions; $0.assignedMeanwhile = max($0.assignedMeanwhile, assigned) }
+            } catch {
+                seen.withLock { $0.failures.append("\(error)") }
+            }
         }
         let b = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: group))
         try b.subscribe(topics: [topic])
@@ -150,6 +154,7 @@ import TestSupport
             return try b.assignment().count == 2
         }
         let result = seen.withLock { $0 }
+        #expect(result.failures.isEmpty, "the hook could store offsets and read the assignment: \(result.failures)")
         #expect(Set(result.revoked.map(\.partition)).isSuperset(of: Set(try b.assignment().map(\.partition))), "the hook saw the partitions that moved")
         #expect(result.assignedMeanwhile == 4, "the hook runs before the partitions are unassigned, so offsets can still be stored")
         // (The commit that follows is refused by librdkafka's mock broker while the group

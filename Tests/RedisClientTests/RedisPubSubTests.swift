@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 import TestSupport
 @testable import RedisClient
@@ -145,6 +146,43 @@ import TestSupport
         server.stop()
     }
 
+    @Test func aSubscriberWithoutAWakePipeThrowsAndWorksOnceOneCanBeMade() async throws {
+        // As in a process out of file descriptors: the first two attempts to make the wake-up
+        // pipe fail. Nothing crashes; subscribing says why, and a later try succeeds.
+        let server = try await RedisServer()
+        let publisher = try await RedisClient.connect(configuration: server.configuration)
+        let attempts = Mutex(0)
+        let events = Collector<RedisSubscriberEvent>()
+        let subscriber = RedisSubscriber(configuration: server.configuration, handler: { events.append($0) },
+                                         onClose: nil, dropCounter: nil, makeWakePipe: {
+            let attempt = attempts.withLock { $0 += 1; return $0 }
+            return attempt <= 2 ? .failure(RedisError(kind: .resourceUnavailable, message: "pipe(2): Too many open files (errno 24)")) : WakePipe.make()
+        })
+        let channel = uniqueName("fd")
+        await #expect { try await subscriber.subscribe([channel]) } throws: { error in
+            let e = error as! RedisError
+            return e.kind == .resourceUnavailable && e.isTransient && e.hint.contains("ulimit")
+        }
+        #expect(subscriber.subscriptions.channels.isEmpty, "nothing held from the failed call")
+        try await subscriber.subscribe([channel]) // the third pipe is made: the thread starts
+        #expect(attempts.withLock { $0 } == 3)
+        _ = try await publisher.send(.publish(channel, Array("hi".utf8)))
+        try await waitUntil("the message arrives") { events.values.contains { if case .message = $0 { true } else { false } } }
+        await subscriber.close()
+        await publisher.close()
+    }
+
+    @Test func aSubscriberThatNeverStartedClosesAndFinishesItsStream() async throws {
+        let configuration = try RedisConfiguration(url: "redis://127.0.0.1:1")
+        let finished = Mutex(false)
+        let subscriber = RedisSubscriber(configuration: configuration, handler: { _ in },
+                                         onClose: { finished.withLock { $0 = true } }, dropCounter: nil,
+                                         makeWakePipe: { .failure(RedisError(kind: .resourceUnavailable, message: "no descriptors")) })
+        try await withDeadline(.seconds(10), "close returns") { await subscriber.close() }
+        #expect(finished.withLock { $0 }, "onClose ran (a stream's reader is not left waiting)")
+        await #expect { try await subscriber.subscribe(["x"]) } throws: { ($0 as! RedisError).kind == .closed }
+    }
+
     @Test func requestsAndCloseInterleavedNeverHang() async throws {
         // Subscribes and closes at once, many times, against a port nobody listens on (the
         // thread loops through connect failures and wake-ups): every call returns.
@@ -154,7 +192,7 @@ import TestSupport
         try await withDeadline(.seconds(60), "200 subscribe/close races end") {
             for _ in 0..<200 {
                 let subscriber = RedisSubscriber(configuration: unreachable) { _ in }
-                async let subscribed: Void = { try? await subscriber.subscribe(["a", "b"]) }()
+                async let subscribed: Void = { try? await subscriber.subscribe(["a", "b"]) }() // try?: .closed by the racing close is an answer too
                 async let closed: Void = subscriber.close()
                 _ = await (subscribed, closed)
             }

@@ -38,7 +38,7 @@ import TestSupport
         _ = try await client.send(.xreadgroup(group: "g", consumer: "c", stream: stream, noAck: true))
         await #expect {
             try await client.send(.xgroupCreate(stream, group: "g", id: "$"))
-        } throws: { ($0 as! RedisError).serverErrorCode == "BUSYGROUP" }
+        } throws: { ($0 as! RedisError).serverCode == .busyGroup }
         try await client.send(.xgroupSetID(stream, group: "g", id: "0"))
         let replay = try await client.send(.xreadgroup(group: "g", consumer: "c", stream: stream))
         #expect(replay.count == 3)

@@ -65,7 +65,7 @@ import TestSupport
 
         // Writes fail while there is no primary, then land on the promoted replica.
         try await waitUntil("a write succeeds after the failover", timeout: .seconds(60), every: .milliseconds(100)) {
-            (try? await client.send(.set(key + ":after", Array("after".utf8)))) != nil
+            (try? await client.send(.set(key + ":after", Array("after".utf8)))) != nil // try?: writes fail until the failover is done
         }
         let promoted = try await cluster.waitForFailover(from: old)
         #expect(promoted == cluster.replicas[0].port)
@@ -90,7 +90,7 @@ import TestSupport
         _ = try await SentinelCluster.ask(port: cluster.sentinelPorts[0], ["SENTINEL", "failover", cluster.master])
         let promoted = try await cluster.waitForFailover(from: old)
         try await waitUntil("the client moved on the announcement", timeout: .seconds(30), every: .milliseconds(50)) {
-            _ = try? await client.send(.get("nothing"))
+            _ = try? await client.send(.get("nothing")) // try?: only the reconnect it causes counts here
             return client.statistics.reconnects >= 1
         }
         let key = uniqueName("moved")
@@ -105,8 +105,8 @@ import TestSupport
         // nothing for a subscriber between two connections.)
         let publisher = Task {
             while !Task.isCancelled {
-                _ = try? await SentinelCluster.ask(port: promoted, ["PUBLISH", channel, "hello"])
-                try? await Task.sleep(for: .milliseconds(100))
+                _ = try? await SentinelCluster.ask(port: promoted, ["PUBLISH", channel, "hello"]) // try?: a publish lost is sent again
+                try? await Task.sleep(for: .milliseconds(100)) // try?: cancelled means the test is done with it
             }
         }
         defer { publisher.cancel() }
@@ -116,5 +116,50 @@ import TestSupport
         #expect(received.contains { if case .reconnected = $0 { true } else { false } }, "the subscriber reconnected on the switch: \(received.prefix(6))")
         await subscriber.close()
         await client.close()
+    }
+    @Test func closingASentinelClientOrSubscriberLeavesNoThreadOrConnectionBehind() async throws {
+        let cluster = try await SentinelCluster(replicas: 0, appendOnly: false)
+        let watched = cluster.sentinelPorts[0]
+        // Each watch is a pub/sub connection to the first sentinel on a thread named after it.
+        func watchConnections() async throws -> Int {
+            guard let list = try await SentinelCluster.ask(port: watched, ["CLIENT", "LIST"]).string else { return -1 }
+            return list.split(separator: "\n").filter { $0.contains(" sub=1 ") }.count
+        }
+        func watchThreads() throws -> Int {
+            try threadNames().filter { $0 == "sentinel:\(watched)" }.count
+        }
+        let (connectionsBefore, threadsBefore) = (try await watchConnections(), try watchThreads())
+        #expect(connectionsBefore == 0 && threadsBefore == 0)
+
+        let client = RedisClient(configuration: cluster.configuration, label: "sentinel-close")
+        _ = try await client.send(.set(uniqueName("k"), "v"))
+        let (subscriber, _) = RedisSubscriber.makeStream(configuration: cluster.configuration)
+        try await subscriber.subscribe([uniqueName("ch")])
+        try await waitUntil("both watches are connected", timeout: .seconds(20)) { try await watchConnections() == 2 }
+        let names = try threadNames()
+        #expect(names.filter { $0 == "sentinel:\(watched)" }.count == 2, "one watch each: \(names)")
+
+        await client.close()
+        try await waitUntil("the client's watch is gone", timeout: .seconds(20)) { try await watchConnections() == 1 && (try watchThreads()) == 1 }
+        await subscriber.close()
+        try await waitUntil("the subscriber's watch is gone", timeout: .seconds(20)) { try await watchConnections() == 0 && (try watchThreads()) == 0 }
+        await #expect { _ = try await client.send(.ping()) } throws: { ($0 as! RedisError).kind == .closed }
+    }
+
+    @Test func aDroppedSentinelClientEndsItsWatch() async throws {
+        let cluster = try await SentinelCluster(replicas: 0, appendOnly: false)
+        let name = "sentinel:\(cluster.sentinelPorts[0])"
+        var client: RedisClient? = RedisClient(configuration: cluster.configuration, label: "sentinel-drop")
+        _ = try await client?.send(.ping())
+        try await waitUntil("the watch runs", timeout: .seconds(20)) { try threadNames().contains(name) }
+        client = nil // never closed
+        try await waitUntil("the dropped client's watch thread ends", timeout: .seconds(20)) { !(try threadNames()).contains(name) }
+    }
+}
+
+/// The names of this process' threads (`/proc/self/task/*/comm`).
+private func threadNames() throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap { task in
+        (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) // try?: a thread that ended since the listing has no name
     }
 }

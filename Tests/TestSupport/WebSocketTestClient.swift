@@ -72,7 +72,7 @@ public final class WebSocketTestClients: Sendable {
 
     /// The received messages decoded as JSON objects.
     public func objects(_ id: WebSocketID) -> [[String: Any]] {
-        received(id).compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        received(id).compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } // try?: a message that is not a JSON object is not one of these
     }
 
     /// Waits until `id` has received a message of `type` matching `predicate`, returns it.

@@ -48,7 +48,7 @@ import TestSupport
             for _ in 0..<int(5) {
                 let key = string()
                 // Unique by what the key decodes to (escapes may spell the same text two ways).
-                guard let decoded = try? JSONSerialization.jsonObject(with: Data(key.utf8), options: .fragmentsAllowed) as? String, keys.insert(decoded).inserted else { continue }
+                guard let decoded = try? JSONSerialization.jsonObject(with: Data(key.utf8), options: .fragmentsAllowed) as? String, keys.insert(decoded).inserted else { continue } // try?: a key Foundation cannot read is left out
                 members.append(space() + key + space() + ":" + space() + value(depth: depth))
             }
             return "{" + members.joined(separator: ",") + space() + "}"
@@ -56,11 +56,11 @@ import TestSupport
     }
 
     static func foundation(_ bytes: [UInt8]) -> [String: Any]? {
-        (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any]
+        (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] // try?: rejected is the verdict compared
     }
 
     static func scanner(_ bytes: [UInt8]) -> [JSONMember]? {
-        bytes.withUnsafeBufferPointer { try? JSONScanner.objectMembers($0) }
+        bytes.withUnsafeBufferPointer { try? JSONScanner.objectMembers($0) } // try?: rejected is the verdict compared
     }
 
     /// Whether the scanner's reading of one value matches Foundation's; nil when it does, else

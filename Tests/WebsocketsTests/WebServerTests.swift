@@ -58,16 +58,20 @@ private actor EchoDelegate: WebServerDelegate {
 
 @Suite struct WebServerTests {
     private func start(queueLimit: Int = 1 << 20) throws -> (WebServer, EchoDelegate, Int) {
+        var failures: [String] = []
         for _ in 0..<5 {
             var configuration = WebServerConfiguration(port: try FreePort.find())
             configuration.maximumQueuedBytes = queueLimit
-            if let server = try? WebServer(configuration: configuration) {
+            do {
+                let server = try WebServer(configuration: configuration)
                 let delegate = EchoDelegate(server: server)
                 server.start(delegate: delegate)
                 return (server, delegate, configuration.port)
+            } catch {
+                failures.append("port \(configuration.port): \(error)") // taken meanwhile: try another
             }
         }
-        throw WebSocketTestError(message: "no free port")
+        throw WebSocketTestError(message: "no server could start in 5 tries: \(failures.joined(separator: "; "))")
     }
 
     @Test func theLastReferenceMayGoOnTheServiceThread() async throws {
