@@ -201,7 +201,7 @@ let package = Package(
         .executableTarget(
             name: "traffic-experiment",
             dependencies: [
-                "Regression", "ExperimentData", "ExperimentPipeline", "GridPool", "RedisClient", "ServiceCLI", "Durations",
+                "Regression", "ExperimentData", "ExperimentPipeline", "GridPool", "RedisClient", "ServiceCLI", "Durations", "ProcessSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 public import Regression
 import RedisClient
+import ProcessSpawn
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,8 +65,15 @@ public struct LocalRedis: Sendable {
         let pidFile = NSTemporaryDirectory() + "traffic-experiment-redis-\(port)-\(token).pid"
         defer { Self.removeIfPresent(pidFile) }
         // `--daemonize yes`: the server outlives this tool (workers and the collector use it).
-        let status = await (try Subprocess.start("redis-server", ["--port", String(port), "--bind", host, "--save", "", "--appendonly", "no",
-                                                                 "--daemonize", "yes", "--pidfile", pidFile, "--dir", NSTemporaryDirectory(), "--logfile", ""])).wait()
+        let server: ChildProcess
+        do {
+            server = try ChildProcess("redis-server", ["--port", String(port), "--bind", host, "--save", "", "--appendonly", "no",
+                                                       "--daemonize", "yes", "--pidfile", pidFile, "--dir", NSTemporaryDirectory(), "--logfile", ""],
+                                      searchPath: true, input: .inherit, output: .discard, errors: .separate(.inherit))
+        } catch {
+            throw ExperimentError(.io, "starting redis-server on port \(port)", cause: error, hint: "is redis-server installed? apt-get install redis-server")
+        }
+        let status = await server.wait()
         guard status == 0 else {
             throw ExperimentError(.redis, "redis-server on port \(port) exited with \(status)", hint: "is redis-server installed? apt-get install redis-server")
         }

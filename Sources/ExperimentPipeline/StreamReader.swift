@@ -36,7 +36,7 @@ public struct StreamReader: Sendable {
     public func join(_ redis: RedisClient) async throws(ExperimentError) {
         do {
             try await redis.send(.xgroupCreate(keys.stream, group: group, id: "0", makeStream: true))
-        } catch where error.serverErrorCode == "BUSYGROUP" {
+        } catch where error.serverCode == .busyGroup {
             do { try await redis.send(.xgroupSetID(keys.stream, group: group, id: "0")) } catch { throw .redis(error, "XGROUP SETID \(group) on '\(keys.stream)'") }
         } catch {
             throw .redis(error, "XGROUP CREATE \(group) on '\(keys.stream)'")
@@ -57,7 +57,7 @@ public struct StreamReader: Sendable {
             let entries: [RedisStreamEntry]
             do {
                 entries = try await redis.send(.xreadgroup(group: group, consumer: consumer, stream: keys.stream, count: batchSize, block: block))
-            } catch where error.serverErrorCode == "NOGROUP" || error.serverErrorCode == "UNBLOCKED" {
+            } catch where error.serverCode == .noGroup || error.serverCode == .unblocked {
                 // The stream was replaced (a new dispatch; Redis 7 wakes a blocked read with
                 // UNBLOCKED when the key goes): start over on the new one.
                 try await join(redis)

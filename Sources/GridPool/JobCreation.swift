@@ -60,19 +60,19 @@ extension JobStore {
         let id = job.id
         let fresh = String(decoding: try PoolJSON.encode(TaskRecord(), "a new task record"), as: UTF8.self)
         func text(_ value: some CustomStringConvertible) -> String { value.description }
-        var commands = [RedisArguments(["HSET", keys.job(id)] + [
+        var commands = [RedisCommand.hset(keys.job(id), [
             ("dataset", text(dataset.name)), ("data", keys.data(id)), ("folds", text(job.folds)), ("seed", text(job.seed)),
             ("priority", job.priority.rawValue), ("tasks", text(tasks.count)), ("max_attempts", text(job.maxAttempts)), ("created", job.created),
             ("samples", text(dataset.rowCount)), ("features", text(dataset.featureCount)), ("target", dataset.targetName),
             ("queued", text(tasks.count)), ("running", "0"), ("done", "0"), ("failed", "0"), ("finished", "0"),
-        ].flatMap { [$0.0, $0.1] })]
+        ]).arguments]
         commands.reserveCapacity(tasks.count * 2 + 2)
         for task in tasks {
-            let entry = String(decoding: try PoolJSON.encode(task, "task \(task.id)"), as: UTF8.self)
-            commands.append(RedisArguments(["HSET", keys.taskStates(id), task.id, fresh]))
-            commands.append(RedisArguments(["XADD", keys.tasks(job.priority), "*", "job", id, "task", entry]))
+            let entry = try PoolJSON.encode(task, "task \(task.id)")
+            commands.append(RedisCommand.hset(keys.taskStates(id), [(task.id, fresh)]).arguments)
+            commands.append(RedisCommand.xadd(keys.tasks(job.priority), fields: [RedisStreamField("job", id), RedisStreamField("task", entry)]).arguments)
         }
-        commands.append(RedisArguments(["ZADD", keys.jobs, String(Int(now.timeIntervalSince1970 * 1000)), id]))
+        commands.append(RedisCommand.zadd(keys.jobs, score: Double(Int(now.timeIntervalSince1970 * 1000)), member: id).arguments)
         return commands
     }
 
@@ -88,7 +88,7 @@ extension JobStore {
             // last command) says which, unless Redis has not got to it yet (it may still be
             // reading what was sent). Listed: created. Otherwise unknown.
             do {
-                if case .bulk = try await redis.send(.raw(["ZSCORE", keys.jobs, id])) { return .created }
+                if try await redis.send(.zscore(keys.jobs, member: id)) != nil { return .created }
             } catch {
                 // Still unreachable: the outcome stays unknown (below).
             }
@@ -105,9 +105,9 @@ extension JobStore {
             if case .bulk(let bytes) = reply { String(decoding: bytes, as: UTF8.self) } else { nil }
         }
         var undo = RedisPipeline()
-        if !added.isEmpty { undo.append(.raw(["XDEL", keys.tasks(job.priority)] + added)) }
+        if !added.isEmpty { undo.append(.xdel(keys.tasks(job.priority), ids: added)) }
         undo.append(.del([keys.job(id), keys.taskStates(id)]))
-        undo.append(.raw(["ZREM", keys.jobs, id]))
+        undo.append(.zrem(keys.jobs, members: [id]))
         let refusal = ExperimentError(.redis, "creating job \(id): Redis refused a command (\(message))")
         let undone: [RedisReply]
         do { undone = try await redis.execute(undo) } catch {

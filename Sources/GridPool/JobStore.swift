@@ -23,7 +23,7 @@ public struct JobStore: Sendable {
         for priority in JobPriority.allCases {
             do {
                 try await redis.send(.xgroupCreate(keys.tasks(priority), group: keys.group, id: "0", makeStream: true))
-            } catch where error.serverErrorCode == "BUSYGROUP" {
+            } catch where error.serverCode == .busyGroup {
                 // The pool's group exists already.
             } catch {
                 throw .redis(error, "creating the pool's consumer group on \(keys.tasks(priority))")
@@ -63,11 +63,11 @@ public struct JobStore: Sendable {
                     if case .bulk(let bytes) = replies[2], let limit = Int(String(decoding: bytes, as: UTF8.self)) { life = TaskLifecycle(maximumAttempts: limit) }
                     guard let next = transition(life, current) else { return ([], .refused) }
                     do throws(ExperimentError) { encoded = try PoolJSON.encode(next, "task \(task)'s record") } catch { return ([], .failed(error)) }
-                    var commands = [RedisArguments(["HSET", states, task, String(decoding: encoded, as: UTF8.self)])]
+                    var commands = [RedisCommand.hset(states, [(task, encoded)]).arguments]
                     if next.state != current.state {
-                        commands.append(RedisArguments(["HINCRBY", jobKey, current.state.rawValue, "-1"]))
-                        commands.append(RedisArguments(["HINCRBY", jobKey, next.state.rawValue, "1"]))
-                        if next.state.isFinal, !current.state.isFinal { commands.append(RedisArguments(["HINCRBY", jobKey, "finished", "1"])) }
+                        commands.append(RedisCommand.hincrby(jobKey, field: current.state.rawValue, by: -1).arguments)
+                        commands.append(RedisCommand.hincrby(jobKey, field: next.state.rawValue, by: 1).arguments)
+                        if next.state.isFinal, !current.state.isFinal { commands.append(RedisCommand.hincrby(jobKey, field: "finished", by: 1).arguments) }
                     }
                     return (commands, .changed(next, previous: current.state, tasks: total))
                 }
@@ -108,9 +108,9 @@ public struct JobStore: Sendable {
     public func claimCompletion(job: String, by worker: String, on redis: RedisClient) async throws(ExperimentError) -> JobCounts? {
         let counts = try await self.counts(job: job, on: redis)
         guard counts.isFinished else { return nil }
-        let reply: RedisReply
-        do { reply = try await redis.send(.raw(["HSETNX", keys.job(job), "announced", worker])) } catch { throw .redis(error, "announcing job \(job)") }
-        return reply == .integer(1) ? counts : nil
+        let claimed: Bool
+        do { claimed = try await redis.send(.hsetnx(keys.job(job), field: "announced", worker)) } catch { throw .redis(error, "announcing job \(job)") }
+        return claimed ? counts : nil
     }
 
     /// A job's description, or nil when there is no such job.
@@ -129,10 +129,7 @@ public struct JobStore: Sendable {
     public func counts(job: String, on redis: RedisClient) async throws(ExperimentError) -> JobCounts {
         let values: [[UInt8]?]
         do {
-            values = try await redis.send(RedisCommand(RedisArguments(["HMGET", keys.job(job), "tasks", "queued", "running", "done", "failed"]), decode: { reply throws(RedisError) in
-                guard case .array(let items) = reply else { throw RedisError(kind: .unexpectedReply, message: "HMGET answered \(reply)") }
-                return items.map { if case .bulk(let bytes) = $0 { return bytes } else { return nil } }
-            }))
+            values = try await redis.send(.hmget(keys.job(job), fields: ["tasks", "queued", "running", "done", "failed"]))
         } catch {
             throw .redis(error, "reading job \(job)")
         }
@@ -144,10 +141,7 @@ public struct JobStore: Sendable {
 
     /// Job ids, newest first (at most `limit`).
     public func jobIDs(limit: Int = 20, on redis: RedisClient) async throws(ExperimentError) -> [String] {
-        let reply: RedisReply
-        do { reply = try await redis.send(.raw(["ZREVRANGE", keys.jobs, "0", String(max(0, limit - 1))])) } catch { throw .redis(error, "listing jobs") }
-        guard case .array(let items) = reply else { return [] }
-        return items.compactMap { if case .bulk(let bytes) = $0 { return String(decoding: bytes, as: UTF8.self) } else { return nil } }
+        do { return try await redis.send(.zrevrange(keys.jobs, start: 0, stop: max(0, limit - 1))) } catch { throw .redis(error, "listing jobs") }
     }
 
     /// Publishes an event (JSON) on the pool's channel.

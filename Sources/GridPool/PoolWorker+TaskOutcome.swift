@@ -12,10 +12,10 @@ extension PoolWorker {
     func succeeded(_ delivery: TaskDelivery, _ result: TaskResult, status: WorkerStatus, redis: RedisClient) async throws(ExperimentError) {
         let (job, task) = (delivery.job, delivery.task)
         let (worker, keys, deliveries) = (name, self.keys, self.deliveries)
-        let json = String(decoding: try PoolJSON.encode(result, "the result of \(task.id)"), as: UTF8.self)
+        let json = try PoolJSON.encode(result, "the result of \(task.id)")
         let written = try await retry.run("writing the result of \(task.id)") { () throws(ExperimentError) -> Bool in
             do throws(RedisError) {
-                return try await redis.send(.raw(["HSETNX", keys.results(job), task.id, json])) == .integer(1)
+                return try await redis.send(.hsetnx(keys.results(job), field: task.id, json))
             } catch {
                 throw .redis(error, "writing the result of \(task.id)")
             }

@@ -26,7 +26,7 @@ public struct TaskDeliveries: Sendable {
             let entries: [RedisStreamEntry]
             do {
                 entries = try await reader.send(.xreadgroup(group: keys.group, consumer: consumer, stream: stream, count: 1, block: wait))
-            } catch where error.serverErrorCode == "NOGROUP" {
+            } catch where error.serverCode == .noGroup {
                 try await store.ensureGroups(on: reader)
                 continue
             } catch {
@@ -51,7 +51,7 @@ public struct TaskDeliveries: Sendable {
             let claim: RedisAutoClaim
             do {
                 claim = try await reader.send(.xautoclaim(stream, group: keys.group, consumer: consumer, minIdle: idleTimeout, start: cursors[priority] ?? "0-0", count: 1))
-            } catch where error.serverErrorCode == "NOGROUP" {
+            } catch where error.serverCode == .noGroup {
                 continue
             } catch {
                 throw .redis(error, "XAUTOCLAIM on \(stream)")
@@ -68,7 +68,7 @@ public struct TaskDeliveries: Sendable {
                 // Its worker is alive and still on it (a long task): back to that worker's
                 // pending list, so its touches keep the entry from going idle again.
                 do {
-                    _ = try await redis.send(.raw(["XCLAIM", stream, keys.group, owner, "0", entry.id, "JUSTID"]))
+                    _ = try await redis.send(.xclaimJustID(stream, group: keys.group, consumer: owner, ids: [entry.id]))
                 } catch {
                     throw .redis(error, "handing \(entry.id) back to \(owner)")
                 }
@@ -152,14 +152,11 @@ public struct TaskDeliveries: Sendable {
     /// The consumer whose pending list holds the delivery's entry (nil: not pending).
     func pendingOwner(of delivery: TaskDelivery, on redis: RedisClient) async throws(ExperimentError) -> String? {
         try await retry.run("reading the pending entry of \(delivery.task.id)") { () throws(ExperimentError) -> String? in
-            let reply: RedisReply
             do throws(RedisError) {
-                reply = try await redis.send(.raw(["XPENDING", delivery.stream, keys.group, delivery.entry.id, delivery.entry.id, "1"]))
+                return try await redis.send(.xpending(delivery.stream, group: keys.group, start: delivery.entry.id, end: delivery.entry.id, count: 1)).first?.consumer
             } catch {
                 throw .redis(error, "XPENDING \(delivery.entry.id)")
             }
-            guard case .array(let entries) = reply, case .array(let fields)? = entries.first, fields.count >= 2 else { return nil }
-            return fields[1].string
         }
     }
 
@@ -178,7 +175,7 @@ public struct TaskDeliveries: Sendable {
     public func acknowledge(_ delivery: TaskDelivery, on redis: RedisClient, publishing event: PoolEvent? = nil) async throws(ExperimentError) {
         var pipeline = RedisPipeline(capacity: 3)
         pipeline.append(.xack(delivery.stream, group: keys.group, ids: [delivery.entry.id]))
-        pipeline.append(.raw(["XDEL", delivery.stream, delivery.entry.id]))
+        pipeline.append(.xdel(delivery.stream, ids: [delivery.entry.id]))
         if let event { pipeline.append(.publish(keys.events, try PoolJSON.encode(event, "a pool event"))) }
         let acknowledgement = pipeline
         try await retry.run("acknowledging \(delivery.task.id)") { () throws(ExperimentError) in

@@ -81,10 +81,6 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The first word of a server error reply as Redis spelled it (`WRONGTYPE`, `NOGROUP`, …).
-    /// Kept for the callers not converted yet: match `serverCode` by case instead.
-    public var serverErrorCode: String? { serverCode?.word }
-
     /// What an operator should do about it.
     public var hint: String {
         switch kind {

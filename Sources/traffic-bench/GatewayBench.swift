@@ -99,11 +99,11 @@ struct GatewayBench: AsyncParsableCommand {
         case .swift:
             let binary = gatewayBinary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("traffic-gateway").path
             guard FileManager.default.isExecutableFile(atPath: binary) else { throw ValidationError("build traffic-gateway first: swift build -c release --product traffic-gateway") }
-            gateway = try ChildProcess(binary, ["run", "--port", String(port), "--redis-url", server.url, "--connect-rate", "100000", "--max-connections", "50000", "--log-level", "error"], outputPath: log)
+            gateway = try ChildProcess(binary, ["run", "--port", String(port), "--redis-url", server.url, "--connect-rate", "100000", "--max-connections", "50000", "--log-level", "error"], output: .appendToFile(log))
         case .python:
             guard FileManager.default.isExecutableFile(atPath: python) else { throw ValidationError("\(python) not found: run scripts/bench-venv.sh") }
             guard FileManager.default.fileExists(atPath: peerScript) else { throw ValidationError("\(peerScript) not found (--peer-script)") }
-            gateway = try ChildProcess(python, [peerScript, "--port", String(port), "--redis-url", server.url, "--log-level", "WARNING"], outputPath: log)
+            gateway = try ChildProcess(python, [peerScript, "--port", String(port), "--redis-url", server.url, "--log-level", "WARNING"], output: .appendToFile(log))
         }
         defer { gateway.terminate() }
         try await waitUntil("gateway healthy", timeout: .seconds(30)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }

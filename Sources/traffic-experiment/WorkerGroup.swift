@@ -1,4 +1,4 @@
-import ExperimentPipeline
+import ProcessSpawn
 import Foundation
 import ServiceCLI
 import ServiceLifecycle
@@ -9,44 +9,45 @@ import Synchronization
 final class WorkerGroup: Sendable {
     private struct Member: Sendable {
         var algorithm: String
-        var child: Subprocess.Child
+        var child: ChildProcess
     }
 
     private let members = Mutex<[Member]>([])
     private let tails = Mutex<[String: [String]]>([:])
 
     func start(_ algorithm: String, executable: String, arguments: [String]) throws {
-        let child = try Subprocess.start(executable, arguments) { [self] line in
+        let child = try ChildProcess(executable, arguments, input: .inherit, output: .lines { [self] line in
             guard !line.isEmpty else { return }
             emit(line.hasPrefix("[") ? line : "[\(algorithm)] \(line)")
             tails.withLock { tails in
                 tails[algorithm, default: []].append(line)
-                if tails[algorithm]!.count > 5 { tails[algorithm]!.removeFirst() }
+                if tails[algorithm, default: []].count > 5 { tails[algorithm]?.removeFirst() }
             }
-        }
+        }, errors: .merged)
         members.withLock { $0.append(Member(algorithm: algorithm, child: child)) }
     }
 
     /// Sends SIGTERM to every worker still running.
     func terminateAll() {
-        for member in members.withLock({ $0 }) where member.child.exitStatus == nil { member.child.terminate() }
+        for member in members.withLock({ $0 }) where member.child.exitStatus == nil { member.child.signal(SIGTERM) }
     }
 
     /// Waits for every worker; returns the failed ones (algorithm, exit status, last lines).
     /// When one fails the others are stopped: the run has failed already.
     func wait() async -> [(String, Int32, String)] {
-        var failures: [(String, Int32, String)] = []
-        while true {
-            let states = members.withLock { $0 }
-            for member in states {
-                guard let status = member.child.exitStatus, status != 0, !failures.contains(where: { $0.0 == member.algorithm }) else { continue }
-                failures.append((member.algorithm, status, tails.withLock { $0[member.algorithm, default: []].joined(separator: " | ") }))
-                for other in states where other.child.exitStatus == nil { other.child.terminate() }
+        let all = members.withLock { $0 }
+        // Each worker's end, as it comes (no polling): the first failure stops the others.
+        return await withTaskGroup(of: (String, Int32).self) { group in
+            for member in all {
+                group.addTask { (member.algorithm, await member.child.wait()) }
             }
-            if states.allSatisfy({ $0.child.exitStatus != nil }) { break }
-            try? await Task.sleep(for: .milliseconds(50))
+            var failures: [(String, Int32, String)] = []
+            for await (algorithm, status) in group where status != 0 {
+                failures.append((algorithm, status, tails.withLock { $0[algorithm, default: []].joined(separator: " | ") }))
+                for other in all where other.child.exitStatus == nil { other.child.signal(SIGTERM) }
+            }
+            return failures
         }
-        return failures
     }
 }
 

@@ -27,7 +27,7 @@ import Simulation
                 "--group", h.configuration.group, "--redis-url", h.redisServer.url, "--namespace", h.keys.namespace,
                 "--alert-list-length", "10000", "--batch-size", "200", "--metrics-port", String(metricsPort), "--metrics-host", "127.0.0.1",
                 "-X", "fetch.wait.max.ms=10", "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
-            ], outputPath: log)
+            ], output: .appendToFile(log))
         }
     }
 
@@ -63,7 +63,7 @@ import Simulation
         let metrics = try await httpGet(port: s.metricsPort, path: "/metrics")
         #expect(metrics.text.contains("aggregator_messages_consumed_total"))
         first.signal(SIGTERM)
-        let status = try await first.waitForExit(timeout: .seconds(5))
+        let status = try await first.wait(timeout: .seconds(5))
         #expect(status == 0, "exit status after SIGTERM; log: \(s.log)")
         // The graceful path, in order: the shutdown begins, the batch in flight is finished and
         // the offsets are committed before the process leaves.
@@ -76,7 +76,7 @@ import Simulation
         try await s.h.waitUntilCommitted(timeout: .seconds(60))
         try await expectExactEndState(s.h, all)
         second.signal(SIGTERM)
-        #expect(try await second.waitForExit(timeout: .seconds(5)) == 0)
+        #expect(try await second.wait(timeout: .seconds(5)) == 0)
     }
 
     @Test func sigkillMidStreamThenRestartLosesNothingAndDuplicatesNoAlert() async throws {
@@ -88,13 +88,13 @@ import Simulation
             (try? await s.h.redis.send(.exists([s.h.keys.latest(all[0].cameraId)]))) == 1
         }
         first.signal(SIGKILL)
-        _ = try await first.waitForExit(timeout: .seconds(5))
+        _ = try await first.wait(timeout: .seconds(5))
         // Everything since the last commit is processed again by the restarted instance.
         let second = try s.launch()
         try await s.h.waitUntilCommitted(timeout: .seconds(90))
         try await expectExactEndState(s.h, all)
         second.signal(SIGTERM)
-        #expect(try await second.waitForExit(timeout: .seconds(5)) == 0)
+        #expect(try await second.wait(timeout: .seconds(5)) == 0)
     }
 
     @Test(.enabled(if: which("kcat") != nil && which("redis-cli") != nil, "kcat and redis-cli are installed by the test command"))
@@ -117,6 +117,6 @@ import Simulation
         let alerts = try await runCommand(cli, ["-p", port, "LRANGE", "\(s.h.keys.namespace)alerts:12", "0", "-1"])
         #expect(alerts.stdout.contains(#""requestId":"kcat-1""#) && !alerts.stdout.contains("kcat-2"), "\(alerts.stdout)")
         process.signal(SIGTERM)
-        #expect(try await process.waitForExit(timeout: .seconds(5)) == 0)
+        #expect(try await process.wait(timeout: .seconds(5)) == 0)
     }
 }

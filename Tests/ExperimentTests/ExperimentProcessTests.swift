@@ -18,8 +18,8 @@ import TestSupport
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("experiment") + ".log").path
         var env = environment ?? ProcessInfo.processInfo.environment
         env["REDIS_URL"] = env["REDIS_URL"] ?? ""
-        let process = try ChildProcess(binary, arguments, environment: env, outputPath: log)
-        let status = try await process.waitForExit(timeout: .seconds(180))
+        let process = try ChildProcess(binary, arguments, environment: env, output: .appendToFile(log))
+        let status = try await process.wait(timeout: .seconds(180))
         return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "") // ignored: no log is an empty output
     }
 
@@ -71,8 +71,8 @@ import TestSupport
         let (status, text) = try await Self.run(["dispatch", "--csv", Fixtures.path("friedman_small.csv"), "--redis-url", server.url])
         #expect(status == 0, "\(text)")
         let worker = try ChildProcess(PythonBaseline.python, [PythonBaseline.directory + "/worker.py", "lr", "--port", String(server.port), "--idle-timeout", "20"],
-                                      outputPath: FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("pyworker") + ".log").path)
-        #expect(try await worker.waitForExit(timeout: .seconds(120)) == 0)
+                                      output: .appendToFile(FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("pyworker") + ".log").path))
+        #expect(try await worker.wait(timeout: .seconds(120)) == 0)
         let redis = try await RedisClient.connect(configuration: server.configuration)
         let results = try await redis.send(.lrange("results", start: 0, stop: -1))
         let result = try #require(try results.first.flatMap { try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] })

@@ -45,7 +45,7 @@ import TestSupport
         func worker(_ name: String, extra: [String] = [], log: String = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("pool-worker") + ".log").path) throws -> ChildProcess {
             // Niced: the CPU-bound workers must not starve the other suites' servers and clients.
             return try ChildProcess("/usr/bin/nice", ["-n", "10", ExperimentProcessTests.binary, "worker", "--pool", "--name", name, "--idle-timeout", "2", "--heartbeat", "0.5"] + extra + common,
-                                    outputPath: log)
+                                    output: .appendToFile(log))
         }
 
         func store() -> JobStore { JobStore(keys: keys) }
@@ -53,9 +53,9 @@ import TestSupport
         /// Stops workers (SIGTERM, SIGKILL after 10 s) without blocking a thread.
         func stop(_ workers: [ChildProcess]) async {
             for worker in workers where worker.isRunning { worker.signal(SIGTERM) }
-            for worker in workers where (try? await worker.waitForExit(timeout: .seconds(10))) == nil { // ignored: past the grace, SIGKILL
+            for worker in workers where (try? await worker.wait(timeout: .seconds(10))) == nil { // ignored: past the grace, SIGKILL
                 worker.signal(SIGKILL)
-                _ = try? await worker.waitForExit(timeout: .seconds(5)) // ignored: a stuck child is reported by its test's own checks
+                _ = try? await worker.wait(timeout: .seconds(5)) // ignored: a stuck child is reported by its test's own checks
             }
         }
 
@@ -255,7 +255,7 @@ import TestSupport
         }
         let handed = try #require(task?.split(separator: "/").last.map(String.init))
         leaving.signal(SIGTERM)
-        #expect(try await leaving.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(try await leaving.wait(timeout: .seconds(30)) == 0)
         #expect(try await pool.registry("leaving") == nil, "deregistered")
         let record = try await pool.store().states(job: job, on: pool.redis)[handed]
         #expect(record?.state == .queued && record?.attempts == 0 && record?.worker == nil, "handed back: \(String(describing: record))")
@@ -269,7 +269,7 @@ import TestSupport
         let taken = try await pool.store().states(job: job, on: pool.redis)[handed]
         #expect(taken?.state == .running && taken?.attempts == 1)
         next.signal(SIGKILL)
-        _ = try await next.waitForExit(timeout: .seconds(10))
+        _ = try await next.wait(timeout: .seconds(10))
         await pool.redis.close()
         server.stop()
     }
@@ -363,12 +363,12 @@ import TestSupport
         let job = try await pool.createJob(#"{"svr": {"C": [0.5, 1, 2]}, "lr": {}}"#, folds: 3)
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("status-tty") + ".log").path
         let command = ([ExperimentProcessTests.binary, "status", job, "--interval", "60"] + pool.common).map { "'\($0)'" }.joined(separator: " ")
-        let status = try ChildProcess("/usr/bin/script", ["-qfec", command, "/dev/null"], outputPath: log)
+        let status = try ChildProcess("/usr/bin/script", ["-qfec", command, "/dev/null"], output: .appendToFile(log))
         func screen() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" } // ignored: nothing drawn yet
         try await waitUntil("the first table is drawn", timeout: .seconds(30)) { screen().contains("JOBS (1)") }
         let worker = try pool.worker("solo")
         try await pool.waitUntilFinished(job, timeout: .seconds(60))
-        #expect(try await status.waitForExit(timeout: .seconds(30)) == 0, "status ends with the job: \(screen().suffix(2000))")
+        #expect(try await status.wait(timeout: .seconds(30)) == 0, "status ends with the job: \(screen().suffix(2000))")
         let text = screen()
         let redraws = text.components(separatedBy: "\u{1B}[H\u{1B}[2J").count - 1
         #expect(redraws >= 2, "drawn at start and redrawn on events: \(redraws) redraws")

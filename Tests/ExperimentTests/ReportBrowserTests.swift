@@ -59,8 +59,8 @@ import TestSupport
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("chromium")).path
         let browser = try ChildProcess(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
                                                   "--user-data-dir=\(profile)", "--window-size=1280,1100", "--screenshot=\(shot)", "file://\(html)"],
-                                      outputPath: profile + ".log")
-        _ = try await browser.waitForExit(timeout: .seconds(60))
+                                      output: .appendToFile(profile + ".log"))
+        _ = try await browser.wait(timeout: .seconds(60))
         let png = try #require(FileManager.default.contents(atPath: shot), "Chromium wrote no screenshot")
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 10_000, "a PNG with content")
         print("report screenshot: \(shot) (\(png.count) bytes)")

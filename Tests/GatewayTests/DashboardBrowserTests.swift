@@ -29,7 +29,7 @@ import Simulation
             "--disable-extensions", "--hide-scrollbars", "--window-size=1440,900",
             "--remote-debugging-port=0", "--user-data-dir=\(profile.path)",
             "http://127.0.0.1:\(h.port)/",
-        ], outputPath: profile.appendingPathComponent("chromium.log").path)
+        ], output: .appendToFile(profile.appendingPathComponent("chromium.log").path))
         defer {
             browser.terminate(grace: .seconds(2))
             try? FileManager.default.removeItem(at: profile)

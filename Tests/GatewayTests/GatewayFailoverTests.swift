@@ -51,12 +51,12 @@ import TestSupport
     func gateway(_ url: String, exits: Bool, logged: String = "") async throws -> (status: Int32?, log: String) {
         let port = try FreePort.find()
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
-        let process = try ChildProcess(GatewayProcessTests.binary, ["run", "--port", String(port), "--redis-url", url], outputPath: log)
+        let process = try ChildProcess(GatewayProcessTests.binary, ["run", "--port", String(port), "--redis-url", url], output: .appendToFile(log))
         defer { process.terminate(grace: .seconds(2)) }
         func text() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
-        if exits { return (try await process.waitForExit(timeout: .seconds(30)), text()) }
+        if exits { return (try await process.wait(timeout: .seconds(30)), text()) }
         try await waitUntil("the gateway logs '\(logged)'", timeout: .seconds(30)) { text().contains(logged) || !process.isRunning }
-        return (process.isRunning ? nil : process.terminationStatus, text())
+        return (process.isRunning ? nil : process.exitStatus, text())
     }
 
     @Test func aBadURLAnUnknownMasterAndNoSentinelEachSayWhatIsWrong() async throws {

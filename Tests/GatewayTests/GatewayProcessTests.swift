@@ -16,7 +16,7 @@ import Simulation
         let redis = try await RedisServer()
         let port = try FreePort.find()
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
-        let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--drain-seconds", "3"], outputPath: log)
+        let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--drain-seconds", "3"], output: .appendToFile(log))
         try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }
         let clients = try WebSocketTestClients(port: port)
         let a = try await clients.open()
@@ -26,7 +26,7 @@ import Simulation
             try await clients.waitFor(id, type: "status") { $0["shutdown"] as? Bool == true }
             #expect(try await clients.waitClosed(id).code == 1001)
         }
-        let status = try await process.waitForExit(timeout: .seconds(10))
+        let status = try await process.wait(timeout: .seconds(10))
         #expect(status == 0)
         let output = try String(contentsOfFile: log, encoding: .utf8)
         // Drained because every client closed, not because the drain timeout passed.
@@ -49,7 +49,7 @@ import Simulation
         let redis = try await RedisServer(extraArguments: ["--client-output-buffer-limit", "pubsub 256mb 128mb 60"])
         let port = try FreePort.find()
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
-        let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--latest-ttl", "15", "--housekeeping-seconds", "1", "--max-queue-bytes", String(256 << 20)], outputPath: log)
+        let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--latest-ttl", "15", "--housekeeping-seconds", "1", "--max-queue-bytes", String(256 << 20)], output: .appendToFile(log))
         defer { process.terminate(grace: .seconds(2)); redis.stop() }
         try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }
         let clients = try WebSocketTestClients(port: port)
@@ -123,8 +123,8 @@ extension Sequence {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway-env") + ".log").path
         var environment = ProcessInfo.processInfo.environment
         environment["GATEWAY_PORT"] = "eighty"
-        let process = try ChildProcess(GatewayProcessTests.binary, ["run", "--redis-url", "redis://127.0.0.1:1"], environment: environment, outputPath: log)
-        let status = try await process.waitForExit(timeout: .seconds(30))
+        let process = try ChildProcess(GatewayProcessTests.binary, ["run", "--redis-url", "redis://127.0.0.1:1"], environment: environment, output: .appendToFile(log))
+        let status = try await process.wait(timeout: .seconds(30))
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(status != 0 && output.contains("GATEWAY_PORT=eighty"), "\(output)")
     }

@@ -32,10 +32,9 @@ import TestSupport
     @Test func theCodeIsParsedForServerErrorsOnly() {
         let server = RedisError(kind: .server, message: "NOGROUP No such key 'k' or consumer group 'g'", command: "XREADGROUP")
         #expect(server.serverCode == .noGroup)
-        #expect(server.serverErrorCode == "NOGROUP") // the spelling kept for callers not converted yet
         // A message that happens to start with a code word says nothing for other kinds.
         #expect(RedisError(kind: .connectionLost, message: "READONLY connection closed").serverCode == nil)
-        #expect(RedisError(kind: .protocol, message: "ERR bad bytes").serverErrorCode == nil)
+        #expect(RedisError(kind: .protocol, message: "ERR bad bytes").serverCode == nil)
     }
 
     @Test func transientServerCodesAreTheNotNowOnes() {
