@@ -212,7 +212,7 @@ let package = Package(
             name: "traffic-bench",
             dependencies: [
                 "Simulation", "CLinux",
-                "RedisClient", "KafkaClient", "LocalServices", "Aggregator", "TrafficModel",
+                "RedisClient", "KafkaClient", "LocalServices", "Aggregator", "TrafficModel", "Durations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

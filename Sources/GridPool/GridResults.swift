@@ -103,8 +103,7 @@ public struct GridResults: Sendable, Codable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        // try?: non-finite numbers are written as strings (above), so the results always encode.
-        return (try? encoder.encode(self)) ?? Data("{}".utf8)
+        return (try? encoder.encode(self)) ?? Data("{}".utf8) // try?: non-finite numbers go as strings (above): it always encodes
     }
 
     public static func decode(_ data: Data) throws(ExperimentError) -> GridResults {

@@ -38,8 +38,7 @@ public struct PoolSnapshot: Sendable, Codable, Equatable {
     public func json() -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        // try?: a snapshot is strings and integers plus finite means: it always encodes.
-        return (try? encoder.encode(self)) ?? Data("{}".utf8)
+        return (try? encoder.encode(self)) ?? Data("{}".utf8) // try?: strings, integers and finite means always encode
     }
 
     /// The table a terminal shows.

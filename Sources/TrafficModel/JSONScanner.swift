@@ -56,13 +56,13 @@ public struct JSONScanner: ~Copyable {
     /// Members of an object value inside an already validated document.
     public static func objectMembers(_ bytes: UnsafeBufferPointer<UInt8>, in range: Range<Int>) -> [JSONMember] {
         var scanner = JSONScanner(UnsafeBufferPointer(rebasing: bytes[..<range.upperBound]), start: range.lowerBound)
-        return (try? scanner.scanObject(collect: true)) ?? []
+        return (try? scanner.scanObject(collect: true)) ?? [] // try?: the document was validated; a range that is no object has no members
     }
 
     /// Elements of an array value inside an already validated document: each one's range and kind.
     public static func arrayElements(_ bytes: UnsafeBufferPointer<UInt8>, in range: Range<Int>) -> [(range: Range<Int>, kind: JSONValueKind)] {
         var scanner = JSONScanner(UnsafeBufferPointer(rebasing: bytes[..<range.upperBound]), start: range.lowerBound)
-        return (try? scanner.scanArrayElements()) ?? []
+        return (try? scanner.scanArrayElements()) ?? [] // try?: the document was validated; a range that is no array has no elements
     }
 
     /// Decodes a string value (range including quotes) of a validated document.

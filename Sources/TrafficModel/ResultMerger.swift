@@ -35,7 +35,7 @@ public enum ResultMerger {
     public static func merge(_ assessment: AssessmentMessage, detection: [UInt8]?, maximumFrameBytes: Int = FrameImage.defaultMaximumBytes) -> Merged {
         var detectionMembers: [JSONMember]?
         if let detection {
-            detectionMembers = try? detection.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in try JSONScanner.objectMembers(buffer) }
+            detectionMembers = try? detection.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in try JSONScanner.objectMembers(buffer) } // try?: a corrupt detection is flagged (detectionCorrupt), never fatal
         }
         var merged = Merged(json: [], detectionMissing: detectionMembers == nil, detectionCorrupt: detection != nil && detectionMembers == nil, droppedFields: [])
         var out: [UInt8] = []

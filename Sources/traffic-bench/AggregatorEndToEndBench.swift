@@ -1,3 +1,4 @@
+import Durations
 import Aggregator
 import ArgumentParser
 import Foundation
@@ -76,7 +77,7 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
         let times = arrivals.withLock { Array($0.values) }
         let span = Double(times.max()! - times.min()!) / 1e9
         let throughput = Double(messages - 1) / span
-        let drainRedisBusy = drainStart.map { ((server.pid.flatMap(cpuSeconds(pid:)) ?? 0) - $0.cpu) / traffic_bench.seconds(ContinuousClock.now - $0.at) } ?? 0
+        let drainRedisBusy = drainStart.map { ((server.pid.flatMap(cpuSeconds(pid:)) ?? 0) - $0.cpu) / (ContinuousClock.now - $0.at).inSeconds } ?? 0
         report(String(format: "throughput (backlog drain, at-least-once): %.0f results/s  (%d in %.2f s); redis-server busy %.0f%% of a core", throughput, messages, span, drainRedisBusy * 100))
         // Redis' own CPU per result, from its command statistics (where the time goes).
         let stats = try await redis.send(.info("commandstats"))
@@ -169,7 +170,7 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
         while arrivals.withLock({ $0.count }) < arrivedBefore + messages, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(2))
         }
-        let elapsed = traffic_bench.seconds(clock.now - start)
+        let elapsed = (clock.now - start).inSeconds
         let redisBusy = ((redisPID.flatMap(cpuSeconds(pid:)) ?? 0) - redisBefore) / elapsed
         return (Double(messages) / elapsed, redisBusy)
     }

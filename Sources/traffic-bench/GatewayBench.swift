@@ -1,3 +1,4 @@
+import Durations
 import Aggregator
 import ArgumentParser
 import Foundation
@@ -194,7 +195,7 @@ struct GatewayBench: AsyncParsableCommand {
         while counters.deliveries.load(ordering: .relaxed) < expected, ContinuousClock.now < drainDeadline {
             try await Task.sleep(for: .milliseconds(10))
         }
-        let span = seconds(clock.now - start)
+        let span = (clock.now - start).inSeconds
         let cpuEnd = cpuTimes(pid: gatewayPID) ?? (0, 0)
         let (userUsed, systemUsed) = (cpuEnd.user - cpuStart.user, cpuEnd.system - cpuStart.system)
         let counted = await syscalls?.value

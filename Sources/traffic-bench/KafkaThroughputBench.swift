@@ -1,3 +1,4 @@
+import Durations
 import ArgumentParser
 import Foundation
 import KafkaClient
@@ -35,7 +36,7 @@ struct KafkaThroughputBench: AsyncParsableCommand {
             }
         }
         try await producer.flush(timeout: .seconds(120))
-        let produceSeconds = seconds(clock.now - produceStart)
+        let produceSeconds = (clock.now - produceStart).inSeconds
         guard producer.unreportedFailures == 0 else { throw ValidationError("\(producer.unreportedFailures) deliveries failed") }
 
         let consumer = try KafkaConsumer(configuration: kafka.consumerConfiguration(group: "bench-\(topic)"))
@@ -59,7 +60,7 @@ struct KafkaThroughputBench: AsyncParsableCommand {
             received += got.count
             try consumer.storeOffsets(for: got)
         }
-        let consumeSeconds = seconds(clock.now - consumeStart)
+        let consumeSeconds = (clock.now - consumeStart).inSeconds
         await consumer.close()
 
         let megabytes = Double(messages * size) / 1_048_576

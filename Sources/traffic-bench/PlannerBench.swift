@@ -1,3 +1,4 @@
+import Durations
 import Aggregator
 import ArgumentParser
 import Foundation
@@ -44,10 +45,10 @@ struct PlannerBench: AsyncParsableCommand {
         }
         let total = decodeTime + planTime + argumentTime
         report("\(messages) results in batches of \(batchSize) (\(bytes / messages) B of command arguments per result)")
-        report(String(format: "validate: %.2f µs/result", seconds(decodeTime) / Double(messages) * 1e6))
-        report(String(format: "merge + plan: %.2f µs/result", seconds(planTime) / Double(messages) * 1e6))
-        report(String(format: "write commands: %.2f µs/result", seconds(argumentTime) / Double(messages) * 1e6))
-        report(String(format: "total: %.0f results/s on one core", Double(messages) / seconds(total)))
+        report(String(format: "validate: %.2f µs/result", (decodeTime).inSeconds / Double(messages) * 1e6))
+        report(String(format: "merge + plan: %.2f µs/result", (planTime).inSeconds / Double(messages) * 1e6))
+        report(String(format: "write commands: %.2f µs/result", (argumentTime).inSeconds / Double(messages) * 1e6))
+        report(String(format: "total: %.0f results/s on one core", Double(messages) / (total).inSeconds))
     }
 
     /// What the transaction's first round trip reads when the benchmark is the only writer:

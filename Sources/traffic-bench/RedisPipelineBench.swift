@@ -1,3 +1,4 @@
+import Durations
 import ArgumentParser
 import Foundation
 import RedisClient
@@ -36,7 +37,7 @@ struct RedisPipelineBench: AsyncParsableCommand {
                 guard replies.allSatisfy({ $0 == .status("OK") }) else { throw ValidationError("a SETEX failed: \(replies.first { $0 != .status("OK") }!)") }
                 sent += batch.count
             }
-            ours = max(ours, Double(commands) / seconds(clock.now - start))
+            ours = max(ours, Double(commands) / (clock.now - start).inSeconds)
         }
 
         guard let tool = which("redis-benchmark") else { throw ValidationError("redis-benchmark not found (apt-get install redis-tools)") }

@@ -1,3 +1,4 @@
+import Durations
 import Aggregator
 import ArgumentParser
 import Foundation
@@ -66,7 +67,7 @@ struct ReplicationBench: AsyncParsableCommand {
         try await cluster.primary.start()
         try await waitUntil("batches acknowledged again", timeout: .seconds(120), every: .milliseconds(10)) { run.service.health.redis }
         report(String(format: "failover: primary :%d killed → replica promoted after %.2f s → first result written on it after %.2f s; old primary restarted, batches acknowledged again %.2f s later",
-                      old, traffic_bench.seconds(promotedAt ?? .zero), traffic_bench.seconds(firstWrite ?? .zero), traffic_bench.seconds(ContinuousClock.now - restartAt)))
+                      old, (promotedAt ?? .zero).inSeconds, (firstWrite ?? .zero).inSeconds, (ContinuousClock.now - restartAt).inSeconds))
         stream.cancel()
         try await run.stop()
     }

@@ -54,7 +54,7 @@ import Simulation
         try await waitUntil("5,000 results written", timeout: .seconds(120), every: .milliseconds(20)) {
             var pipeline = RedisPipeline()
             for key in positions { pipeline.append(.raw(["HGET", key, "offset"])) }
-            guard let replies = try? await h.redis.execute(pipeline) else { return false }
+            guard let replies = try? await h.redis.execute(pipeline) else { return false } // try?: an error is "not yet" while the failover runs
             return replies.compactMap { $0.string.flatMap { Int($0) } }.reduce(0, +) >= 5_000
         }
         // The replica stops reading (SIGSTOP) while the primary goes on, then the primary dies:
@@ -85,7 +85,7 @@ import Simulation
         try await cluster.primary.start()
         try await h.waitUntilCommitted(timeout: .seconds(240))
         try await h.stop()
-        try await waitUntil("the harness's client reaches the new primary", timeout: .seconds(30)) { (try? await h.redis.send(.ping())) != nil }
+        try await waitUntil("the harness's client reaches the new primary", timeout: .seconds(30)) { (try? await h.redis.send(.ping())) != nil } // try?: an error is "not yet" while Redis comes back
 
         // What the new primary holds.
         var survey = Survey()

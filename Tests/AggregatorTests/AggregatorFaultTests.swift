@@ -25,7 +25,7 @@ import Simulation
         for frame in frames.prefix(8_000) { try h.produce(frame.assessment, camera: frame.cameraId) }
         try await h.flush()
         try await waitUntil("some results written", timeout: .seconds(30)) {
-            (try? await h.redis.send(.exists([h.keys.latest(frames[0].cameraId)]))) == 1
+            (try? await h.redis.send(.exists([h.keys.latest(frames[0].cameraId)]))) == 1 // try?: an error is "not yet" while Redis restarts
         }
         // Crash Redis, keep producing, bring it back.
         h.redisServer.kill()
@@ -34,7 +34,7 @@ import Simulation
         try await waitUntil("the aggregator noticed", timeout: .seconds(10)) { h.service?.health.redis == false }
         try await h.redisServer.start()
         try await h.waitUntilCommitted(timeout: .seconds(120))
-        try await waitUntil("the test's own client reconnected") { (try? await h.redis.send(.ping())) == "PONG" }
+        try await waitUntil("the test's own client reconnected") { (try? await h.redis.send(.ping())) == "PONG" } // try?: an error is "not yet" while Redis comes back
 
         let byCamera = Dictionary(grouping: frames, by: \.cameraId)
         for (camera, mine) in byCamera {
@@ -94,7 +94,7 @@ import Simulation
 
         try await produce(frames[0..<3_000])
         try await waitUntil("the first aggregator is writing", timeout: .seconds(30)) {
-            (try? await h.redis.send(.exists([h.keys.latest(frames[0].cameraId)]))) == 1
+            (try? await h.redis.send(.exists([h.keys.latest(frames[0].cameraId)]))) == 1 // try?: an error is "not yet" while Redis restarts
         }
         // Scale out, then in, while results keep flowing (300 every 50 ms).
         let second = try AggregatorService(configuration: h.configuration, bootstrap: h.kafka.bootstrapServers, logger: Logger(label: "test.aggregator.2"))

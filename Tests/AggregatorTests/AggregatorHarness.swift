@@ -102,7 +102,7 @@ final class AggregatorHarness: Sendable {
     }
 
     static func requestId(_ json: [UInt8]) -> String {
-        let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any]
+        let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any] // try?: a payload that is no JSON object fails the expectation on it
         return object?["requestId"] as? String ?? "?"
     }
 

@@ -56,7 +56,7 @@ import Simulation
         try await s.h.send(all)
         let first = try s.launch()
         try await waitUntil("the aggregator processed something", timeout: .seconds(30)) {
-            (try? await s.h.redis.send(.exists([s.h.keys.latest(all[0].cameraId)]))) == 1
+            (try? await s.h.redis.send(.exists([s.h.keys.latest(all[0].cameraId)]))) == 1 // try?: an error is "not yet" while Redis restarts
         }
         let health = try await httpGet(port: s.metricsPort, path: "/healthz")
         #expect(health.status == 200 && health.text.contains(#""ready":true"#), "\(health.text)")
@@ -85,7 +85,7 @@ import Simulation
         try await s.h.send(all)
         let first = try s.launch()
         try await waitUntil("the aggregator processed something", timeout: .seconds(30)) {
-            (try? await s.h.redis.send(.exists([s.h.keys.latest(all[0].cameraId)]))) == 1
+            (try? await s.h.redis.send(.exists([s.h.keys.latest(all[0].cameraId)]))) == 1 // try?: an error is "not yet" while Redis restarts
         }
         first.signal(SIGKILL)
         _ = try await first.wait(timeout: .seconds(5))

@@ -60,7 +60,7 @@ import Simulation
         }
         #expect(pushed == writers * batchesPerWriter, "each requestId alerted exactly once although every writer re-sent writer 0's alerts")
         let alerts = try await redis.send(.lrange(keys.alerts(0), start: 0, stop: -1))
-        let alertIds = alerts.compactMap { (try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])?["requestId"] as? String }
+        let alertIds = alerts.compactMap { (try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])?["requestId"] as? String } // try?: a payload that is no JSON object fails the expectation on it
         #expect(alertIds.count == 100 && Set(alertIds).count == 100, "the list holds the newest 100, no duplicate")
     }
 }

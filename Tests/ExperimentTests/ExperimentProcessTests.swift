@@ -20,7 +20,7 @@ import TestSupport
         env["REDIS_URL"] = env["REDIS_URL"] ?? ""
         let process = try ChildProcess(binary, arguments, environment: env, output: .appendToFile(log))
         let status = try await process.wait(timeout: .seconds(180))
-        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "") // ignored: no log is an empty output
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "") // try?: no log is an empty output
     }
 
     @Test func runDoesEveryStepOnARedisItStartsAndStopsAgain() async throws {

@@ -7,7 +7,7 @@ enum Fixtures {
 
     static var reference: [String: Any] {
         let data = FileManager.default.contents(atPath: path("reference.json")) ?? Data()
-        return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:] // ignored: a missing fixture fails the test that reads it
+        return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:] // try?: a missing fixture fails the test that reads it
     }
 
     static func section(_ name: String) -> [String: Any] { reference[name] as? [String: Any] ?? [:] }
@@ -17,7 +17,7 @@ enum Fixtures {
     /// Writes `text` to a new temporary file named `name` and returns its path.
     static func temporaryCSV(_ text: String, name: String = "data.csv") -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("exp-\(UUID().uuidString.prefix(8))")
-        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) // ignored: createFile below then fails visibly
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) // try?: createFile below then fails visibly
         let file = directory.appendingPathComponent(name)
         _ = FileManager.default.createFile(atPath: file.path, contents: Data(text.utf8))
         return file.path

@@ -53,9 +53,9 @@ import TestSupport
         /// Stops workers (SIGTERM, SIGKILL after 10 s) without blocking a thread.
         func stop(_ workers: [ChildProcess]) async {
             for worker in workers where worker.isRunning { worker.signal(SIGTERM) }
-            for worker in workers where (try? await worker.wait(timeout: .seconds(10))) == nil { // ignored: past the grace, SIGKILL
+            for worker in workers where (try? await worker.wait(timeout: .seconds(10))) == nil { // try?: past the grace, SIGKILL
                 worker.signal(SIGKILL)
-                _ = try? await worker.wait(timeout: .seconds(5)) // ignored: a stuck child is reported by its test's own checks
+                _ = try? await worker.wait(timeout: .seconds(5)) // try?: a stuck child is reported by its test's own checks
             }
         }
 
@@ -63,10 +63,10 @@ import TestSupport
         func waitUntilFinished(_ job: String, timeout: Duration = .seconds(180)) async throws {
             do {
                 try await waitUntil("job \(job) finishes", timeout: timeout, every: .milliseconds(50)) {
-                    (try? await store().counts(job: job, on: redis))?.isFinished ?? false // ignored: Redis may be restarting, an error is "not yet"
+                    (try? await store().counts(job: job, on: redis))?.isFinished ?? false // try?: Redis may be restarting, an error is "not yet"
                 }
             } catch {
-                let open = (try? await store().states(job: job, on: redis))?.filter { !$0.value.state.isFinal } // ignored: only for the message
+                let open = (try? await store().states(job: job, on: redis))?.filter { !$0.value.state.isFinal } // try?: only for the message
                 throw LocalServiceError("\(error); tasks not ended: \(open.map { "\($0)" } ?? "unreadable")")
             }
         }
@@ -117,7 +117,7 @@ import TestSupport
         let doneEvents = TestSupport.Collector<String>()
         let listener = Task {
             for await event in events {
-                guard case .message(let message) = event, let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) else { continue } // ignored: only pool events are counted
+                guard case .message(let message) = event, let decoded = try? JSONDecoder().decode(PoolEvent.self, from: Data(message.payload)) else { continue } // try?: only pool events are counted
                 if let task = decoded.task(in: .done) { doneEvents.append(task) }
             }
         }
@@ -310,7 +310,7 @@ import TestSupport
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("pool-late") + ".log").path
         let worker = try pool.worker("late", log: log)
         try await waitUntil("the worker says it waits for Redis", timeout: .seconds(60), every: .milliseconds(20)) {
-            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("waiting for it") // ignored: no output yet
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("waiting for it") // try?: no output yet
         }
         #expect(worker.isRunning, "still there while Redis is away")
         try await server.start()
@@ -364,7 +364,7 @@ import TestSupport
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("status-tty") + ".log").path
         let command = ([ExperimentProcessTests.binary, "status", job, "--interval", "60"] + pool.common).map { "'\($0)'" }.joined(separator: " ")
         let status = try ChildProcess("/usr/bin/script", ["-qfec", command, "/dev/null"], output: .appendToFile(log))
-        func screen() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" } // ignored: nothing drawn yet
+        func screen() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" } // try?: nothing drawn yet
         try await waitUntil("the first table is drawn", timeout: .seconds(30)) { screen().contains("JOBS (1)") }
         let worker = try pool.worker("solo")
         try await pool.waitUntilFinished(job, timeout: .seconds(60))

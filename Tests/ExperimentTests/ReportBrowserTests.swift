@@ -55,7 +55,7 @@ import TestSupport
         let output = URL(fileURLWithPath: ProcessInfo.processInfo.environment["TEST_OUTPUT_DIR"] ?? ".build/test-output")
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         let shot = output.appendingPathComponent(name).path
-        try? FileManager.default.removeItem(atPath: shot) // ignored: no earlier screenshot
+        try? FileManager.default.removeItem(atPath: shot) // try?: no earlier screenshot
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("chromium")).path
         let browser = try ChildProcess(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
                                                   "--user-data-dir=\(profile)", "--window-size=1280,1100", "--screenshot=\(shot)", "file://\(html)"],

@@ -32,20 +32,20 @@ import Simulation
         ], output: .appendToFile(profile.appendingPathComponent("chromium.log").path))
         defer {
             browser.terminate(grace: .seconds(2))
-            try? FileManager.default.removeItem(at: profile)
+            try? FileManager.default.removeItem(at: profile) // try?: nothing to remove is fine
         }
 
         // DevTools: the port from DevToolsActivePort, the page's WebSocket from /json/list.
         var devtoolsPort = 0
         try await waitUntil("Chromium opens its DevTools port", timeout: .seconds(30)) {
-            let text = (try? String(contentsOf: profile.appendingPathComponent("DevToolsActivePort"), encoding: .utf8)) ?? ""
+            let text = (try? String(contentsOf: profile.appendingPathComponent("DevToolsActivePort"), encoding: .utf8)) ?? "" // try?: no file yet reads as empty
             devtoolsPort = Int(text.split(separator: "\n").first ?? "") ?? 0
             return devtoolsPort > 0
         }
         var pagePath = ""
         try await waitUntil("the dashboard page target exists", timeout: .seconds(20)) {
-            let list = try? await httpGet(port: devtoolsPort, path: "/json/list")
-            let targets = list.flatMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [[String: Any]] } ?? []
+            let list = try? await httpGet(port: devtoolsPort, path: "/json/list") // try?: not listening yet is "not yet"
+            let targets = list.flatMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [[String: Any]] } ?? [] // try?: a payload that is no JSON object fails the expectation on it
             guard let page = targets.first(where: { $0["type"] as? String == "page" && ($0["url"] as? String)?.contains(":\(h.port)") == true }),
                   let url = page["webSocketDebuggerUrl"] as? String, let range = url.range(of: "/devtools/") else { return false }
             pagePath = String(url[range.lowerBound...])
@@ -125,7 +125,7 @@ import Simulation
         let missed = try await h.publish(camera: 3, count: 2, level: "medium")
         var restarted: GatewayService?
         try await waitUntil("a new gateway listens on the same port", timeout: .seconds(10)) {
-            restarted = try? GatewayService(configuration: h.gateway.configuration, logger: Logger(label: "test.gateway.2"))
+            restarted = try? GatewayService(configuration: h.gateway.configuration, logger: Logger(label: "test.gateway.2")) // try?: a gateway that cannot start fails the test on the nil
             return restarted != nil
         }
         try await waitUntil("the page is live again", timeout: .seconds(20)) {

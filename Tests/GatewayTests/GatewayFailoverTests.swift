@@ -27,7 +27,7 @@ import TestSupport
         h.clients.send(#"{"type":"subscribe","cameras":[4],"since":{"4":{"offset":20,"epoch":"\#(epoch)"}}}"#, to: returning)
 
         _ = try await cluster.waitForFailover(from: old)
-        try await waitUntil("the publisher reaches the new primary", timeout: .seconds(30)) { (try? await h.redis.send(.ping())) != nil }
+        try await waitUntil("the publisher reaches the new primary", timeout: .seconds(30)) { (try? await h.redis.send(.ping())) != nil } // try?: an error is "not yet" while Redis comes back
         try await h.clients.waitFor(watcher, type: "status", timeout: .seconds(60)) { $0["redis"] as? String == "up" }
         try await h.publish(camera: 4, count: 10)
 
@@ -53,7 +53,7 @@ import TestSupport
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
         let process = try ChildProcess(GatewayProcessTests.binary, ["run", "--port", String(port), "--redis-url", url], output: .appendToFile(log))
         defer { process.terminate(grace: .seconds(2)) }
-        func text() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func text() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" } // try?: no file yet reads as empty
         if exits { return (try await process.wait(timeout: .seconds(30)), text()) }
         try await waitUntil("the gateway logs '\(logged)'", timeout: .seconds(30)) { text().contains(logged) || !process.isRunning }
         return (process.isRunning ? nil : process.exitStatus, text())

@@ -21,7 +21,7 @@ import TrafficModel
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
         let process = try ChildProcess(GatewayProcessTests.binary, ["run", "--port", String(port), "--redis-url", redisServer.url, "--housekeeping-seconds", "1", "--connect-rate", "10000"], output: .appendToFile(log))
         defer { process.terminate(grace: .seconds(2)); redisServer.stop() }
-        try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }
+        try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 } // try?: not listening yet is "not yet"
         let redis = try await RedisClient.connect(configuration: redisServer.configuration)
         let clients = try WebSocketTestClients(port: port)
         defer { clients.stop() }

@@ -17,7 +17,7 @@ import Simulation
         let port = try FreePort.find()
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
         let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--drain-seconds", "3"], output: .appendToFile(log))
-        try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }
+        try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 } // try?: not listening yet is "not yet"
         let clients = try WebSocketTestClients(port: port)
         let a = try await clients.open()
         let b = try await clients.open(path: "/ws/cameras/3")
@@ -38,7 +38,7 @@ import Simulation
 
     /// Resident memory of a process in bytes, from /proc.
     static func residentBytes(_ pid: pid_t) -> Int {
-        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "" // try?: no file yet reads as empty
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
         return (Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0) * 1024
     }
@@ -51,7 +51,7 @@ import Simulation
         let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway") + ".log").path
         let process = try ChildProcess(Self.binary, ["run", "--port", String(port), "--redis-url", redis.url, "--latest-ttl", "15", "--housekeeping-seconds", "1", "--max-queue-bytes", String(256 << 20)], output: .appendToFile(log))
         defer { process.terminate(grace: .seconds(2)); redis.stop() }
-        try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 }
+        try await waitUntil("gateway answers /healthz 200", timeout: .seconds(20)) { (try? await httpGet(port: port, path: "/healthz"))?.status == 200 } // try?: not listening yet is "not yet"
         let clients = try WebSocketTestClients(port: port)
         defer { clients.stop() }
         let dashboard = try await clients.open()
@@ -125,7 +125,7 @@ extension Sequence {
         environment["GATEWAY_PORT"] = "eighty"
         let process = try ChildProcess(GatewayProcessTests.binary, ["run", "--redis-url", "redis://127.0.0.1:1"], environment: environment, output: .appendToFile(log))
         let status = try await process.wait(timeout: .seconds(30))
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" // try?: no file yet reads as empty
         #expect(status != 0 && output.contains("GATEWAY_PORT=eighty"), "\(output)")
     }
 }

@@ -25,7 +25,7 @@ import TrafficModel
             // A loaded machine publishes slowly (each publish is a Redis transaction): a deadline, not a pace.
             try await h.waitForResults(first, count: 15, timeout: .seconds(40))
         } catch {
-            let outcome = try? await withDeadline(.seconds(1)) { await publisher.result }
+            let outcome = try? await withDeadline(.seconds(1)) { await publisher.result } // try?: a publisher still running after 1 s is cancelled below
             throw LocalServiceError("\(error); the publisher: \(outcome.map { "\($0)" } ?? "still running")")
         }
         h.clients.close(first)
@@ -103,7 +103,7 @@ import TrafficModel
         // Published while the gateway's subscriber is still reconnecting: pub/sub drops these,
         // the gateway must catch them up from history. (The test's own connection must notice
         // the restart first: its first command fails before anything is sent.)
-        try await waitUntil("the test's Redis connection is back") { (try? await h.redis.send(.ping())) != nil }
+        try await waitUntil("the test's Redis connection is back") { (try? await h.redis.send(.ping())) != nil } // try?: an error is "not yet" while Redis comes back
         try await h.publish(camera: 8, count: 5)
         for id in watchers {
             try await h.clients.waitFor(id, type: "status", timeout: .seconds(20)) { $0["redis"] as? String == "up" }

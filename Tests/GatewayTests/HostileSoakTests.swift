@@ -61,7 +61,7 @@ import Simulation
             gatewayConfig.keys = keys
             gatewayConfig.probeInterval = .milliseconds(200)
             gatewayConfig.clientMessageRate = 20
-            gateway = try? GatewayService(configuration: gatewayConfig, logger: Logger(label: "soak.gateway"))
+            gateway = try? GatewayService(configuration: gatewayConfig, logger: Logger(label: "soak.gateway")) // try?: a gateway that cannot start fails the test on the nil
         }
         let service = try #require(gateway)
         try await waitUntil("gateway healthy") { service.health.healthy }
@@ -276,7 +276,7 @@ import Simulation
 /// The request id of a stored result.
 enum AggregatorHarnessShim {
     static func requestId(_ json: [UInt8]) -> String {
-        let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any]
+        let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any] // try?: a payload that is no JSON object fails the expectation on it
         return object?["requestId"] as? String ?? "?"
     }
 }
