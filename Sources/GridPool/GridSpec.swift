@@ -35,7 +35,7 @@ public struct GridSpec: Sendable, Equatable {
         do {
             top = try bytes.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in try JSONScanner.objectMembers(buffer) }
         } catch {
-            throw ExperimentError(.parameter, "\(path):\(line(error.offset)): not a JSON object of algorithms: \(error.reason)")
+            throw .rewording(error, as: .parameter, "\(path):\(line(error.offset)): not a JSON object of algorithms: \(error.reason)")
         }
         guard !top.isEmpty else { throw ExperimentError(.parameter, "\(path):1: the grid names no algorithm") }
         var entries: [Entry] = []
@@ -43,7 +43,7 @@ public struct GridSpec: Sendable, Equatable {
         for member in top {
             let at = "\(path):\(line(member.keyRange.lowerBound))"
             let algorithm: any Regressor.Type
-            do { algorithm = try Regressors.named(member.key) } catch { throw ExperimentError(.parameter, "\(at): \(error.message)") }
+            do { algorithm = try Regressors.named(member.key) } catch { throw .rewording(error, as: .parameter, "\(at): \(error.message)") }
             guard !entries.contains(where: { $0.algorithm == member.key }) else { throw ExperimentError(.parameter, "\(at): algorithm '\(member.key)' appears twice") }
             guard member.kind == .object else { throw ExperimentError(.parameter, "\(at): '\(member.key)' must map parameter names to lists of values") }
             let parameters = bytes.withUnsafeBufferPointer { JSONScanner.objectMembers($0, in: member.valueRange) }
@@ -68,7 +68,7 @@ public struct GridSpec: Sendable, Equatable {
                     // name or a bad value is reported on its own line.
                     do { _ = try algorithm.init(parameters: [parameter.key: value]) } catch {
                         // ("--param" is the command line's word; a grid file has no such flag.)
-                        throw ExperimentError(.parameter, "\(path):\(line(element.range.lowerBound)): \(error.message.replacing("--param ", with: ""))")
+                        throw .rewording(error, as: .parameter, "\(path):\(line(element.range.lowerBound)): \(error.message.replacing("--param ", with: ""))")
                     }
                     values.append(value)
                 }
@@ -84,7 +84,7 @@ public struct GridSpec: Sendable, Equatable {
                 sets = sets.flatMap { set in axis.values.map { value in set.merging([axis.name: value]) { $1 } } }
             }
             for set in sets {
-                do { _ = try algorithm.init(parameters: set) } catch { throw ExperimentError(.parameter, "\(at): \(error.message)") }
+                do { _ = try algorithm.init(parameters: set) } catch { throw .rewording(error, as: .parameter, "\(at): \(error.message)") }
             }
             entries.append(Entry(algorithm: member.key, parameterSets: sets))
         }

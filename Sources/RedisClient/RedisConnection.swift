@@ -65,14 +65,18 @@ public final class RedisConnection {
             do {
                 try send(.auth(username: configuration.username, password: password))
             } catch where error.kind == .server {
-                throw RedisError(kind: .authenticationFailed, message: "\(configuration): \(error.message)")
+                var refused = RedisError(kind: .authenticationFailed, message: "\(configuration): \(error.message)")
+                refused.cause = error
+                throw refused
             }
         }
         if configuration.database != 0 {
             do {
                 try send(.select(configuration.database))
             } catch where error.kind == .server {
-                throw RedisError(kind: .invalidConfiguration, message: "SELECT \(configuration.database) on \(configuration): \(error.message)")
+                var refused = RedisError(kind: .invalidConfiguration, message: "SELECT \(configuration.database) on \(configuration): \(error.message)")
+                refused.cause = error
+                throw refused
             }
         }
         if case .sentinel = configuration.endpoint {

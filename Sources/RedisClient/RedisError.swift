@@ -53,6 +53,9 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     public var retryAfter: Duration?
     /// The command that failed, for `.server` errors.
     public var command: String?
+    /// The error this one classifies further (a refused AUTH's server reply behind
+    /// `.authenticationFailed`), nil when it starts here.
+    public var cause: (any Error)?
 
     public init(kind: Kind, message: String, code: Int32? = nil, retryAfter: Duration? = nil, command: String? = nil) {
         self.kind = kind

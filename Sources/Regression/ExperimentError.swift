@@ -30,6 +30,9 @@ public struct ExperimentError: Error, Sendable, CustomStringConvertible {
     /// A failure that may pass (Redis connection lost, server loading, contention): worth
     /// retrying.
     public var isTransient: Bool
+    /// The context says in its own words what the cause says (a grid file's line for a
+    /// parameter the algorithm refused): the message then does not repeat the cause.
+    public var contextTellsCause = false
 
     public init(_ kind: Kind, _ context: String, cause: (any Error)? = nil, hint: String? = nil, isTransient: Bool = false) {
         self.kind = kind
@@ -39,10 +42,17 @@ public struct ExperimentError: Error, Sendable, CustomStringConvertible {
         self.isTransient = isTransient
     }
 
+    /// A failure told again in `context`'s words (where and what), keeping `cause` as its value.
+    public static func rewording(_ cause: any Error, as kind: Kind, _ context: String) -> ExperimentError {
+        var error = ExperimentError(kind, context, cause: cause)
+        error.contextTellsCause = true
+        return error
+    }
+
     /// The whole text: context, cause and hint.
     public var message: String {
         var text = context
-        if let cause { text += ": \(cause)" }
+        if let cause, !contextTellsCause { text += ": \(cause)" }
         if let hint { text += "; \(hint)" }
         return text
     }

@@ -42,7 +42,7 @@ struct Grid: AsyncParsableCommand {
         do {
             let dataset = try Dataset.load(csv: csv, target: target)
             let bytes: [UInt8]
-            do { bytes = Array(try Data(contentsOf: URL(fileURLWithPath: grid))) } catch { throw ExperimentError(.io, "\(grid): cannot read the grid file: \(error.localizedDescription)") }
+            do { bytes = Array(try Data(contentsOf: URL(fileURLWithPath: grid))) } catch { throw ExperimentError(.io, "\(grid): cannot read the grid file", cause: error) }
             let spec = try GridSpec.parse(bytes, path: grid)
             _ = try KFold(rows: dataset.rowCount, folds: folds, seed: seed)
             let redis = try await connection.connect(label: "grid")
