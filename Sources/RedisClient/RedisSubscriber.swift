@@ -55,7 +55,10 @@ public final class RedisSubscriber: Sendable {
             // The loop is made on its thread and never leaves it: its state (connection, waiter
             // book, back-off) is confined there by construction, not by convention.
             let thread = Thread {
-                Thread.current.name = shared.threadName // set from the thread itself: Linux applies it only so
+                // Named through the kernel: Foundation's `Thread.name` reaches the OS thread
+                // only when its bookkeeping has caught up with the new thread, which a busy machine
+                // loses (the name of the watch threads is what tests and `top -H` see).
+                nameCurrentThread(shared.threadName)
                 SubscriberLoop(shared: shared, wakeRead: pipe.read).run()
             }
             thread.start()
@@ -177,4 +180,15 @@ public final class RedisSubscriber: Sendable {
         }
         try result.get()
     }
+}
+
+/// Names the calling thread as the kernel shows it (`/proc/<pid>/task/<tid>/comm`, 15 bytes at
+/// most). Glibc's `pthread_setname_np` is not visible to Swift; writing the thread's own `comm`
+/// is the same call.
+private func nameCurrentThread(_ name: String) {
+    let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return } // no /proc: the thread keeps its inherited name
+    defer { close(fd) }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } // a refused name changes nothing else
 }
