@@ -136,7 +136,7 @@ struct BatchWriter: Sendable {
             metrics.writeConflicts.increment(by: Int64(outcome.conflicts))
             if !outcome.commandErrors.isEmpty {
                 metrics.writeErrors.increment(by: Int64(outcome.commandErrors.count))
-                log.log(.error, key: "write-errors", "\(outcome.commandErrors.count) commands of a batch failed inside its transaction (the rest was applied; not retried, to avoid publishing the batch again): \(outcome.commandErrors.prefix(3).joined(separator: "; "))")
+                log.log(.error, key: "write-errors", "\(outcome.commandErrors.count) commands of a batch failed inside its transaction (the rest was applied; not retried, to avoid publishing the batch again): \(outcome.commandErrors.prefix(3).map(\.description).joined(separator: "; "))")
             }
         }
         if let redis { metrics.redisReconnects.record(Int64(redis.statistics.reconnects)) }

@@ -27,7 +27,7 @@ struct PartitionProgress: Sendable {
         var waited: Duration
 
         /// `waited` in whole seconds.
-        var waitedSeconds: Int64 { waited.wholeMilliseconds / 1000 }
+        var waitedSeconds: Int64 { waited.wholeSeconds }
 
         var description: String {
             "partition \(partition) has not advanced for \(waitedSeconds) s with \(lag) messages waiting"

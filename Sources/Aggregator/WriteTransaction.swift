@@ -51,8 +51,13 @@ public struct WriteTransaction: Sendable {
         /// Error replies of commands inside the applied transaction. Redis ran every other
         /// command, so the batch is not retried (that would publish it again); these come from
         /// data the aggregator does not expect (a key of the wrong type, a history stream ahead
-        /// of its counter) and need an operator.
-        public var commandErrors: [String] = []
+        /// of its counter) and need an operator. Each names the command it answered.
+        public var commandErrors: [RedisError] = []
+
+        public static func == (a: Outcome, b: Outcome) -> Bool {
+            (a.published, a.latestWritten, a.alertsPushed, a.conflicts) == (b.published, b.latestWritten, b.alertsPushed, b.conflicts)
+                && a.commandErrors.map(\.description) == b.commandErrors.map(\.description)
+        }
     }
 
     /// How often a batch is re-read after conflicts before a `.transactionConflict` error is
@@ -127,7 +132,7 @@ public struct WriteTransaction: Sendable {
                 }
             } catch where error.kind == .notAtomic {
                 // The writes ran, outside a transaction: report, do not apply them again.
-                return Written(outcome: Outcome(commandErrors: ["\(error)"]))
+                return Written(outcome: Outcome(commandErrors: [error]))
             }
             guard let result = transaction else {
                 // Another writer got there first: read again after a short random pause, so
@@ -330,12 +335,12 @@ public struct WriteTransaction: Sendable {
     }
 
     /// The error replies inside EXEC's replies, each with the command it answered.
-    static func errors(in replies: [RedisReply], commands: [RedisArguments]) -> [String] {
-        var errors: [String] = []
+    static func errors(in replies: [RedisReply], commands: [RedisArguments]) -> [RedisError] {
+        var errors: [RedisError] = []
         for (index, reply) in replies.enumerated() {
             guard case .error(let message) = reply else { continue }
             let parts = index < commands.count ? commands[index].parts.prefix(2).map { String(decoding: $0, as: UTF8.self) } : ["command \(index)"]
-            errors.append("\(parts.joined(separator: " ")): \(message)")
+            errors.append(RedisError(kind: .server, message: message, command: parts.joined(separator: " ")))
         }
         return errors
     }

@@ -11,6 +11,17 @@ extension Duration {
     /// The duration in milliseconds, with its fraction (for logs and JSON figures).
     public var inMilliseconds: Double { inSeconds * 1000 }
 
+    /// Whole seconds, rounded toward zero.
+    public var wholeSeconds: Int64 { components.seconds }
+
+    /// `seconds` as a duration, whatever the number: NaN is zero, and values beyond a century
+    /// (infinities included) are a century, so a number read from outside never traps.
+    public static func seconds(saturating seconds: Double) -> Duration {
+        let century = 100.0 * 365 * 24 * 3600
+        guard seconds.isFinite else { return seconds.isNaN ? .zero : .seconds(seconds > 0 ? century : -century) }
+        return .seconds(min(max(seconds, -century), century))
+    }
+
     /// Whole milliseconds, rounded toward zero.
     public var wholeMilliseconds: Int64 { whole(unitsPerSecond: 1_000) }
 

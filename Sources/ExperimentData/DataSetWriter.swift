@@ -37,7 +37,9 @@ public struct DataSetWriter: Sendable {
             let replies: [RedisReply]
             do { replies = try await redis.execute(pipeline) } catch { throw .redis(error, "XADD of rows \(row)..<\(end) to '\(stream)'") }
             for reply in replies {
-                if case .error(let message) = reply { throw ExperimentError(.redis, "XADD to '\(stream)' refused: \(message)") }
+                if case .error(let message) = reply {
+                    throw ExperimentError(.redis, "XADD of rows \(row)..<\(end) to '\(stream)' refused", cause: RedisError(kind: .server, message: message, command: "XADD"))
+                }
             }
             row = end
             progress(row, dataset.rowCount)

@@ -38,7 +38,7 @@ public struct Collector: Sendable {
                 let have = results.keys.sorted().joined(separator: ", ")
                 throw ExperimentError(.timeout, "after \(timeout) no result of run \(run) for \(missing.joined(separator: ", ")) (have: \(have.isEmpty ? "none" : have))", hint: "are those workers running?")
             }
-            try? await Task.sleep(for: .milliseconds(25)) // try?: a cancelled wait only ends this poll early; the deadline bounds it
+            do { try await Task.sleep(for: .milliseconds(25)) } catch { throw ExperimentError(.timeout, "collecting run \(run): cancelled", cause: error) }
         }
         let name: [UInt8]?
         do { name = try await redis.send(.hget(keys.run(run), field: "dataset")) } catch { throw .redis(error, "reading the data set name of run \(run)") }

@@ -55,7 +55,7 @@ public struct LocalRedis: Sendable {
         case .redis:
             return .alreadyRunning(ours: await isOurs())
         case .notRedis(let why):
-            throw ExperimentError(.redis, "port \(port) is held by something that is not Redis (\(why))", hint: "choose another --port")
+            throw ExperimentError(.redis, "port \(port) is held by something that is not Redis", cause: why, hint: "choose another --port")
         case .nothing:
             break
         }
@@ -161,11 +161,12 @@ public struct LocalRedis: Sendable {
         }
     }
 
-    enum Probe { case redis, notRedis(String), nothing }
+    /// What answers on the port: Redis, something else (with what the client made of it), or nothing.
+    enum Probe { case redis, notRedis(RedisError), nothing }
 
     func probe() async -> Probe {
         var configuration: RedisConfiguration
-        do { configuration = try RedisConfiguration(url: url) } catch { return .notRedis("\(error)") }
+        do { configuration = try RedisConfiguration(url: url) } catch { return .notRedis(error) }
         configuration.connectTimeout = .milliseconds(500)
         configuration.commandTimeout = .seconds(2)
         do {
@@ -175,7 +176,7 @@ public struct LocalRedis: Sendable {
         } catch {
             switch error.kind {
             case .connectionFailed: return .nothing
-            default: return .notRedis(error.message)
+            default: return .notRedis(error)
             }
         }
     }

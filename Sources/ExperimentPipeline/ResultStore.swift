@@ -20,11 +20,16 @@ public struct ResultStore: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let json: Data
         do { json = try encoder.encode(result) } catch { throw ExperimentError(.training, "encoding the \(result.algorithm) result", cause: error) }
-        // The metrics are finite (`ModelEvaluation` refuses others), so the number is valid JSON.
-        let event = #"{"run":\#(JSONText.quoted(result.run)),"algorithm":\#(JSONText.quoted(result.algorithm)),"mse":\#(result.metrics.mse)}"#
+        let event = Self.completionEvent(result)
         let key = keys.results(run: result.run)
         do { _ = try await redis.send(.hset(key, [(result.algorithm, Array(json))])) } catch { throw .redis(error, "storing the \(result.algorithm) result in \(key)") }
         do { _ = try await redis.send(.publish(keys.completed, Array(event.utf8))) } catch { throw .redis(error, "announcing the \(result.algorithm) result on \(keys.completed)") }
+    }
+
+    /// The completion channel's message for `result`: `{"run":…,"algorithm":…,"mse":…}`. The
+    /// metrics are finite (`ModelEvaluation` refuses others), so the number is valid JSON.
+    static func completionEvent(_ result: AlgorithmResult) -> String {
+        #"{"run":\#(JSONText.quoted(result.run)),"algorithm":\#(JSONText.quoted(result.algorithm)),"mse":\#(result.metrics.mse)}"#
     }
 
     /// The results stored so far for `run`, by algorithm (only those asked for, when given).

@@ -26,7 +26,10 @@ final class HealthProbe: Sendable {
     /// A probe came back through pub/sub; returns its lag when the payload is a send time.
     func received(_ payload: [UInt8]) -> Duration? {
         let now = ContinuousClock.now
-        let lag = Double(String(decoding: payload, as: UTF8.self)).map { Duration.microseconds(Int64(max(Date().timeIntervalSince1970 - $0, 0) * 1e6)) }
+        // Anyone can publish on the channel: only a finite send time counts, its lag clamped.
+        let lag = Double(String(decoding: payload, as: UTF8.self)).flatMap { sent in
+            sent.isFinite ? Duration.seconds(saturating: max(Date().timeIntervalSince1970 - sent, 0)) : nil
+        }
         state.withLock { state in
             state.lastReceived = now
             state.subscriberUp = true

@@ -99,7 +99,7 @@ extension JobStore {
             throw .redis(error, "creating job \(id)")
         }
         let replies = outcome?.replies ?? []
-        guard let refused = replies.first(where: { if case .error = $0 { true } else { false } }), case .error(let message) = refused else { return .created }
+        guard let index = replies.firstIndex(where: { if case .error = $0 { true } else { false } }), case .error(let message) = replies[index] else { return .created }
         // The only bulk replies are XADD's entry ids.
         let added = replies.compactMap { reply -> String? in
             if case .bulk(let bytes) = reply { String(decoding: bytes, as: UTF8.self) } else { nil }
@@ -108,7 +108,8 @@ extension JobStore {
         if !added.isEmpty { undo.append(.xdel(keys.tasks(job.priority), ids: added)) }
         undo.append(.del([keys.job(id), keys.taskStates(id)]))
         undo.append(.zrem(keys.jobs, members: [id]))
-        let refusal = ExperimentError(.redis, "creating job \(id): Redis refused a command (\(message))")
+        let refused = RedisError(kind: .server, message: message, command: index < commands.count ? commands[index].name : nil)
+        let refusal = ExperimentError(.redis, "creating job \(id): Redis refused a command", cause: refused)
         let undone: [RedisReply]
         do { undone = try await redis.execute(undo) } catch {
             throw refusal.hinting("removing what was written failed (\(error)): delete \(keys.job(id)), \(keys.taskStates(id)) and \(keys.data(id))")

@@ -38,8 +38,21 @@ public final class PoolEventWatch: Sendable {
         reader.withLock {
             $0 = Task { [weak self] in
                 // Not awaited by the caller: while Redis is away the watch simply stays quiet
-                // (the subscriber subscribes again once it reconnects; a closed one ends below).
-                do { try await subscriber.subscribe([channel]) } catch { return }
+                // (the subscriber subscribes again once it reconnects). A subscribe that fails
+                // (no descriptor for the wake pipe) is tried again after the back-off; a closed
+                // subscriber ends the watch.
+                var pauses = ReconnectBackoff(policy: .init(initialDelay: .milliseconds(100), maximumDelay: .seconds(5)))
+                while true {
+                    do throws(RedisError) {
+                        try await subscriber.subscribe([channel])
+                        break
+                    } catch where error.kind == .closed {
+                        return
+                    } catch {
+                        await PoolStop.sleep(pauses.recordFailure())
+                        if Task.isCancelled { return }
+                    }
+                }
                 for await event in events {
                     guard let self else { break } // released: the subscriber goes with this task
                     guard case .message(let message) = event else { continue }

@@ -56,7 +56,8 @@ public struct PoolSnapshot: Sendable, Codable, Equatable {
             + right("DONE", 7) + right("FAILED", 8) + "  PROGRESS\n"
         for j in jobs {
             let c = j.counts
-            let share = c.tasks > 0 ? Double(c.done + c.failed) / Double(c.tasks) : 0
+            // Counters read from Redis: a share past 1 (or below 0) is drawn as full (or empty).
+            let share = c.tasks > 0 ? min(1, max(0, Double(c.done + c.failed) / Double(c.tasks))) : 0
             let bar = String(repeating: "█", count: Int(share * 20)) + String(repeating: "·", count: 20 - Int(share * 20))
             out += pad(j.id, 24) + pad(j.dataset, 18) + pad(j.priority, 9) + right(String(c.tasks), 7) + right(String(c.queued), 8) + right(String(c.running), 9)
                 + right(String(c.done), 7) + right(String(c.failed), 8) + "  \(bar) \(Int(share * 100))%" + (j.finalised ? " finalised" : c.isFinished ? " finished" : "") + "\n"

@@ -29,7 +29,7 @@ public func httpRequest(port: Int, method: String, path: String, headers: [Strin
 }
 
 private func httpRequestBlocking(port: Int, method: String, path: String, headers: [String: String], body requestBody: [UInt8], timeout: Duration) throws -> HTTPGetResult {
-    guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: max(1, Int(timeout.inSeconds))) else {
+    guard let fd = connectLoopback(port: port, receiveTimeoutSeconds: max(1, Int(clamping: timeout.wholeSeconds))) else {
         throw LocalServiceError("connect to 127.0.0.1:\(port) failed")
     }
     defer { close(fd) }

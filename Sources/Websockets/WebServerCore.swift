@@ -39,8 +39,8 @@ final class WebServerCore: ServiceLoopOwner, @unchecked Sendable {
         loop = ServiceLoop()
         let protocols = table.protocols
         let policy = table.policy
-        let ping = UInt16(clamping: configuration.pingInterval.map { $0.wholeMilliseconds / 1000 } ?? 0)
-        let hangup = UInt16(clamping: configuration.idleTimeout.map { $0.wholeMilliseconds / 1000 } ?? 0)
+        let ping = UInt16(clamping: configuration.pingInterval.map { $0.wholeSeconds } ?? 0)
+        let hangup = UInt16(clamping: configuration.idleTimeout.map { $0.wholeSeconds } ?? 0)
         let user = Unmanaged.passUnretained(self).toOpaque()
         let context: OpaquePointer? = if let host = configuration.host {
             host.withCString { traffic_lws_create_server($0, Int32(configuration.port), protocols, user, ping, hangup, policy, loop.eventLoop, UInt16(configuration.headerBufferBytes)) }

@@ -1,6 +1,7 @@
 public import ArgumentParser
 public import GridPool
 import Regression
+import Durations
 import ExperimentData
 import Foundation
 import Logging
@@ -76,10 +77,10 @@ struct PoolWorkerRunner {
 
     func run() async throws {
         guard concurrency >= 1, concurrency <= 256 else { throw ValidationError("--concurrency must be from 1 to 256, got \(concurrency)") }
-        for (option, value) in [("--idle-timeout", idleTimeout), ("--heartbeat", heartbeat)] where !(value > 0) {
-            throw ValidationError("\(option) must be a positive number of seconds, got \(value)")
+        for (option, value) in [("--idle-timeout", idleTimeout), ("--heartbeat", heartbeat)] where !(value > 0 && value <= 86_400) {
+            throw ValidationError("\(option) must be a positive number of seconds up to a day, got \(value)")
         }
-        guard stopGrace >= 0 else { throw ValidationError("--stop-grace must be ≥ 0 seconds, got \(stopGrace)") }
+        guard stopGrace >= 0, stopGrace <= 86_400 else { throw ValidationError("--stop-grace must be from 0 to 86400 seconds, got \(stopGrace)") }
         let base = name ?? processName
         let stop = PoolStop()
         let cache = JobCache()
@@ -109,9 +110,9 @@ struct PoolWorkerRunner {
             var worker = PoolWorker(keys: keys, name: concurrency == 1 ? base : "\(base)-\(index)")
             worker.cache = cache
             worker.threads = threads
-            worker.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
-            worker.heartbeat = .milliseconds(Int(heartbeat * 1000))
-            worker.stopGrace = .milliseconds(Int(stopGrace * 1000))
+            worker.idleTimeout = .seconds(saturating: idleTimeout)
+            worker.heartbeat = .seconds(saturating: heartbeat)
+            worker.stopGrace = .seconds(saturating: stopGrace)
             worker.log = { emit($0) }
             workers.append((worker, redis, reader))
         }
@@ -178,7 +179,7 @@ struct Status: AsyncParsableCommand {
                     if let job, snapshot.jobs.isEmpty { fail("no job \(job) in pool '\(pool.prefix)'") }
                     if job != nil, snapshot.jobs.allSatisfy(\.counts.isFinished) { break }
                     try await Task.sleep(for: .milliseconds(100))
-                    await events.wait(atMost: .milliseconds(Int(max(0.1, interval) * 1000) - 100))
+                    await events.wait(atMost: .seconds(saturating: max(0.1, interval)) - .milliseconds(100))
                 }
                 await events.close()
             }
@@ -207,7 +208,7 @@ struct Results: AsyncParsableCommand {
             let redis = try await connection.connect(label: "results")
             let store = JobStore(keys: pool.keys)
             guard try await store.description(job: job, on: redis) != nil else { throw ExperimentError(.parameter, "no job \(job) in pool '\(pool.prefix)' (see `status`)") }
-            let deadline = ContinuousClock.now + .milliseconds(Int(max(0, wait) * 1000))
+            let deadline = ContinuousClock.now + .seconds(saturating: max(0, wait))
             var counts = try await store.counts(job: job, on: redis)
             // Woken by the job's completion event; a poll each second covers an event lost to a
             // reconnect.

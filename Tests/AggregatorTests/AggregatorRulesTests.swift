@@ -38,7 +38,7 @@ import Simulation
             #expect(AggregatorHarness.requestId(latest) == mine.last?.requestId)
             let ttl = try await h.redis.send(.raw(["TTL", h.keys.latest(camera)]))
             guard case .integer(let seconds) = ttl else { Issue.record("TTL reply \(ttl)"); continue }
-            #expect((200...300).contains(seconds), "latest carries the 300 s TTL (minus the test's own run time)")
+            #expect((1...300).contains(seconds), "latest carries a TTL, never longer than the configured 300 s")
             #expect(try await h.alerts(camera) == mine.filter(\.isAlert).map(\.requestId).reversed(), "camera \(camera): newest first, each once")
         }
         try await h.stop()

@@ -78,7 +78,7 @@ extension WriteTransactionTests {
         let plan = planner.plan([try AssessmentMessage(validating: Array(json.utf8))], detections: [nil])
         let outcome = try await WriteTransaction().apply(plan, on: redis)
         #expect(outcome.commandErrors.count == 1)
-        #expect(outcome.commandErrors.first?.hasPrefix("XADD \(keys.history(9)): WRONGTYPE") == true, "\(outcome.commandErrors)")
+        #expect(outcome.commandErrors.first?.serverCode == .wrongType && outcome.commandErrors.first?.command == "XADD \(keys.history(9))", "\(outcome.commandErrors)")
         let latest = try #require(try await redis.send(.get(keys.latest(9))))
         #expect(ResultPosition.parse(prefixOf: latest) == ResultPosition(offset: 5, epoch: "e"), "everything else was applied, once")
     }

@@ -16,6 +16,14 @@ import Testing
         #expect(Duration.zero.wholeMilliseconds == 0)
     }
 
+    @Test func numbersFromOutsideBecomeDurationsWithoutTrapping() {
+        #expect(Duration.seconds(saturating: 1.5) == .milliseconds(1500))
+        #expect(Duration.seconds(saturating: .nan) == .zero)
+        #expect(Duration.seconds(saturating: .infinity) == Duration.seconds(saturating: 1e300))
+        #expect(Duration.seconds(saturating: -.infinity) < .zero)
+        #expect(Duration.milliseconds(2999).wholeSeconds == 2)
+    }
+
     @Test func wholeUnitsSaturateInsteadOfTrapping() {
         let huge = Duration.seconds(Int64.max)
         #expect(huge.wholeNanoseconds == .max)

@@ -85,7 +85,9 @@ import TestSupport
 /// The Python baseline of the original framework, where Python with its libraries is present.
 enum PythonBaseline {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/peers/experiment_py").standardized.path
-    static let python = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.venv-bench/bin/python").standardized.path
+    /// The venv `scripts/bench-venv.sh` makes (`BENCH_VENV`, as there, else `.venv-bench`).
+    static let python = (ProcessInfo.processInfo.environment["BENCH_VENV"].flatMap { $0.isEmpty ? nil : $0 }
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.venv-bench").standardized.path) + "/bin/python"
 
     static let available: Bool = {
         FileManager.default.fileExists(atPath: directory + "/worker.py") && FileManager.default.isExecutableFile(atPath: python)

@@ -26,19 +26,23 @@ import TrafficModel
         #expect(try JSONSerialization.jsonObject(with: Data(raw)) as? [String] == names)
     }
 
+    static func result(run: String = "1-0") -> AlgorithmResult {
+        AlgorithmResult(
+            algorithm: "lr", title: "LinearRegression", run: run, stream: "s",
+            data: .init(samples: 10, features: 1, featureNames: [hostile], target: hostile),
+            split: .init(seed: 1, testFraction: 0.2, train: 8, test: 2), parameters: ["note": hostile],
+            metrics: RegressionMetrics(actual: [1, 2], predicted: [1, 2.5]), readSeconds: 0, fitSeconds: 0, predictSeconds: 0,
+            testIndices: [0, 1], actual: [1, 2], predicted: [1, 2.5], host: "h", pid: 1, finishedAt: "t")
+    }
+
     @Test func theCompletionEventIsValidJSONWhateverTheNames() throws {
-        let event = #"{"run":\#(JSONText.quoted(Self.hostile)),"algorithm":\#(JSONText.quoted("rf")),"mse":0.5}"#
+        let event = ResultStore.completionEvent(Self.result(run: Self.hostile))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(event.utf8)) as? [String: Any])
-        #expect(object["run"] as? String == Self.hostile)
+        #expect(object["run"] as? String == Self.hostile && object["algorithm"] as? String == "lr" && object["mse"] as? Double == 0.125)
     }
 
     @Test func namesRoundTripThroughTheResultsFileAndTheReport() throws {
-        let outcome = AlgorithmResult(
-            algorithm: "lr", title: "LinearRegression", run: "1-0", stream: "s",
-            data: .init(samples: 10, features: 1, featureNames: [Self.hostile], target: Self.hostile),
-            split: .init(seed: 1, testFraction: 0.2, train: 8, test: 2), parameters: ["note": Self.hostile],
-            metrics: RegressionMetrics(actual: [1, 2], predicted: [1, 2.5]), readSeconds: 0, fitSeconds: 0, predictSeconds: 0,
-            testIndices: [0, 1], actual: [1, 2], predicted: [1, 2.5], host: "h", pid: 1, finishedAt: "t")
+        let outcome = Self.result()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-\(UUID().uuidString.prefix(8))").path
         let collector = Collector(keys: ExperimentKeys(stream: "s"), algorithms: ["lr"])
         let (json, html) = try collector.write(.init(run: "1-0", dataset: Self.hostile, results: ["lr": outcome]), to: directory)

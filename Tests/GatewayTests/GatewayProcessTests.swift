@@ -26,7 +26,7 @@ import Simulation
             try await clients.waitFor(id, type: "status") { $0["shutdown"] as? Bool == true }
             #expect(try await clients.waitClosed(id).code == 1001)
         }
-        let status = try await process.wait(timeout: .seconds(10))
+        let status = try await process.wait(timeout: .seconds(60))
         #expect(status == 0)
         let output = try String(contentsOfFile: log, encoding: .utf8)
         // Drained because every client closed, not because the drain timeout passed.
