@@ -1,3 +1,5 @@
+
+
 /// Identifies one open WebSocket connection of a `WebServer`.
 public typealias WebSocketID = UInt64
 
@@ -31,20 +33,4 @@ public struct WebServerConfiguration: Sendable {
         self.host = host
         self.port = port
     }
-}
-
-/// What became of a frame handed to `WebServer.send`.
-public enum SendOutcome: Sendable, Equatable {
-    /// Accepted: queued until the socket is writable.
-    case queued
-    /// The connection's queue would exceed `maximumQueuedBytes`: it is being closed with 1008.
-    case overLimit
-    /// No such connection (already closed).
-    case unknownConnection
-}
-
-/// A server that could not start.
-public struct HTTPServerError: Error, CustomStringConvertible {
-    public var message: String
-    public var description: String { "HTTP server: \(message)" }
 }

@@ -389,7 +389,7 @@ struct PoolSetup {
             _ = try await pool.job(Self.grid)
             Issue.record("created although Redis refused a command")
         } catch {
-            #expect((error as? ExperimentError)?.message.contains("WRONGTYPE") == true, "\(error)")
+            #expect(((error as? ExperimentError)?.cause as? RedisError)?.serverCode == .wrongType, "the refused command's reply, kept: \(error)")
         }
         let left = try await redis.send(.scan(cursor: 0, match: keys.prefix + ":job:*", count: 1000)).keys
         #expect(left.isEmpty, "nothing of the job kept: \(left)")
