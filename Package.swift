@@ -69,12 +69,12 @@ let package = Package(
         // MARK: Client layer.
         .target(
             name: "RedisClient",
-            dependencies: ["CHiredis", "Durations", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Backoff", "CHiredis", "Durations", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
             name: "KafkaClient",
-            dependencies: ["CRdKafka", "OwnThread", "ProcessSpawn", "Durations", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Backoff", "CRdKafka", "OwnThread", "ProcessSpawn", "Durations", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
 
@@ -101,11 +101,13 @@ let package = Package(
         .target(name: "OwnThread", swiftSettings: strict),
         // The one set of Duration conversions (seconds, whole milliseconds, …).
         .target(name: "Durations", swiftSettings: strict),
+        // The one retry and back-off policy (capped exponential, jittered; a pure state machine).
+        .target(name: "Backoff", dependencies: ["Durations"], swiftSettings: strict),
 
         // MARK: Services.
         .target(
             name: "Aggregator",
-            dependencies: [
+            dependencies: ["Backoff", 
                 "TrafficModel", "RedisClient", "KafkaClient", "Digest", "Durations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -116,7 +118,7 @@ let package = Package(
 
         .target(
             name: "Gateway",
-            dependencies: [
+            dependencies: ["Backoff", 
                 "TrafficModel", "RedisClient", "Websockets", "Digest", "Durations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -153,7 +155,7 @@ let package = Package(
         // The distributed grid search: jobs, tasks, the worker pool, finaliser, grid report.
         .target(
             name: "GridPool",
-            dependencies: [
+            dependencies: ["Backoff", 
                 "Regression", "ExperimentData", "ReportHTML", "RedisClient", "TrafficModel", "OwnThread", "Durations",
             ],
             swiftSettings: strict
@@ -245,7 +247,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisClientTests",
-            dependencies: ["RedisClient", "TestSupport"],
+            dependencies: ["RedisClient", "Backoff", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -274,7 +276,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExperimentTests",
-            dependencies: ["Regression", "ExperimentData", "ExperimentPipeline", "GridPool", "ReportHTML", "TestSupport", "RedisClient", "TrafficModel"],
+            dependencies: ["Regression", "ExperimentData", "ExperimentPipeline", "GridPool", "ReportHTML", "Backoff", "TestSupport", "RedisClient", "TrafficModel"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),

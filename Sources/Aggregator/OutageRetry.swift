@@ -1,6 +1,7 @@
 import KafkaClient
 import Logging
 import RedisClient
+import Backoff
 
 /// Waits out a Redis or Kafka outage without leaving the consumer group: an operation is run
 /// until it succeeds; between attempts the assigned partitions are paused and the consumer is

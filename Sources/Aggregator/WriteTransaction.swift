@@ -1,5 +1,6 @@
 public import RedisClient
 import TrafficModel
+import Backoff
 
 /// Applies a `WritePlan` to Redis atomically: one optimistic transaction of plain commands.
 ///

@@ -2,6 +2,7 @@ import Foundation
 import RedisClient
 import TrafficModel
 import Websockets
+import Backoff
 
 /// The execution of the hub's actions, and the Redis reads they ask for.
 extension GatewayCore {

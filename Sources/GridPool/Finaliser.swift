@@ -3,6 +3,7 @@ import OwnThread
 public import Regression
 public import RedisClient
 import ExperimentData
+public import Backoff
 
 /// Writes a job's final results exactly once: whoever holds the job's finaliser lock ranks the
 /// task results and stores them with a script that checks the lock's token and that no final

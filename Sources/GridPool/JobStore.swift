@@ -1,6 +1,7 @@
 import Foundation
 public import Regression
 public import RedisClient
+public import Backoff
 
 /// Creates jobs (`JobCreation.swift`) and keeps their task states: optimistic transactions on
 /// the job's state hash through the pure `TaskLifecycle`, with the job's per-state counters

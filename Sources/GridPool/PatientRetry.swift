@@ -1,6 +1,7 @@
 import Durations
 public import Regression
-public import RedisClient
+import RedisClient
+public import Backoff
 
 /// How the pool waits out a Redis that is away: a step failing with a transient error
 /// (connection lost, server loading, failover) is retried after the product's back-off

@@ -2,6 +2,7 @@ import Foundation
 import Regression
 public import RedisClient
 import Synchronization
+import Backoff
 
 /// Follows the pool's event channel so that `status` and `results --wait` react to a task's or a
 /// job's change at once instead of at their next poll. Pub/sub is fire-and-forget (an event sent

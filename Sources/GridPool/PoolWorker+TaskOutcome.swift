@@ -2,6 +2,7 @@ import Foundation
 import Durations
 import Regression
 import RedisClient
+import Backoff
 
 /// What a pool worker does when a task ends: the result written once and the task done, a
 /// failure queued again (after a back-off pause) or failed for good, a hand-back on stop, and

@@ -2,6 +2,7 @@ import Foundation
 import Durations
 public import Regression
 public import RedisClient
+public import Backoff
 
 /// One member of a worker pool: takes grid tasks from the shared consumer group (high-priority
 /// tasks first, `TaskDeliveries`), trains the task's algorithm on its fold (`ModelEvaluation`),

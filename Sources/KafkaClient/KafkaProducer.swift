@@ -4,6 +4,7 @@ import Foundation
 import OwnThread
 public import Logging
 import Synchronization
+import Backoff
 
 /// Where a produced message landed.
 public struct KafkaDeliveryReport: Sendable, Hashable {
@@ -87,6 +88,9 @@ public final class KafkaProducer: Sendable {
     /// local queue is full.
     @discardableResult
     public func send(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) async throws(KafkaError) -> KafkaDeliveryReport {
+        // librdkafka's queue full: produce again after the product's back-off (1 ms growing to
+        // 50 ms) while its delivery thread drains the queue.
+        var pauses = ReconnectBackoff(policy: .init(initialDelay: .milliseconds(1), maximumDelay: .milliseconds(50)))
         while true {
             let outcome: Result<KafkaDeliveryReport, KafkaError> = await withCheckedContinuation { continuation in
                 do throws(KafkaError) {
@@ -99,7 +103,7 @@ public final class KafkaProducer: Sendable {
             }
             if case .failure(let full) = outcome, full.kind == .queueFull {
                 do {
-                    try await Task.sleep(for: .milliseconds(5))
+                    try await Task.sleep(for: pauses.recordFailure())
                     continue
                 } catch {
                     throw full // cancelled while the queue was full: that is the answer

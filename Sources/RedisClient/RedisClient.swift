@@ -1,6 +1,7 @@
 import Dispatch
 public import Logging
 import Synchronization
+import Backoff
 
 /// An async Redis client over one hiredis connection.
 ///

@@ -1,4 +1,5 @@
 /// Where and how to connect to Redis.
+public import Backoff
 ///
 /// Built from a URL: `redis://[[user]:password@]host[:port][/db]`, `unix:///path/to/redis.sock[?db=N]`,
 /// a bare absolute socket path, or for a primary behind Sentinel

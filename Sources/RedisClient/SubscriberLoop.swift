@@ -5,6 +5,7 @@ import Logging
 import Synchronization
 #if canImport(Glibc)
 import Glibc
+import Backoff
 #endif
 
 /// The body of the subscriber thread: the connection, the waiter book and the reconnect state.

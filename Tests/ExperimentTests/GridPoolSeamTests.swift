@@ -5,6 +5,7 @@ import Testing
 import TestSupport
 @testable import Regression
 @testable import GridPool
+import Backoff
 
 /// The pool worker's parts tested alone, without Redis: the job cache, the patient retry, the
 /// task-retry pauses, the event wire format and the model evaluation both paths share.

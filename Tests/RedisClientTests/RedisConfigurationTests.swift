@@ -1,5 +1,6 @@
 import Testing
 @testable import RedisClient
+import Backoff
 
 @Suite struct RedisConfigurationTests {
     @Test func parsesTCPURLWithUserPasswordAndDatabase() throws {
