@@ -9,6 +9,8 @@ public final class AggregatorMetrics: Sendable {
     let alertsPushed: Counter
     let alertsDeduplicated: Counter
     let latestSkipped: Counter
+    let redeliveredSkipped: Counter
+    let offsetResets: Counter
     let writeConflicts: Counter
     let writeErrors: Counter
     let detectionMissing: Counter
@@ -37,6 +39,8 @@ public final class AggregatorMetrics: Sendable {
         alertsPushed = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "alerts_pushed", unitName: "total", helpText: "Alerts pushed to alerts:<camera>"))
         alertsDeduplicated = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "alerts_deduplicated", unitName: "total", helpText: "Alerts not pushed because their requestId already alerted"))
         latestSkipped = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "latest_skipped", unitName: "total", helpText: "latest updates skipped because the stored state is newer"))
+        redeliveredSkipped = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "redelivered_skipped", unitName: "total", helpText: "Messages skipped because their camera had applied them already (Kafka offset at or below the stored one)"))
+        offsetResets = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "offset_resets", unitName: "total", helpText: "Messages applied although their camera's stored Kafka offset was at or past the partition's end (topic recreated or truncated)"))
         writeConflicts = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "write_conflicts", unitName: "total", helpText: "Batch writes started over because another client changed a watched key"))
         writeErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "write_errors", unitName: "total", helpText: "Commands that failed inside an applied batch transaction (data of the wrong type, inconsistent history)"))
         detectionMissing = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "detection_missing", unitName: "total", helpText: "Results published without a usable detection"))

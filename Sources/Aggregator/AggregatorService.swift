@@ -66,7 +66,7 @@ public final class AggregatorService: Service, Sendable {
                                    maximumResultBytes: configuration.maximumResultBytes, maximumClockSkew: configuration.maximumClockSkew,
                                    maximumFrameBytes: configuration.maximumFrameBytes)
         preparation = BatchPreparation(planner: planner, detectionReader: detectionReader, maximumBatchBytes: configuration.maximumBatchBytes,
-                                       deadLetters: deadLetters, retry: retry, progress: progress, metrics: metrics, log: log)
+                                       deadLetters: deadLetters, retry: retry, progress: progress, consumer: consumer, metrics: metrics, log: log)
         writer = BatchWriter(redis: redis, transaction: WriteTransaction(settings: configuration.writeSettings), gate: WriteGate(), consumer: consumer,
                              progress: progress, retry: retry, health: health, metrics: metrics, log: log)
     }

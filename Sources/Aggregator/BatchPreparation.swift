@@ -22,6 +22,8 @@ struct BatchPreparation: Sendable {
     let deadLetters: DeadLetterDelivery
     let retry: OutageRetry
     let progress: ProgressMonitor
+    /// Where the messages' partitions end (high watermarks), for the redelivery check.
+    let consumer: KafkaConsumer
     let metrics: AggregatorMetrics
     let log: RateLimitedLog
 
@@ -58,10 +60,26 @@ struct BatchPreparation: Sendable {
 
         guard await deadLetters.deliver(dead, polled: &extra) else { return nil }
         guard detectionReader != nil, !valid.isEmpty else { return (Prepared(batch: kept, plan: nil, started: started), extra) }
-        let plan = planner.plan(valid, detections: detections)
+        let plan = planner.plan(valid, detections: detections, origins: origins(of: sources))
         count(plan)
         guard await deadLetters.deliver(plan.rejected.map { DeadLetter(source: sources[$0.index], rejection: $0.rejection) }, polled: &extra) else { return nil }
         return (Prepared(batch: kept, plan: plan.isEmpty ? nil : plan, started: started), extra)
+    }
+
+    /// Each message's place in Kafka with its partition's high watermark (no broker round trip;
+    /// unknown when the consumer cannot tell, and then a stored offset past the end is not
+    /// noticed: logged).
+    private func origins(of sources: [KafkaMessage]) -> [MessageOrigin] {
+        var ends: [KafkaTopicPartition: Int64] = [:]
+        do throws(KafkaError) {
+            for (partition, state) in try consumer.positions() { ends[partition] = state.end }
+        } catch {
+            log.log(.warning, key: "watermarks", "partition ends unknown for the redelivery check: \(error)")
+        }
+        return sources.map { message in
+            MessageOrigin(partition: message.partition, offset: message.offset,
+                          highWatermark: ends[KafkaTopicPartition(topic: message.topic, partition: message.partition)])
+        }
     }
 
     /// Detections may carry megabytes of frame image each: a batch takes at most

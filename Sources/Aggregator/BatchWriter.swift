@@ -132,8 +132,14 @@ struct BatchWriter: Sendable {
             metrics.published.increment(by: Int64(outcome.published))
             metrics.alertsPushed.increment(by: Int64(outcome.alertsPushed))
             metrics.alertsDeduplicated.increment(by: Int64(plan.alerts.count - outcome.alertsPushed))
-            metrics.latestSkipped.increment(by: Int64(plan.latest.count - outcome.latestWritten))
             metrics.writeConflicts.increment(by: Int64(outcome.conflicts))
+            // Redeliveries (a killed member's successor, a batch written again) change nothing.
+            metrics.redeliveredSkipped.increment(by: Int64(outcome.redeliveredSkipped))
+            metrics.latestSkipped.increment(by: Int64(max(0, plan.latest.count - outcome.latestWritten)))
+            if outcome.offsetResets > 0 {
+                metrics.offsetResets.increment(by: Int64(outcome.offsetResets))
+                log.log(.warning, key: "offset-reset", "\(outcome.offsetResets) messages applied although their camera's stored Kafka offset was at or past the partition's end: the topic was recreated or truncated; the stored offsets are replaced")
+            }
             if !outcome.commandErrors.isEmpty {
                 metrics.writeErrors.increment(by: Int64(outcome.commandErrors.count))
                 log.log(.error, key: "write-errors", "\(outcome.commandErrors.count) commands of a batch failed inside its transaction (the rest was applied; not retried, to avoid publishing the batch again): \(outcome.commandErrors.prefix(3).map(\.description).joined(separator: "; "))")

@@ -25,6 +25,10 @@ public struct WritePlan: Sendable {
         public var payload: [UInt8]
         /// Index of this camera's entry in `latest` (one per camera of the batch).
         public var cameraSlot: Int
+        /// The result's own timestamp (`latest` is the newest applied one).
+        public var timestampMilliseconds: Int64 = 0
+        /// Where the message is in Kafka (nil: not from Kafka, always applied).
+        public var origin: MessageOrigin?
     }
 
     /// The per-camera part of a batch: its keys and the newest result for `latest`.

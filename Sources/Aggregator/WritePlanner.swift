@@ -84,9 +84,12 @@ public struct WritePlanner: Sendable {
         valid.map { keys.detection($0.requestId) }
     }
 
-    /// Plans the writes of a batch; `detections[i]` belongs to `valid[i]` (nil when missing).
-    public func plan(_ valid: [AssessmentMessage], detections: [[UInt8]?]) -> WritePlan {
+    /// Plans the writes of a batch; `detections[i]` belongs to `valid[i]` (nil when missing), and
+    /// so does `origins[i]`, the message's place in Kafka (checked by the write transaction
+    /// against what each camera applied; empty: results not from Kafka).
+    public func plan(_ valid: [AssessmentMessage], detections: [[UInt8]?], origins: [MessageOrigin] = []) -> WritePlan {
         precondition(valid.count == detections.count, "one detection slot per message")
+        precondition(origins.isEmpty || origins.count == valid.count, "one origin per message")
         var plan = WritePlan()
         plan.publishes.reserveCapacity(valid.count)
         var newest: [Int: Int] = [:] // camera → index into plan.latest
@@ -122,7 +125,8 @@ public struct WritePlanner: Sendable {
                     key: keys.latest(camera), timestampKey: keys.latestTimestamp(camera),
                     timestampMilliseconds: message.timestampMilliseconds, payload: merged.json, publishIndex: publishIndex))
             }
-            plan.publishes.append(.init(channel: plan.latest[slot].channel, payload: merged.json, cameraSlot: slot))
+            plan.publishes.append(.init(channel: plan.latest[slot].channel, payload: merged.json, cameraSlot: slot,
+                                        timestampMilliseconds: message.timestampMilliseconds, origin: origins.isEmpty ? nil : origins[index]))
             if alertRule.isAlert(level: message.riskLevel, dangerousDriving: message.hasDangerousDriving) {
                 plan.alerts.append(.init(camera: camera, requestId: message.requestId, markerKey: keys.alerted(message.requestId), listKey: keys.alerts(camera), payload: merged.json, publishIndex: publishIndex))
             }

@@ -47,6 +47,11 @@ public struct WriteTransaction: Sendable {
         public var published = 0
         public var latestWritten = 0
         public var alertsPushed = 0
+        /// Messages already applied (at or below their camera's stored Kafka offset): skipped.
+        public var redeliveredSkipped = 0
+        /// Messages applied although their camera's stored offset was at or past the partition's
+        /// high watermark (the topic was recreated or truncated): the pair was replaced.
+        public var offsetResets = 0
         /// Attempts that found a watched key changed and started over.
         public var conflicts = 0
         /// Error replies of commands inside the applied transaction. Redis ran every other
@@ -56,7 +61,8 @@ public struct WriteTransaction: Sendable {
         public var commandErrors: [RedisError] = []
 
         public static func == (a: Outcome, b: Outcome) -> Bool {
-            (a.published, a.latestWritten, a.alertsPushed, a.conflicts) == (b.published, b.latestWritten, b.alertsPushed, b.conflicts)
+            (a.published, a.latestWritten, a.alertsPushed, a.conflicts, a.redeliveredSkipped, a.offsetResets)
+                == (b.published, b.latestWritten, b.alertsPushed, b.conflicts, b.redeliveredSkipped, b.offsetResets)
                 && a.commandErrors.map(\.description) == b.commandErrors.map(\.description)
         }
     }
@@ -141,7 +147,15 @@ public struct WriteTransaction: Sendable {
                 try? await Task.sleep(for: conflictPauses.recordFailure()) // try?: a cancelled pause only retries sooner
                 continue
             }
-            let acknowledged = try replicaAcks(result.afterReply)
+            let acknowledged: Int?
+            if result.value.1.isEmpty, let wait = waitCommand {
+                // Nothing was written (every message a redelivery): MULTI/EXEC and the WAIT after
+                // it were not sent, so the replicas are asked on their own.
+                let count = try await redis.send(wait, onConnection: result.connection)
+                acknowledged = count >= settings.minimumReplicaAcks ? nil : count
+            } else {
+                acknowledged = try replicaAcks(result.afterReply)
+            }
             var outcome = result.value.0
             outcome.conflicts = attempt
             outcome.commandErrors = Self.errors(in: result.replies, commands: result.value.1)
@@ -183,7 +197,7 @@ public struct WriteTransaction: Sendable {
     func reads(_ plan: WritePlan) -> RedisPipeline {
         var reads = RedisPipeline(capacity: plan.latest.count + 3)
         for camera in plan.latest {
-            reads.append(.hmget(camera.positionKey, fields: ["offset", "epoch"]))
+            reads.append(.hmget(camera.positionKey, fields: ["offset", "epoch", "kafka_partition", "kafka_offset"]))
         }
         reads.append(.mget(plan.latest.map(\.timestampKey)))
         if !plan.alerts.isEmpty {
@@ -211,17 +225,45 @@ public struct WriteTransaction: Sendable {
 
         var commands: [RedisArguments] = []
         commands.reserveCapacity(cameraCount * 4 + plan.publishes.count * 2 + plan.alerts.count * 3)
+        var outcome = Outcome()
+
+        // Each camera's stored Kafka pair decides which of its messages are new (`AppliedOffset`):
+        // a redelivered one writes nothing — no history entry, PUBLISH, `latest` or alert.
+        let states = (0..<cameraCount).map { Self.items(readReplies[$0], count: 4) }
+        var applied = [Bool](repeating: true, count: plan.publishes.count)
+        var newPair = [AppliedOffset?](repeating: nil, count: cameraCount)
+        for (index, publish) in plan.publishes.enumerated() {
+            guard let origin = publish.origin else { continue }
+            let state = states[publish.cameraSlot]
+            switch AppliedOffset.verdict(for: origin, stored: AppliedOffset.parse(partition: state[2], offset: state[3])) {
+            case .skip:
+                applied[index] = false
+                outcome.redeliveredSkipped += 1
+                continue
+            case .applyAfterReset:
+                outcome.offsetResets += 1
+            case .apply:
+                break
+            }
+            newPair[publish.cameraSlot] = AppliedOffset(partition: origin.partition, offset: origin.offset)
+        }
         var counts = [Int](repeating: 0, count: cameraCount)
-        for publish in plan.publishes { counts[publish.cameraSlot] += 1 }
+        // Per camera, the newest applied result becomes `latest` (on a tie, the later one).
+        var newest = [Int?](repeating: nil, count: cameraCount)
+        for (index, publish) in plan.publishes.enumerated() where applied[index] {
+            let slot = publish.cameraSlot
+            counts[slot] += 1
+            if let current = newest[slot], plan.publishes[current].timestampMilliseconds > publish.timestampMilliseconds { continue }
+            newest[slot] = index
+        }
 
         // Counters first: should EXEC fail halfway, no offset it handed out is handed out again.
         var nextOffset = [Int64](repeating: 0, count: cameraCount)
-        var prefixTails: [[UInt8]] = []
-        prefixTails.reserveCapacity(cameraCount)
-        for (slot, camera) in plan.latest.enumerated() {
+        var prefixTails = [[UInt8]](repeating: [], count: cameraCount)
+        for (slot, camera) in plan.latest.enumerated() where counts[slot] > 0 {
             var offset: Int64 = 0
             var epoch = newEpoch
-            let state = Self.items(readReplies[slot], count: 2)
+            let state = states[slot]
             // A counter is kept only if it is sane; the epoch goes into JSON text unescaped, so it
             // must be plain ASCII letters and digits (the aggregator writes digits).
             if let storedOffset = state[0].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), storedOffset >= 1,
@@ -233,11 +275,14 @@ public struct WriteTransaction: Sendable {
                 commands.append(RedisCommand.del([camera.historyKey]).arguments)
             }
             nextOffset[slot] = offset
-            commands.append(RedisCommand.hset(camera.positionKey, [("offset", String(offset + Int64(counts[slot]))), ("epoch", epoch)]).arguments)
-            prefixTails.append(ResultPosition.wireEpochKey + Array(epoch.utf8) + Array(#""},"#.utf8))
+            var fields = [("offset", String(offset + Int64(counts[slot]))), ("epoch", epoch)]
+            if let pair = newPair[slot] { fields += [("kafka_partition", String(pair.partition)), ("kafka_offset", String(pair.offset))] }
+            commands.append(RedisCommand.hset(camera.positionKey, fields).arguments)
+            prefixTails[slot] = ResultPosition.wireEpochKey + Array(epoch.utf8) + Array(#""},"#.utf8)
         }
 
-        // Frame images before the results that reference them, with the results' TTL.
+        // Frame images before the results that reference them, with the results' TTL (one of a
+        // redelivered result is written again: the same bytes, its TTL renewed).
         let ttl = String(settings.latestTTLSeconds)
         for frame in plan.frames {
             var set = RedisArguments(reservingBytes: frame.bytes.count + frame.key.utf8.count + 16, arguments: 5)
@@ -249,10 +294,9 @@ public struct WriteTransaction: Sendable {
             commands.append(set)
         }
 
-        var bodies: [[UInt8]] = []
-        bodies.reserveCapacity(plan.publishes.count)
+        var bodies = [[UInt8]](repeating: [], count: plan.publishes.count)
         let historyLength = String(settings.historyLength)
-        for publish in plan.publishes {
+        for (index, publish) in plan.publishes.enumerated() where applied[index] {
             let slot = publish.cameraSlot
             let camera = plan.latest[slot]
             nextOffset[slot] += 1
@@ -278,30 +322,32 @@ public struct WriteTransaction: Sendable {
             publishCommand.append(camera.channel)
             publishCommand.append(body)
             commands.append(publishCommand)
-            bodies.append(body)
+            bodies[index] = body
+            outcome.published += 1
         }
 
-        var outcome = Outcome(published: plan.publishes.count)
         for (slot, camera) in plan.latest.enumerated() {
+            guard let index = newest[slot] else { continue } // every result of the camera was a redelivery
+            let timestamp = plan.publishes[index].timestampMilliseconds
             // `latest` never goes back in time: an unreadable stored timestamp counts as absent.
-            if let stored = storedTimestamps[slot].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), stored > camera.timestampMilliseconds {
+            if let stored = storedTimestamps[slot].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), stored > timestamp {
                 continue
             }
-            var latest = RedisArguments(reservingBytes: bodies[camera.publishIndex].count + camera.key.utf8.count + 16, arguments: 4)
+            var latest = RedisArguments(reservingBytes: bodies[index].count + camera.key.utf8.count + 16, arguments: 4)
             latest.append("SETEX")
             latest.append(camera.key)
             latest.append(ttl)
-            latest.append(bodies[camera.publishIndex])
+            latest.append(bodies[index])
             commands.append(latest)
-            commands.append(RedisCommand.setex(camera.timestampKey, seconds: settings.latestTTLSeconds, String(camera.timestampMilliseconds)).arguments)
+            commands.append(RedisCommand.setex(camera.timestampKey, seconds: settings.latestTTLSeconds, String(timestamp)).arguments)
             outcome.latestWritten += 1
         }
 
         // An alert is pushed once per requestId: markers already stored, or seen earlier in this
-        // batch, suppress it.
+        // batch, suppress it; a redelivered message's alert is not pushed again.
         var marked = Set<String>()
         var trimmed: [String] = []
-        for (index, alert) in plan.alerts.enumerated() where markers[index] == nil && marked.insert(alert.markerKey).inserted {
+        for (index, alert) in plan.alerts.enumerated() where applied[alert.publishIndex] && markers[index] == nil && marked.insert(alert.markerKey).inserted {
             commands.append(RedisCommand.set(alert.markerKey, "1", expiry: .seconds(settings.alertMarkerTTLSeconds)).arguments)
             var push = RedisArguments(reservingBytes: bodies[alert.publishIndex].count + alert.listKey.utf8.count + 6, arguments: 3)
             push.append("LPUSH")

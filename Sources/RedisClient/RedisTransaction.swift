@@ -68,7 +68,7 @@ extension RedisConnection {
         }
         if prepared.commands.isEmpty {
             if watching { _ = try send(RedisArguments("UNWATCH")) }
-            return RedisTransactionResult(replies: [], value: prepared.value)
+            return RedisTransactionResult(replies: [], value: prepared.value, connection: serial)
         }
         try append(RedisArguments("MULTI"))
         for command in prepared.commands { try append(command) }

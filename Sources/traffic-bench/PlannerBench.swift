@@ -56,7 +56,7 @@ struct PlannerBench: AsyncParsableCommand {
     /// stored `latest`, no alert markers.
     static func transactionReads(_ plan: WritePlan, counters: [Int: Int64] = [:]) -> [RedisReply] {
         var replies: [RedisReply] = plan.latest.map { camera in
-            counters[camera.camera].map { .array([.bulk(Array(String($0).utf8)), .bulk(Array("1".utf8))]) } ?? .array([.null, .null])
+            counters[camera.camera].map { .array([.bulk(Array(String($0).utf8)), .bulk(Array("1".utf8)), .null, .null]) } ?? .array([.null, .null, .null, .null])
         }
         replies.append(.array(plan.latest.map { _ in .null }))
         if !plan.alerts.isEmpty { replies.append(.array(plan.alerts.map { _ in .null })) }

@@ -1,0 +1,158 @@
+import Foundation
+import RedisClient
+import Testing
+import TestSupport
+import TrafficModel
+@testable import Aggregator
+import Simulation
+
+/// The skip rule alone: a message against its camera's stored Kafka pair.
+@Suite struct AppliedOffsetRuleTests {
+    let stored = AppliedOffset(partition: 3, offset: 100)
+
+    @Test func theSamePartitionAtOrBelowTheStoredOffsetIsARedelivery() {
+        #expect(AppliedOffset.verdict(for: MessageOrigin(partition: 3, offset: 99, highWatermark: 500), stored: stored) == .skip, "lower")
+        #expect(AppliedOffset.verdict(for: MessageOrigin(partition: 3, offset: 100, highWatermark: 500), stored: stored) == .skip, "equal")
+        #expect(AppliedOffset.verdict(for: MessageOrigin(partition: 3, offset: 101, highWatermark: 500), stored: stored) == .apply, "higher")
+        #expect(AppliedOffset.verdict(for: MessageOrigin(partition: 3, offset: 50), stored: stored) == .skip, "end unknown: still a redelivery")
+    }
+
+    @Test func anotherPartitionOrNothingStoredIsApplied() {
+        #expect(AppliedOffset.verdict(for: MessageOrigin(partition: 4, offset: 1, highWatermark: 10), stored: stored) == .apply, "another partition")
+        #expect(AppliedOffset.verdict(for: MessageOrigin(partition: 3, offset: 1, highWatermark: 10), stored: nil) == .apply, "nothing stored (written before the rule)")
+    }
+
+    @Test func aStoredOffsetAtOrPastThePartitionsEndMeansARecreatedTopic() {
+        // The embedded broker starts at offset 0 on every start: offset 5 of a partition that
+        // ends at 10 can be no redelivery of the stored offset 100.
+        #expect(AppliedOffset.verdict(for: MessageOrigin(partition: 3, offset: 5, highWatermark: 10), stored: stored) == .applyAfterReset)
+        #expect(AppliedOffset.verdict(for: MessageOrigin(partition: 3, offset: 5, highWatermark: 100), stored: stored) == .applyAfterReset, "end equal to the stored offset")
+        #expect(AppliedOffset.verdict(for: MessageOrigin(partition: 3, offset: 5, highWatermark: 101), stored: stored) == .skip, "end past it: a redelivery")
+    }
+
+    @Test func thePairIsReadOnlyWhenBothFieldsAreNumbers() {
+        #expect(AppliedOffset.parse(partition: Array("2".utf8), offset: Array("41".utf8)) == AppliedOffset(partition: 2, offset: 41))
+        #expect(AppliedOffset.parse(partition: nil, offset: Array("41".utf8)) == nil)
+        #expect(AppliedOffset.parse(partition: Array("x".utf8), offset: Array("41".utf8)) == nil)
+    }
+}
+
+/// The write transaction against a real redis-server: a message applied once, however often
+/// it is written (a killed member's successor, a batch written again after a lost reply, two
+/// members holding the same messages around a rebalance).
+@Suite struct RedeliveryTests {
+    struct Setup {
+        let server: RedisServer
+        let redis: RedisClient
+        let keys: KeySchema
+        let planner: WritePlanner
+
+        init() async throws {
+            server = try await RedisServer()
+            redis = try await RedisClient.connect(configuration: server.configuration)
+            keys = KeySchema(namespace: uniqueName("redeliver") + ":")
+            planner = WritePlanner(keys: keys, alertRule: AlertRule(minimumLevel: .high))
+        }
+
+        /// Results `offsets` of camera 7 (every third an alert), as messages of `partition`.
+        func plan(_ offsets: ClosedRange<Int64>, partition: Int32 = 0, highWatermark: Int64? = 1_000) throws -> WritePlan {
+            var valid: [AssessmentMessage] = []
+            for offset in offsets {
+                let level = offset % 3 == 0 ? "high" : "low"
+                let json = #"{"requestId":"p\#(partition)-\#(offset)","cameraId":7,"timestamp":"\#(ResultSimulator.rfc3339(1_760_000_000_000 + offset * 1000))","riskAssessment":{"maxRiskLevel":"\#(level)","hasDangerousDriving":false}}"#
+                valid.append(try AssessmentMessage(validating: Array(json.utf8)))
+            }
+            return planner.plan(valid, detections: valid.map { _ in nil },
+                                origins: offsets.map { MessageOrigin(partition: partition, offset: $0, highWatermark: highWatermark) })
+        }
+
+        /// The requestIds of camera 7's history, in order.
+        func history() async throws -> [String] {
+            try await redis.send(.xrange(keys.history(7))).compactMap { entry in
+                (try? JSONSerialization.jsonObject(with: Data(entry.fields.first?.value ?? [])) as? [String: Any])?["requestId"] as? String // try?: an entry that is no result fails the expectation on it
+            }
+        }
+
+        func alerts() async throws -> [String] {
+            try await redis.send(.lrange(keys.alerts(7), start: 0, stop: -1)).compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])?["requestId"] as? String // try?: as above
+            }
+        }
+
+        func latest() async throws -> String? {
+            try await redis.send(.get(keys.latest(7))).flatMap { (try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])?["requestId"] as? String } // try?: as above
+        }
+    }
+
+    @Test func aBatchWrittenAgainChangesNothing() async throws {
+        let s = try await Setup()
+        let writer = WriteTransaction()
+        let first = try await writer.apply(try s.plan(1...10), on: s.redis)
+        #expect(first.published == 10 && first.redeliveredSkipped == 0)
+        let again = try await writer.apply(try s.plan(1...10), on: s.redis)
+        #expect(again.published == 0 && again.redeliveredSkipped == 10 && again.alertsPushed == 0 && again.latestWritten == 0, "\(again)")
+        #expect(try await s.history() == (1...10).map { "p0-\($0)" })
+        #expect(try await s.alerts().count == 3)
+        #expect(try await s.latest() == "p0-10")
+        let pair = try await s.redis.send(.hmget(s.keys.position(7), fields: ["offset", "kafka_partition", "kafka_offset"]))
+        #expect(pair == [Array("10".utf8), Array("0".utf8), Array("10".utf8)], "the counter and the pair of the last applied message")
+    }
+
+    @Test func anOverlappingBatchAppliesOnlyItsNewMessages() async throws {
+        let s = try await Setup()
+        let writer = WriteTransaction()
+        _ = try await writer.apply(try s.plan(1...6), on: s.redis)
+        // The successor of a member killed after writing 1…6 but before committing them reads 4…12.
+        let overlap = try await writer.apply(try s.plan(4...12), on: s.redis)
+        #expect(overlap.published == 6 && overlap.redeliveredSkipped == 3, "\(overlap)")
+        #expect(try await s.history() == (1...12).map { "p0-\($0)" }, "every result once, in produce order")
+        #expect(try await s.alerts().sorted() == ["p0-12", "p0-3", "p0-6", "p0-9"].sorted(), "every alert once")
+        #expect(try await s.latest() == "p0-12")
+    }
+
+    @Test func anotherPartitionOrARecreatedTopicIsApplied() async throws {
+        let s = try await Setup()
+        let writer = WriteTransaction()
+        _ = try await writer.apply(try s.plan(1...5), on: s.redis)
+        // The topic was recreated: its partition ends at 3 now, below the stored offset 5.
+        let recreated = try await writer.apply(try s.plan(1...2, highWatermark: 3), on: s.redis)
+        #expect(recreated.published == 2 && recreated.offsetResets == 2 && recreated.redeliveredSkipped == 0, "\(recreated)")
+        // Messages of another partition replace the pair.
+        let moved = try await writer.apply(try s.plan(1...2, partition: 1), on: s.redis)
+        #expect(moved.published == 2 && moved.redeliveredSkipped == 0)
+        #expect(try await s.redis.send(.hmget(s.keys.position(7), fields: ["kafka_partition", "kafka_offset"])) == [Array("1".utf8), Array("2".utf8)])
+        #expect(try await s.history().count == 9)
+    }
+
+    /// Two members holding the same messages around a rebalance, writing at the same time: the
+    /// WATCH on the camera's position makes one of them read again, and then it skips what the
+    /// other applied. Each message is applied once, never dropped.
+    @Test func twoWritersRacingOnTheSameMessagesApplyEachOnce() async throws {
+        let s = try await Setup()
+        var writer = WriteTransaction()
+        writer.maximumAttempts = 10_000
+        let plans = try stride(from: Int64(1), through: 200, by: 10).map { try s.plan($0...($0 + 9)) }
+        let clients = [try await RedisClient.connect(configuration: s.server.configuration), try await RedisClient.connect(configuration: s.server.configuration)]
+        let written = try await withThrowingTaskGroup(of: (published: Int, skipped: Int).self) { group in
+            for client in clients {
+                let mine = writer
+                group.addTask {
+                    var totals = (published: 0, skipped: 0)
+                    for plan in plans {
+                        let outcome = try await mine.apply(plan, on: client)
+                        totals.published += outcome.published
+                        totals.skipped += outcome.redeliveredSkipped
+                    }
+                    return totals
+                }
+            }
+            var all: [(published: Int, skipped: Int)] = []
+            for try await totals in group { all.append(totals) }
+            return all
+        }
+        #expect(written.map(\.published).reduce(0, +) == 200 && written.map(\.skipped).reduce(0, +) == 200, "\(written)")
+        #expect(try await s.history() == (1...200).map { "p0-\($0)" }, "every result once, in produce order")
+        let alerts = try await s.alerts()
+        #expect(Set(alerts).count == 66 && alerts.count == 66, "every alert once")
+    }
+}
