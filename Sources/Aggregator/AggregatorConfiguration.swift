@@ -21,8 +21,9 @@ public struct AggregatorConfiguration: Sendable {
     public var alertRule = AlertRule()
     /// Results kept per camera in `camera:<id>:history` for gateway recovery (approximate, `MAXLEN ~`).
     public var historyLength = 1_000
-    /// How long an `alerted:<requestId>` marker keeps a re-delivered message from alerting again.
-    public var alertMarkerTTLSeconds = 7 * 24 * 3600
+    /// RequestIds kept per camera in `camera:<id>:alerted`: a requestId that reaches Kafka again
+    /// as another message within the camera's last this many alerts pushes no second alert.
+    public var alertDedupeWindow = 100
     public var batchSize = 1_000
     /// How long a batch may wait for more messages after the first one arrived.
     public var batchLinger: Duration = .zero
@@ -59,7 +60,7 @@ public struct AggregatorConfiguration: Sendable {
         var settings = WriteTransaction.Settings()
         settings.latestTTLSeconds = latestTTLSeconds
         settings.alertListLength = alertListLength
-        settings.alertMarkerTTLSeconds = alertMarkerTTLSeconds
+        settings.alertDedupeWindow = alertDedupeWindow
         settings.historyLength = historyLength
         settings.minimumReplicaAcks = minimumReplicaAcks
         settings.replicaAckTimeout = replicaAckTimeout

@@ -131,7 +131,7 @@ struct BatchWriter: Sendable {
         if let outcome, let plan = write.plan {
             metrics.published.increment(by: Int64(outcome.published))
             metrics.alertsPushed.increment(by: Int64(outcome.alertsPushed))
-            metrics.alertsDeduplicated.increment(by: Int64(plan.alerts.count - outcome.alertsPushed))
+            metrics.alertsDeduplicated.increment(by: Int64(outcome.alertsDeduplicated))
             metrics.writeConflicts.increment(by: Int64(outcome.conflicts))
             // Redeliveries (a killed member's successor, a batch written again) change nothing.
             metrics.redeliveredSkipped.increment(by: Int64(outcome.redeliveredSkipped))

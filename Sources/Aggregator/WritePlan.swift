@@ -17,7 +17,7 @@ extension KafkaMessage: PlannerInput {}
 /// (so one camera's results stay in order, each given the camera's next position and appended
 /// to its history), one conditional `latest` update per camera (the newest of the batch; the
 /// transaction keeps it only when it is not older than what is stored), and alerts pushed once per
-/// requestId. `latest` and alerts name the publish whose positioned payload they store, so each
+/// requestId per camera. `latest` and alerts name the publish whose positioned payload they store, so each
 /// payload travels to Redis once.
 public struct WritePlan: Sendable {
     public struct Publish: Sendable, Equatable {
@@ -48,8 +48,13 @@ public struct WritePlan: Sendable {
     public struct Alert: Sendable, Equatable {
         public var camera: Int
         public var requestId: String
-        public var markerKey: String
         public var listKey: String
+        /// The camera's capped list of requestIds that alerted (`camera:<id>:alerted`): a
+        /// requestId in it pushes no second alert.
+        public var alertedKey: String
+        /// The marker versions before the applied offset wrote (`alerted:<requestId>`), read only
+        /// for a camera without a stored Kafka offset, so an upgrade alerts no redelivery twice.
+        public var legacyMarkerKey: String
         public var payload: [UInt8]
         /// The publish whose positioned payload is pushed.
         public var publishIndex: Int

@@ -128,7 +128,7 @@ public struct WritePlanner: Sendable {
             plan.publishes.append(.init(channel: plan.latest[slot].channel, payload: merged.json, cameraSlot: slot,
                                         timestampMilliseconds: message.timestampMilliseconds, origin: origins.isEmpty ? nil : origins[index]))
             if alertRule.isAlert(level: message.riskLevel, dangerousDriving: message.hasDangerousDriving) {
-                plan.alerts.append(.init(camera: camera, requestId: message.requestId, markerKey: keys.alerted(message.requestId), listKey: keys.alerts(camera), payload: merged.json, publishIndex: publishIndex))
+                plan.alerts.append(.init(camera: camera, requestId: message.requestId, listKey: keys.alerts(camera), alertedKey: keys.alerted(camera: camera), legacyMarkerKey: keys.legacyAlertMarker(message.requestId), payload: merged.json, publishIndex: publishIndex))
             }
         }
         return plan

@@ -2,26 +2,36 @@ public import RedisClient
 import TrafficModel
 import Backoff
 
-/// Applies a `WritePlan` to Redis atomically: one optimistic transaction of plain commands.
+/// Applies a `WritePlan` to Redis atomically: one optimistic transaction of plain commands,
+/// each Kafka message's effects applied once.
 ///
-/// Round trip 1 watches and reads the state the writes depend on: each camera's position counter
-/// (`HMGET camera:<id>:position offset epoch`), the stored `latest` timestamps, the alert markers
-/// of the batch, and the server's clock. Round trip 2 sends, inside `MULTI` … `EXEC`:
+/// Round trip 1 watches and reads the state the writes depend on (`StoredBatchState`): each
+/// camera's position hash (result counter, epoch, and the Kafka `(partition, offset)` it applied
+/// last), the stored `latest` timestamps, whether each alert's requestId alerted already, and the
+/// server's clock. Round trip 2 sends, inside `MULTI` … `EXEC`:
 ///
-/// - per camera, the counter advanced by the batch's count (`HSET … offset epoch`), before any
-///   publish; when there is no counter (first result, or Redis lost it) the camera gets a new
-///   epoch (the server time in µs) and its old history is dropped (`DEL`), because offsets of the
-///   old epoch mean nothing in the new one;
-/// - per result, in input order, the payload with its position spliced in first (see
+/// - nothing for a message its camera applied already (`AppliedOffset`: same partition, offset at
+///   or below the stored one): a redelivery — a killed member's messages read again by its
+///   successor, a batch written again after its `EXEC` reply was lost — is counted
+///   (`HINCRBY … redelivered_skipped`) and changes nothing else;
+/// - per camera with new messages, the counter advanced by their count and the Kafka pair of the
+///   last one (`HSET … offset epoch kafka_partition kafka_offset`), before any publish; when
+///   there is no counter (first result, or Redis lost it) the camera gets a new epoch (the server
+///   time in µs) and its old history is dropped (`DEL`), because offsets of the old epoch mean
+///   nothing in the new one;
+/// - per new result, in input order, the payload with its position spliced in first (see
 ///   `ResultPosition`), appended to the camera's history (`XADD … MAXLEN ~ historyLength
 ///   <offset>-0 r <body>`) and published (`PUBLISH camera:<id> <body>`);
 /// - per frame image taken out of a result, `SET frame:<camera>:<requestId> <bytes> EX <latest TTL>`;
-/// - per camera, `latest` and its timestamp (`SETEX`) only when the stored timestamp is not newer;
-/// - per alert whose marker was absent, the marker (`SET … EX`) and `LPUSH`; then `LTRIM` each list.
+/// - per camera, `latest` and its timestamp (`SETEX`), the newest new result, only when the
+///   stored timestamp is not newer;
+/// - per alert of a new result whose requestId has not alerted on its camera, `LPUSH` to the
+///   alert list and of the requestId to `camera:<id>:alerted`; then `LTRIM` both.
 ///
 /// If any watched key changes between the two round trips (another aggregator wrote the same
-/// camera, an alert marker appeared), `EXEC` applies nothing and the batch is read and planned
-/// again. Keys are computed in the client, so the aggregator needs a single Redis (not Cluster).
+/// camera), `EXEC` applies nothing and the batch is read and planned again, so two writers
+/// holding the same messages apply each once. Keys are computed in the client, so the
+/// aggregator needs a single Redis (not Cluster).
 ///
 /// This replaced a Lua script doing the same: plain commands cost Redis about half the time per
 /// result (no Lua strings, no `redis.call` per command); see docs/benchmarks.md.
@@ -30,7 +40,9 @@ public struct WriteTransaction: Sendable {
     public struct Settings: Sendable, Equatable {
         public var latestTTLSeconds = 300
         public var alertListLength = 100
-        public var alertMarkerTTLSeconds = 7 * 24 * 3600
+        /// RequestIds kept per camera in `camera:<id>:alerted`: a requestId produced again (as
+        /// another Kafka message) within the camera's last this many alerts pushes no second one.
+        public var alertDedupeWindow = 100
         public var historyLength = 1_000
         /// Replicas that must have a batch before it counts as written (`WAIT` after `EXEC`, in
         /// the same round trip); 0 does not wait. A failover can then promote a replica without
@@ -38,6 +50,9 @@ public struct WriteTransaction: Sendable {
         public var minimumReplicaAcks = 0
         /// How long `WAIT` may take; fewer acknowledgements by then fail the batch (retried).
         public var replicaAckTimeout: Duration = .seconds(2)
+        /// Whether a message's Kafka offset is checked against the one its camera applied (on in
+        /// the product; off only to measure what the check costs).
+        public var checksAppliedOffsets = true
 
         public init() {}
     }
@@ -47,6 +62,9 @@ public struct WriteTransaction: Sendable {
         public var published = 0
         public var latestWritten = 0
         public var alertsPushed = 0
+        /// Alerts of new messages not pushed: their requestId had alerted on the camera already
+        /// (or earlier in the batch).
+        public var alertsDeduplicated = 0
         /// Messages already applied (at or below their camera's stored Kafka offset): skipped.
         public var redeliveredSkipped = 0
         /// Messages applied although their camera's stored offset was at or past the partition's
@@ -59,10 +77,20 @@ public struct WriteTransaction: Sendable {
         /// data the aggregator does not expect (a key of the wrong type, a history stream ahead
         /// of its counter) and need an operator. Each names the command it answered.
         public var commandErrors: [RedisError] = []
+        /// Alerts (indices into the plan) of Kafka messages whose camera has no stored offset
+        /// (state written before it existed): their legacy markers are read first, and the
+        /// commands are empty until they were.
+        var legacyChecksNeeded: [Int] = []
+
+        public init(published: Int = 0, latestWritten: Int = 0, alertsPushed: Int = 0, alertsDeduplicated: Int = 0,
+                    redeliveredSkipped: Int = 0, offsetResets: Int = 0, conflicts: Int = 0, commandErrors: [RedisError] = []) {
+            (self.published, self.latestWritten, self.alertsPushed, self.alertsDeduplicated) = (published, latestWritten, alertsPushed, alertsDeduplicated)
+            (self.redeliveredSkipped, self.offsetResets, self.conflicts, self.commandErrors) = (redeliveredSkipped, offsetResets, conflicts, commandErrors)
+        }
 
         public static func == (a: Outcome, b: Outcome) -> Bool {
-            (a.published, a.latestWritten, a.alertsPushed, a.conflicts, a.redeliveredSkipped, a.offsetResets)
-                == (b.published, b.latestWritten, b.alertsPushed, b.conflicts, b.redeliveredSkipped, b.offsetResets)
+            (a.published, a.latestWritten, a.alertsPushed, a.alertsDeduplicated) == (b.published, b.latestWritten, b.alertsPushed, b.alertsDeduplicated)
+                && (a.conflicts, a.redeliveredSkipped, a.offsetResets) == (b.conflicts, b.redeliveredSkipped, b.offsetResets)
                 && a.commandErrors.map(\.description) == b.commandErrors.map(\.description)
         }
     }
@@ -126,15 +154,17 @@ public struct WriteTransaction: Sendable {
     /// instead of throwing when they did not.
     public func write(_ plan: WritePlan, on redis: RedisClient, beforeCommit: (@Sendable () -> Void)? = nil) async throws(RedisError) -> Written {
         if plan.isEmpty { return Written(outcome: Outcome()) }
-        let watched = watchedKeys(plan)
-        let reads = reads(plan)
+        var legacyChecks: [Int] = []
         var conflictPauses = ReconnectBackoff(policy: conflictBackoff)
-        for attempt in 0..<maximumAttempts {
+        var conflicts = 0
+        for _ in 0..<maximumAttempts + 1 {
             let transaction: RedisTransactionResult<(Outcome, [RedisArguments])>?
             do {
-                transaction = try await redis.transaction(watching: watched, reads: reads, after: waitCommand?.arguments) { replies throws(RedisError) in
-                    let (commands, outcome) = try self.commands(for: plan, readReplies: replies)
-                    beforeCommit?()
+                let checked = legacyChecks
+                transaction = try await redis.transaction(watching: StoredBatchState.watchedKeys(plan, legacyChecks: checked), reads: StoredBatchState.reads(plan, legacyChecks: checked),
+                                                          after: waitCommand?.arguments) { replies throws(RedisError) in
+                    let (commands, outcome) = try self.commands(for: plan, readReplies: replies, legacyChecks: checked)
+                    if !commands.isEmpty { beforeCommit?() }
                     return (commands, (outcome, commands)) // the commands again (shared storage), to name failures
                 }
             } catch where error.kind == .notAtomic {
@@ -144,20 +174,28 @@ public struct WriteTransaction: Sendable {
             guard let result = transaction else {
                 // Another writer got there first: read again after a short random pause, so
                 // writers racing on the same cameras fall out of step instead of colliding again.
+                conflicts += 1
+                if conflicts >= maximumAttempts { break }
                 try? await Task.sleep(for: conflictPauses.recordFailure()) // try?: a cancelled pause only retries sooner
+                continue
+            }
+            var outcome = result.value.0
+            if !outcome.legacyChecksNeeded.isEmpty {
+                // Alerts of cameras without a stored offset: read the old markers too (once per
+                // such camera: the write stores its offset), then plan again.
+                legacyChecks = Array(Set(legacyChecks + outcome.legacyChecksNeeded)).sorted()
                 continue
             }
             let acknowledged: Int?
             if result.value.1.isEmpty, let wait = waitCommand {
-                // Nothing was written (every message a redelivery): MULTI/EXEC and the WAIT after
-                // it were not sent, so the replicas are asked on their own.
+                // Nothing was written: MULTI/EXEC and the WAIT after it were not sent, so the
+                // replicas are asked on their own.
                 let count = try await redis.send(wait, onConnection: result.connection)
                 acknowledged = count >= settings.minimumReplicaAcks ? nil : count
             } else {
                 acknowledged = try replicaAcks(result.afterReply)
             }
-            var outcome = result.value.0
-            outcome.conflicts = attempt
+            outcome.conflicts = conflicts
             outcome.commandErrors = Self.errors(in: result.replies, commands: result.value.1)
             let pending = acknowledged.map { PendingAcknowledgement(connection: result.connection, acknowledged: $0) }
             return Written(outcome: outcome, pending: pending)
@@ -187,57 +225,37 @@ public struct WriteTransaction: Sendable {
         }
     }
 
-    /// Every key whose change must abort the batch: position counters, latest timestamps, markers.
-    func watchedKeys(_ plan: WritePlan) -> [String] {
-        plan.latest.map(\.positionKey) + plan.latest.map(\.timestampKey) + plan.alerts.map(\.markerKey)
+    /// Every key whose change must abort the batch (see `StoredBatchState`).
+    func watchedKeys(_ plan: WritePlan, legacyChecks: [Int] = []) -> [String] {
+        StoredBatchState.watchedKeys(plan, legacyChecks: legacyChecks)
     }
 
-    /// Round trip 1: `HMGET` per camera, `MGET` of the latest timestamps, `MGET` of the markers
-    /// (when there are alerts), `TIME`.
-    func reads(_ plan: WritePlan) -> RedisPipeline {
-        var reads = RedisPipeline(capacity: plan.latest.count + 3)
-        for camera in plan.latest {
-            reads.append(.hmget(camera.positionKey, fields: ["offset", "epoch", "kafka_partition", "kafka_offset"]))
-        }
-        reads.append(.mget(plan.latest.map(\.timestampKey)))
-        if !plan.alerts.isEmpty {
-            reads.append(.mget(plan.alerts.map(\.markerKey)))
-        }
-        reads.append(.time())
-        return reads
+    /// Round trip 1 (see `StoredBatchState`).
+    func reads(_ plan: WritePlan, legacyChecks: [Int] = []) -> RedisPipeline {
+        StoredBatchState.reads(plan, legacyChecks: legacyChecks)
     }
 
     /// Round trip 2: the commands that apply `plan` given what round trip 1 read, and what they
     /// will do. Public for benchmarks of the aggregator's CPU work; `readReplies` must answer
-    /// `reads(plan)`.
-    public func commands(for plan: WritePlan, readReplies: [RedisReply]) throws(RedisError) -> (commands: [RedisArguments], value: Outcome) {
+    /// `reads(plan, legacyChecks:)`.
+    public func commands(for plan: WritePlan, readReplies: [RedisReply], legacyChecks: [Int] = []) throws(RedisError) -> (commands: [RedisArguments], value: Outcome) {
+        let stored = try StoredBatchState(replies: readReplies, plan: plan, legacyChecks: legacyChecks)
         let cameraCount = plan.latest.count
-        let expected = cameraCount + (plan.alerts.isEmpty ? 2 : 3)
-        guard readReplies.count == expected else {
-            throw RedisError(kind: .unexpectedReply, message: "expected \(expected) read replies, got \(readReplies.count)")
-        }
-        for reply in readReplies {
-            if case .error(let message) = reply { throw RedisError(kind: .server, message: message, command: "the transaction's reads") }
-        }
-        let storedTimestamps = Self.items(readReplies[cameraCount], count: cameraCount)
-        let markers = plan.alerts.isEmpty ? [] : Self.items(readReplies[cameraCount + 1], count: plan.alerts.count)
-        let newEpoch = try Self.epoch(fromTime: readReplies[expected - 1])
-
         var commands: [RedisArguments] = []
         commands.reserveCapacity(cameraCount * 4 + plan.publishes.count * 2 + plan.alerts.count * 3)
         var outcome = Outcome()
 
         // Each camera's stored Kafka pair decides which of its messages are new (`AppliedOffset`):
         // a redelivered one writes nothing — no history entry, PUBLISH, `latest` or alert.
-        let states = (0..<cameraCount).map { Self.items(readReplies[$0], count: 4) }
         var applied = [Bool](repeating: true, count: plan.publishes.count)
         var newPair = [AppliedOffset?](repeating: nil, count: cameraCount)
-        for (index, publish) in plan.publishes.enumerated() {
+        var skipped = [Int](repeating: 0, count: cameraCount)
+        for (index, publish) in plan.publishes.enumerated() where settings.checksAppliedOffsets {
             guard let origin = publish.origin else { continue }
-            let state = states[publish.cameraSlot]
-            switch AppliedOffset.verdict(for: origin, stored: AppliedOffset.parse(partition: state[2], offset: state[3])) {
+            switch AppliedOffset.verdict(for: origin, stored: stored.cameras[publish.cameraSlot].applied) {
             case .skip:
                 applied[index] = false
+                skipped[publish.cameraSlot] += 1
                 outcome.redeliveredSkipped += 1
                 continue
             case .applyAfterReset:
@@ -247,6 +265,16 @@ public struct WriteTransaction: Sendable {
             }
             newPair[publish.cameraSlot] = AppliedOffset(partition: origin.partition, offset: origin.offset)
         }
+
+        // A camera without a stored pair may hold messages an older version applied (and marked
+        // with `alerted:<requestId>`) but did not commit: read those markers before alerting.
+        outcome.legacyChecksNeeded = plan.alerts.indices.filter { index in
+            let publish = plan.publishes[plan.alerts[index].publishIndex]
+            return settings.checksAppliedOffsets && applied[plan.alerts[index].publishIndex] && publish.origin != nil
+                && stored.cameras[publish.cameraSlot].applied == nil && !legacyChecks.contains(index)
+        }
+        if !outcome.legacyChecksNeeded.isEmpty { return ([], outcome) }
+
         var counts = [Int](repeating: 0, count: cameraCount)
         // Per camera, the newest applied result becomes `latest` (on a tie, the later one).
         var newest = [Int?](repeating: nil, count: cameraCount)
@@ -260,20 +288,15 @@ public struct WriteTransaction: Sendable {
         // Counters first: should EXEC fail halfway, no offset it handed out is handed out again.
         var nextOffset = [Int64](repeating: 0, count: cameraCount)
         var prefixTails = [[UInt8]](repeating: [], count: cameraCount)
-        for (slot, camera) in plan.latest.enumerated() where counts[slot] > 0 {
-            var offset: Int64 = 0
-            var epoch = newEpoch
-            let state = states[slot]
-            // A counter is kept only if it is sane; the epoch goes into JSON text unescaped, so it
-            // must be plain ASCII letters and digits (the aggregator writes digits).
-            if let storedOffset = state[0].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), storedOffset >= 1,
-               let storedEpoch = state[1], (1...64).contains(storedEpoch.count),
-               storedEpoch.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) {
-                offset = storedOffset
-                epoch = String(decoding: storedEpoch, as: UTF8.self)
-            } else {
-                commands.append(RedisCommand.del([camera.historyKey]).arguments)
+        for (slot, camera) in plan.latest.enumerated() {
+            if skipped[slot] > 0 {
+                // Counted where `stats` finds it; writing the watched hash also makes a racing
+                // writer that read it before re-read.
+                commands.append(RedisCommand.hincrby(camera.positionKey, field: "redelivered_skipped", by: skipped[slot]).arguments)
             }
+            guard counts[slot] > 0 else { continue }
+            let (offset, epoch) = stored.cameras[slot].counter ?? (0, stored.newEpoch)
+            if stored.cameras[slot].counter == nil { commands.append(RedisCommand.del([camera.historyKey]).arguments) }
             nextOffset[slot] = offset
             var fields = [("offset", String(offset + Int64(counts[slot]))), ("epoch", epoch)]
             if let pair = newPair[slot] { fields += [("kafka_partition", String(pair.partition)), ("kafka_offset", String(pair.offset))] }
@@ -330,9 +353,7 @@ public struct WriteTransaction: Sendable {
             guard let index = newest[slot] else { continue } // every result of the camera was a redelivery
             let timestamp = plan.publishes[index].timestampMilliseconds
             // `latest` never goes back in time: an unreadable stored timestamp counts as absent.
-            if let stored = storedTimestamps[slot].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), stored > timestamp {
-                continue
-            }
+            if let storedTimestamp = stored.cameras[slot].latestTimestamp, storedTimestamp > timestamp { continue }
             var latest = RedisArguments(reservingBytes: bodies[index].count + camera.key.utf8.count + 16, arguments: 4)
             latest.append("SETEX")
             latest.append(camera.key)
@@ -343,42 +364,30 @@ public struct WriteTransaction: Sendable {
             outcome.latestWritten += 1
         }
 
-        // An alert is pushed once per requestId: markers already stored, or seen earlier in this
-        // batch, suppress it; a redelivered message's alert is not pushed again.
-        var marked = Set<String>()
-        var trimmed: [String] = []
-        for (index, alert) in plan.alerts.enumerated() where applied[alert.publishIndex] && markers[index] == nil && marked.insert(alert.markerKey).inserted {
-            commands.append(RedisCommand.set(alert.markerKey, "1", expiry: .seconds(settings.alertMarkerTTLSeconds)).arguments)
+        // An alert is pushed once per requestId and camera: one in the camera's `alerted` list
+        // (or marked by an older version, or pushed earlier in this batch) is not pushed again;
+        // a redelivered message's alert is not even considered.
+        var pushed = Set<String>()
+        var trimmed: [(list: String, alerted: String)] = []
+        for (index, alert) in plan.alerts.enumerated() where applied[alert.publishIndex] {
+            guard !stored.alertedBefore[index], !stored.legacyMarked[index], pushed.insert(alert.alertedKey + " " + alert.requestId).inserted else {
+                outcome.alertsDeduplicated += 1
+                continue
+            }
             var push = RedisArguments(reservingBytes: bodies[alert.publishIndex].count + alert.listKey.utf8.count + 6, arguments: 3)
             push.append("LPUSH")
             push.append(alert.listKey)
             push.append(bodies[alert.publishIndex])
             commands.append(push)
-            if !trimmed.contains(alert.listKey) { trimmed.append(alert.listKey) }
+            commands.append(RedisCommand.lpush(alert.alertedKey, [Array(alert.requestId.utf8)]).arguments)
+            if !trimmed.contains(where: { $0.list == alert.listKey }) { trimmed.append((alert.listKey, alert.alertedKey)) }
             outcome.alertsPushed += 1
         }
-        for list in trimmed {
+        for (list, alerted) in trimmed {
             commands.append(RedisCommand.ltrim(list, start: 0, stop: settings.alertListLength - 1).arguments)
+            commands.append(RedisCommand.ltrim(alerted, start: 0, stop: settings.alertDedupeWindow - 1).arguments)
         }
         return (commands, outcome)
-    }
-
-    /// The elements of an array reply of known length (nil for missing values).
-    private static func items(_ reply: RedisReply, count: Int) -> [[UInt8]?] {
-        guard case .array(let elements) = reply, elements.count == count else {
-            return [[UInt8]?](repeating: nil, count: count)
-        }
-        return elements.map { element in
-            if case .bulk(let bytes) = element { return bytes }
-            return nil
-        }
-    }
-
-    /// A new epoch from `TIME`: seconds followed by six digits of microseconds.
-    private static func epoch(fromTime reply: RedisReply) throws(RedisError) -> String {
-        let time = try RedisCommand.time().value(from: reply)
-        let digits = String(time.microseconds)
-        return String(time.seconds) + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
     }
 
     /// The error replies inside EXEC's replies, each with the command it answered.

@@ -40,6 +40,15 @@ enum Decode {
         return Int(value)
     }
 
+    /// An integer reply, or a null one (`LPOS` of an element not in the list).
+    @Sendable static func optionalInteger(_ reply: RedisReply) throws(RedisError) -> Int? {
+        switch reply {
+        case .integer(let value): return Int(value)
+        case .null: return nil
+        default: throw unexpected(reply, "an integer or null")
+        }
+    }
+
     /// An integer reply of 1 or 0 (`HSETNX`, `SETNX`-style answers).
     @Sendable static func flag(_ reply: RedisReply) throws(RedisError) -> Bool {
         guard case .integer(let value) = reply, value == 0 || value == 1 else { throw unexpected(reply, "1 or 0") }
@@ -212,6 +221,13 @@ extension RedisCommand where Value == Int {
 
     /// `LLEN key`.
     public static func llen(_ key: String) -> Self { Self(RedisArguments("LLEN", [key]), decode: Decode.integer) }
+}
+
+extension RedisCommand where Value == Int? {
+    /// `LPOS key element`: the index of the element's first occurrence, nil when absent.
+    public static func lpos(_ key: String, _ element: String) -> Self {
+        Self(RedisArguments("LPOS", [key, element]), decode: Decode.optionalInteger)
+    }
 }
 
 extension RedisCommand where Value == [[UInt8]] {

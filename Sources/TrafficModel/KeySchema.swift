@@ -1,12 +1,15 @@
 /// The Redis key and channel names of SPEC §3, under one namespace prefix.
 ///
 /// With namespace `prod:`, camera 7's channel is `prod:camera:7`. Camera ids are always written
-/// in canonical decimal form. Besides the public keys, the aggregator keeps two of its own:
-/// `camera:<id>:latest_ts` (the timestamp of `latest`, so it never goes back; same TTL) and
-/// `alerted:<requestId>` (marks an alert as pushed, so a re-delivered message pushes none).
-/// For gap-free recovery it also keeps, per camera, `camera:<id>:position` (hash: `offset`, the
-/// last position handed out, and `epoch`, which changes whenever the counter starts over) and
-/// `camera:<id>:history` (a stream of the last published results, entry id `<offset>-0`).
+/// in canonical decimal form. Besides the public keys, the aggregator keeps its own, every one
+/// under the camera's id: `camera:<id>:latest_ts` (the timestamp of `latest`, so it never goes
+/// back; same TTL), `camera:<id>:alerted` (a capped list of the requestIds that alerted last, so
+/// a requestId produced twice pushes one alert), `camera:<id>:position` (hash: `offset`, the
+/// last position handed out; `epoch`, which changes whenever the counter starts over;
+/// `kafka_partition` and `kafka_offset`, the Kafka message applied last, so a redelivery changes
+/// nothing) and `camera:<id>:history` (a stream of the last published results, entry id
+/// `<offset>-0`). Versions before the applied offset wrote `alerted:<requestId>` markers; they
+/// are only read (on upgrade) and left to expire.
 public struct KeySchema: Sendable, Equatable {
     public var namespace: String
 
@@ -21,7 +24,11 @@ public struct KeySchema: Sendable, Equatable {
     public func position(_ camera: Int) -> String { "\(namespace)camera:\(camera):position" }
     public func history(_ camera: Int) -> String { "\(namespace)camera:\(camera):history" }
     public func alerts(_ camera: Int) -> String { "\(namespace)alerts:\(camera)" }
-    public func alerted(_ requestId: String) -> String { "\(namespace)alerted:\(requestId)" }
+    /// The requestIds that alerted last on the camera (a capped list, newest first).
+    public func alerted(camera: Int) -> String { "\(namespace)camera:\(camera):alerted" }
+    /// The per-alert marker of versions before the applied offset (7-day TTL): read on upgrade
+    /// only, never written.
+    public func legacyAlertMarker(_ requestId: String) -> String { "\(namespace)alerted:\(requestId)" }
     /// The frame image of one result, stored apart from the result (same TTL as `latest`).
     public func frame(camera: Int, requestId: String) -> String { "\(namespace)frame:\(camera):\(requestId)" }
     /// The PSUBSCRIBE pattern matching every camera channel (not the `:latest` keys, which are

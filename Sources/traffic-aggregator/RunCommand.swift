@@ -29,7 +29,8 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-redis"), help: "Consume, validate, count and commit without Redis.") var noRedis = false
     @Option(name: .customLong("latest-ttl"), help: "TTL of camera:<id>:latest in seconds (env LATEST_TTL).") var latestTTL: Int?
     @Option(name: .customLong("alert-list-length"), help: "Entries kept in alerts:<id> (env ALERT_LIST_LENGTH).") var alertListLength: Int?
-    @Option(name: .customLong("alert-marker-ttl"), help: "Seconds an alert's dedup marker (alerted:<requestId>) is kept: how long a re-delivered message still pushes no second alert (env ALERT_MARKER_TTL).") var alertMarkerTTL: Int?
+    @Option(name: .customLong("alert-dedupe-window"), help: "RequestIds kept per camera in camera:<id>:alerted: a requestId produced again within the camera's last this many alerts pushes no second alert (env ALERT_DEDUPE_WINDOW).") var alertDedupeWindow: Int?
+    @Option(name: .customLong("alert-marker-ttl"), help: ArgumentHelp("No longer used: alerts are deduplicated per camera (--alert-dedupe-window); accepted so old command lines still start.", visibility: .hidden)) var alertMarkerTTL: Int?
     @Option(name: .customLong("history-length"), help: "Results kept per camera in camera:<id>:history for gateway recovery (env HISTORY_LENGTH).") var historyLength: Int?
     @Option(name: .customLong("alert-level"), help: "Lowest maxRiskLevel that alerts: none|low|medium|high|critical (env ALERT_LEVEL).") var alertLevel: String?
     @Option(name: .customLong("batch-size"), help: "Messages per batch (env BATCH_SIZE).") var batchSize: Int?
@@ -52,7 +53,7 @@ struct RunCommand: AsyncParsableCommand {
         if let level = setting(alertLevel, env: "ALERT_LEVEL"), RiskLevel(name: level) == nil {
             throw ValidationError("--alert-level '\(level)' is not one of none|low|medium|high|critical")
         }
-        for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL), ("--history-length", historyLength), ("--alert-marker-ttl", alertMarkerTTL),
+        for (name, value) in [("--batch-size", batchSize), ("--alert-list-length", alertListLength), ("--latest-ttl", latestTTL), ("--history-length", historyLength), ("--alert-dedupe-window", alertDedupeWindow),
                               ("--max-result-bytes", maxResultBytes), ("--max-frame-bytes", maxFrameBytes), ("--max-batch-bytes", maxBatchBytes), ("--stall-threshold", stallThreshold)] {
             if let value, value <= 0 { throw ValidationError("\(name) must be positive, got \(value)") }
         }
@@ -77,7 +78,10 @@ struct RunCommand: AsyncParsableCommand {
         config.latestTTLSeconds = try setting(latestTTL, env: "LATEST_TTL") ?? config.latestTTLSeconds
         config.alertListLength = try setting(alertListLength, env: "ALERT_LIST_LENGTH") ?? config.alertListLength
         config.historyLength = try setting(historyLength, env: "HISTORY_LENGTH") ?? config.historyLength
-        config.alertMarkerTTLSeconds = try setting(alertMarkerTTL, env: "ALERT_MARKER_TTL") ?? config.alertMarkerTTLSeconds
+        config.alertDedupeWindow = try setting(alertDedupeWindow, env: "ALERT_DEDUPE_WINDOW") ?? config.alertDedupeWindow
+        if alertMarkerTTL != nil || ProcessInfo.processInfo.environment["ALERT_MARKER_TTL"] != nil {
+            logger.warning("--alert-marker-ttl / ALERT_MARKER_TTL is no longer used and is ignored: no alerted:<requestId> markers are written; a redelivered message is recognised by its Kafka offset, and a requestId produced twice is deduplicated per camera (--alert-dedupe-window)")
+        }
         if let level = (setting(alertLevel, env: "ALERT_LEVEL")).flatMap(RiskLevel.init(name:)) { config.alertRule = AlertRule(minimumLevel: level) }
         config.batchSize = try setting(batchSize, env: "BATCH_SIZE") ?? config.batchSize
         config.batchLinger = .milliseconds(try setting(batchLingerMs, env: "BATCH_LINGER_MS") ?? 0)
@@ -111,7 +115,7 @@ struct RunCommand: AsyncParsableCommand {
         logger.info("""
             starting: kafka=\(bootstrap) topic=\(config.topic) group=\(config.group) dlq=\(config.deadLetterTopic) \
             redis=\(config.redisURL.map { RedisConfiguration.masked($0) } ?? "disabled") namespace='\(config.keys.namespace)' \
-            latestTTL=\(config.latestTTLSeconds)s alertList=\(config.alertListLength) history=\(config.historyLength) alertLevel=\(config.alertRule.minimumLevel) \
+            latestTTL=\(config.latestTTLSeconds)s alertList=\(config.alertListLength) alertDedupe=\(config.alertDedupeWindow) history=\(config.historyLength) alertLevel=\(config.alertRule.minimumLevel) \
             batch=\(config.batchSize) linger=\(config.batchLinger) maxMessage=\(config.maximumMessageBytes)B maxResult=\(config.maximumResultBytes)B \
             maxFrame=\(config.maximumFrameBytes)B clockSkew=\(config.maximumClockSkew.map { "\($0)" } ?? "off") stallThreshold=\(config.stallThreshold) \
             kafkaProperties=[\(KafkaConfiguration(config.kafkaProperties))]

@@ -53,13 +53,13 @@ struct PlannerBench: AsyncParsableCommand {
 
     /// What the transaction's first round trip reads when the benchmark is the only writer:
     /// the counters it advanced so far (epoch "1"; none yet for a camera → a new epoch), no
-    /// stored `latest`, no alert markers.
+    /// stored `latest` or Kafka offset, no requestId alerted before.
     static func transactionReads(_ plan: WritePlan, counters: [Int: Int64] = [:]) -> [RedisReply] {
         var replies: [RedisReply] = plan.latest.map { camera in
             counters[camera.camera].map { .array([.bulk(Array(String($0).utf8)), .bulk(Array("1".utf8)), .null, .null]) } ?? .array([.null, .null, .null, .null])
         }
         replies.append(.array(plan.latest.map { _ in .null }))
-        if !plan.alerts.isEmpty { replies.append(.array(plan.alerts.map { _ in .null })) }
+        replies += plan.alerts.map { _ in .null } // no requestId alerted before
         replies.append(.array([.bulk(Array("1760000000".utf8)), .bulk(Array("123456".utf8))]))
         return replies
     }

@@ -60,7 +60,9 @@ import Simulation
         try h.start()
         try await h.waitUntilCommitted()
         #expect(try await h.alerts(3) == ["dup-1"])
-        #expect(try await h.redis.send(.exists([h.keys.alerted("dup-1")])) == 1)
+        // Deduplicated by the camera's list of alerted requestIds: one key per camera, none per alert.
+        #expect(try await h.redis.send(.lrange(h.keys.alerted(camera: 3), start: 0, stop: -1)) == [Array("dup-1".utf8)])
+        #expect(try await h.redis.send(.exists([h.keys.legacyAlertMarker("dup-1")])) == 0)
         try await h.stop()
     }
 

@@ -155,4 +155,60 @@ import Simulation
         let alerts = try await s.alerts()
         #expect(Set(alerts).count == 66 && alerts.count == 66, "every alert once")
     }
+
+    /// A requestId that reaches Kafka twice as two messages (a producer retry without
+    /// idempotence): both are applied (two offsets), one alert is pushed while the first is among
+    /// the camera's last `alertDedupeWindow` alerts, and the camera's list of them stays that long.
+    @Test func aRequestIdProducedTwiceAlertsOnceWithinTheWindow() async throws {
+        let s = try await Setup()
+        var settings = WriteTransaction.Settings()
+        settings.alertDedupeWindow = 3
+        let writer = WriteTransaction(settings: settings)
+        func alert(_ id: String, offset: Int64) throws -> WritePlan {
+            let json = #"{"requestId":"\#(id)","cameraId":7,"timestamp":"\#(ResultSimulator.rfc3339(1_760_000_000_000 + offset * 1000))","riskAssessment":{"maxRiskLevel":"high","hasDangerousDriving":false}}"#
+            let message = try AssessmentMessage(validating: Array(json.utf8))
+            return s.planner.plan([message], detections: [nil], origins: [MessageOrigin(partition: 0, offset: offset, highWatermark: 1_000)])
+        }
+        _ = try await writer.apply(try alert("dup", offset: 1), on: s.redis)
+        let again = try await writer.apply(try alert("dup", offset: 2), on: s.redis)
+        #expect(again.published == 1 && again.alertsPushed == 0 && again.alertsDeduplicated == 1, "\(again)")
+        for (index, id) in ["a", "b", "c"].enumerated() { _ = try await writer.apply(try alert(id, offset: Int64(3 + index)), on: s.redis) }
+        // "dup" has left the window of the last three alerts: the same requestId alerts again.
+        let late = try await writer.apply(try alert("dup", offset: 6), on: s.redis)
+        #expect(late.alertsPushed == 1)
+        #expect(try await s.alerts() == ["dup", "c", "b", "a", "dup"])
+        #expect(try await s.redis.send(.lrange(s.keys.alerted(camera: 7), start: 0, stop: -1)).map { String(decoding: $0, as: UTF8.self) } == ["dup", "c", "b"], "bounded per camera")
+        #expect(try await s.history() == ["dup", "dup", "a", "b", "c", "dup"], "two messages, two results: only the alert is deduplicated")
+    }
+
+    /// Upgrade in place: state written by a version before the applied offset (a position hash
+    /// without the Kafka pair, an `alerted:<requestId>` marker per alert, no `alerted` list), then
+    /// the messages since the last commit redelivered to this version.
+    @Test func anUpgradeFromStateWithoutOffsetsAlertsNoRedeliveryTwice() async throws {
+        let s = try await Setup()
+        let writer = WriteTransaction()
+        var old = try s.plan(1...6)
+        for index in old.publishes.indices { old.publishes[index].origin = nil }
+        _ = try await writer.apply(old, on: s.redis)
+        _ = try await s.redis.send(.del([s.keys.alerted(camera: 7)]))
+        for id in ["p0-3", "p0-6"] { _ = try await s.redis.send(.set(s.keys.legacyAlertMarker(id), "1", expiry: .seconds(3_600))) }
+        #expect(try await s.redis.send(.hmget(s.keys.position(7), fields: ["kafka_partition", "kafka_offset"])) == [nil, nil])
+
+        // 4…9 redelivered: 4…6 were applied by the old version, which cannot be told from the
+        // state it left, so they are applied again, but p0-6, marked, does not alert twice.
+        let upgraded = try await writer.apply(try s.plan(4...9), on: s.redis)
+        #expect(upgraded.published == 6 && upgraded.alertsPushed == 1 && upgraded.alertsDeduplicated == 1, "\(upgraded)")
+        #expect(try await s.alerts() == ["p0-9", "p0-6", "p0-3"])
+        #expect(try await s.redis.send(.hmget(s.keys.position(7), fields: ["kafka_partition", "kafka_offset"])) == [Array("0".utf8), Array("9".utf8)])
+        // From here on the offset decides: the same messages again change nothing.
+        let again = try await writer.apply(try s.plan(4...9), on: s.redis)
+        #expect(again.published == 0 && again.redeliveredSkipped == 6 && again.alertsPushed == 0, "\(again)")
+        // The old markers are left to expire; no new one is written.
+        let markers = try await s.redis.send(.scan(cursor: 0, match: s.keys.legacyAlertMarker("*"), count: 1_000)).keys.sorted()
+        #expect(markers == ["p0-3", "p0-6"].map(s.keys.legacyAlertMarker))
+        let ttl = try await s.redis.send(.raw(["TTL", s.keys.legacyAlertMarker("p0-6")]))
+        guard case .integer(let seconds) = ttl else { Issue.record("TTL reply \(ttl)"); return }
+        #expect((1...3_600).contains(seconds), "the marker keeps its own expiry")
+        #expect(try await s.redis.send(.hget(s.keys.position(7), field: "redelivered_skipped")) == Array("6".utf8), "counted where stats finds it")
+    }
 }

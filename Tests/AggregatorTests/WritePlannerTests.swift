@@ -30,7 +30,7 @@ import TrafficModel
         #expect(plan.latest[0].timestampKey == "t:camera:1:latest_ts")
         #expect(plan.alerts.map(\.requestId) == ["b", "c"])
         #expect(plan.alerts.map(\.listKey) == ["t:alerts:2", "t:alerts:1"])
-        #expect(plan.alerts[0].markerKey == "t:alerted:b")
+        #expect(plan.alerts[0].alertedKey == "t:camera:2:alerted" && plan.alerts[0].legacyMarkerKey == "t:alerted:b")
         #expect(plan.detectionMissing == 3)
     }
 
@@ -51,12 +51,14 @@ import TrafficModel
         let (valid, _, _) = planner.decode([message("x", camera: 4, time: "2025-01-01T00:00:00Z", level: "high")])
         let plan = planner.plan(valid, detections: [nil])
         var settings = WriteTransaction.Settings()
-        settings.alertMarkerTTLSeconds = 60
+        settings.alertDedupeWindow = 60
         settings.historyLength = 500
         let writer = WriteTransaction(settings: settings)
-        #expect(writer.watchedKeys(plan) == ["t:camera:4:position", "t:camera:4:latest_ts", "t:alerted:x"])
-        #expect(texts(writer.reads(plan).commands) == [["HMGET", "t:camera:4:position", "offset", "epoch", "kafka_partition", "kafka_offset"], ["MGET", "t:camera:4:latest_ts"], ["MGET", "t:alerted:x"], ["TIME"]])
-        let fresh: [RedisReply] = [.array([.null, .null, .null, .null]), .array([.null]), .array([.null]), .array([.bulk(Array("1760000000".utf8)), .bulk(Array("42".utf8))])]
+        #expect(writer.watchedKeys(plan) == ["t:camera:4:position", "t:camera:4:latest_ts"])
+        #expect(texts(writer.reads(plan).commands) == [["HMGET", "t:camera:4:position", "offset", "epoch", "kafka_partition", "kafka_offset"], ["MGET", "t:camera:4:latest_ts"], ["LPOS", "t:camera:4:alerted", "x"], ["TIME"]])
+        #expect(writer.watchedKeys(plan, legacyChecks: [0]) == ["t:camera:4:position", "t:camera:4:latest_ts", "t:alerted:x"])
+        #expect(texts(writer.reads(plan, legacyChecks: [0]).commands).dropLast(1).last == ["MGET", "t:alerted:x"], "an upgrade's legacy markers, read only when asked for")
+        let fresh: [RedisReply] = [.array([.null, .null, .null, .null]), .array([.null]), .null, .array([.bulk(Array("1760000000".utf8)), .bulk(Array("42".utf8))])]
         let (commands, outcome) = try writer.commands(for: plan, readReplies: fresh)
         let lines = texts(commands)
         let body = #"{"position":{"offset":1,"epoch":"1760000000000042"},"# + String(decoding: plan.publishes[0].payload.dropFirst(), as: UTF8.self)
@@ -68,9 +70,10 @@ import TrafficModel
             ["PUBLISH", "t:camera:4", body],
             ["SETEX", "t:camera:4:latest", "300", body],
             ["SETEX", "t:camera:4:latest_ts", "300", ts],
-            ["SET", "t:alerted:x", "1", "EX", "60"],
             ["LPUSH", "t:alerts:4", body],
+            ["LPUSH", "t:camera:4:alerted", "x"],
             ["LTRIM", "t:alerts:4", "0", "99"],
+            ["LTRIM", "t:camera:4:alerted", "0", "59"],
         ])
         #expect(outcome == WriteTransaction.Outcome(published: 1, latestWritten: 1, alertsPushed: 1))
         #expect(ResultPosition.parse(prefixOf: Array(body.utf8)) == ResultPosition(offset: 1, epoch: "1760000000000042"))
@@ -88,7 +91,7 @@ import TrafficModel
         let stored: [RedisReply] = [
             .array([.bulk(Array("7".utf8)), .bulk(Array("e1".utf8)), .null, .null]), // no Kafka pair stored (written before the rule)
             .array([.bulk(Array(newer.utf8))]),
-            .array([.null, .bulk(Array("1".utf8)), .null]), // q already alerted
+            .null, .integer(4), .null, // q already alerted (in camera 1's alerted list)
             .array([.bulk(Array("1".utf8)), .bulk(Array("2".utf8))]),
         ]
         let (commands, outcome) = try writer.commands(for: plan, readReplies: stored)
@@ -97,9 +100,10 @@ import TrafficModel
         #expect(lines.filter { $0[0] == "XADD" }.map { $0[5] } == ["8-0", "9-0", "10-0"])
         #expect(lines.filter { $0[0] == "PUBLISH" }.map { ResultPosition.parse(prefixOf: Array($0[2].utf8))?.offset } == [8, 9, 10])
         #expect(!lines.contains { $0[0] == "SETEX" }, "the stored latest is newer")
-        #expect(lines.filter { $0[0] == "LPUSH" }.count == 1, "p once, q not at all")
-        #expect(lines.filter { $0[0] == "SET" }.map { $0[1] } == ["t:alerted:p"])
-        #expect(outcome == WriteTransaction.Outcome(published: 3, latestWritten: 0, alertsPushed: 1))
+        #expect(lines.filter { $0[0] == "LPUSH" && $0[1] == "t:alerts:1" }.count == 1, "p once, q not at all")
+        #expect(lines.filter { $0[0] == "LPUSH" && $0[1] == "t:camera:1:alerted" }.map { $0[2] } == ["p"])
+        #expect(!lines.contains { $0[0] == "SET" }, "no marker key per alert")
+        #expect(outcome == WriteTransaction.Outcome(published: 3, latestWritten: 0, alertsPushed: 1, alertsDeduplicated: 2))
     }
 
     @Test func transactionStartsOverWhenTheStoredCounterIsNotSane() throws {

@@ -89,7 +89,6 @@ final class GatewayHarness: Sendable {
         }
         let plan = planner.plan(valid, detections: detections)
         var settings = WriteTransaction.Settings()
-        settings.alertMarkerTTLSeconds = 3600
         settings.historyLength = historyLength
         _ = try await WriteTransaction(settings: settings).apply(plan, on: redis)
         return ids
