@@ -18,12 +18,15 @@ public final class AggregatorHealth: Sendable {
         public var redisProblem: String?
         /// Partitions stalled at the last progress check.
         var stalled: [PartitionProgress.Stall]
+        /// Why batches wait for replica acknowledgements, while they do (Redis itself answers).
+        public var replicas: ReplicaShortfall?
 
         /// Why the service is not ready, in order; empty when it is.
         public var reasons: [String] {
             var reasons: [String] = []
             if !kafka { reasons.append("Kafka brokers unreachable") }
             if !redis { reasons.append("Redis: " + (redisProblem ?? "unreachable")) }
+            if let replicas { reasons.append("Redis replicas: \(replicas)") }
             for stall in stalled.prefix(8) { reasons.append(stall.description) }
             if stalled.count > 8 { reasons.append("and \(stalled.count - 8) more stalled partitions") }
             return reasons
@@ -38,6 +41,7 @@ public final class AggregatorHealth: Sendable {
             let reasons = reasons
             let stalledJSON = stalled.map { #"{"partition":\#(JSONText.quoted("\($0.partition)")),"lag":\#($0.lag),"seconds":\#($0.waitedSeconds)}"# }
             var json = #"{"ready":\#(reasons.isEmpty),"kafka":\#(kafka),"redis":\#(redis),"stalled":[\#(stalledJSON.joined(separator: ","))]"#
+            if let replicas { json += #","replicas":\#(replicas.json)"# }
             if !reasons.isEmpty { json += #","reason":\#(JSONText.quoted(reasons.joined(separator: "; ")))"# }
             return json + "}"
         }
@@ -48,6 +52,9 @@ public final class AggregatorHealth: Sendable {
         var redis = false
         var redisProblem: String?
         var stalled: [PartitionProgress.Stall] = []
+        var replicas: ReplicaShortfall?
+        /// When the current run of unacknowledged batches began.
+        var replicasWaitingSince: ContinuousClock.Instant?
     }
 
     private let state = Mutex(State())
@@ -63,8 +70,10 @@ public final class AggregatorHealth: Sendable {
     /// Everything at one instant.
     public func snapshot() -> Snapshot {
         let state = state.withLock { $0 }
+        var replicas = state.replicas
+        if let since = state.replicasWaitingSince { replicas?.waitedSeconds = Int((ContinuousClock.now - since).wholeSeconds) }
         return Snapshot(kafka: state.kafka, redis: redisRequired ? state.redis : true,
-                        redisProblem: redisRequired ? state.redisProblem : nil, stalled: state.stalled)
+                        redisProblem: redisRequired ? state.redisProblem : nil, stalled: state.stalled, replicas: replicas)
     }
 
     /// Kafka answered (a poll brought messages, partitions were assigned) or proved unreachable.
@@ -81,6 +90,25 @@ public final class AggregatorHealth: Sendable {
             state.redis = up
             state.redisProblem = up ? nil : problem.map { "\($0.kind.rawValue): \($0.message)" }
             metrics.redisUp.record(up ? 1.0 : 0.0)
+        }
+    }
+
+    /// Batches wait for replica acknowledgements for `shortfall`'s reason (nil: a batch was
+    /// acknowledged, or none are required). Redis answered, so it counts as up.
+    /// Returns it with how long batches have waited so far.
+    @discardableResult
+    func replicas(_ shortfall: ReplicaShortfall?) -> ReplicaShortfall? {
+        state.withLock { state in
+            state.replicas = shortfall
+            metrics.replicaAcksUnmet.record(shortfall == nil ? 0.0 : 1.0)
+            guard var shortfall else {
+                state.replicasWaitingSince = nil
+                return nil
+            }
+            let since = state.replicasWaitingSince ?? .now
+            state.replicasWaitingSince = since
+            shortfall.waitedSeconds = Int((ContinuousClock.now - since).wholeSeconds)
+            return shortfall
         }
     }
 

@@ -30,6 +30,7 @@ public final class AggregatorMetrics: Sendable {
     let redisReconnects: Gauge
     let consumerLag: Gauge
     let redisUp: Gauge
+    let replicaAcksUnmet: Gauge
     let kafkaUp: Gauge
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -68,6 +69,7 @@ public final class AggregatorMetrics: Sendable {
         redisReconnects = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "redis_reconnects", unitName: "", helpText: "Redis reconnects since start"))
         consumerLag = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "consumer_lag", unitName: "messages", helpText: "Messages not yet processed (written or dead-lettered) behind the partition ends, summed over assigned partitions"))
         redisUp = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "redis_up", unitName: "", helpText: "1 when the last Redis round trip succeeded"))
+        replicaAcksUnmet = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "replica_acks_unmet", unitName: "", helpText: "1 while batches wait because WAIT counted fewer replica acknowledgements than --min-replica-acks (Redis itself answers; /healthz says why)"))
         kafkaUp = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "aggregator", metricName: "kafka_up", unitName: "", helpText: "1 unless all brokers are reported down"))
     }
 

@@ -67,12 +67,11 @@ struct BatchWriter: Sendable {
             case .success(let value):
                 if let pending = value.pending {
                     unacknowledged = value
-                    let error = pending.error(transaction.settings)
-                    metrics.redisErrors.increment()
-                    health.redis(up: false, error)
-                    log.log(.error, key: "redis", "result writes not acknowledged by the replicas, waiting: \(error)")
+                    health.redis(up: true)
+                    _ = await shortfall(pending, on: redis)
                 } else {
                     health.redis(up: true)
+                    health.replicas(nil)
                     outcome = value.outcome
                     offsetsStored = true
                 }
@@ -96,21 +95,38 @@ struct BatchWriter: Sendable {
                         }
                         guard let still else { return batch.outcome }
                         unacknowledged?.pending = still
-                        throw still.error(transaction.settings)
+                        throw await shortfall(still, on: redis)
                     }
                     let again = try await transaction.write(plan, on: redis)
                     guard let still = again.pending else { return again.outcome }
                     unacknowledged = again
-                    throw still.error(transaction.settings)
+                    throw await shortfall(still, on: redis)
                 }) else {
                     log.logger.notice("stopping during an outage: the in-flight batch is not committed and will be re-delivered")
                     return nil
                 }
                 outcome = value
+                health.replicas(nil)
             }
         }
         record(outcome, of: write, offsetsStored: offsetsStored)
         return extra
+    }
+
+    /// A batch on the primary that too few replicas acknowledged: asks the primary about its
+    /// replicas (`INFO replication`) to say why in `/healthz`, logs it, and returns the error the
+    /// retry waits on.
+    private func shortfall(_ pending: WriteTransaction.PendingAcknowledgement, on redis: RedisClient) async -> RedisError {
+        let error = pending.error(transaction.settings)
+        let info: ReplicationInfo?
+        do throws(RedisError) {
+            info = try await redis.send(.replicationInfo())
+        } catch {
+            info = nil // the cause is then reported as unknown; the wait goes on either way
+        }
+        let shortfall = ReplicaShortfall(required: transaction.settings.minimumReplicaAcks, acknowledged: pending.acknowledged, info: info)
+        log.log(.error, key: "replicas", "result writes not acknowledged by the replicas, waiting: \(health.replicas(shortfall) ?? shortfall)")
+        return error
     }
 
     /// Stopping with `write` in flight: the write already sent is awaited (not retried); its

@@ -63,6 +63,9 @@ struct OutageRetry: Sendable {
     private func report(_ error: any Error, of what: String) {
         if let redisError = error as? RedisError, Self.isWriteConflict(redisError) {
             log.log(.warning, key: "conflicts", "\(what) kept conflicting with another writer, retrying: \(redisError)")
+        } else if let redisError = error as? RedisError, redisError.kind == .replicaAcknowledgement {
+            // Redis answers; its replicas do not keep up. The writer reported why (`ReplicaShortfall`).
+            health.redis(up: true)
         } else if let redisError = error as? RedisError {
             metrics.redisErrors.increment()
             health.redis(up: false, redisError)

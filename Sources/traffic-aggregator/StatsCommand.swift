@@ -4,15 +4,18 @@ import Foundation
 import KafkaClient
 import RedisClient
 import TrafficModel
+import Aggregator
 
-/// `traffic-aggregator stats`: cameras, alert lists, Redis memory, consumer lag.
+/// `traffic-aggregator stats`: cameras, alert lists, redeliveries skipped, Redis memory and
+/// replicas, consumer lag.
 struct StatsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Cameras with a latest state, alert list lengths, Redis memory and consumer lag per partition.")
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Cameras with a latest state, alert list lengths, redelivered messages skipped, Redis memory and replicas, consumer lag per partition.")
 
     @OptionGroup var redis: RedisOptions
     @OptionGroup var kafka: KafkaOptions
     @Option(help: "Input topic (env KAFKA_TOPIC).") var topic: String?
     @Option(help: "Consumer group (env KAFKA_GROUP).") var group: String?
+    @Option(name: .customLong("min-replica-acks"), help: "Replicas the aggregator requires (env MIN_REPLICA_ACKS): says whether Redis' replicas meet it, and why not.") var minReplicaAcks: Int?
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
@@ -27,6 +30,16 @@ struct StatsCommand: AsyncParsableCommand {
                 alertLengths[camera] = try await client.send(.llen(key))
             }
         }
+        // Per camera: redeliveries skipped (counted in its position hash) and its alert dedupe list.
+        var redeliveredSkipped = 0
+        for key in try await scan(client, "\(keys.namespace)camera:*:position") {
+            redeliveredSkipped += try await client.send(.hget(key, field: "redelivered_skipped")).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+        }
+        let dedupeLists = try await scan(client, "\(keys.namespace)camera:*:alerted").count
+        let legacyMarkers = try await scan(client, keys.legacyAlertMarker("*")).count
+        let replication = try await client.send(.replicationInfo())
+        let required = try setting(minReplicaAcks, env: "MIN_REPLICA_ACKS")
+        let shortfall = required.flatMap { $0 > 0 ? ReplicaShortfall.assess(required: $0, info: replication) : nil }
         let memoryInfo = try await client.send(.info("memory"))
         let usedMemory = memoryInfo.split(separator: "\r\n").first { $0.hasPrefix("used_memory_human:") }.map { String($0.dropFirst("used_memory_human:".count)) } ?? "?"
 
@@ -51,6 +64,16 @@ struct StatsCommand: AsyncParsableCommand {
                 "camerasWithLatest": latestCameras,
                 "alertListLengths": Dictionary(uniqueKeysWithValues: alertLengths.map { (String($0.key), $0.value) }),
                 "redisUsedMemory": usedMemory,
+                "redeliveredSkipped": redeliveredSkipped,
+                "alertDedupeLists": dedupeLists,
+                "legacyAlertMarkers": legacyMarkers,
+                "replication": [
+                    "role": replication.role,
+                    "primaryOffset": Int(replication.primaryOffset),
+                    "replicas": replication.replicas.map { ["address": $0.address, "state": $0.state, "offset": Int($0.offset), "lagSeconds": $0.lagSeconds] },
+                    "requiredAcks": required as Any? ?? NSNull(),
+                    "shortfall": shortfall.map { $0.cause.rawValue } as Any? ?? NSNull(),
+                ] as [String: Any],
                 "consumerLag": lag.map { ["partition": Int($0.partition), "committed": $0.committed.map { Int($0) } as Any? ?? NSNull(), "end": Int($0.end), "lag": Int($0.end - ($0.committed ?? 0))] },
             ]
             emit(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
@@ -59,7 +82,12 @@ struct StatsCommand: AsyncParsableCommand {
         emit("cameras with a latest state: \(latestCameras.count)\(latestCameras.isEmpty ? "" : " (\(latestCameras.map(String.init).joined(separator: ", ")))")")
         emit("alert lists: \(alertLengths.count)")
         for camera in alertLengths.keys.sorted() { emit("  alerts:\(camera)  \(alertLengths[camera]!)") }
+        emit("redelivered messages skipped (already applied): \(redeliveredSkipped)")
+        emit("alert dedupe lists (camera:<id>:alerted): \(dedupeLists)" + (legacyMarkers > 0 ? "; alerted:<requestId> markers of an older version, left to expire: \(legacyMarkers)" : ""))
         emit("redis used memory: \(usedMemory)")
+        emit("redis role: \(replication.role), replicas connected: \(replication.replicas.filter(\.isOnline).count)")
+        for replica in replication.replicas { emit("  \(replica.address) \(replica.state), \(max(0, replication.primaryOffset - replica.offset)) bytes behind, last ack \(replica.lagSeconds) s ago") }
+        if let required, required > 0 { emit("  required by --min-replica-acks \(required): " + (shortfall.map { "NOT MET: \($0)" } ?? "met")) }
         if let lagNote { emit(lagNote) }
         if !lag.isEmpty {
             emit("consumer lag (partition: committed / end = lag):")

@@ -135,4 +135,47 @@ import Simulation
             #expect(AggregatorHarness.requestId(latest) == mine.last?.requestId, "camera \(camera): latest is the newest")
         }
     }
+
+    /// `--min-replica-acks 1` on a primary without a replica, then with one, then with that one
+    /// stopped: each says why progress stopped, and Redis counts as up throughout.
+    @Test func unmetReplicaAcknowledgementsSayWhy() async throws {
+        // No 5 s pause before a replica's first sync.
+        let h = try await AggregatorHarness(partitions: 1, redisArguments: ["--repl-diskless-sync-delay", "0"]) {
+            $0.minimumReplicaAcks = 1
+            $0.replicaAckTimeout = .milliseconds(200)
+        }
+        try h.start()
+        var simulator = ResultSimulator(cameras: 3, alertRatio: 0.2, seed: 21, runTag: "acks")
+        let frames = (0..<40).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
+        try await h.send(Array(frames.prefix(20)))
+        func shortfall() -> ReplicaShortfall? { h.service?.health.replicas }
+        try await waitUntil("no replica connected", timeout: .seconds(30), every: .milliseconds(20)) {
+            shortfall()?.cause == .replicasMissing && shortfall()?.connected == 0
+        }
+        let service = try #require(h.service)
+        let waiting = service.health
+        #expect(waiting.redis && !waiting.ready, "Redis answers: not down, but not ready: \(waiting.json)")
+        #expect(waiting.reasons.contains { $0.contains("no replica connected to the primary") }, "\(waiting.reasons)")
+        let rendered = String(decoding: service.metrics.render(), as: UTF8.self)
+        #expect(rendered.contains("aggregator_redis_up 1") && rendered.contains("aggregator_replica_acks_unmet 1"))
+
+        // A replica connects: the waiting batch is acknowledged and the service ready again.
+        let replica = try await RedisServer(extraArguments: ["--replicaof", "127.0.0.1", String(h.redisServer.port)])
+        try await h.waitUntilCommitted(timeout: .seconds(60))
+        try await waitUntil("ready again", timeout: .seconds(30)) { h.service?.health.ready == true }
+
+        // The replica stops reading: connected, but lagging.
+        let pid = try #require(replica.pid)
+        kill(pid, SIGSTOP)
+        try await h.send(Array(frames.dropFirst(20)))
+        try await waitUntil("the replica lags", timeout: .seconds(30), every: .milliseconds(20)) { shortfall()?.cause == .replicasLagging }
+        #expect(shortfall()?.replicas.first?.address == "127.0.0.1:\(replica.port)", "the replica seen is named")
+        kill(pid, SIGCONT)
+        try await h.waitUntilCommitted(timeout: .seconds(60))
+        try await waitUntil("ready again", timeout: .seconds(30)) { h.service?.health.ready == true }
+        for (camera, mine) in Dictionary(grouping: frames, by: \.cameraId) {
+            #expect(AggregatorHarness.requestId(try #require(try await h.latest(camera))) == mine.last?.requestId)
+        }
+        try await h.stop()
+    }
 }

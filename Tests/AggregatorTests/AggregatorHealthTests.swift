@@ -33,6 +33,50 @@ import Testing
         #expect(health.snapshot().redisProblem == nil, "a write that succeeds again clears the reason")
     }
 
+    static let infoWithReplicas = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=10.0.0.5,port=6380,state=online,offset=900,lag=0\r\nslave1:ip=10.0.0.6,port=6380,state=wait_bgsave,offset=0,lag=3\r\nmaster_repl_offset:1000\r\n"
+
+    @Test func replicationInfoIsParsed() {
+        let info = ReplicationInfo(parsing: Self.infoWithReplicas)
+        #expect(info.role == "master" && info.primaryOffset == 1_000)
+        #expect(info.replicas == [ReplicationInfo.Replica(address: "10.0.0.5:6380", state: "online", offset: 900, lagSeconds: 0),
+                                  ReplicationInfo.Replica(address: "10.0.0.6:6380", state: "wait_bgsave", offset: 0, lagSeconds: 3)])
+        #expect(ReplicationInfo(parsing: "role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:7\r\n").replicas.isEmpty)
+    }
+
+    /// "No replica connected", "too few", "lagging" and "could not tell" are told apart.
+    @Test func aReplicaShortfallSaysWhy() {
+        let none = ReplicaShortfall(required: 1, acknowledged: 0, info: ReplicationInfo(parsing: "role:master\r\nmaster_repl_offset:7\r\n"))
+        #expect(none.cause == .replicasMissing && none.description == "0 of 1 required replicas acknowledged: no replica connected to the primary")
+        #expect(ReplicaShortfall.assess(required: 1, info: ReplicationInfo(parsing: Self.infoWithReplicas)) == nil, "stats: one replica online and current")
+        #expect(ReplicaShortfall.assess(required: 2, info: ReplicationInfo(parsing: Self.infoWithReplicas))?.cause == .replicasMissing)
+        let syncing = ReplicaShortfall(required: 2, acknowledged: 1, info: ReplicationInfo(parsing: Self.infoWithReplicas))
+        #expect(syncing.cause == .replicasMissing && syncing.connected == 1)
+        #expect(syncing.description.contains("only 1 of 2 replicas connected and synchronised (10.0.0.5:6380 online, 100 bytes behind, last ack 0 s ago; 10.0.0.6:6380 wait_bgsave"), "\(syncing)")
+        let lagging = ReplicaShortfall(required: 1, acknowledged: 0, info: ReplicationInfo(parsing: Self.infoWithReplicas))
+        #expect(lagging.cause == .replicasLagging && lagging.description.hasPrefix("0 of 1 required replicas acknowledged: replicas lagging (10.0.0.5:6380 online, 100 bytes behind"))
+        #expect(ReplicaShortfall(required: 1, acknowledged: 0, info: nil).cause == .unknown)
+    }
+
+    /// Unmet acknowledgements make the service not ready with the cause, but Redis stays up
+    /// (`redis_up` is reachability); `replica_acks_unmet` says it, and an acknowledged batch clears it.
+    @Test func unmetAcknowledgementsAreNotRedisDown() {
+        let metrics = AggregatorMetrics()
+        let health = AggregatorHealth(redisRequired: true, metrics: metrics)
+        health.kafka(up: true)
+        health.redis(up: true)
+        health.replicas(ReplicaShortfall(required: 1, acknowledged: 0, info: ReplicationInfo(parsing: "role:master\r\nmaster_repl_offset:7\r\n")))
+        let waiting = health.snapshot()
+        #expect(!waiting.ready && waiting.redis)
+        #expect(waiting.reasons == ["Redis replicas: 0 of 1 required replicas acknowledged: no replica connected to the primary; waiting 0 s"])
+        #expect(waiting.json.contains(#""replicas":{"required":1,"acknowledged":0,"connected":0,"cause":"replicas-missing","waitingSeconds":0,"primaryOffset":7,"replicas":[]}"#), "\(waiting.json)")
+        var rendered = String(decoding: metrics.render(), as: UTF8.self)
+        #expect(rendered.contains("aggregator_redis_up 1") && rendered.contains("aggregator_replica_acks_unmet 1"), "\(rendered)")
+        health.replicas(nil)
+        #expect(health.snapshot().ready)
+        rendered = String(decoding: metrics.render(), as: UTF8.self)
+        #expect(rendered.contains("aggregator_replica_acks_unmet 0"))
+    }
+
     @Test func withoutRedisOnlyKafkaCounts() {
         let health = AggregatorHealth(redisRequired: false, metrics: AggregatorMetrics())
         health.kafka(up: true)

@@ -1,3 +1,5 @@
+import Aggregator
+import Logging
 import Foundation
 import KafkaClient
 import Testing
@@ -53,6 +55,27 @@ import TrafficModel
         try await h.waitUntilCommitted()
         #expect(try await h.deadLetters(expected: 2).count == 2)
         try await h.stop()
+
+        // A group reading the topic from the start again (renamed, or its offsets reset): each
+        // camera's stored offset tells the messages applied already; stats counts them.
+        var again = h.configuration
+        again.group = uniqueName("group-again")
+        let rereader = try AggregatorService(configuration: again, bootstrap: h.kafka.bootstrapServers, logger: Logger(label: "test.aggregator.again"))
+        let rereading = Task { try await rereader.run() }
+        try await waitUntil("the re-read messages counted as skipped", timeout: .seconds(60)) {
+            try await h.redis.send(.hget(h.keys.position(4), field: "redelivered_skipped")) == Array("2".utf8)
+        }
+        rereader.requestStop()
+        try await rereading.value
+        let counted = try await cli(["stats", "--json", "--min-replica-acks", "1"] + redisArgs)
+        let totals = try #require(try JSONSerialization.jsonObject(with: Data(counted.stdout.utf8)) as? [String: Any], "\(counted.stdout) \(counted.stderr)")
+        #expect(totals["redeliveredSkipped"] as? Int == 2 && totals["alertDedupeLists"] as? Int == 1 && totals["legacyAlertMarkers"] as? Int == 0, "\(totals)")
+        let replication = try #require(totals["replication"] as? [String: Any])
+        #expect(replication["role"] as? String == "master" && replication["shortfall"] as? String == "replicas-missing", "\(replication)")
+        let text = try await cli(["stats", "--min-replica-acks", "1"] + redisArgs)
+        #expect(text.stdout.contains("redelivered messages skipped (already applied): 2"), "\(text.stdout)")
+        #expect(text.stdout.contains("required by --min-replica-acks 1: NOT MET: 0 of 1 required replicas acknowledged: no replica connected to the primary"), "\(text.stdout)")
+        #expect(try await h.alerts(4) == ["op-1"], "no alert pushed twice")
     }
 
     @Test func watchTailsLiveResults() async throws {
