@@ -25,7 +25,7 @@ import Simulation
             try ChildProcess(AggregatorProcessTests.binary, [
                 "run", "--kafka-bootstrap", h.kafka.bootstrapServers, "--topic", h.topic, "--dlq-topic", h.dlqTopic,
                 "--group", h.configuration.group, "--redis-url", h.redisServer.url, "--namespace", h.keys.namespace,
-                "--alert-list-length", "10000", "--batch-size", "200", "--metrics-port", String(metricsPort), "--metrics-host", "127.0.0.1",
+                "--alert-list-length", "10000", "--history-length", "10000", "--batch-size", "200", "--metrics-port", String(metricsPort), "--metrics-host", "127.0.0.1",
                 "-X", "fetch.wait.max.ms=10", "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
             ], output: .appendToFile(log))
         }
@@ -79,22 +79,86 @@ import Simulation
         #expect(try await second.wait(timeout: .seconds(60)) == 0)
     }
 
-    @Test func sigkillMidStreamThenRestartLosesNothingAndDuplicatesNoAlert() async throws {
+    /// The sum of every camera's result counter: how many results are in Redis.
+    func applied(_ h: AggregatorHarness, cameras: Int) async throws -> Int {
+        var pipeline = RedisPipeline()
+        for camera in 0..<cameras { pipeline.append(.hget(h.keys.position(camera), field: "offset")) }
+        return try await h.redis.execute(pipeline).compactMap { $0.string.flatMap { Int($0) } }.reduce(0, +)
+    }
+
+    @Test func sigkillMidStreamTwiceThenRestartAppliesEveryResultOnce() async throws {
         let s = try await setup()
-        let all = frames(6_000, tag: "sigkill")
+        let all = frames(20_000, tag: "sigkill")
+        let published = try await PublishedRecorder(s.h)
         try await s.h.send(all)
-        let first = try s.launch()
-        try await waitUntil("the aggregator processed something", timeout: .seconds(30)) {
-            (try? await s.h.redis.send(.exists([s.h.keys.latest(all[0].cameraId)]))) == 1 // try?: an error is "not yet" while Redis restarts
+        // Killed twice while it writes: everything since its last commit is read again by the
+        // next instance, and each camera's stored offset tells what was applied.
+        for threshold in [3_000, 9_000] {
+            let process = try s.launch()
+            try await waitUntil("\(threshold) results applied", timeout: .seconds(90), every: .milliseconds(5)) {
+                try await applied(s.h, cameras: 20) >= threshold
+            }
+            process.signal(SIGKILL)
+            _ = try await process.wait(timeout: .seconds(60))
         }
-        first.signal(SIGKILL)
-        _ = try await first.wait(timeout: .seconds(60))
-        // Everything since the last commit is processed again by the restarted instance.
-        let second = try s.launch()
-        try await s.h.waitUntilCommitted(timeout: .seconds(90))
-        try await expectExactEndState(s.h, all)
-        second.signal(SIGTERM)
-        #expect(try await second.wait(timeout: .seconds(60)) == 0)
+        let last = try s.launch()
+        try await s.h.waitUntilCommitted(timeout: .seconds(120))
+        try await s.h.expectExactlyOnce(all, published: published)
+        last.signal(SIGTERM)
+        #expect(try await last.wait(timeout: .seconds(60)) == 0)
+        await published.close()
+    }
+
+    /// A second member joins (a process), takes partitions, and is SIGKILLed: the first gets its
+    /// partitions back after the session timeout and reads what the dead one had not committed.
+    @Test func aSecondMemberSigkilledAfterTheRebalanceChangesNothingTwice() async throws {
+        let s = try await setup()
+        let all = frames(16_000, tag: "member")
+        let published = try await PublishedRecorder(s.h)
+        var detections = RedisPipeline()
+        for frame in all { detections.append(.set(s.h.keys.detection(frame.requestId), frame.detection, expiry: .seconds(600))) }
+        _ = try await s.h.redis.execute(detections)
+        var next = 0
+        func produceMore(_ count: Int = 200) async throws {
+            guard next < all.count else { return }
+            for frame in all[next..<min(next + count, all.count)] { try s.h.produce(frame.assessment, camera: frame.cameraId) }
+            try await s.h.flush()
+            next = min(next + count, all.count)
+            try await Task.sleep(for: .milliseconds(40)) // paced: the stream flows across the rebalance
+        }
+        let first = try s.launch()
+        try await waitUntil("the first member writes", timeout: .seconds(60), every: .milliseconds(5)) {
+            try await produceMore()
+            return try await applied(s.h, cameras: 20) > 0
+        }
+        let secondPort = try FreePort.find()
+        let second = try ChildProcess(AggregatorProcessTests.binary, [
+            "run", "--kafka-bootstrap", s.h.kafka.bootstrapServers, "--topic", s.h.topic, "--dlq-topic", s.h.dlqTopic,
+            "--group", s.h.configuration.group, "--redis-url", s.h.redisServer.url, "--namespace", s.h.keys.namespace,
+            "--alert-list-length", "10000", "--history-length", "10000", "--batch-size", "200", "--metrics-port", String(secondPort), "--metrics-host", "127.0.0.1",
+            "-X", "fetch.wait.max.ms=10", "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
+        ], output: .appendToFile(s.log + ".second"))
+        // The stream flows slowly until the group gave the second member partitions (the
+        // embedded broker takes seconds to rebalance), then faster until it has written some.
+        try await waitUntil("the second member was assigned partitions", timeout: .seconds(90), every: .milliseconds(10)) {
+            if next < all.count / 2 { try await produceMore(50) }
+            let log = (try? String(contentsOfFile: s.log + ".second", encoding: .utf8)) ?? "" // try?: no log yet is "not yet"
+            return log.contains("partitions=[\(s.h.topic)[")
+        }
+        try await waitUntil("the second member writes", timeout: .seconds(60), every: .milliseconds(10)) {
+            try await produceMore()
+            guard let metrics = try? await httpGet(port: secondPort, path: "/metrics") else { return false } // try?: not listening yet
+            return metrics.text.split(separator: "\n").first { $0.hasPrefix("aggregator_messages_consumed_total ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0 > 0
+        }
+        for _ in 0..<5 { try await produceMore() }
+        second.signal(SIGKILL) // with writes in flight and offsets uncommitted
+        _ = try await second.wait(timeout: .seconds(60))
+        while next < all.count { try await produceMore(400) }
+        try await s.h.waitUntilCommitted(timeout: .seconds(120))
+        try await s.h.expectExactlyOnce(all, published: published)
+        first.signal(SIGTERM)
+        #expect(try await first.wait(timeout: .seconds(60)) == 0)
+        await published.close()
     }
 
     /// Never skipped: the test command installs kcat and redis-cli.
