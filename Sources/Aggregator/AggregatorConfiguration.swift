@@ -52,6 +52,10 @@ public struct AggregatorConfiguration: Sendable {
     public var minimumReplicaAcks = 0
     /// How long a batch's `WAIT` may take before the write counts as failed (and is retried).
     public var replicaAckTimeout: Duration = .seconds(2)
+    /// Whether each message's Kafka offset is checked against what its camera applied (a
+    /// redelivery then changes nothing). Always on in the service; off only in the benchmark
+    /// that measures what the check costs.
+    public var checksAppliedOffsets = true
 
     public init() {}
 
@@ -64,6 +68,7 @@ public struct AggregatorConfiguration: Sendable {
         settings.historyLength = historyLength
         settings.minimumReplicaAcks = minimumReplicaAcks
         settings.replicaAckTimeout = replicaAckTimeout
+        settings.checksAppliedOffsets = checksAppliedOffsets
         return settings
     }
 
