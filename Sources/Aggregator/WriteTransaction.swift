@@ -118,38 +118,6 @@ public struct WriteTransaction: Sendable {
         return written.outcome
     }
 
-    /// A batch applied on the primary whose replicas have not all acknowledged it yet: wait for
-    /// them on the connection that wrote it (`awaitReplicas`), rather than writing it again
-    /// (which would publish it again).
-    public struct PendingAcknowledgement: Sendable, Equatable {
-        /// The connection that wrote the batch (`WAIT` counts its writes only).
-        public var connection: UInt64
-        /// Replicas that had acknowledged it.
-        public var acknowledged: Int
-
-        func error(_ settings: Settings) -> RedisError {
-            RedisError(kind: .replicaAcknowledgement, message: "\(acknowledged) of \(settings.minimumReplicaAcks) required replicas acknowledged the batch within \(settings.replicaAckTimeout)", command: "WAIT")
-        }
-    }
-
-    /// What `write` did: the outcome, and whether replicas still have to acknowledge it.
-    public struct Written: Sendable {
-        public var outcome: Outcome
-        /// nil when acknowledged by `minimumReplicaAcks` replicas (or none are required).
-        public var pending: PendingAcknowledgement?
-    }
-
-    /// Waits again for the replicas to acknowledge a written batch, on the connection that wrote
-    /// it. Throws `.replicaAcknowledgement` while they still have not (the batch is on the
-    /// primary: wait more), `.connectionLost` once that connection is gone (the primary may have
-    /// died with it: write the batch again).
-    public func awaitReplicas(_ pending: PendingAcknowledgement, on redis: RedisClient) async throws(RedisError) -> PendingAcknowledgement? {
-        guard let wait = waitCommand else { return nil }
-        let count = try await redis.send(wait, onConnection: pending.connection)
-        if count >= settings.minimumReplicaAcks { return nil }
-        return PendingAcknowledgement(connection: pending.connection, acknowledged: count)
-    }
-
     /// Applies the plan (see `apply`) and reports whether the required replicas acknowledged it,
     /// instead of throwing when they did not.
     public func write(_ plan: WritePlan, on redis: RedisClient, beforeCommit: (@Sendable () -> Void)? = nil) async throws(RedisError) -> Written {
@@ -201,28 +169,6 @@ public struct WriteTransaction: Sendable {
             return Written(outcome: outcome, pending: pending)
         }
         throw RedisError(kind: .transactionConflict, message: "watched keys kept changing during \(maximumAttempts) attempts", command: "EXEC")
-    }
-
-    /// `WAIT numreplicas timeout`, when replicas must acknowledge.
-    var waitCommand: RedisCommand<Int>? {
-        guard settings.minimumReplicaAcks > 0 else { return nil }
-        return .wait(replicas: settings.minimumReplicaAcks, timeout: settings.replicaAckTimeout)
-    }
-
-    /// nil when `WAIT` counted enough replicas (or none are required), else how many it counted:
-    /// the batch is on the primary only, not acknowledged.
-    func replicaAcks(_ reply: RedisReply?) throws(RedisError) -> Int? {
-        guard settings.minimumReplicaAcks > 0 else { return nil }
-        switch reply {
-        case .integer(let count)? where count >= settings.minimumReplicaAcks:
-            return nil
-        case .integer(let count)?:
-            return Int(count)
-        case .error(let message)?:
-            throw RedisError(kind: .server, message: message, command: "WAIT")
-        default:
-            throw RedisError(kind: .unexpectedReply, message: "WAIT answered \(String(describing: reply))", command: "WAIT")
-        }
     }
 
     /// Every key whose change must abort the batch (see `StoredBatchState`).

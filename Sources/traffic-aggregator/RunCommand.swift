@@ -79,7 +79,7 @@ struct RunCommand: AsyncParsableCommand {
         config.alertListLength = try setting(alertListLength, env: "ALERT_LIST_LENGTH") ?? config.alertListLength
         config.historyLength = try setting(historyLength, env: "HISTORY_LENGTH") ?? config.historyLength
         config.alertDedupeWindow = try setting(alertDedupeWindow, env: "ALERT_DEDUPE_WINDOW") ?? config.alertDedupeWindow
-        if alertMarkerTTL != nil || ProcessInfo.processInfo.environment["ALERT_MARKER_TTL"] != nil {
+        if alertMarkerTTL != nil || env("ALERT_MARKER_TTL") != nil {
             logger.warning("--alert-marker-ttl / ALERT_MARKER_TTL is no longer used and is ignored: no alerted:<requestId> markers are written; a redelivered message is recognised by its Kafka offset, and a requestId produced twice is deduplicated per camera (--alert-dedupe-window)")
         }
         if let level = (setting(alertLevel, env: "ALERT_LEVEL")).flatMap(RiskLevel.init(name:)) { config.alertRule = AlertRule(minimumLevel: level) }

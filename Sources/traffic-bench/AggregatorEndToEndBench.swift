@@ -78,7 +78,7 @@ struct AggregatorEndToEndBench: AsyncParsableCommand {
         let span = Double(times.max()! - times.min()!) / 1e9
         let throughput = Double(messages - 1) / span
         let drainRedisBusy = drainStart.map { ((server.pid.flatMap(cpuSeconds(pid:)) ?? 0) - $0.cpu) / (ContinuousClock.now - $0.at).inSeconds } ?? 0
-        report(String(format: "throughput (backlog drain, at-least-once): %.0f results/s  (%d in %.2f s); redis-server busy %.0f%% of a core", throughput, messages, span, drainRedisBusy * 100))
+        report(String(format: "throughput (backlog drain): %.0f results/s  (%d in %.2f s); redis-server busy %.0f%% of a core", throughput, messages, span, drainRedisBusy * 100))
         // Redis' own CPU per result, from its command statistics (where the time goes).
         let stats = try await redis.send(.info("commandstats"))
         var redisMicros = 0.0
