@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RedisClient
 import Testing
 import TestSupport
@@ -210,5 +211,57 @@ import Simulation
         guard case .integer(let seconds) = ttl else { Issue.record("TTL reply \(ttl)"); return }
         #expect((1...3_600).contains(seconds), "the marker keeps its own expiry")
         #expect(try await s.redis.send(.hget(s.keys.position(7), field: "redelivered_skipped")) == Array("6".utf8), "counted where stats finds it")
+    }
+}
+
+/// The service started on a Redis written by a version before the applied offset, with the
+/// messages since that version's last commit delivered again.
+@Suite struct UpgradeInPlaceTests {
+    @Test func theServiceRunsOnWithoutAlertingARedeliveryTwice() async throws {
+        let h = try await AggregatorHarness(partitions: 1) { $0.alertListLength = 1_000 }
+        var simulator = ResultSimulator(cameras: 4, alertRatio: 0.4, seed: 31, runTag: "upgrade")
+        let frames = (0..<200).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
+        // The old version applied the first 120 (positions without a Kafka pair, a marker per
+        // alert, no dedupe list) and died before committing any of them.
+        let old = Array(frames.prefix(120))
+        let planner = WritePlanner(keys: h.keys, alertRule: h.configuration.alertRule)
+        let valid = try old.map { try AssessmentMessage(validating: $0.assessment) }
+        _ = try await WriteTransaction(settings: h.configuration.writeSettings).apply(planner.plan(valid, detections: old.map(\.detection)), on: h.redis)
+        for camera in 0..<4 { _ = try await h.redis.send(.del([h.keys.alerted(camera: camera)])) }
+        for frame in old where frame.isAlert { _ = try await h.redis.send(.set(h.keys.legacyAlertMarker(frame.requestId), "1", expiry: .seconds(7 * 24 * 3600))) }
+        let markers = old.filter(\.isAlert).count
+        #expect(markers > 10)
+
+        // All 200 arrive (the first 120 again), then the upgraded service runs.
+        try await h.send(frames)
+        try h.start()
+        try await h.waitUntilCommitted()
+        for (camera, mine) in Dictionary(grouping: frames, by: \.cameraId) {
+            let alerts = try await h.alerts(camera)
+            #expect(alerts.count == Set(alerts).count && Set(alerts) == Set(mine.filter(\.isAlert).map(\.requestId)), "camera \(camera): every alert once across the upgrade")
+            #expect(AggregatorHarness.requestId(try #require(try await h.latest(camera))) == mine.last?.requestId)
+            let pair = try await h.redis.send(.hmget(h.keys.position(camera), fields: ["kafka_partition", "kafka_offset"]))
+            #expect(pair.allSatisfy { $0 != nil }, "camera \(camera): the applied offset is stored from the first write on")
+        }
+        // The old markers are left to expire; none is written.
+        #expect(try await h.scan(h.keys.legacyAlertMarker("*")).count == markers)
+        try await h.stop()
+
+        // From now on the offset decides: the same 200 delivered again (a group reset) change nothing.
+        var again = h.configuration
+        again.group = uniqueName("group-again")
+        let rereader = try AggregatorService(configuration: again, bootstrap: h.kafka.bootstrapServers, logger: Logger(label: "test.aggregator.again"))
+        let rereading = Task { try await rereader.run() }
+        try await waitUntil("the second reading skipped", timeout: .seconds(60)) {
+            var skipped = 0
+            for camera in 0..<4 { skipped += try await h.redis.send(.hget(h.keys.position(camera), field: "redelivered_skipped")).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0 }
+            return skipped == 200
+        }
+        rereader.requestStop()
+        try await rereading.value
+        for (camera, mine) in Dictionary(grouping: frames, by: \.cameraId) {
+            let alerts = try await h.alerts(camera)
+            #expect(alerts.count == mine.filter(\.isAlert).count, "camera \(camera): no alert from the second reading")
+        }
     }
 }
