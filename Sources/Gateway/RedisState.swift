@@ -55,16 +55,11 @@ struct RedisState: Sendable {
 
     /// Every camera with a stored latest result (SCAN over `camera:*:latest`).
     func camerasWithLatest() async throws(RedisError) -> [Int] {
-        var cursor: UInt64 = 0
         var cameras: Set<Int> = []
         let prefix = keys.cameraChannel(0).dropLast(1) // "<ns>camera:"
-        repeat {
-            let page = try await redis.send(.scan(cursor: cursor, match: "\(keys.allCamerasPattern):latest", count: 1000))
-            for key in page.keys where key.hasPrefix(prefix) && key.hasSuffix(":latest") {
-                if let camera = CameraID.parse(key.dropFirst(prefix.count).dropLast(":latest".count)) { cameras.insert(camera) }
-            }
-            cursor = page.cursor
-        } while cursor != 0
+        for key in try await redis.keys(matching: "\(keys.allCamerasPattern):latest") where key.hasPrefix(prefix) && key.hasSuffix(":latest") {
+            if let camera = CameraID.parse(key.dropFirst(prefix.count).dropLast(":latest".count)) { cameras.insert(camera) }
+        }
         return cameras.sorted()
     }
 

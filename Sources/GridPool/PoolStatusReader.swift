@@ -14,14 +14,8 @@ public struct PoolStatusReader: Sendable {
     /// The pool now; with `job`, only that job (none when it does not exist).
     public func snapshot(job: String?, limit: Int = 20, on redis: RedisClient) async throws(ExperimentError) -> PoolSnapshot {
         let store = JobStore(keys: keys)
-        var names: [String] = []
-        var cursor: UInt64 = 0
-        repeat {
-            let page: RedisScanPage
-            do { page = try await redis.send(.scan(cursor: cursor, match: keys.workerPattern, count: 1_000)) } catch { throw .redis(error, "listing workers") }
-            names += page.keys
-            cursor = page.cursor
-        } while cursor != 0
+        let names: [String]
+        do { names = try await redis.keys(matching: keys.workerPattern) } catch { throw .redis(error, "listing workers") }
         var workers: [PoolSnapshot.WorkerInfo] = []
         if !names.isEmpty {
             let values: [[UInt8]?]

@@ -21,22 +21,22 @@ struct StatsCommand: AsyncParsableCommand {
     func run() async throws {
         let keys = KeySchema(namespace: redis.resolvedNamespace)
         let client = try await RedisClient.connect(configuration: RedisConfiguration(url: redis.resolvedURL))
-        let latestCameras = try await scan(client, "\(keys.namespace)camera:*:latest").compactMap { key -> Int? in
+        let latestCameras = try await client.keys(matching: "\(keys.namespace)camera:*:latest").compactMap { key -> Int? in
             CameraID.parse(key.dropFirst("\(keys.namespace)camera:".count).dropLast(":latest".count))
         }.sorted()
         var alertLengths: [Int: Int] = [:]
-        for key in try await scan(client, "\(keys.namespace)alerts:*") {
+        for key in try await client.keys(matching: "\(keys.namespace)alerts:*") {
             if let camera = CameraID.parse(key.dropFirst("\(keys.namespace)alerts:".count)) {
                 alertLengths[camera] = try await client.send(.llen(key))
             }
         }
         // Per camera: redeliveries skipped (counted in its position hash) and its alert dedupe list.
         var redeliveredSkipped = 0
-        for key in try await scan(client, "\(keys.namespace)camera:*:position") {
+        for key in try await client.keys(matching: "\(keys.namespace)camera:*:position") {
             redeliveredSkipped += try await client.send(.hget(key, field: "redelivered_skipped")).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
         }
-        let dedupeLists = try await scan(client, "\(keys.namespace)camera:*:alerted").count
-        let legacyMarkers = try await scan(client, keys.legacyAlertMarker("*")).count
+        let dedupeLists = try await client.keys(matching: "\(keys.namespace)camera:*:alerted").count
+        let legacyMarkers = try await client.keys(matching: keys.legacyAlertMarker("*")).count
         let replication = try await client.send(.replicationInfo())
         let required = try setting(minReplicaAcks, env: "MIN_REPLICA_ACKS")
         let shortfall = required.flatMap { $0 > 0 ? ReplicaShortfall.assess(required: $0, info: replication) : nil }
@@ -94,16 +94,5 @@ struct StatsCommand: AsyncParsableCommand {
             for entry in lag { emit("  \(entry.partition): \(entry.committed.map(String.init) ?? "none") / \(entry.end) = \(entry.end - (entry.committed ?? 0))") }
             emit("  total: \(lag.reduce(0) { $0 + $1.end - ($1.committed ?? 0) })")
         }
-    }
-
-    private func scan(_ client: RedisClient, _ pattern: String) async throws -> [String] {
-        var cursor: UInt64 = 0
-        var keys: [String] = []
-        repeat {
-            let page = try await client.send(.scan(cursor: cursor, match: pattern, count: 500))
-            keys += page.keys
-            cursor = page.cursor
-        } while cursor != 0
-        return keys
     }
 }

@@ -73,13 +73,6 @@ extension AggregatorHarness {
 
     /// Every key matching `pattern`.
     func scan(_ pattern: String) async throws -> [String] {
-        var cursor: UInt64 = 0
-        var found: [String] = []
-        repeat {
-            let page = try await redis.send(.scan(cursor: cursor, match: pattern, count: 1_000))
-            found += page.keys
-            cursor = page.cursor
-        } while cursor != 0
-        return found
+        try await redis.keys(matching: pattern)
     }
 }

@@ -59,6 +59,14 @@ import TestSupport
             cursor = page.cursor
         } while cursor != 0
         #expect(seen.count == 120)
+        let walked = try await client.keys(matching: "\(prefix):*", pageSize: 7)
+        #expect(walked.count == 120 && Set(walked) == seen, "the whole walk, each key once")
+        #expect(try await client.keys(matching: "\(prefix)-none:*").isEmpty)
+        #expect(try await client.send(.lpos("\(prefix):list", "x")) == nil)
+        _ = try await client.send(.lpush("\(prefix):list", [Array("y".utf8), Array("x".utf8)]))
+        #expect(try await client.send(.lpos("\(prefix):list", "y")) == 1)
+        let replication = try await client.send(.replicationInfo())
+        #expect(replication.role == "master" && replication.replicas.isEmpty)
 
         let info = try await client.send(.info("memory"))
         #expect(info.contains("used_memory:"))
