@@ -4,7 +4,8 @@ import RedisClient
 /// a batch's writes depend on.
 ///
 /// Per camera of the batch: `HMGET camera:<id>:position offset epoch kafka_partition
-/// kafka_offset` (its result counter and the Kafka message it applied last); then one `MGET` of
+/// kafka_offset legacy_markers` (its result counter, the Kafka message it applied last, and
+/// whether an upgrade's old markers still matter); then one `MGET` of
 /// the cameras' `latest_ts`; per alert, `LPOS camera:<id>:alerted <requestId>` (did that
 /// requestId alert already); for the alerts named in `legacyChecks`, one `MGET` of the markers
 /// older versions wrote; last `TIME`, the epoch of a camera whose counter starts over.
@@ -22,9 +23,19 @@ struct StoredBatchState: Sendable {
         public var applied: AppliedOffset?
         /// The stored timestamp of `latest`; nil when absent or unreadable.
         public var latestTimestamp: Int64?
+        /// The `legacy_markers` flag: written by this version on a camera it found in the state
+        /// of a version before the applied offset, kept until an alert without an old marker
+        /// shows that the messages that version applied are behind.
+        public var legacyFlag: Bool
+
+        /// The camera's messages may have been applied by a version before the applied offset
+        /// (which marked each alert with `alerted:<requestId>`): a counter without a stored pair,
+        /// or the flag still set. Its alerts are then checked against those markers.
+        public var upgrading: Bool { legacyFlag || (counter != nil && applied == nil) }
 
         public static func == (a: Camera, b: Camera) -> Bool {
-            a.counter?.offset == b.counter?.offset && a.counter?.epoch == b.counter?.epoch && a.applied == b.applied && a.latestTimestamp == b.latestTimestamp
+            a.counter?.offset == b.counter?.offset && a.counter?.epoch == b.counter?.epoch && a.applied == b.applied
+                && a.latestTimestamp == b.latestTimestamp && a.legacyFlag == b.legacyFlag
         }
     }
 
@@ -38,7 +49,7 @@ struct StoredBatchState: Sendable {
     public var newEpoch: String
 
     /// The position hash fields read per camera, in reply order.
-    static let positionFields = ["offset", "epoch", "kafka_partition", "kafka_offset"]
+    static let positionFields = ["offset", "epoch", "kafka_partition", "kafka_offset", "legacy_markers"]
 
     /// Every key whose change must abort the batch.
     static func watchedKeys(_ plan: WritePlan, legacyChecks: [Int]) -> [String] {
@@ -73,12 +84,14 @@ struct StoredBatchState: Sendable {
         for reply in replies {
             if case .error(let message) = reply { throw RedisError(kind: .server, message: message, command: "the transaction's reads") }
         }
-        let timestamps = Self.items(replies[cameraCount], count: cameraCount)
-        cameras = (0..<cameraCount).map { slot in
-            let fields = Self.items(replies[slot], count: Self.positionFields.count)
-            return Camera(counter: Self.counter(offset: fields[0], epoch: fields[1]),
+        let timestamps = try Self.items(replies[cameraCount], count: cameraCount)
+        cameras = []
+        cameras.reserveCapacity(cameraCount)
+        for slot in 0..<cameraCount {
+            let fields = try Self.items(replies[slot], count: Self.positionFields.count)
+            cameras.append(Camera(counter: Self.counter(offset: fields[0], epoch: fields[1]),
                           applied: AppliedOffset.parse(partition: fields[2], offset: fields[3]),
-                          latestTimestamp: Self.integer(timestamps[slot]))
+                          latestTimestamp: Self.integer(timestamps[slot]), legacyFlag: fields[4] != nil))
         }
         alertedBefore = (0..<plan.alerts.count).map { index in
             if case .integer = replies[cameraCount + 1 + index] { return true }
@@ -86,7 +99,7 @@ struct StoredBatchState: Sendable {
         }
         legacyMarked = [Bool](repeating: false, count: plan.alerts.count)
         if !legacyChecks.isEmpty {
-            let markers = Self.items(replies[cameraCount + 1 + plan.alerts.count], count: legacyChecks.count)
+            let markers = try Self.items(replies[cameraCount + 1 + plan.alerts.count], count: legacyChecks.count)
             for (position, alert) in legacyChecks.enumerated() where markers[position] != nil { legacyMarked[alert] = true }
         }
         let time = try RedisCommand.time().value(from: replies[expected - 1])
@@ -106,10 +119,11 @@ struct StoredBatchState: Sendable {
         bytes.flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
     }
 
-    /// The elements of an array reply of known length (nil for missing values).
-    private static func items(_ reply: RedisReply, count: Int) -> [[UInt8]?] {
+    /// The elements of an array reply of known length (nil for missing values); any other shape
+    /// throws.
+    private static func items(_ reply: RedisReply, count: Int) throws(RedisError) -> [[UInt8]?] {
         guard case .array(let elements) = reply, elements.count == count else {
-            return [[UInt8]?](repeating: nil, count: count)
+            throw RedisError(kind: .unexpectedReply, message: "expected an array of \(count) values, got \(reply)", command: "the transaction's reads")
         }
         return elements.map { element in
             if case .bulk(let bytes) = element { return bytes }

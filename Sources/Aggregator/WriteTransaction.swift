@@ -77,9 +77,9 @@ public struct WriteTransaction: Sendable {
         /// data the aggregator does not expect (a key of the wrong type, a history stream ahead
         /// of its counter) and need an operator. Each names the command it answered.
         public var commandErrors: [RedisError] = []
-        /// Alerts (indices into the plan) of Kafka messages whose camera has no stored offset
-        /// (state written before it existed): their legacy markers are read first, and the
-        /// commands are empty until they were.
+        /// Alerts (indices into the plan) of Kafka messages whose camera is upgrading from state
+        /// written before the applied offset existed (`StoredBatchState.Camera.upgrading`): their
+        /// legacy markers are read first, and the commands are empty until they were.
         var legacyChecksNeeded: [Int] = []
 
         public init(published: Int = 0, latestWritten: Int = 0, alertsPushed: Int = 0, alertsDeduplicated: Int = 0,
@@ -212,14 +212,20 @@ public struct WriteTransaction: Sendable {
             newPair[publish.cameraSlot] = AppliedOffset(partition: origin.partition, offset: origin.offset)
         }
 
-        // A camera without a stored pair may hold messages an older version applied (and marked
-        // with `alerted:<requestId>`) but did not commit: read those markers before alerting.
+        // A camera left by a version before the applied offset may get messages that version
+        // applied (and marked with `alerted:<requestId>`) but did not commit: read those markers
+        // before alerting. Its messages come in order, so the first alert without a marker shows
+        // the rest are new: the camera is then done upgrading.
         outcome.legacyChecksNeeded = plan.alerts.indices.filter { index in
             let publish = plan.publishes[plan.alerts[index].publishIndex]
             return settings.checksAppliedOffsets && applied[plan.alerts[index].publishIndex] && publish.origin != nil
-                && stored.cameras[publish.cameraSlot].applied == nil && !legacyChecks.contains(index)
+                && stored.cameras[publish.cameraSlot].upgrading && !legacyChecks.contains(index)
         }
         if !outcome.legacyChecksNeeded.isEmpty { return ([], outcome) }
+        var upgrading = stored.cameras.map { settings.checksAppliedOffsets && $0.upgrading }
+        for index in legacyChecks where !stored.legacyMarked[index] {
+            upgrading[plan.publishes[plan.alerts[index].publishIndex].cameraSlot] = false
+        }
 
         var counts = [Int](repeating: 0, count: cameraCount)
         // Per camera, the newest applied result becomes `latest` (on a tie, the later one).
@@ -246,7 +252,10 @@ public struct WriteTransaction: Sendable {
             nextOffset[slot] = offset
             var fields = [("offset", String(offset + Int64(counts[slot]))), ("epoch", epoch)]
             if let pair = newPair[slot] { fields += [("kafka_partition", String(pair.partition)), ("kafka_offset", String(pair.offset))] }
+            // The flag outlives the missing pair: set with the camera's first stored offset.
+            if upgrading[slot], newPair[slot] != nil, !stored.cameras[slot].legacyFlag { fields.append(("legacy_markers", "1")) }
             commands.append(RedisCommand.hset(camera.positionKey, fields).arguments)
+            if !upgrading[slot], stored.cameras[slot].legacyFlag { commands.append(RedisCommand.hdel(camera.positionKey, fields: ["legacy_markers"]).arguments) }
             prefixTails[slot] = ResultPosition.wireEpochKey + Array(epoch.utf8) + Array(#""},"#.utf8)
         }
 

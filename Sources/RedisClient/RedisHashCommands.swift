@@ -20,6 +20,11 @@ extension RedisCommand where Value == Int {
     public static func hincrby(_ key: String, field: String, by increment: Int) -> Self {
         Self(RedisArguments("HINCRBY", [key, field, String(increment)]), decode: Decode.integer)
     }
+
+    /// `HDEL key field…`: how many of the fields were there.
+    public static func hdel(_ key: String, fields: [String]) -> Self {
+        Self(RedisArguments("HDEL", [key] + fields), decode: Decode.integer)
+    }
 }
 
 extension RedisCommand where Value == Bool {

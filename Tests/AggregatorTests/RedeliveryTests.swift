@@ -205,12 +205,44 @@ import Simulation
         let again = try await writer.apply(try s.plan(4...9), on: s.redis)
         #expect(again.published == 0 && again.redeliveredSkipped == 6 && again.alertsPushed == 0, "\(again)")
         // The old markers are left to expire; no new one is written.
-        let markers = try await s.redis.send(.scan(cursor: 0, match: s.keys.legacyAlertMarker("*"), count: 1_000)).keys.sorted()
+        let markers = try await s.redis.keys(matching: s.keys.legacyAlertMarker("*")).sorted()
         #expect(markers == ["p0-3", "p0-6"].map(s.keys.legacyAlertMarker))
         let ttl = try await s.redis.send(.raw(["TTL", s.keys.legacyAlertMarker("p0-6")]))
         guard case .integer(let seconds) = ttl else { Issue.record("TTL reply \(ttl)"); return }
         #expect((1...3_600).contains(seconds), "the marker keeps its own expiry")
         #expect(try await s.redis.send(.hget(s.keys.position(7), field: "redelivered_skipped")) == Array("6".utf8), "counted where stats finds it")
+    }
+}
+
+extension RedeliveryTests {
+    /// The redelivered messages of an upgrade arrive over several batches: the first one stores
+    /// the camera's offset, and later ones still hold messages the old version applied. Old
+    /// markers are checked until an alert without one shows that the old version's messages are
+    /// behind.
+    @Test func anUpgradesRedeliveriesOverSeveralBatchesAlertOnce() async throws {
+        let s = try await Setup()
+        let writer = WriteTransaction()
+        var old = try s.plan(1...9)
+        for index in old.publishes.indices { old.publishes[index].origin = nil }
+        _ = try await writer.apply(old, on: s.redis)
+        _ = try await s.redis.send(.del([s.keys.alerted(camera: 7)]))
+        for id in ["p0-3", "p0-6", "p0-9"] { _ = try await s.redis.send(.set(s.keys.legacyAlertMarker(id), "1", expiry: .seconds(3_600))) }
+
+        // Batch 1 (4, 5): no alert; the camera gets its offset and stays flagged as upgrading.
+        _ = try await writer.apply(try s.plan(4...5), on: s.redis)
+        #expect(try await s.redis.send(.hmget(s.keys.position(7), fields: ["kafka_offset", "legacy_markers"])) == [Array("5".utf8), Array("1".utf8)])
+        // Batch 2 (6…8) and 3 (9…13): 6 and 9 were alerted by the old version; 12 is new, and
+        // with it the flag goes.
+        let second = try await writer.apply(try s.plan(6...8), on: s.redis)
+        #expect(second.alertsPushed == 0 && second.alertsDeduplicated == 1, "\(second)")
+        let third = try await writer.apply(try s.plan(9...13), on: s.redis)
+        #expect(third.alertsPushed == 1 && third.alertsDeduplicated == 1, "\(third)")
+        #expect(try await s.alerts() == ["p0-12", "p0-9", "p0-6", "p0-3"])
+        #expect(try await s.redis.send(.hget(s.keys.position(7), field: "legacy_markers")) == nil, "done upgrading")
+        // From here no old marker is read: a marker appearing now changes nothing.
+        _ = try await s.redis.send(.set(s.keys.legacyAlertMarker("p0-15"), "1", expiry: .seconds(3_600)))
+        let later = try await writer.apply(try s.plan(14...15), on: s.redis)
+        #expect(later.alertsPushed == 1)
     }
 }
 
