@@ -45,12 +45,18 @@ public struct AppliedOffset: Sendable, Equatable {
 
 /// A message's place in Kafka, as the write transaction checks it against `AppliedOffset`.
 public struct MessageOrigin: Sendable, Equatable {
+    public var topic: String
     public var partition: Int32
     public var offset: Int64
-    /// The partition's high watermark last seen by the consumer (nil: unknown).
+    /// The partition's high watermark (nil: unknown): last seen by the consumer, which can be
+    /// older than what another member saw, so a reset it suggests is confirmed with the broker
+    /// (`endConfirmed`) before a message is applied on its strength.
     public var highWatermark: Int64?
+    /// `highWatermark` was asked of the broker after the camera's stored offset was read.
+    public var endConfirmed = false
 
-    public init(partition: Int32, offset: Int64, highWatermark: Int64? = nil) {
+    public init(topic: String = "", partition: Int32, offset: Int64, highWatermark: Int64? = nil) {
+        self.topic = topic
         self.partition = partition
         self.offset = offset
         self.highWatermark = highWatermark

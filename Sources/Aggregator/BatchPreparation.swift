@@ -77,7 +77,7 @@ struct BatchPreparation: Sendable {
             log.log(.warning, key: "watermarks", "partition ends unknown for the redelivery check: \(error)")
         }
         return sources.map { message in
-            MessageOrigin(partition: message.partition, offset: message.offset,
+            MessageOrigin(topic: message.topic, partition: message.partition, offset: message.offset,
                           highWatermark: ends[KafkaTopicPartition(topic: message.topic, partition: message.partition)])
         }
     }

@@ -39,7 +39,7 @@ struct BatchWriter: Sendable {
             attempt = Task { [self] in
                 defer { done.signal() }
                 do throws(RedisError) {
-                    let written = try await transaction.write(plan, on: redis)
+                    let written = try await transaction.write(plan, on: redis, partitionEnd: partitionEnd)
                     // Only a batch its replicas have (when any are required) counts as written.
                     if written.pending == nil { storeOffsets(for: batch) }
                     return .success(written)
@@ -97,7 +97,7 @@ struct BatchWriter: Sendable {
                         unacknowledged?.pending = still
                         throw await shortfall(still, on: redis)
                     }
-                    let again = try await transaction.write(plan, on: redis)
+                    let again = try await transaction.write(plan, on: redis, partitionEnd: partitionEnd)
                     guard let still = again.pending else { return again.outcome }
                     unacknowledged = again
                     throw await shortfall(still, on: redis)
@@ -111,6 +111,19 @@ struct BatchWriter: Sendable {
         }
         record(outcome, of: write, offsetsStored: offsetsStored)
         return extra
+    }
+
+    /// Asks the broker where a partition ends now, to confirm a topic reset that a message's
+    /// cached watermark suggests; nil (logged) when it cannot tell: the cached one is used.
+    var partitionEnd: WriteTransaction.PartitionEnd {
+        { [consumer, log] partition in
+            do throws(KafkaError) {
+                return try await consumer.watermarks(topic: partition.topic, partition: partition.partition).high
+            } catch {
+                log.log(.warning, key: "watermarks", "the end of \(partition) could not be asked of the broker to confirm a topic reset; the consumer's cached one is used: \(error)")
+                return nil
+            }
+        }
     }
 
     /// A batch on the primary that too few replicas acknowledged: asks the primary about its

@@ -1,4 +1,5 @@
 public import RedisClient
+public import KafkaClient
 import TrafficModel
 import Backoff
 
@@ -81,6 +82,9 @@ public struct WriteTransaction: Sendable {
         /// written before the applied offset existed (`StoredBatchState.Camera.upgrading`): their
         /// legacy markers are read first, and the commands are empty until they were.
         var legacyChecksNeeded: [Int] = []
+        /// Partitions whose end must be asked of the broker before a stored offset past the
+        /// consumer's watermark counts as a reset; the commands are empty until it was.
+        var endsToConfirm: Set<KafkaTopicPartition> = []
 
         public init(published: Int = 0, latestWritten: Int = 0, alertsPushed: Int = 0, alertsDeduplicated: Int = 0,
                     redeliveredSkipped: Int = 0, offsetResets: Int = 0, conflicts: Int = 0, commandErrors: [RedisError] = []) {
@@ -108,30 +112,38 @@ public struct WriteTransaction: Sendable {
         self.settings = settings
     }
 
+    /// A partition's current end (high watermark) asked of the broker; nil when it cannot tell.
+    public typealias PartitionEnd = @Sendable (KafkaTopicPartition) async -> Int64?
+
     /// Writes the plan; when another client changed a watched key meanwhile, reads and tries
     /// again (after a short random pause), up to `maximumAttempts` times.
     /// `beforeCommit` runs on the Redis client's thread right before each `MULTI` … `EXEC` is
     /// sent (load generators use it to time publishes).
-    public func apply(_ plan: WritePlan, on redis: RedisClient, beforeCommit: (@Sendable () -> Void)? = nil) async throws(RedisError) -> Outcome {
-        let written = try await write(plan, on: redis, beforeCommit: beforeCommit)
+    public func apply(_ plan: WritePlan, on redis: RedisClient, beforeCommit: (@Sendable () -> Void)? = nil, partitionEnd: PartitionEnd? = nil) async throws(RedisError) -> Outcome {
+        let written = try await write(plan, on: redis, beforeCommit: beforeCommit, partitionEnd: partitionEnd)
         if let pending = written.pending { throw pending.error(settings) }
         return written.outcome
     }
 
     /// Applies the plan (see `apply`) and reports whether the required replicas acknowledged it,
-    /// instead of throwing when they did not.
-    public func write(_ plan: WritePlan, on redis: RedisClient, beforeCommit: (@Sendable () -> Void)? = nil) async throws(RedisError) -> Written {
+    /// instead of throwing when they did not. `partitionEnd` confirms a topic reset that a
+    /// message's cached watermark suggests (nil: the cached one is taken as it is).
+    public func write(_ plan: WritePlan, on redis: RedisClient, beforeCommit: (@Sendable () -> Void)? = nil, partitionEnd: PartitionEnd? = nil) async throws(RedisError) -> Written {
         if plan.isEmpty { return Written(outcome: Outcome()) }
+        var plan = plan
         var legacyChecks: [Int] = []
         var conflictPauses = ReconnectBackoff(policy: conflictBackoff)
         var conflicts = 0
-        for _ in 0..<maximumAttempts + 1 {
+        // Besides conflicts, a batch is read again at most once per kind of extra state: the
+        // legacy markers of an upgrade, the broker's ends of the partitions; more is a bug.
+        var extraReads = 0
+        while conflicts < maximumAttempts, extraReads <= 4 {
             let transaction: RedisTransactionResult<(Outcome, [RedisArguments])>?
             do {
-                let checked = legacyChecks
-                transaction = try await redis.transaction(watching: StoredBatchState.watchedKeys(plan, legacyChecks: checked), reads: StoredBatchState.reads(plan, legacyChecks: checked),
+                let (checked, current, confirms) = (legacyChecks, plan, partitionEnd != nil)
+                transaction = try await redis.transaction(watching: StoredBatchState.watchedKeys(current, legacyChecks: checked), reads: StoredBatchState.reads(current, legacyChecks: checked),
                                                           after: waitCommand?.arguments) { replies throws(RedisError) in
-                    let (commands, outcome) = try self.commands(for: plan, readReplies: replies, legacyChecks: checked)
+                    let (commands, outcome) = try self.commands(for: current, readReplies: replies, legacyChecks: checked, confirmsResets: confirms)
                     if !commands.isEmpty { beforeCommit?() }
                     return (commands, (outcome, commands)) // the commands again (shared storage), to name failures
                 }
@@ -143,14 +155,27 @@ public struct WriteTransaction: Sendable {
                 // Another writer got there first: read again after a short random pause, so
                 // writers racing on the same cameras fall out of step instead of colliding again.
                 conflicts += 1
-                if conflicts >= maximumAttempts { break }
                 try? await Task.sleep(for: conflictPauses.recordFailure()) // try?: a cancelled pause only retries sooner
                 continue
             }
             var outcome = result.value.0
+            if let partitionEnd, !outcome.endsToConfirm.isEmpty {
+                // A stored offset at or past a cached watermark: ask the broker for the end now
+                // (another member may have seen further), then read and plan again.
+                extraReads += 1
+                for partition in outcome.endsToConfirm {
+                    let end = await partitionEnd(partition)
+                    for index in plan.publishes.indices where plan.publishes[index].origin.map({ $0.topic == partition.topic && $0.partition == partition.partition }) == true {
+                        if let end { plan.publishes[index].origin?.highWatermark = end }
+                        plan.publishes[index].origin?.endConfirmed = true
+                    }
+                }
+                continue
+            }
             if !outcome.legacyChecksNeeded.isEmpty {
-                // Alerts of cameras without a stored offset: read the old markers too (once per
-                // such camera: the write stores its offset), then plan again.
+                // Alerts of cameras upgrading from state without the applied offset: read the
+                // old markers too, then plan again.
+                extraReads += 1
                 legacyChecks = Array(Set(legacyChecks + outcome.legacyChecksNeeded)).sorted()
                 continue
             }
@@ -168,7 +193,7 @@ public struct WriteTransaction: Sendable {
             let pending = acknowledged.map { PendingAcknowledgement(connection: result.connection, acknowledged: $0) }
             return Written(outcome: outcome, pending: pending)
         }
-        throw RedisError(kind: .transactionConflict, message: "watched keys kept changing during \(maximumAttempts) attempts", command: "EXEC")
+        throw RedisError(kind: .transactionConflict, message: "watched keys kept changing during \(conflicts) attempts", command: "EXEC")
     }
 
     /// Every key whose change must abort the batch (see `StoredBatchState`).
@@ -184,7 +209,9 @@ public struct WriteTransaction: Sendable {
     /// Round trip 2: the commands that apply `plan` given what round trip 1 read, and what they
     /// will do. Public for benchmarks of the aggregator's CPU work; `readReplies` must answer
     /// `reads(plan, legacyChecks:)`.
-    public func commands(for plan: WritePlan, readReplies: [RedisReply], legacyChecks: [Int] = []) throws(RedisError) -> (commands: [RedisArguments], value: Outcome) {
+    /// `confirmsResets`: a reset suggested by a message's cached watermark is first confirmed
+    /// (`Outcome.endsToConfirm`), as `write` does with its `partitionEnd`.
+    public func commands(for plan: WritePlan, readReplies: [RedisReply], legacyChecks: [Int] = [], confirmsResets: Bool = false) throws(RedisError) -> (commands: [RedisArguments], value: Outcome) {
         let stored = try StoredBatchState(replies: readReplies, plan: plan, legacyChecks: legacyChecks)
         let cameraCount = plan.latest.count
         var commands: [RedisArguments] = []
@@ -192,18 +219,23 @@ public struct WriteTransaction: Sendable {
         var outcome = Outcome()
 
         // Each camera's stored Kafka pair decides which of its messages are new (`AppliedOffset`):
-        // a redelivered one writes nothing — no history entry, PUBLISH, `latest` or alert.
+        // a redelivered one writes nothing — no history entry, PUBLISH, `latest` or alert. Each
+        // applied message moves the pair on, so a message in the batch twice is applied once.
         var applied = [Bool](repeating: true, count: plan.publishes.count)
         var newPair = [AppliedOffset?](repeating: nil, count: cameraCount)
         var skipped = [Int](repeating: 0, count: cameraCount)
         for (index, publish) in plan.publishes.enumerated() where settings.checksAppliedOffsets {
             guard let origin = publish.origin else { continue }
-            switch AppliedOffset.verdict(for: origin, stored: stored.cameras[publish.cameraSlot].applied) {
+            switch AppliedOffset.verdict(for: origin, stored: newPair[publish.cameraSlot] ?? stored.cameras[publish.cameraSlot].applied) {
             case .skip:
                 applied[index] = false
                 skipped[publish.cameraSlot] += 1
                 outcome.redeliveredSkipped += 1
                 continue
+            case .applyAfterReset where confirmsResets && !origin.endConfirmed:
+                // The consumer's watermark may be older than the stored offset's message: ask
+                // the broker before taking it for a recreated topic.
+                outcome.endsToConfirm.insert(KafkaTopicPartition(topic: origin.topic, partition: origin.partition))
             case .applyAfterReset:
                 outcome.offsetResets += 1
             case .apply:
@@ -211,6 +243,7 @@ public struct WriteTransaction: Sendable {
             }
             newPair[publish.cameraSlot] = AppliedOffset(partition: origin.partition, offset: origin.offset)
         }
+        if !outcome.endsToConfirm.isEmpty { return ([], outcome) }
 
         // A camera left by a version before the applied offset may get messages that version
         // applied (and marked with `alerted:<requestId>`) but did not commit: read those markers

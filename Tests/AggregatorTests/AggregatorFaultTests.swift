@@ -170,4 +170,41 @@ import Simulation
         }
         try await h.stop()
     }
+
+    /// The embedded broker starts every topic at offset 0: an aggregator restarted on a new one,
+    /// on the same Redis, finds its cameras' stored offsets past the partitions' ends. That is a
+    /// recreated topic, not a redelivery: its messages are applied and the reset counted.
+    @Test func aRecreatedTopicIsAppliedNotSkipped() async throws {
+        let h = try await AggregatorHarness(partitions: 1) { $0.historyLength = 10_000 }
+        var simulator = ResultSimulator(cameras: 3, alertRatio: 0.3, seed: 41, runTag: "recreated")
+        let before = (0..<60).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
+        try await h.send(before)
+        try h.start()
+        try await h.waitUntilCommitted()
+        try await h.stop()
+
+        let broker = try await EmbeddedKafka.start(topics: [.init(h.topic, partitions: 1), .init(h.dlqTopic, partitions: 1)])
+        let after = (0..<12).map { simulator.next(at: 1_760_000_100_000 + Int64($0)) }
+        var detections = RedisPipeline()
+        for frame in after { detections.append(.set(h.keys.detection(frame.requestId), frame.detection, expiry: .seconds(600))) }
+        _ = try await h.redis.execute(detections)
+        let producer = try KafkaProducer(configuration: broker.producerConfiguration())
+        for frame in after { try producer.produce(topic: h.topic, key: Array(String(frame.cameraId).utf8), value: frame.assessment) }
+        try await producer.flush()
+        var config = h.configuration
+        config.kafkaBootstrap = broker.bootstrapServers
+        let service = try AggregatorService(configuration: config, bootstrap: broker.bootstrapServers, logger: Logger(label: "test.aggregator.recreated"))
+        let running = Task { try await service.run() }
+        try await waitUntil("the new topic's results applied", timeout: .seconds(60)) {
+            var total = 0
+            for camera in 0..<3 { total += try await h.redis.send(.xrange(h.keys.history(camera))).count }
+            return total == before.count + after.count
+        }
+        let metrics = String(decoding: service.metrics.render(), as: UTF8.self)
+        service.requestStop()
+        try await running.value
+        #expect(metrics.contains("aggregator_offset_resets_total ") && !metrics.contains("aggregator_offset_resets_total 0"), "the reset is counted")
+        #expect(metrics.contains("aggregator_redelivered_skipped_total 0"), "nothing taken for a redelivery")
+        try await h.expectExactlyOnce(before + after, published: nil)
+    }
 }
