@@ -5,10 +5,13 @@
 /// batch written again after its EXEC reply was lost — is recognised by it and applied no
 /// second time.
 public struct AppliedOffset: Sendable, Equatable {
+    /// The topic (empty: not stored, as written before the topic was kept with the pair).
+    public var topic: String
     public var partition: Int32
     public var offset: Int64
 
-    public init(partition: Int32, offset: Int64) {
+    public init(topic: String = "", partition: Int32, offset: Int64) {
+        self.topic = topic
         self.partition = partition
         self.offset = offset
     }
@@ -25,40 +28,21 @@ public struct AppliedOffset: Sendable, Equatable {
         case applyAfterReset
     }
 
-    /// The rule for `message` (its partition, offset and the partition's high watermark when
-    /// known) against `stored` (nil: nothing stored, as written before this rule existed). A
-    /// message from another partition than the stored one (the topic repartitioned, the
-    /// producer's key changed) is applied and replaces the pair.
+    /// The rule for `message` (its topic, partition, offset and the partition's high watermark
+    /// when known) against `stored` (nil: nothing stored, as written before this rule existed).
+    /// A message from another partition or topic than the stored one (the topic repartitioned,
+    /// the producer's key changed, `--topic` changed) is applied and replaces the pair.
     public static func verdict(for message: MessageOrigin, stored: AppliedOffset?) -> Verdict {
-        guard let stored, stored.partition == message.partition else { return .apply }
+        guard let stored, stored.partition == message.partition, stored.topic.isEmpty || stored.topic == message.topic else { return .apply }
         if let end = message.highWatermark, stored.offset >= end { return .applyAfterReset }
         return message.offset <= stored.offset ? .skip : .apply
     }
 
-    /// The pair as the position hash keeps it; nil when either field is missing or not a number.
-    static func parse(partition: [UInt8]?, offset: [UInt8]?) -> AppliedOffset? {
+    /// The pair as the position hash keeps it; nil when the partition or offset is missing or
+    /// not a number.
+    static func parse(topic: [UInt8]? = nil, partition: [UInt8]?, offset: [UInt8]?) -> AppliedOffset? {
         guard let partition = partition.flatMap({ Int32(String(decoding: $0, as: UTF8.self)) }),
               let offset = offset.flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }) else { return nil }
-        return AppliedOffset(partition: partition, offset: offset)
-    }
-}
-
-/// A message's place in Kafka, as the write transaction checks it against `AppliedOffset`.
-public struct MessageOrigin: Sendable, Equatable {
-    public var topic: String
-    public var partition: Int32
-    public var offset: Int64
-    /// The partition's high watermark (nil: unknown): last seen by the consumer, which can be
-    /// older than what another member saw, so a reset it suggests is confirmed with the broker
-    /// (`endConfirmed`) before a message is applied on its strength.
-    public var highWatermark: Int64?
-    /// `highWatermark` was asked of the broker after the camera's stored offset was read.
-    public var endConfirmed = false
-
-    public init(topic: String = "", partition: Int32, offset: Int64, highWatermark: Int64? = nil) {
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.highWatermark = highWatermark
+        return AppliedOffset(topic: topic.map { String(decoding: $0, as: UTF8.self) } ?? "", partition: partition, offset: offset)
     }
 }

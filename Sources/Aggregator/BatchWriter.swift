@@ -131,13 +131,14 @@ struct BatchWriter: Sendable {
     /// retry waits on.
     private func shortfall(_ pending: WriteTransaction.PendingAcknowledgement, on redis: RedisClient) async -> RedisError {
         let error = pending.error(transaction.settings)
-        let info: ReplicationInfo?
+        var shortfall: ReplicaShortfall
         do throws(RedisError) {
-            info = try await redis.send(.replicationInfo())
+            shortfall = ReplicaShortfall(required: transaction.settings.minimumReplicaAcks, acknowledged: pending.acknowledged, info: try await redis.send(.replicationInfo()))
         } catch {
-            info = nil // the cause is then reported as unknown; the wait goes on either way
+            // The cause is then unknown, and says why; the wait goes on either way.
+            shortfall = ReplicaShortfall(required: transaction.settings.minimumReplicaAcks, acknowledged: pending.acknowledged, info: nil)
+            shortfall.infoProblem = error.description
         }
-        let shortfall = ReplicaShortfall(required: transaction.settings.minimumReplicaAcks, acknowledged: pending.acknowledged, info: info)
         log.log(.error, key: "replicas", "result writes not acknowledged by the replicas, waiting: \(health.replicas(shortfall) ?? shortfall)")
         return error
     }
@@ -157,17 +158,17 @@ struct BatchWriter: Sendable {
     /// Counts a written batch and stores its offsets unless the write already did (committed by
     /// the consumer's interval).
     private func record(_ outcome: WriteTransaction.Outcome?, of write: InFlight, offsetsStored: Bool) {
-        if let outcome, let plan = write.plan {
+        if let outcome, write.plan != nil {
             metrics.published.increment(by: Int64(outcome.published))
             metrics.alertsPushed.increment(by: Int64(outcome.alertsPushed))
             metrics.alertsDeduplicated.increment(by: Int64(outcome.alertsDeduplicated))
             metrics.writeConflicts.increment(by: Int64(outcome.conflicts))
             // Redeliveries (a killed member's successor, a batch written again) change nothing.
             metrics.redeliveredSkipped.increment(by: Int64(outcome.redeliveredSkipped))
-            metrics.latestSkipped.increment(by: Int64(max(0, plan.latest.count - outcome.latestWritten)))
+            metrics.latestSkipped.increment(by: Int64(outcome.latestSkipped))
             if outcome.offsetResets > 0 {
                 metrics.offsetResets.increment(by: Int64(outcome.offsetResets))
-                log.log(.warning, key: "offset-reset", "\(outcome.offsetResets) messages applied although their camera's stored Kafka offset was at or past the partition's end: the topic was recreated or truncated; the stored offsets are replaced")
+                log.log(.warning, key: "offset-reset", "\(outcome.offsetResets) messages applied although their camera's stored Kafka offset was at or past the partition's end: the topic was recreated (or lost its tail); the stored offsets are replaced")
             }
             if !outcome.commandErrors.isEmpty {
                 metrics.writeErrors.increment(by: Int64(outcome.commandErrors.count))

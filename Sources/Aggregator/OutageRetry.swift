@@ -18,10 +18,11 @@ struct OutageRetry: Sendable {
     var policy = ReconnectBackoff.Policy(initialDelay: .milliseconds(50), maximumDelay: .seconds(2))
 
     /// Whether `error` is a write that kept conflicting with another writer (the client's own
-    /// "try again" after its transaction retries): Redis is fine then. The one place the
-    /// aggregator tells a conflict from an outage.
+    /// "try again" after its transaction retries) or was put off for want of something outside
+    /// Redis (`.deferred`: a partition's end the broker could not tell): Redis is fine then. The
+    /// one place the aggregator tells a conflict from an outage.
     static func isWriteConflict(_ error: RedisError) -> Bool {
-        error.kind == .transactionConflict
+        error.kind == .transactionConflict || error.kind == .deferred
     }
 
     /// Runs `operation` until it succeeds and consuming is resumed; messages polled meanwhile
@@ -62,7 +63,7 @@ struct OutageRetry: Sendable {
     /// Counts and logs a failed attempt; a Redis failure that is no conflict marks Redis down.
     private func report(_ error: any Error, of what: String) {
         if let redisError = error as? RedisError, Self.isWriteConflict(redisError) {
-            log.log(.warning, key: "conflicts", "\(what) kept conflicting with another writer, retrying: \(redisError)")
+            log.log(.warning, key: "conflicts", "\(what) put off, retrying: \(redisError)")
         } else if let redisError = error as? RedisError, redisError.kind == .replicaAcknowledgement {
             // Redis answers; its replicas do not keep up. The writer reported why (`ReplicaShortfall`).
             health.redis(up: true)

@@ -24,6 +24,8 @@ public struct ReplicaShortfall: Sendable, Equatable, CustomStringConvertible {
     public var replicas: [ReplicationInfo.Replica]
     /// How far the primary's replication stream goes, to compare with the replicas' offsets.
     public var primaryOffset: Int64?
+    /// Why `INFO replication` could not be read, when the cause is unknown.
+    public var infoProblem: String?
     /// Seconds the batches have waited for acknowledgements so far (nil: no batch waits, as in
     /// the operator's `stats`).
     public var waitedSeconds: Int?
@@ -62,7 +64,7 @@ public struct ReplicaShortfall: Sendable, Equatable, CustomStringConvertible {
         case .replicasLagging:
             text += ": replicas lagging (\(seen))"
         case .unknown:
-            text += " (the primary's replicas could not be read)"
+            text += " (the primary's replicas could not be read" + (infoProblem.map { ": \($0)" } ?? "") + ")"
         }
         return text + (waitedSeconds.map { "; waiting \($0) s" } ?? "")
     }

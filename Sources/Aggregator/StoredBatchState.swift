@@ -4,8 +4,8 @@ import RedisClient
 /// a batch's writes depend on.
 ///
 /// Per camera of the batch: `HMGET camera:<id>:position offset epoch kafka_partition
-/// kafka_offset legacy_markers` (its result counter, the Kafka message it applied last, and
-/// whether an upgrade's old markers still matter); then one `MGET` of
+/// kafka_offset legacy_markers kafka_topic` (its result counter, the Kafka message it applied
+/// last, and whether an upgrade's old markers still matter); then one `MGET` of
 /// the cameras' `latest_ts`; per alert, `LPOS camera:<id>:alerted <requestId>` (did that
 /// requestId alert already); for the alerts named in `legacyChecks`, one `MGET` of the markers
 /// older versions wrote; last `TIME`, the epoch of a camera whose counter starts over.
@@ -49,7 +49,7 @@ struct StoredBatchState: Sendable {
     public var newEpoch: String
 
     /// The position hash fields read per camera, in reply order.
-    static let positionFields = ["offset", "epoch", "kafka_partition", "kafka_offset", "legacy_markers"]
+    static let positionFields = ["offset", "epoch", "kafka_partition", "kafka_offset", "legacy_markers", "kafka_topic"]
 
     /// Every key whose change must abort the batch.
     static func watchedKeys(_ plan: WritePlan, legacyChecks: [Int]) -> [String] {
@@ -79,7 +79,7 @@ struct StoredBatchState: Sendable {
         let cameraCount = plan.latest.count
         let expected = cameraCount + 1 + plan.alerts.count + (legacyChecks.isEmpty ? 0 : 1) + 1
         guard replies.count == expected else {
-            throw RedisError(kind: .unexpectedReply, message: "expected \(expected) read replies, got \(replies.count)")
+            throw RedisError(kind: .unexpectedReply, message: "expected \(expected) read replies, got \(replies.count)", command: "the transaction's reads")
         }
         for reply in replies {
             if case .error(let message) = reply { throw RedisError(kind: .server, message: message, command: "the transaction's reads") }
@@ -90,12 +90,17 @@ struct StoredBatchState: Sendable {
         for slot in 0..<cameraCount {
             let fields = try Self.items(replies[slot], count: Self.positionFields.count)
             cameras.append(Camera(counter: Self.counter(offset: fields[0], epoch: fields[1]),
-                          applied: AppliedOffset.parse(partition: fields[2], offset: fields[3]),
+                          applied: AppliedOffset.parse(topic: fields[5], partition: fields[2], offset: fields[3]),
                           latestTimestamp: Self.integer(timestamps[slot]), legacyFlag: fields[4] != nil))
         }
-        alertedBefore = (0..<plan.alerts.count).map { index in
-            if case .integer = replies[cameraCount + 1 + index] { return true }
-            return false
+        alertedBefore = []
+        alertedBefore.reserveCapacity(plan.alerts.count)
+        for index in 0..<plan.alerts.count {
+            switch replies[cameraCount + 1 + index] {
+            case .integer: alertedBefore.append(true)
+            case .null: alertedBefore.append(false)
+            case let other: throw RedisError(kind: .unexpectedReply, message: "LPOS answered \(other)", command: "LPOS \(plan.alerts[index].alertedKey)")
+            }
         }
         legacyMarked = [Bool](repeating: false, count: plan.alerts.count)
         if !legacyChecks.isEmpty {

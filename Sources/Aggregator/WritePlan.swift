@@ -65,6 +65,8 @@ public struct WritePlan: Sendable {
     public struct Frame: Sendable, Equatable {
         public var key: String
         public var bytes: [UInt8]
+        /// The publish of the result referencing it (a redelivered result writes no frame).
+        public var publishIndex: Int
     }
 
     public var publishes: [Publish] = []

@@ -104,10 +104,10 @@ public struct WritePlanner: Sendable {
             plan.droppedDetectionFields += merged.droppedFields
             if let problem = merged.frameProblem { plan.frameProblems.append("\(message.requestId): \(problem)") }
             let camera = message.cameraId
-            if let frame = merged.frame {
-                plan.frames.append(.init(key: keys.frame(camera: camera, requestId: message.requestId), bytes: frame))
-            }
             let publishIndex = plan.publishes.count
+            if let frame = merged.frame {
+                plan.frames.append(.init(key: keys.frame(camera: camera, requestId: message.requestId), bytes: frame, publishIndex: publishIndex))
+            }
             let slot: Int
             if let existing = newest[camera] {
                 slot = existing

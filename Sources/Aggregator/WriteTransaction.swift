@@ -63,6 +63,8 @@ public struct WriteTransaction: Sendable {
         public var published = 0
         public var latestWritten = 0
         public var alertsPushed = 0
+        /// Cameras whose newest new result is older than their stored `latest` (left as it is).
+        public var latestSkipped = 0
         /// Alerts of new messages not pushed: their requestId had alerted on the camera already
         /// (or earlier in the batch).
         public var alertsDeduplicated = 0
@@ -82,18 +84,19 @@ public struct WriteTransaction: Sendable {
         /// written before the applied offset existed (`StoredBatchState.Camera.upgrading`): their
         /// legacy markers are read first, and the commands are empty until they were.
         var legacyChecksNeeded: [Int] = []
-        /// Partitions whose end must be asked of the broker before a stored offset past the
-        /// consumer's watermark counts as a reset; the commands are empty until it was.
-        var endsToConfirm: Set<KafkaTopicPartition> = []
+        /// Messages (publish index → the stored offset compared with) whose partition's end must
+        /// be asked of the broker before that stored offset, past the consumer's watermark,
+        /// counts as a reset; the commands are empty until it was.
+        var endsToConfirm: [Int: Int64] = [:]
 
-        public init(published: Int = 0, latestWritten: Int = 0, alertsPushed: Int = 0, alertsDeduplicated: Int = 0,
+        public init(published: Int = 0, latestWritten: Int = 0, latestSkipped: Int = 0, alertsPushed: Int = 0, alertsDeduplicated: Int = 0,
                     redeliveredSkipped: Int = 0, offsetResets: Int = 0, conflicts: Int = 0, commandErrors: [RedisError] = []) {
-            (self.published, self.latestWritten, self.alertsPushed, self.alertsDeduplicated) = (published, latestWritten, alertsPushed, alertsDeduplicated)
+            (self.published, self.latestWritten, self.latestSkipped, self.alertsPushed, self.alertsDeduplicated) = (published, latestWritten, latestSkipped, alertsPushed, alertsDeduplicated)
             (self.redeliveredSkipped, self.offsetResets, self.conflicts, self.commandErrors) = (redeliveredSkipped, offsetResets, conflicts, commandErrors)
         }
 
         public static func == (a: Outcome, b: Outcome) -> Bool {
-            (a.published, a.latestWritten, a.alertsPushed, a.alertsDeduplicated) == (b.published, b.latestWritten, b.alertsPushed, b.alertsDeduplicated)
+            (a.published, a.latestWritten, a.latestSkipped, a.alertsPushed, a.alertsDeduplicated) == (b.published, b.latestWritten, b.latestSkipped, b.alertsPushed, b.alertsDeduplicated)
                 && (a.conflicts, a.redeliveredSkipped, a.offsetResets) == (b.conflicts, b.redeliveredSkipped, b.offsetResets)
                 && a.commandErrors.map(\.description) == b.commandErrors.map(\.description)
         }
@@ -137,7 +140,10 @@ public struct WriteTransaction: Sendable {
         // Besides conflicts, a batch is read again at most once per kind of extra state: the
         // legacy markers of an upgrade, the broker's ends of the partitions; more is a bug.
         var extraReads = 0
-        while conflicts < maximumAttempts, extraReads <= 4 {
+        while conflicts < maximumAttempts {
+            guard extraReads <= 4 else {
+                throw RedisError(kind: .deferred, message: "the batch still needed more state after \(extraReads) extra reads (old alert markers, partition ends); nothing was applied", command: "EXEC")
+            }
             let transaction: RedisTransactionResult<(Outcome, [RedisArguments])>?
             do {
                 let (checked, current, confirms) = (legacyChecks, plan, partitionEnd != nil)
@@ -161,14 +167,21 @@ public struct WriteTransaction: Sendable {
             var outcome = result.value.0
             if let partitionEnd, !outcome.endsToConfirm.isEmpty {
                 // A stored offset at or past a cached watermark: ask the broker for the end now
-                // (another member may have seen further), then read and plan again.
+                // (another member may have read further), then read and plan again. The answer
+                // holds only against the stored offset read before it was asked.
                 extraReads += 1
-                for partition in outcome.endsToConfirm {
-                    let end = await partitionEnd(partition)
-                    for index in plan.publishes.indices where plan.publishes[index].origin.map({ $0.topic == partition.topic && $0.partition == partition.partition }) == true {
-                        if let end { plan.publishes[index].origin?.highWatermark = end }
-                        plan.publishes[index].origin?.endConfirmed = true
+                var ends: [KafkaTopicPartition: Int64] = [:]
+                for (index, storedOffset) in outcome.endsToConfirm {
+                    guard let origin = plan.publishes[index].origin else { continue }
+                    let partition = KafkaTopicPartition(topic: origin.topic, partition: origin.partition)
+                    if ends[partition] == nil {
+                        guard let end = await partitionEnd(partition) else {
+                            throw RedisError(kind: .deferred, message: "the end of \(partition) could not be asked of the broker, to tell a recreated topic from a redelivery (stored offset \(storedOffset)); nothing was applied", command: "EXEC")
+                        }
+                        ends[partition] = end
                     }
+                    plan.publishes[index].origin?.highWatermark = ends[partition]
+                    plan.publishes[index].origin?.endConfirmedFor = storedOffset
                 }
                 continue
             }
@@ -179,15 +192,10 @@ public struct WriteTransaction: Sendable {
                 legacyChecks = Array(Set(legacyChecks + outcome.legacyChecksNeeded)).sorted()
                 continue
             }
-            let acknowledged: Int?
-            if result.value.1.isEmpty, let wait = waitCommand {
-                // Nothing was written: MULTI/EXEC and the WAIT after it were not sent, so the
-                // replicas are asked on their own.
-                let count = try await redis.send(wait, onConnection: result.connection)
-                acknowledged = count >= settings.minimumReplicaAcks ? nil : count
-            } else {
-                acknowledged = try replicaAcks(result.afterReply)
-            }
+            // Every message is either applied or counted as skipped (HINCRBY on its camera's
+            // position), so a batch always writes, and its WAIT also covers the other writer's
+            // batch this one found applied. (Empty commands would mean nothing to wait for.)
+            let acknowledged = result.value.1.isEmpty ? nil : try replicaAcks(result.afterReply)
             outcome.conflicts = conflicts
             outcome.commandErrors = Self.errors(in: result.replies, commands: result.value.1)
             let pending = acknowledged.map { PendingAcknowledgement(connection: result.connection, acknowledged: $0) }
@@ -232,16 +240,17 @@ public struct WriteTransaction: Sendable {
                 skipped[publish.cameraSlot] += 1
                 outcome.redeliveredSkipped += 1
                 continue
-            case .applyAfterReset where confirmsResets && !origin.endConfirmed:
+            case .applyAfterReset where confirmsResets && origin.endConfirmedFor != (newPair[publish.cameraSlot] ?? stored.cameras[publish.cameraSlot].applied)?.offset:
                 // The consumer's watermark may be older than the stored offset's message: ask
                 // the broker before taking it for a recreated topic.
-                outcome.endsToConfirm.insert(KafkaTopicPartition(topic: origin.topic, partition: origin.partition))
+                outcome.endsToConfirm[index] = (newPair[publish.cameraSlot] ?? stored.cameras[publish.cameraSlot].applied)?.offset
+                continue
             case .applyAfterReset:
                 outcome.offsetResets += 1
             case .apply:
                 break
             }
-            newPair[publish.cameraSlot] = AppliedOffset(partition: origin.partition, offset: origin.offset)
+            newPair[publish.cameraSlot] = AppliedOffset(topic: origin.topic, partition: origin.partition, offset: origin.offset)
         }
         if !outcome.endsToConfirm.isEmpty { return ([], outcome) }
 
@@ -284,7 +293,7 @@ public struct WriteTransaction: Sendable {
             if stored.cameras[slot].counter == nil { commands.append(RedisCommand.del([camera.historyKey]).arguments) }
             nextOffset[slot] = offset
             var fields = [("offset", String(offset + Int64(counts[slot]))), ("epoch", epoch)]
-            if let pair = newPair[slot] { fields += [("kafka_partition", String(pair.partition)), ("kafka_offset", String(pair.offset))] }
+            if let pair = newPair[slot] { fields += [("kafka_partition", String(pair.partition)), ("kafka_offset", String(pair.offset)), ("kafka_topic", pair.topic)] }
             // The flag outlives the missing pair: set with the camera's first stored offset.
             if upgrading[slot], newPair[slot] != nil, !stored.cameras[slot].legacyFlag { fields.append(("legacy_markers", "1")) }
             commands.append(RedisCommand.hset(camera.positionKey, fields).arguments)
@@ -292,10 +301,9 @@ public struct WriteTransaction: Sendable {
             prefixTails[slot] = ResultPosition.wireEpochKey + Array(epoch.utf8) + Array(#""},"#.utf8)
         }
 
-        // Frame images before the results that reference them, with the results' TTL (one of a
-        // redelivered result is written again: the same bytes, its TTL renewed).
+        // Frame images before the results that reference them, with the results' TTL.
         let ttl = String(settings.latestTTLSeconds)
-        for frame in plan.frames {
+        for frame in plan.frames where applied[frame.publishIndex] {
             var set = RedisArguments(reservingBytes: frame.bytes.count + frame.key.utf8.count + 16, arguments: 5)
             set.append("SET")
             set.append(frame.key)
@@ -341,7 +349,10 @@ public struct WriteTransaction: Sendable {
             guard let index = newest[slot] else { continue } // every result of the camera was a redelivery
             let timestamp = plan.publishes[index].timestampMilliseconds
             // `latest` never goes back in time: an unreadable stored timestamp counts as absent.
-            if let storedTimestamp = stored.cameras[slot].latestTimestamp, storedTimestamp > timestamp { continue }
+            if let storedTimestamp = stored.cameras[slot].latestTimestamp, storedTimestamp > timestamp {
+                outcome.latestSkipped += 1
+                continue
+            }
             var latest = RedisArguments(reservingBytes: bodies[index].count + camera.key.utf8.count + 16, arguments: 4)
             latest.append("SETEX")
             latest.append(camera.key)

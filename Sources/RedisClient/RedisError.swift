@@ -38,6 +38,9 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         /// The process is out of a system resource the client needs (file descriptors): nothing
         /// was sent. Retrying once some are free can succeed.
         case resourceUnavailable
+        /// The client put a write off for a reason outside Redis, named in the message (a fact it
+        /// needs from elsewhere could not be had): nothing was applied. Retry after a pause.
+        case deferred
     }
 
     /// The category of the failure.
@@ -75,7 +78,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     /// True for failures where retrying the same command later can succeed.
     public var isTransient: Bool {
         switch kind {
-        case .connectionFailed, .connectionLost, .timeout, .replicaAcknowledgement, .transactionConflict, .resourceUnavailable:
+        case .connectionFailed, .connectionLost, .timeout, .replicaAcknowledgement, .transactionConflict, .resourceUnavailable, .deferred:
             return true
         case .server:
             return serverCode?.isTransient ?? false
@@ -100,6 +103,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         case .replicaAcknowledgement: return "check the replicas (INFO replication: connected_slaves, lag); the write is retried"
         case .transactionConflict: return "other clients kept writing the same keys; nothing was applied: retry after a pause"
         case .resourceUnavailable: return "the process is out of file descriptors: close some or raise the limit (ulimit -n), then retry"
+        case .deferred: return "nothing was applied; the message says what was missing: retry after a pause"
         }
     }
 

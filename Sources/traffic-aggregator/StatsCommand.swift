@@ -32,8 +32,12 @@ struct StatsCommand: AsyncParsableCommand {
         }
         // Per camera: redeliveries skipped (counted in its position hash) and its alert dedupe list.
         var redeliveredSkipped = 0
+        var upgrading = 0
         for key in try await client.keys(matching: "\(keys.namespace)camera:*:position") {
-            redeliveredSkipped += try await client.send(.hget(key, field: "redelivered_skipped")).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+            let fields = try await client.send(.hmget(key, fields: ["redelivered_skipped", "legacy_markers", "offset", "kafka_offset"]))
+            redeliveredSkipped += fields[0].flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+            // Still reading an older version's alert markers: flagged, or a counter without a pair.
+            if fields[1] != nil || (fields[2] != nil && fields[3] == nil) { upgrading += 1 }
         }
         let dedupeLists = try await client.keys(matching: "\(keys.namespace)camera:*:alerted").count
         let legacyMarkers = try await client.keys(matching: keys.legacyAlertMarker("*")).count
@@ -67,6 +71,7 @@ struct StatsCommand: AsyncParsableCommand {
                 "redeliveredSkipped": redeliveredSkipped,
                 "alertDedupeLists": dedupeLists,
                 "legacyAlertMarkers": legacyMarkers,
+                "camerasUpgrading": upgrading,
                 "replication": [
                     "role": replication.role,
                     "primaryOffset": Int(replication.primaryOffset),
@@ -84,6 +89,7 @@ struct StatsCommand: AsyncParsableCommand {
         for camera in alertLengths.keys.sorted() { emit("  alerts:\(camera)  \(alertLengths[camera]!)") }
         emit("redelivered messages skipped (already applied): \(redeliveredSkipped)")
         emit("alert dedupe lists (camera:<id>:alerted): \(dedupeLists)" + (legacyMarkers > 0 ? "; alerted:<requestId> markers of an older version, left to expire: \(legacyMarkers)" : ""))
+        if upgrading > 0 { emit("cameras still checking an older version's alert markers (keep the markers until this is 0): \(upgrading)") }
         emit("redis used memory: \(usedMemory)")
         emit("redis role: \(replication.role), replicas connected: \(replication.replicas.filter(\.isOnline).count)")
         for replica in replication.replicas { emit("  \(replica.address) \(replica.state), \(max(0, replication.primaryOffset - replica.offset)) bytes behind, last ack \(replica.lagSeconds) s ago") }

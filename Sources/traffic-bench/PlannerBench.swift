@@ -56,7 +56,7 @@ struct PlannerBench: AsyncParsableCommand {
     /// stored `latest` or Kafka offset, no requestId alerted before.
     static func transactionReads(_ plan: WritePlan, counters: [Int: Int64] = [:]) -> [RedisReply] {
         var replies: [RedisReply] = plan.latest.map { camera in
-            counters[camera.camera].map { .array([.bulk(Array(String($0).utf8)), .bulk(Array("1".utf8)), .null, .null, .null]) } ?? .array([.null, .null, .null, .null, .null])
+            counters[camera.camera].map { .array([.bulk(Array(String($0).utf8)), .bulk(Array("1".utf8)), .null, .null, .null, .null]) } ?? .array([.null, .null, .null, .null, .null, .null])
         }
         replies.append(.array(plan.latest.map { _ in .null }))
         replies += plan.alerts.map { _ in .null } // no requestId alerted before

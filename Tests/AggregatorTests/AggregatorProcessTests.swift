@@ -103,7 +103,8 @@ import Simulation
         }
         let last = try s.launch()
         try await s.h.waitUntilCommitted(timeout: .seconds(120))
-        try await s.h.expectExactlyOnce(all, published: published)
+        let skipped = try await s.h.expectExactlyOnce(all, published: published)
+        #expect(skipped > 0, "the kills left written, uncommitted results to be read again: the check was exercised")
         last.signal(SIGTERM)
         #expect(try await last.wait(timeout: .seconds(60)) == 0)
         await published.close()
@@ -155,7 +156,8 @@ import Simulation
         _ = try await second.wait(timeout: .seconds(60))
         while next < all.count { try await produceMore(400) }
         try await s.h.waitUntilCommitted(timeout: .seconds(120))
-        try await s.h.expectExactlyOnce(all, published: published)
+        let skipped = try await s.h.expectExactlyOnce(all, published: published)
+        #expect(skipped > 0, "the dead member's written, uncommitted results were read again: the check was exercised")
         first.signal(SIGTERM)
         #expect(try await first.wait(timeout: .seconds(60)) == 0)
         await published.close()

@@ -39,8 +39,10 @@ extension AggregatorHarness {
     /// The end state after a fault, exactly once: every result once in its camera's history, in
     /// produce order; no requestId published twice to `published`; every alert once; `latest`
     /// the newest; no `alerted:<requestId>` marker and at most one dedupe list per camera.
-    /// Needs `historyLength` and `alertListLength` above the results per camera.
-    func expectExactlyOnce(_ frames: [ResultSimulator.Frame], published: PublishedRecorder?, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    /// Needs `historyLength` and `alertListLength` above the results per camera. Returns how
+    /// many redeliveries the cameras skipped (tests that cause some expect them).
+    @discardableResult
+    func expectExactlyOnce(_ frames: [ResultSimulator.Frame], published: PublishedRecorder?, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Int {
         let byCamera = Dictionary(grouping: frames, by: \.cameraId)
         var duplicated = 0
         for (camera, mine) in byCamera.sorted(by: { $0.key < $1.key }) {
@@ -69,6 +71,7 @@ extension AggregatorHarness {
             skipped += try await redis.send(.hget(keys.position(camera), field: "redelivered_skipped")).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
         }
         print("exactly-once check: \(frames.count) results over \(byCamera.count) cameras, \(skipped) redeliveries skipped, \(duplicated) history repeats, \(published?.requestIds.count ?? 0) received by the subscriber")
+        return skipped
     }
 
     /// Every key matching `pattern`.

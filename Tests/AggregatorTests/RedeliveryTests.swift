@@ -39,6 +39,15 @@ import Simulation
     }
 }
 
+/// Plans of `RedeliveryTests.Setup` without a server, for checks of the commands alone.
+struct OfflineSetup {
+    let planner = WritePlanner(keys: KeySchema(namespace: "offline:"), alertRule: AlertRule(minimumLevel: .high))
+
+    func plan(_ offsets: ClosedRange<Int64>, partition: Int32 = 0, highWatermark: Int64? = 1_000) throws -> WritePlan {
+        try RedeliveryTests.Setup.plan(offsets, planner: planner, partition: partition, highWatermark: highWatermark)
+    }
+}
+
 /// The write transaction against a real redis-server: a message applied once, however often
 /// it is written (a killed member's successor, a batch written again after a lost reply, two
 /// members holding the same messages around a rebalance).
@@ -49,6 +58,9 @@ import Simulation
         let keys: KeySchema
         let planner: WritePlanner
 
+        /// Plans alone, without a server.
+        static func offline() -> OfflineSetup { OfflineSetup() }
+
         init() async throws {
             server = try await RedisServer()
             redis = try await RedisClient.connect(configuration: server.configuration)
@@ -58,6 +70,10 @@ import Simulation
 
         /// Results `offsets` of camera 7 (every third an alert), as messages of `partition`.
         func plan(_ offsets: ClosedRange<Int64>, partition: Int32 = 0, highWatermark: Int64? = 1_000) throws -> WritePlan {
+            try Self.plan(offsets, planner: planner, partition: partition, highWatermark: highWatermark)
+        }
+
+        static func plan(_ offsets: ClosedRange<Int64>, planner: WritePlanner, partition: Int32, highWatermark: Int64?) throws -> WritePlan {
             var valid: [AssessmentMessage] = []
             for offset in offsets {
                 let level = offset % 3 == 0 ? "high" : "low"
@@ -246,10 +262,63 @@ extension RedeliveryTests {
         // The broker confirms the partition ends at 3: the topic was recreated.
         let recreated = try await writer.apply(try s.plan(1...2, highWatermark: 3), on: s.redis, partitionEnd: { _ in 3 })
         #expect(recreated.published == 2 && recreated.offsetResets == 1, "\(recreated): the first message resets the pair, the second follows it")
-        // The broker cannot be asked: the cached watermark is used.
-        let unknown = try await writer.apply(try s.plan(1...1, highWatermark: 1), on: s.redis, partitionEnd: { _ in nil })
-        #expect(unknown.published == 1 && unknown.offsetResets == 1, "\(unknown)")
-        #expect(try await s.history().count == 13)
+        // The broker cannot be asked: nothing is applied, the write is put off (retried).
+        do {
+            _ = try await writer.apply(try s.plan(1...1, highWatermark: 1), on: s.redis, partitionEnd: { _ in nil })
+            Issue.record("applied on the strength of a cached watermark alone")
+        } catch let error as RedisError {
+            #expect(error.kind == .deferred && error.message.contains("could not be asked of the broker"), "\(error)")
+        }
+        #expect(try await s.history().count == 12)
+    }
+
+    /// A broker end asked against one stored offset says nothing about another: when a read
+    /// after the answer shows the camera's stored offset moved on (another writer), it is asked
+    /// again rather than a reset believed.
+    @Test func aConfirmedEndHoldsOnlyForTheStoredOffsetItWasAskedFor() throws {
+        let s = Setup.offline()
+        var plan = try s.plan(5...5, highWatermark: 103)
+        plan.publishes[0].origin?.endConfirmedFor = 100 // asked when the stored offset was 100
+        let stored: [RedisReply] = [
+            .array([.bulk(Array("40".utf8)), .bulk(Array("e1".utf8)), .bulk(Array("0".utf8)), .bulk(Array("104".utf8)), .null, .bulk(Array("results".utf8))]),
+            .array([.null]), .array([.bulk(Array("1760000000".utf8)), .bulk(Array("1".utf8))]),
+        ]
+        let moved = try WriteTransaction().commands(for: plan, readReplies: stored, confirmsResets: true)
+        #expect(moved.commands.isEmpty && moved.value.endsToConfirm == [0: 104], "asked again for the stored offset 104")
+        plan.publishes[0].origin?.endConfirmedFor = 104
+        plan.publishes[0].origin?.highWatermark = 110
+        let redelivery = try WriteTransaction().commands(for: plan, readReplies: stored, confirmsResets: true)
+        #expect(redelivery.value.redeliveredSkipped == 1 && redelivery.value.offsetResets == 0, "the partition goes on past 104: a redelivery")
+    }
+
+    /// A redelivered result writes nothing at all: not its frame image either.
+    @Test func aRedeliveredResultWritesNoFrame() async throws {
+        let s = try await Setup()
+        let writer = WriteTransaction()
+        let json = #"{"requestId":"framed","cameraId":7,"timestamp":"\#(ResultSimulator.rfc3339(1_760_000_000_000))","riskAssessment":{"maxRiskLevel":"low","hasDangerousDriving":false}}"#
+        let message = try AssessmentMessage(validating: Array(json.utf8))
+        let detection = Array(#"{"cameraId":7,"detectedObjects":[],"frameImage":"aGVsbG8="}"#.utf8)
+        let plan = s.planner.plan([message], detections: [detection], origins: [MessageOrigin(topic: "results", partition: 0, offset: 1, highWatermark: 10)])
+        #expect(plan.frames.count == 1)
+        _ = try await writer.apply(plan, on: s.redis)
+        let frameKey = s.keys.frame(camera: 7, requestId: "framed")
+        #expect(try await s.redis.send(.get(frameKey)) == Array("hello".utf8))
+        _ = try await s.redis.send(.del([frameKey]))
+        let again = try await writer.apply(plan, on: s.redis)
+        #expect(again.redeliveredSkipped == 1)
+        #expect(try await s.redis.send(.get(frameKey)) == nil, "the frame of a skipped result is not written again")
+    }
+
+    /// Messages of another topic (`--topic` changed) are no redeliveries of the stored one's.
+    @Test func anotherTopicIsApplied() async throws {
+        let s = try await Setup()
+        let writer = WriteTransaction()
+        _ = try await writer.apply(try s.plan(1...5), on: s.redis)
+        var other = try s.plan(1...2)
+        for index in other.publishes.indices { other.publishes[index].origin?.topic = "results-v2" }
+        let outcome = try await writer.apply(other, on: s.redis)
+        #expect(outcome.published == 2 && outcome.redeliveredSkipped == 0, "\(outcome)")
+        #expect(try await s.redis.send(.hget(s.keys.position(7), field: "kafka_topic")) == Array("results-v2".utf8))
     }
 
     /// The redelivered messages of an upgrade arrive over several batches: the first one stores

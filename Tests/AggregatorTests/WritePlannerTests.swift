@@ -55,10 +55,10 @@ import TrafficModel
         settings.historyLength = 500
         let writer = WriteTransaction(settings: settings)
         #expect(writer.watchedKeys(plan) == ["t:camera:4:position", "t:camera:4:latest_ts"])
-        #expect(texts(writer.reads(plan).commands) == [["HMGET", "t:camera:4:position", "offset", "epoch", "kafka_partition", "kafka_offset", "legacy_markers"], ["MGET", "t:camera:4:latest_ts"], ["LPOS", "t:camera:4:alerted", "x"], ["TIME"]])
+        #expect(texts(writer.reads(plan).commands) == [["HMGET", "t:camera:4:position", "offset", "epoch", "kafka_partition", "kafka_offset", "legacy_markers", "kafka_topic"], ["MGET", "t:camera:4:latest_ts"], ["LPOS", "t:camera:4:alerted", "x"], ["TIME"]])
         #expect(writer.watchedKeys(plan, legacyChecks: [0]) == ["t:camera:4:position", "t:camera:4:latest_ts", "t:alerted:x"])
         #expect(texts(writer.reads(plan, legacyChecks: [0]).commands).dropLast(1).last == ["MGET", "t:alerted:x"], "an upgrade's legacy markers, read only when asked for")
-        let fresh: [RedisReply] = [.array([.null, .null, .null, .null, .null]), .array([.null]), .null, .array([.bulk(Array("1760000000".utf8)), .bulk(Array("42".utf8))])]
+        let fresh: [RedisReply] = [.array([.null, .null, .null, .null, .null, .null]), .array([.null]), .null, .array([.bulk(Array("1760000000".utf8)), .bulk(Array("42".utf8))])]
         let (commands, outcome) = try writer.commands(for: plan, readReplies: fresh)
         let lines = texts(commands)
         let body = #"{"position":{"offset":1,"epoch":"1760000000000042"},"# + String(decoding: plan.publishes[0].payload.dropFirst(), as: UTF8.self)
@@ -89,7 +89,7 @@ import TrafficModel
         let writer = WriteTransaction()
         let newer = String(RFC3339.milliseconds("2025-01-01T00:00:05Z")!)
         let stored: [RedisReply] = [
-            .array([.bulk(Array("7".utf8)), .bulk(Array("e1".utf8)), .null, .null, .null]), // no Kafka pair stored (written before the rule)
+            .array([.bulk(Array("7".utf8)), .bulk(Array("e1".utf8)), .null, .null, .null, .null]), // no Kafka pair stored (written before the rule)
             .array([.bulk(Array(newer.utf8))]),
             .null, .integer(4), .null, // q already alerted (in camera 1's alerted list)
             .array([.bulk(Array("1".utf8)), .bulk(Array("2".utf8))]),
@@ -103,7 +103,7 @@ import TrafficModel
         #expect(lines.filter { $0[0] == "LPUSH" && $0[1] == "t:alerts:1" }.count == 1, "p once, q not at all")
         #expect(lines.filter { $0[0] == "LPUSH" && $0[1] == "t:camera:1:alerted" }.map { $0[2] } == ["p"])
         #expect(!lines.contains { $0[0] == "SET" }, "no marker key per alert")
-        #expect(outcome == WriteTransaction.Outcome(published: 3, latestWritten: 0, alertsPushed: 1, alertsDeduplicated: 2))
+        #expect(outcome == WriteTransaction.Outcome(published: 3, latestWritten: 0, latestSkipped: 1, alertsPushed: 1, alertsDeduplicated: 2))
     }
 
     @Test func transactionStartsOverWhenTheStoredCounterIsNotSane() throws {
@@ -111,7 +111,7 @@ import TrafficModel
         let plan = planner.plan(valid, detections: [nil])
         let time: RedisReply = .array([.bulk(Array("1760000000".utf8)), .bulk(Array("7".utf8))])
         for (offset, epoch) in [("12", #"e"1"#), ("0", "e1"), ("x", "e1"), ("12", "")] {
-            let reads: [RedisReply] = [.array([.bulk(Array(offset.utf8)), .bulk(Array(epoch.utf8)), .null, .null, .null]), .array([.null]), time]
+            let reads: [RedisReply] = [.array([.bulk(Array(offset.utf8)), .bulk(Array(epoch.utf8)), .null, .null, .null, .null]), .array([.null]), time]
             let lines = texts(try WriteTransaction().commands(for: plan, readReplies: reads).commands)
             #expect(lines[0] == ["DEL", "t:camera:4:history"], "offset \(offset), epoch \(epoch)")
             #expect(lines[1] == ["HSET", "t:camera:4:position", "offset", "1", "epoch", "1760000000000007"])
