@@ -159,6 +159,7 @@ import Simulation
         // The replica stops reading: connected, but lagging.
         let pid = try #require(replica.pid)
         kill(pid, SIGSTOP)
+        defer { kill(pid, SIGCONT) } // a stopped server left behind would outlive a failed test
         try await h.send(Array(frames.dropFirst(20)))
         try await waitUntil("the replica lags", timeout: .seconds(30), every: .milliseconds(20)) { shortfall()?.cause == .replicasLagging }
         #expect(shortfall()?.replicas.first?.address == "127.0.0.1:\(replica.port)", "the replica seen is named")
