@@ -56,9 +56,8 @@ struct RedisState: Sendable {
     /// Every camera with a stored latest result (SCAN over `camera:*:latest`).
     func camerasWithLatest() async throws(RedisError) -> [Int] {
         var cameras: Set<Int> = []
-        let prefix = keys.cameraChannel(0).dropLast(1) // "<ns>camera:"
-        for key in try await redis.keys(matching: "\(keys.allCamerasPattern):latest") where key.hasPrefix(prefix) && key.hasSuffix(":latest") {
-            if let camera = CameraID.parse(key.dropFirst(prefix.count).dropLast(":latest".count)) { cameras.insert(camera) }
+        for key in try await redis.keys(matching: "\(keys.allCamerasPattern):latest") {
+            if let camera = keys.camera(fromKey: key, suffix: "latest") { cameras.insert(camera) }
         }
         return cameras.sorted()
     }

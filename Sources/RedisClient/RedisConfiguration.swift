@@ -5,7 +5,9 @@ public import Backoff
 /// a bare absolute socket path, or for a primary behind Sentinel
 /// `redis-sentinel://[[user]:password@]host1[:26379],host2[:26379],…/master-name[/db]` (the
 /// user and password are the data nodes'; `?sentinel_password=…&sentinel_username=…` are the
-/// sentinels' own, when they ask for one). Percent-escapes in users and passwords are decoded.
+/// sentinels' own, when they ask for one), or for a Redis Cluster
+/// `redis-cluster://[[user]:password@]host1[:6379],host2[:6379],…` (seed nodes; the cluster
+/// client learns the rest). Percent-escapes in users and passwords are decoded.
 public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// The server address.
     public enum Endpoint: Sendable, Equatable {
@@ -14,7 +16,13 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         /// Whichever server the sentinels name as the primary of a master name, asked at every
         /// connect (so a failover is followed by reconnecting), and checked with `ROLE`.
         case sentinel(Sentinels)
+        /// A Redis Cluster, found through these seed nodes (any that answers gives the slot map);
+        /// served by `RedisClusterClient`, which connects to each primary with `.tcp`.
+        case cluster(seeds: [Address])
     }
+
+    /// A host and port.
+    public typealias Address = Sentinels.Address
 
     /// The sentinels that watch one primary, and how to talk to them.
     public struct Sentinels: Sendable, Equatable {
@@ -26,7 +34,7 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         public var username: String?
         public var password: String?
 
-        public struct Address: Sendable, Equatable, CustomStringConvertible {
+        public struct Address: Sendable, Hashable, CustomStringConvertible {
             public var host: String
             public var port: Int
             public init(host: String, port: Int) {
@@ -86,7 +94,7 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             return
         }
         guard let schemeEnd = url.range(of: "://") else {
-            throw invalid("expected redis://host:port[/db], redis-sentinel://host:port,…/master or unix:///path")
+            throw invalid("expected redis://host:port[/db], redis-sentinel://host:port,…/master, redis-cluster://host:port,… or unix:///path")
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(url[schemeEnd.upperBound...])
@@ -137,6 +145,22 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             return (host, port)
         }
         switch scheme {
+        case "redis-cluster", "redis+cluster":
+            guard !rest.isEmpty else { throw invalid("expected redis-cluster://host:port[,host:port…]") }
+            let seedText = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            if seedText.count > 1, !seedText[1].isEmpty {
+                throw invalid("a cluster has only database 0: remove '/\(seedText[1])'")
+            }
+            guard query["db"].map({ $0 == "0" }) ?? true else { throw invalid("a cluster has only database 0") }
+            var seeds: [Address] = []
+            for item in seedText[0].split(separator: ",", omittingEmptySubsequences: false) {
+                guard !item.isEmpty else { throw invalid("empty node address in '\(seedText[0])'") }
+                let (host, port) = try hostAndPort(item, defaultPort: 6379)
+                guard !host.isEmpty else { throw invalid("node address '\(item)' has no host") }
+                seeds.append(.init(host: host, port: port))
+            }
+            guard !seeds.isEmpty else { throw invalid("expected redis-cluster://host:port[,host:port…]") }
+            self.init(endpoint: .cluster(seeds: seeds), username: username, password: password, database: 0)
         case "redis-sentinel", "redis+sentinel":
             guard let slash = rest.firstIndex(of: "/") else { throw invalid("expected redis-sentinel://host:port[,host:port…]/master-name") }
             let hosts = rest[..<slash].split(separator: ",", omittingEmptySubsequences: false)
@@ -174,7 +198,7 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         case "unix", "redis+unix":
             guard rest.hasPrefix("/") else { throw invalid("unix socket path must be absolute") }
             self.init(endpoint: .unix(path: String(rest)), username: username, password: password, database: database)
-        case "rediss", "rediss-sentinel":
+        case "rediss", "rediss-sentinel", "rediss-cluster":
             throw invalid("TLS (\(scheme)://) is not supported by this build; use a TLS-terminating proxy or a unix socket")
         default:
             throw invalid("unknown scheme '\(scheme)'")
@@ -195,6 +219,8 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             return "unix://\(auth)\(path)?db=\(database)"
         case .sentinel(let sentinels):
             return "redis-sentinel://\(auth)\(sentinels.addresses.map(\.description).joined(separator: ","))/\(sentinels.master)/\(database)"
+        case .cluster(let seeds):
+            return "redis-cluster://\(auth)\(seeds.map(\.description).joined(separator: ","))"
         }
     }
 

@@ -40,6 +40,8 @@ public final class RedisConnection {
             let primary = try Self.primary(of: sentinels, timeout: configuration.connectTimeout)
             target = "\(primary), primary of '\(sentinels.master)'"
             made = redisConnectWithTimeout(primary.host, Int32(primary.port), connectTimeout)
+        case .cluster:
+            throw RedisError(kind: .invalidConfiguration, message: "\(configuration) names a Redis Cluster, but this connects to one server: use redis:// or redis-sentinel:// here (cluster mode goes through RedisClusterClient, where the product supports it)")
         }
         server = target
         serial = Self.serials.add(1, ordering: .relaxed).newValue

@@ -21,12 +21,10 @@ struct StatsCommand: AsyncParsableCommand {
     func run() async throws {
         let keys = KeySchema(namespace: redis.resolvedNamespace)
         let client = try await RedisClient.connect(configuration: RedisConfiguration(url: redis.resolvedURL))
-        let latestCameras = try await client.keys(matching: "\(keys.namespace)camera:*:latest").compactMap { key -> Int? in
-            CameraID.parse(key.dropFirst("\(keys.namespace)camera:".count).dropLast(":latest".count))
-        }.sorted()
+        let latestCameras = try await client.keys(matching: "\(keys.namespace)camera:*:latest").compactMap { keys.camera(fromKey: $0, suffix: "latest") }.sorted()
         var alertLengths: [Int: Int] = [:]
         for key in try await client.keys(matching: "\(keys.namespace)alerts:*") {
-            if let camera = CameraID.parse(key.dropFirst("\(keys.namespace)alerts:".count)) {
+            if let camera = keys.camera(fromAlertsKey: key) {
                 alertLengths[camera] = try await client.send(.llen(key))
             }
         }

@@ -1,0 +1,205 @@
+public import Logging
+import Synchronization
+import Backoff
+
+/// Routes commands over a Redis Cluster: the slot map from `CLUSTER SHARDS` (or `CLUSTER
+/// SLOTS`), one `RedisClient` per node, each command sent to the primary of its key's slot.
+///
+/// Redirections are followed: `MOVED` refreshes the map and sends the command again to the
+/// new owner; `ASK` (a slot being migrated) sends `ASKING` and the command once to the node named,
+/// without changing the map; `TRYAGAIN` (keys of a multi-key command split by a migration) and
+/// `CLUSTERDOWN` wait with the one back-off policy and try again; a node that refuses the
+/// connection gets the map refreshed from another node before the next try. A command whose
+/// connection broke after it was sent is not sent again (it may have run): that throws
+/// `.connectionLost`, as from `RedisClient`. All of these are safe for a transaction or script:
+/// Redis refuses one that would run on the wrong node, or during a migration, without
+/// applying any of it.
+public final class RedisClusterClient: Sendable {
+    public typealias Address = RedisConfiguration.Address
+
+    public let configuration: RedisConfiguration
+    private let seeds: [Address]
+    private let label: String
+    private let logger: Logger
+    private let state: Mutex<State>
+    /// How often one command follows a redirection or waits out a cluster state before its
+    /// last error is thrown.
+    let attempts = 8
+    let pause = ReconnectBackoff.Policy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(640))
+
+    private struct State {
+        var map: ClusterSlotMap
+        var clients: [Address: RedisClient] = [:]
+    }
+
+    private init(configuration: RedisConfiguration, seeds: [Address], map: ClusterSlotMap, label: String, logger: Logger) {
+        self.configuration = configuration
+        self.seeds = seeds
+        self.label = label
+        self.logger = logger
+        state = Mutex(State(map: map))
+    }
+
+    /// Connects through the configuration's seed nodes (`.cluster`) and reads the slot map, so a
+    /// wrong URL, no reachable seed or a server not in cluster mode fails here, naming it.
+    public static func connect(configuration: RedisConfiguration, label: String = "redis-cluster", logger: Logger = Logger(label: "redis-cluster")) async throws(RedisError) -> RedisClusterClient {
+        guard case .cluster(let seeds) = configuration.endpoint, !seeds.isEmpty else {
+            throw RedisError(kind: .invalidConfiguration, message: "\(configuration) is not a redis-cluster:// URL")
+        }
+        let map = try await fetchMap(from: seeds, configuration: configuration, clientFor: nil)
+        return RedisClusterClient(configuration: configuration, seeds: seeds, map: map, label: label, logger: logger)
+    }
+
+    /// The slot map as last read.
+    public var slotMap: ClusterSlotMap { state.withLock { $0.map } }
+
+    /// The primaries serving slots now.
+    public var primaries: [Address] { slotMap.primaries }
+
+    /// The client of one node (made on first use, then kept), e.g. for a transaction on the
+    /// primary of a slot: the caller then handles redirections itself.
+    public func node(_ address: Address) -> RedisClient {
+        state.withLock { state in
+            if let client = state.clients[address] { return client }
+            let client = RedisClient(configuration: Self.nodeConfiguration(address, configuration), label: "\(label).\(address)", logger: logger)
+            state.clients[address] = client
+            return client
+        }
+    }
+
+    /// The primary serving `slot` now, nil when none does (the cluster is down for it).
+    public func primary(forSlot slot: Int) -> Address? { slotMap.primary(forSlot: slot) }
+
+    /// Sends `command` to the primary of `key`'s slot.
+    public func send<Value>(_ command: RedisCommand<Value>, routedBy key: String) async throws(RedisError) -> Value {
+        try await send(command, slot: HashSlot.of(key))
+    }
+
+    /// Sends `command` to the primary of `slot`, following redirections (see the type).
+    public func send<Value>(_ command: RedisCommand<Value>, slot: Int) async throws(RedisError) -> Value {
+        var pauses = ReconnectBackoff(policy: pause)
+        var asking: Address?
+        var last = RedisError(kind: .server, message: "CLUSTERDOWN no primary serves slot \(slot)", command: command.arguments.name)
+        for _ in 0..<attempts {
+            let target: Address
+            if let asking {
+                target = asking
+            } else if let owner = primary(forSlot: slot) {
+                target = owner
+            } else {
+                try? await refresh() // try?: the wait below and the next attempt report what stays wrong
+                try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
+                continue
+            }
+            do {
+                if asking != nil {
+                    asking = nil
+                    var pipeline = RedisPipeline(capacity: 2)
+                    _ = pipeline.append(.raw(["ASKING"]))
+                    _ = pipeline.append(command)
+                    let replies = try await node(target).execute(pipeline)
+                    return try command.value(from: replies[1])
+                }
+                return try await node(target).send(command)
+            } catch {
+                last = error
+                switch error.serverCode {
+                case .moved?:
+                    logger.debug("slot \(slot) moved: \(error.message); reading the slot map again")
+                    try? await refresh() // try?: a failed refresh leaves the old map; the next attempt is told again
+                case .ask?:
+                    guard let node = Self.redirection(error.message) else { throw error }
+                    asking = node
+                case .tryAgain?, .clusterDown?:
+                    try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
+                default:
+                    guard error.kind == .connectionFailed else { throw error }
+                    // Refused before anything was sent: the node may be gone; ask another.
+                    try? await refresh(avoiding: target) // try?: as above
+                    try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
+                }
+            }
+        }
+        throw last
+    }
+
+    /// Every key matching `pattern` on every primary (`SCAN` on each), each once.
+    public func keys(matching pattern: String, pageSize: Int = 1_000) async throws(RedisError) -> [String] {
+        var found: [String] = []
+        var seen = Set<String>()
+        for primary in primaries {
+            for key in try await node(primary).keys(matching: pattern, pageSize: pageSize) where seen.insert(key).inserted { found.append(key) }
+        }
+        return found
+    }
+
+    /// Reads the slot map again, from the known primaries, then the seeds (`avoiding` a node
+    /// last).
+    public func refresh(avoiding: Address? = nil) async throws(RedisError) {
+        let known = slotMap.shards.flatMap { [$0.primary] + $0.replicas }
+        var order: [Address] = []
+        for address in known + seeds where address != avoiding && !order.contains(address) { order.append(address) }
+        if let avoiding { order.append(avoiding) }
+        let map = try await Self.fetchMap(from: order, configuration: configuration, clientFor: node)
+        state.withLock { $0.map = map }
+    }
+
+    /// Closes every node's connection.
+    public func close() async {
+        for client in state.withLock({ Array($0.clients.values) }) { await client.close() }
+    }
+
+    /// The node named by a `MOVED`/`ASK` error (`MOVED 3999 127.0.0.1:6381`).
+    static func redirection(_ message: String) -> Address? {
+        let parts = message.split(separator: " ")
+        guard parts.count >= 3, let colon = parts[2].lastIndex(of: ":"), let port = Int(parts[2][parts[2].index(after: colon)...]) else { return nil }
+        var host = String(parts[2][..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return Address(host: host, port: port)
+    }
+
+    /// One node's configuration: the cluster's credentials and limits, that node's address.
+    static func nodeConfiguration(_ address: Address, _ cluster: RedisConfiguration) -> RedisConfiguration {
+        RedisConfiguration(endpoint: .tcp(host: address.host, port: address.port), username: cluster.username, password: cluster.password, database: 0,
+                           connectTimeout: cluster.connectTimeout, commandTimeout: cluster.commandTimeout, reconnect: cluster.reconnect)
+    }
+
+    /// The slot map from the first of `nodes` that gives one. `clientFor` supplies kept clients;
+    /// nil connects afresh (at start) and closes again.
+    private static func fetchMap(from nodes: [Address], configuration: RedisConfiguration, clientFor: ((Address) -> RedisClient)?) async throws(RedisError) -> ClusterSlotMap {
+        var problems: [String] = []
+        for address in nodes {
+            let client = clientFor?(address) ?? RedisClient(configuration: nodeConfiguration(address, configuration), label: "redis-cluster.seed")
+            let read = await readMap(client)
+            if clientFor == nil { await client.close() }
+            switch read {
+            case .success(let map) where map.primaries.isEmpty:
+                problems.append("\(address): no primary serves any slot (the cluster is not created yet?)")
+            case .success(let map):
+                return map
+            case .failure(let error) where error.message.contains("cluster support disabled"):
+                var refused = RedisError(kind: .invalidConfiguration, message: "\(address) is not in cluster mode (cluster-enabled no): use a redis:// URL for a single server", command: "CLUSTER SHARDS")
+                refused.cause = error
+                throw refused
+            case .failure(let error) where error.kind == .authenticationFailed:
+                throw error
+            case .failure(let error):
+                problems.append("\(address): \(error.message)")
+            }
+        }
+        throw RedisError(kind: .connectionFailed, message: "no cluster node answered with a slot map (\(problems.joined(separator: "; ")))", command: "CLUSTER SHARDS")
+    }
+
+    /// `CLUSTER SHARDS`, or `CLUSTER SLOTS` from a server that does not know it.
+    private static func readMap(_ client: RedisClient) async -> Result<ClusterSlotMap, RedisError> {
+        do throws(RedisError) {
+            do {
+                return .success(try ClusterSlotMap.parse(shards: try await client.send(.raw(["CLUSTER", "SHARDS"]))))
+            } catch where error.serverCode == .err && error.message.lowercased().contains("unknown subcommand") {
+                return .success(try ClusterSlotMap.parse(slots: try await client.send(.raw(["CLUSTER", "SLOTS"]))))
+            }
+        } catch {
+            return .failure(error)
+        }
+    }
+}
