@@ -14,9 +14,10 @@ struct LatestCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let id = CameraID.parse(camera) else { throw ValidationError("camera '\(camera)' is not an integer ≥ 0") }
-        let client = try await RedisClient.connect(configuration: RedisConfiguration(url: redis.resolvedURL))
-        let keys = KeySchema(namespace: redis.resolvedNamespace)
-        guard let value = try await client.send(.get(keys.latest(id))) else {
+        let (client, keys) = try await redis.connectRouting()
+        let stored = try await client.send(.get(keys.latest(id)), routedBy: keys.latest(id))
+        await client.close()
+        guard let value = stored else {
             if json { emit("null") } else { emit("camera \(id): no latest result (none yet, or older than its TTL)") }
             throw ExitCode(1)
         }
@@ -36,9 +37,9 @@ struct AlertsCommand: AsyncParsableCommand {
     func run() async throws {
         guard let id = CameraID.parse(camera) else { throw ValidationError("camera '\(camera)' is not an integer ≥ 0") }
         guard limit > 0 else { throw ValidationError("--limit must be positive") }
-        let client = try await RedisClient.connect(configuration: RedisConfiguration(url: redis.resolvedURL))
-        let keys = KeySchema(namespace: redis.resolvedNamespace)
-        let items = try await client.send(.lrange(keys.alerts(id), start: 0, stop: limit - 1))
+        let (client, keys) = try await redis.connectRouting()
+        let items = try await client.send(.lrange(keys.alerts(id), start: 0, stop: limit - 1), routedBy: keys.alerts(id))
+        await client.close()
         if json {
             emit("[" + items.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ",") + "]")
         } else if items.isEmpty {

@@ -19,31 +19,36 @@ struct StatsCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let keys = KeySchema(namespace: redis.resolvedNamespace)
-        let client = try await RedisClient.connect(configuration: RedisConfiguration(url: redis.resolvedURL))
+        let (client, keys) = try await redis.connectRouting()
         let latestCameras = try await client.keys(matching: "\(keys.namespace)camera:*:latest").compactMap { keys.camera(fromKey: $0, suffix: "latest") }.sorted()
         var alertLengths: [Int: Int] = [:]
         for key in try await client.keys(matching: "\(keys.namespace)alerts:*") {
             if let camera = keys.camera(fromAlertsKey: key) {
-                alertLengths[camera] = try await client.send(.llen(key))
+                alertLengths[camera] = try await client.send(.llen(key), routedBy: key)
             }
         }
         // Per camera: redeliveries skipped (counted in its position hash) and its alert dedupe list.
         var redeliveredSkipped = 0
         var upgrading = 0
         for key in try await client.keys(matching: "\(keys.namespace)camera:*:position") {
-            let fields = try await client.send(.hmget(key, fields: ["redelivered_skipped", "legacy_markers", "offset", "kafka_offset"]))
+            let fields = try await client.send(.hmget(key, fields: ["redelivered_skipped", "legacy_markers", "offset", "kafka_offset"]), routedBy: key)
             redeliveredSkipped += fields[0].flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
             // Still reading an older version's alert markers: flagged, or a counter without a pair.
             if fields[1] != nil || (fields[2] != nil && fields[3] == nil) { upgrading += 1 }
         }
         let dedupeLists = try await client.keys(matching: "\(keys.namespace)camera:*:alerted").count
         let legacyMarkers = try await client.keys(matching: keys.legacyAlertMarker("*")).count
-        let replication = try await client.send(.replicationInfo())
+        // Memory and replicas of each server: the one Redis, or every primary of a cluster.
         let required = try setting(minReplicaAcks, env: "MIN_REPLICA_ACKS")
-        let shortfall = required.flatMap { $0 > 0 ? ReplicaShortfall.assess(required: $0, info: replication) : nil }
-        let memoryInfo = try await client.send(.info("memory"))
-        let usedMemory = memoryInfo.split(separator: "\r\n").first { $0.hasPrefix("used_memory_human:") }.map { String($0.dropFirst("used_memory_human:".count)) } ?? "?"
+        let memory = try await client.sendToEach(.info("memory"))
+        var servers: [Server] = []
+        for (name, replication) in try await client.sendToEach(.replicationInfo()) {
+            let info = memory.first { $0.server == name }?.value ?? ""
+            let used = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("used_memory_human:") }.map { String($0.dropFirst("used_memory_human:".count)) } ?? "?"
+            servers.append(Server(name: name, usedMemory: used, replication: replication,
+                                  shortfall: required.flatMap { $0 > 0 ? ReplicaShortfall.assess(required: $0, info: replication) : nil }))
+        }
+        await client.close()
 
         var lag: [(partition: Int32, committed: Int64?, end: Int64)] = []
         var lagNote: String?
@@ -65,18 +70,13 @@ struct StatsCommand: AsyncParsableCommand {
             let object: [String: Any] = [
                 "camerasWithLatest": latestCameras,
                 "alertListLengths": Dictionary(uniqueKeysWithValues: alertLengths.map { (String($0.key), $0.value) }),
-                "redisUsedMemory": usedMemory,
+                "redisUsedMemory": servers.first?.usedMemory ?? "?",
                 "redeliveredSkipped": redeliveredSkipped,
                 "alertDedupeLists": dedupeLists,
                 "legacyAlertMarkers": legacyMarkers,
                 "camerasUpgrading": upgrading,
-                "replication": [
-                    "role": replication.role,
-                    "primaryOffset": Int(replication.primaryOffset),
-                    "replicas": replication.replicas.map { ["address": $0.address, "state": $0.state, "offset": Int($0.offset), "lagSeconds": $0.lagSeconds] },
-                    "requiredAcks": required as Any? ?? NSNull(),
-                    "shortfall": shortfall.map { $0.cause.rawValue } as Any? ?? NSNull(),
-                ] as [String: Any],
+                "replication": servers.first.map { $0.json(required: required) } as Any? ?? NSNull(),
+                "servers": servers.map { server -> [String: Any] in ["server": server.name, "usedMemory": server.usedMemory, "replication": server.json(required: required)] },
                 "consumerLag": lag.map { ["partition": Int($0.partition), "committed": $0.committed.map { Int($0) } as Any? ?? NSNull(), "end": Int($0.end), "lag": Int($0.end - ($0.committed ?? 0))] },
             ]
             emit(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
@@ -84,19 +84,41 @@ struct StatsCommand: AsyncParsableCommand {
         }
         emit("cameras with a latest state: \(latestCameras.count)\(latestCameras.isEmpty ? "" : " (\(latestCameras.map(String.init).joined(separator: ", ")))")")
         emit("alert lists: \(alertLengths.count)")
-        for camera in alertLengths.keys.sorted() { emit("  alerts:\(camera)  \(alertLengths[camera]!)") }
+        for camera in alertLengths.keys.sorted() { emit("  \(keys.alerts(camera).dropFirst(keys.namespace.count))  \(alertLengths[camera, default: 0])") }
         emit("redelivered messages skipped (already applied): \(redeliveredSkipped)")
         emit("alert dedupe lists (camera:<id>:alerted): \(dedupeLists)" + (legacyMarkers > 0 ? "; alerted:<requestId> markers of an older version, left to expire: \(legacyMarkers)" : ""))
         if upgrading > 0 { emit("cameras still checking an older version's alert markers (keep the markers until this is 0): \(upgrading)") }
-        emit("redis used memory: \(usedMemory)")
-        emit("redis role: \(replication.role), replicas connected: \(replication.replicas.filter(\.isOnline).count)")
-        for replica in replication.replicas { emit("  \(replica.address) \(replica.state), \(max(0, replication.primaryOffset - replica.offset)) bytes behind, last ack \(replica.lagSeconds) s ago") }
-        if let required, required > 0 { emit("  required by --min-replica-acks \(required): " + (shortfall.map { "NOT MET: \($0)" } ?? "met")) }
+        for server in servers {
+            let replication = server.replication
+            let name = servers.count > 1 ? "redis \(server.name)" : "redis"
+            emit("\(name) used memory: \(server.usedMemory)")
+            emit("\(name) role: \(replication.role), replicas connected: \(replication.replicas.filter(\.isOnline).count)")
+            for replica in replication.replicas { emit("  \(replica.address) \(replica.state), \(max(0, replication.primaryOffset - replica.offset)) bytes behind, last ack \(replica.lagSeconds) s ago") }
+            if let required, required > 0 { emit("  required by --min-replica-acks \(required): " + (server.shortfall.map { "NOT MET: \($0)" } ?? "met")) }
+        }
         if let lagNote { emit(lagNote) }
         if !lag.isEmpty {
             emit("consumer lag (partition: committed / end = lag):")
             for entry in lag { emit("  \(entry.partition): \(entry.committed.map(String.init) ?? "none") / \(entry.end) = \(entry.end - (entry.committed ?? 0))") }
             emit("  total: \(lag.reduce(0) { $0 + $1.end - ($1.committed ?? 0) })")
+        }
+    }
+
+    /// One Redis server's figures (a cluster has one per primary).
+    struct Server {
+        var name: String
+        var usedMemory: String
+        var replication: ReplicationInfo
+        var shortfall: ReplicaShortfall?
+
+        func json(required: Int?) -> [String: Any] {
+            [
+                "role": replication.role,
+                "primaryOffset": Int(replication.primaryOffset),
+                "replicas": replication.replicas.map { ["address": $0.address, "state": $0.state, "offset": Int($0.offset), "lagSeconds": $0.lagSeconds] },
+                "requiredAcks": required as Any? ?? NSNull(),
+                "shortfall": shortfall.map { $0.cause.rawValue } as Any? ?? NSNull(),
+            ]
         }
     }
 }

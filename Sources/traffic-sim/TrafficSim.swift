@@ -51,11 +51,14 @@ struct TrafficSim: AsyncParsableCommand {
         }
         guard let bootstrap else { throw ValidationError("give --kafka-bootstrap, KAFKA_BOOTSTRAP or --bootstrap-file") }
         let topic = setting(topic, env: "KAFKA_TOPIC") ?? "risk-assessment-results"
-        let keys = KeySchema(namespace: setting(namespace, env: "TRAFFIC_NAMESPACE") ?? "")
+        let redisConfiguration = try RedisConfiguration(url: setting(redisURL, env: "REDIS_URL") ?? "redis://127.0.0.1:6379")
+        let namespace = setting(namespace, env: "TRAFFIC_NAMESPACE") ?? ""
+        if redisConfiguration.isCluster, let problem = KeySchema.clusterProblem(namespace: namespace) { throw ValidationError(problem) }
+        let keys = KeySchema(namespace: namespace, hashTagged: redisConfiguration.isCluster)
         var kafkaConfig = KafkaConfiguration(["bootstrap.servers": bootstrap, "linger.ms": "1"])
         try kafkaConfig.apply(assignments: kafkaProperties)
         let producer = try KafkaProducer(configuration: kafkaConfig)
-        let redis = try await RedisClient.connect(configuration: RedisConfiguration(url: setting(redisURL, env: "REDIS_URL") ?? "redis://127.0.0.1:6379"))
+        let redis = try await connectRedis(configuration: redisConfiguration) // one server, or each detection on its slot's primary
         var simulator = ResultSimulator(cameras: cameras, alertRatio: alertRatio, seed: UInt64(Date().timeIntervalSince1970 * 1000))
         simulator.frameImageEvery = max(0, frameEvery)
         FileHandle.standardError.write(Data("traffic-sim: \(rate)/s over \(cameras) cameras → \(topic) at \(bootstrap)\n".utf8))
@@ -75,10 +78,12 @@ struct TrafficSim: AsyncParsableCommand {
             }
             if !frames.isEmpty {
                 var pipeline = RedisPipeline()
+                var routing: [String] = []
                 for frame in frames where Double.random(in: 0..<1) >= missingDetectionRatio {
                     pipeline.append(.set(keys.detection(frame.requestId), frame.detection, expiry: .seconds(detectionTTL)))
+                    routing.append(keys.detection(frame.requestId))
                 }
-                _ = try await redis.execute(pipeline) // detections first, as the camera pipeline does
+                _ = try await redis.execute(pipeline, routedBy: routing) // detections first, as the camera pipeline does
                 for frame in frames {
                     var value = frame.assessment
                     if Double.random(in: 0..<1) < badRatio { value = Array(value.prefix(value.count / 2)) }

@@ -1,4 +1,5 @@
 import Aggregator
+import RedisClient
 import Logging
 import Foundation
 import KafkaClient
@@ -94,5 +95,48 @@ import TrafficModel
         #expect(result.stdout.split(separator: "\n").count == 2)
         #expect(result.stdout.contains(#""requestId":"w-1""#) && result.stdout.contains(#""requestId":"w-2""#))
         try await h.stop()
+    }
+}
+
+/// The operator commands and the simulator on a `redis-cluster://` URL (issue 22): keys routed
+/// to their slot's primary, scans and server figures over every primary.
+@Suite struct ClusterOperatorCommandTests {
+    func cli(_ tool: String, _ arguments: [String]) async throws -> CommandResult {
+        try await runCommand(URL(fileURLWithPath: AggregatorProcessTests.binary).deletingLastPathComponent().appendingPathComponent(tool).path, arguments, timeout: .seconds(60))
+    }
+
+    @Test func latestAlertsStatsAndTheSimulatorWorkOnACluster() async throws {
+        let cluster = try await RedisCluster()
+        let redis = try await RedisClusterClient.connect(configuration: cluster.configuration)
+        let keys = KeySchema(namespace: uniqueName("ops") + ":", hashTagged: true)
+        let args = ["--redis-url", cluster.url, "--namespace", keys.namespace]
+        // State as the aggregator would leave it, on cameras of every primary.
+        let cameras = Array(0..<12)
+        for camera in cameras {
+            _ = try await redis.send(.setex(keys.latest(camera), seconds: 300, assessment("c\(camera)", camera: camera, time: "2025-10-20T10:30:00Z")), routedBy: keys.latest(camera))
+            _ = try await redis.send(.lpush(keys.alerts(camera), [Array(assessment("a\(camera)", camera: camera, time: "2025-10-20T10:30:00Z", level: "high").utf8)]), routedBy: keys.alerts(camera))
+        }
+        #expect(Set(cameras.compactMap { redis.primary(forSlot: HashSlot.of(keys.latest($0)))?.port }).count == 3, "the cameras live on every primary")
+
+        let latest = try await cli("traffic-aggregator", ["latest", "7", "--json"] + args)
+        #expect(latest.status == 0 && latest.stdout.contains(#""requestId":"c7""#), "\(latest.stdout) \(latest.stderr)")
+        let alerts = try await cli("traffic-aggregator", ["alerts", "11", "--json"] + args)
+        #expect(alerts.stdout.contains(#""requestId":"a11""#), "\(alerts.stdout) \(alerts.stderr)")
+        let stats = try await cli("traffic-aggregator", ["stats", "--json"] + args)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any], "\(stats.stdout) \(stats.stderr)")
+        #expect(object["camerasWithLatest"] as? [Int] == cameras, "the scan covers every primary")
+        #expect((object["alertListLengths"] as? [String: Int])?.count == 12)
+        #expect((object["servers"] as? [[String: Any]])?.count == 3, "memory and replicas of each primary")
+        let braces = try await cli("traffic-aggregator", ["latest", "7", "--redis-url", cluster.url, "--namespace", "{ops}:"])
+        #expect(braces.status != 0 && braces.stderr.contains("contains '{' or '}'"), "\(braces.stderr)")
+
+        // The simulator writes each detection to its slot's primary.
+        let kafka = try await EmbeddedKafka.start(topics: [.init("sim-cluster", partitions: 1)])
+        let sim = try await cli("traffic-sim", ["--kafka-bootstrap", kafka.bootstrapServers, "--topic", "sim-cluster", "--rate", "500", "--count", "60", "--cameras", "6", "--missing-detection-ratio", "0"] + args)
+        #expect(sim.status == 0, "\(sim.stderr)")
+        let detections = try await redis.keys(matching: keys.detection("*"))
+        #expect(detections.count == 60, "\(detections.count) detections")
+        #expect(Set(detections.compactMap { redis.primary(forSlot: HashSlot.of($0))?.port }).count == 3, "spread over every primary")
+        await redis.close()
     }
 }

@@ -1,0 +1,97 @@
+/// A Redis that sends each command where its key lives: one server (`RedisClient`, where every
+/// key lives), or the primary of the key's slot (`RedisClusterClient`). For the parts of the
+/// product that only read and write keys one at a time (operator commands, the simulator), so
+/// the same code serves `redis://`, `redis-sentinel://` and `redis-cluster://`.
+public protocol RedisRouting: Sendable {
+    /// Sends `command`, whose key is `key`, to the server holding it.
+    func send<Value>(_ command: RedisCommand<Value>, routedBy key: String) async throws(RedisError) -> Value
+    /// Sends the pipeline's commands, `keys[i]` being command `i`'s key, one pipeline per server;
+    /// the replies come back in the pipeline's order (error replies included).
+    func execute(_ pipeline: RedisPipeline, routedBy keys: [String]) async throws(RedisError) -> [RedisReply]
+    /// Every key matching `pattern`, on every server that holds keys, each once.
+    func keys(matching pattern: String, pageSize: Int) async throws(RedisError) -> [String]
+    /// Sends a command that concerns each server itself (`INFO`, `DBSIZE`) to every one: their
+    /// replies, named by server.
+    func sendToEach<Value>(_ command: RedisCommand<Value>) async throws(RedisError) -> [(server: String, value: Value)]
+    func close() async
+}
+
+extension RedisConfiguration {
+    /// Whether this names a Redis Cluster (`redis-cluster://`).
+    public var isCluster: Bool {
+        if case .cluster = endpoint { return true }
+        return false
+    }
+}
+
+/// Connects to what `configuration` names: a `RedisClusterClient` for a cluster, a `RedisClient`
+/// otherwise; either way configuration errors (address, AUTH, not a cluster node) surface here.
+public func connectRedis(configuration: RedisConfiguration, label: String = "redis") async throws(RedisError) -> any RedisRouting {
+    if configuration.isCluster { return try await RedisClusterClient.connect(configuration: configuration, label: label) }
+    return try await RedisClient.connect(configuration: configuration, label: label)
+}
+
+extension RedisClient: RedisRouting {
+    public func send<Value>(_ command: RedisCommand<Value>, routedBy key: String) async throws(RedisError) -> Value {
+        try await send(command)
+    }
+
+    public func execute(_ pipeline: RedisPipeline, routedBy keys: [String]) async throws(RedisError) -> [RedisReply] {
+        try await execute(pipeline)
+    }
+
+    public func sendToEach<Value>(_ command: RedisCommand<Value>) async throws(RedisError) -> [(server: String, value: Value)] {
+        [(configuration.description, try await send(command))]
+    }
+}
+
+extension RedisClusterClient: RedisRouting {
+    /// Groups the commands by their slot's primary, one pipeline to each; a command answered
+    /// with a redirection (`MOVED`, `ASK`, `TRYAGAIN`) is sent again on its own, following it.
+    public func execute(_ pipeline: RedisPipeline, routedBy keys: [String]) async throws(RedisError) -> [RedisReply] {
+        let commands = pipeline.commands
+        guard keys.count == commands.count else {
+            throw RedisError(kind: .invalidConfiguration, message: "\(commands.count) commands but \(keys.count) routing keys")
+        }
+        var replies = [RedisReply](repeating: .null, count: commands.count)
+        var byNode: [Address: [Int]] = [:]
+        var unrouted: [Int] = []
+        let map = slotMap
+        for (index, key) in keys.enumerated() {
+            if let owner = map.primary(forSlot: HashSlot.of(key)) { byNode[owner, default: []].append(index) } else { unrouted.append(index) }
+        }
+        for (address, indices) in byNode {
+            var part = RedisPipeline(capacity: indices.count)
+            for index in indices { _ = part.append(RedisCommand<RedisReply>.raw(commands[index])) }
+            let answered = try await node(address).execute(part)
+            for (position, index) in indices.enumerated() {
+                if case .error(let message) = answered[position], [.moved, .ask, .tryAgain, .clusterDown].contains(RedisError.ServerCode(errorReply: message)) {
+                    unrouted.append(index)
+                } else {
+                    replies[index] = answered[position]
+                }
+            }
+        }
+        for index in unrouted.sorted() {
+            do {
+                replies[index] = try await send(RedisCommand<RedisReply>.raw(commands[index]), routedBy: keys[index])
+            } catch where error.kind == .server {
+                replies[index] = .error(error.message)
+            }
+        }
+        return replies
+    }
+
+    public func sendToEach<Value>(_ command: RedisCommand<Value>) async throws(RedisError) -> [(server: String, value: Value)] {
+        var values: [(server: String, value: Value)] = []
+        for primary in primaries { values.append((primary.description, try await node(primary).send(command))) }
+        return values
+    }
+}
+
+extension RedisRouting {
+    /// Every key matching `pattern` (see `keys(matching:pageSize:)`), 1,000 asked for per call.
+    public func keys(matching pattern: String) async throws(RedisError) -> [String] {
+        try await keys(matching: pattern, pageSize: 1_000)
+    }
+}
