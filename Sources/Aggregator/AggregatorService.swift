@@ -24,6 +24,8 @@ public final class AggregatorService: Service, Sendable {
     private let consumer: KafkaConsumer
     /// The connection the write transactions run on; nil without Redis.
     private let redis: RedisClient?
+    /// The cluster the writes go to instead, with a `redis-cluster://` URL.
+    private let cluster: RedisClusterClient?
     private let preparation: BatchPreparation
     private let writer: BatchWriter
     private let progress: ProgressMonitor
@@ -46,28 +48,46 @@ public final class AggregatorService: Service, Sendable {
             try KafkaProducer(configuration: configuration.producerProperties(bootstrap: bootstrap), logger: Logger(label: "aggregator.dlq"))
         }
         let producer = try makeProducer()
-        let detectionReader: RedisClient?
+        let detectionReader: (any RedisRouting)?
+        var keys = configuration.keys
+        var settings = configuration.writeSettings
+        var cluster: RedisClusterClient? = nil
         if configuration.noRedis {
             redis = nil
             detectionReader = nil
         } else {
             var redisConfiguration = try RedisConfiguration(url: configuration.redisURL ?? "redis://127.0.0.1:6379")
             redisConfiguration.reconnect = .init(initialDelay: .milliseconds(50), maximumDelay: .seconds(2))
-            redis = RedisClient(configuration: redisConfiguration, label: "aggregator", logger: Logger(label: "aggregator.redis"))
-            // A second connection for detection reads, so they overlap the previous batch's write.
-            detectionReader = RedisClient(configuration: redisConfiguration, label: "aggregator-detections", logger: Logger(label: "aggregator.redis"))
+            if redisConfiguration.isCluster {
+                // Cluster mode: the camera id is every name's hash tag, results go to shard channels.
+                if let problem = KeySchema.clusterProblem(namespace: keys.namespace) { throw RedisError(kind: .invalidConfiguration, message: problem) }
+                guard configuration.minimumReplicaAcks == 0 else {
+                    throw RedisError(kind: .invalidConfiguration, message: "--min-replica-acks is not supported with redis-cluster:// yet (WAIT on each touched primary is still to come; docs/scaling.md): use 0")
+                }
+                keys.hashTagged = true
+                settings.publishCommand = "SPUBLISH"
+                redis = nil
+                let client = try RedisClusterClient(configuration: redisConfiguration, label: "aggregator", logger: Logger(label: "aggregator.redis"))
+                cluster = client
+                detectionReader = client
+            } else {
+                redis = RedisClient(configuration: redisConfiguration, label: "aggregator", logger: Logger(label: "aggregator.redis"))
+                // A second connection for detection reads, so they overlap the previous batch's write.
+                detectionReader = RedisClient(configuration: redisConfiguration, label: "aggregator-detections", logger: Logger(label: "aggregator.redis"))
+            }
         }
         let progress = ProgressMonitor(threshold: configuration.stallThreshold, consumer: consumer, health: health, metrics: metrics, log: log)
         self.progress = progress
         let retry = OutageRetry(consumer: consumer, batchSize: configuration.batchSize, health: health, metrics: metrics, log: log, stop: stop)
         let deadLetters = DeadLetterDelivery(writer: DeadLetterWriter(producer: producer, topic: configuration.deadLetterTopic),
                                              makeProducer: makeProducer, retry: retry, metrics: metrics, log: log)
-        let planner = WritePlanner(keys: configuration.keys, alertRule: configuration.alertRule, maximumMessageBytes: configuration.maximumMessageBytes,
+        let planner = WritePlanner(keys: keys, alertRule: configuration.alertRule, maximumMessageBytes: configuration.maximumMessageBytes,
                                    maximumResultBytes: configuration.maximumResultBytes, maximumClockSkew: configuration.maximumClockSkew,
                                    maximumFrameBytes: configuration.maximumFrameBytes)
         preparation = BatchPreparation(planner: planner, detectionReader: detectionReader, maximumBatchBytes: configuration.maximumBatchBytes,
                                        deadLetters: deadLetters, retry: retry, progress: progress, consumer: consumer, metrics: metrics, log: log)
-        writer = BatchWriter(redis: redis, transaction: WriteTransaction(settings: configuration.writeSettings), gate: WriteGate(), consumer: consumer,
+        self.cluster = cluster
+        writer = BatchWriter(redis: redis, cluster: cluster, transaction: WriteTransaction(settings: settings), gate: WriteGate(), consumer: consumer,
                              progress: progress, retry: retry, health: health, metrics: metrics, log: log)
     }
 
@@ -93,9 +113,10 @@ public final class AggregatorService: Service, Sendable {
     }
 
     private func runBatches() async throws {
-        if let redis {
+        if redis != nil || cluster != nil {
             do {
-                _ = try await redis.send(.ping())
+                if let redis { _ = try await redis.send(.ping()) }
+                if let cluster { try await cluster.refresh() } // the slot map: a node not in cluster mode fails here
                 healthState.redis(up: true)
             } catch where error.isConfigurationProblem {
                 logger.critical("Redis cannot be used: \(error)")

@@ -16,7 +16,7 @@ struct BatchPreparation: Sendable {
 
     let planner: WritePlanner
     /// nil when the service runs without Redis.
-    let detectionReader: RedisClient?
+    let detectionReader: (any RedisRouting)?
     /// Bytes of messages and detections one batch may hold.
     let maximumBatchBytes: Int
     let deadLetters: DeadLetterDelivery
@@ -40,7 +40,7 @@ struct BatchPreparation: Sendable {
         if let detectionReader, !valid.isEmpty {
             let keys = planner.detectionKeys(valid)
             // Only the writer's results decide whether Redis counts as up.
-            guard let fetched = await retry.run("detection fetch", touchesRedis: false, polled: &extra, { try await detectionReader.send(.mget(keys)) }) else { return nil }
+            guard let fetched = await retry.run("detection fetch", touchesRedis: false, polled: &extra, { try await detectionReader.values(of: keys) }) else { return nil }
             detections = fetched
             if let cut = budgetCut(valid, fetched) {
                 // The rest waits for the next batch, ahead of anything polled meanwhile.

@@ -15,8 +15,11 @@ struct BatchWriter: Sendable {
         let started: ContinuousClock.Instant
     }
 
-    /// The connection the write transactions run on; nil when the service runs without Redis.
+    /// The connection the write transactions run on; nil when the service runs without Redis,
+    /// or on a cluster.
     let redis: RedisClient?
+    /// The cluster the batches go to, camera by camera (`ClusterBatchWrite`), instead of `redis`.
+    let cluster: RedisClusterClient?
     let transaction: WriteTransaction
     /// Lets a partition revoke wait for the write in flight, so the commit before the revoke
     /// includes it (see `KafkaConsumer.beforeRevoke`).
@@ -33,13 +36,13 @@ struct BatchWriter: Sendable {
     /// batch with nothing to write has its offsets stored now.
     func start(_ prepared: BatchPreparation.Prepared) -> InFlight {
         let attempt: Task<Result<WriteTransaction.Written, RedisError>, Never>?
-        if let redis, let plan = prepared.plan {
+        if redis != nil || cluster != nil, let plan = prepared.plan {
             let done = gate.begin()
             let batch = prepared.batch
             attempt = Task { [self] in
                 defer { done.signal() }
                 do throws(RedisError) {
-                    let written = try await transaction.write(plan, on: redis, partitionEnd: partitionEnd)
+                    let written = try await writeOnce(plan)
                     // Only a batch its replicas have (when any are required) counts as written.
                     if written.pending == nil { storeOffsets(for: batch) }
                     return .success(written)
@@ -60,7 +63,7 @@ struct BatchWriter: Sendable {
         var extra: [KafkaMessage] = []
         var outcome: WriteTransaction.Outcome?
         var offsetsStored = write.attempt == nil // stored when the batch was set in flight
-        if let attempt = write.attempt, let redis, let plan = write.plan {
+        if let attempt = write.attempt, let plan = write.plan {
             // Written on the primary but not yet acknowledged by its replicas, when so.
             var unacknowledged: WriteTransaction.Written?
             switch await attempt.value {
@@ -85,7 +88,7 @@ struct BatchWriter: Sendable {
                 // only when that connection is gone (the primary may have died with the batch).
                 // Writing it again while it is on the primary would publish it twice.
                 guard let value = await retry.run("result writes", polled: &extra, { () async throws(RedisError) -> WriteTransaction.Outcome in
-                    if let batch = unacknowledged, let pending = batch.pending {
+                    if let batch = unacknowledged, let pending = batch.pending, let redis {
                         let still: WriteTransaction.PendingAcknowledgement?
                         do throws(RedisError) {
                             still = try await transaction.awaitReplicas(pending, on: redis)
@@ -97,7 +100,7 @@ struct BatchWriter: Sendable {
                         unacknowledged?.pending = still
                         throw await shortfall(still, on: redis)
                     }
-                    let again = try await transaction.write(plan, on: redis, partitionEnd: partitionEnd)
+                    let again = try await writeOnce(plan)
                     guard let still = again.pending else { return again.outcome }
                     unacknowledged = again
                     throw await shortfall(still, on: redis)
@@ -111,6 +114,16 @@ struct BatchWriter: Sendable {
         }
         record(outcome, of: write, offsetsStored: offsetsStored)
         return extra
+    }
+
+    /// One attempt at writing the plan: its transaction on the one Redis, or on a cluster each
+    /// camera's transaction on its primary (no replica acknowledgements there yet).
+    private func writeOnce(_ plan: WritePlan) async throws(RedisError) -> WriteTransaction.Written {
+        if let cluster {
+            return WriteTransaction.Written(outcome: try await ClusterBatchWrite(cluster: cluster, transaction: transaction, partitionEnd: partitionEnd).write(plan))
+        }
+        guard let redis else { throw RedisError(kind: .invalidConfiguration, message: "no Redis to write to") }
+        return try await transaction.write(plan, on: redis, partitionEnd: partitionEnd)
     }
 
     /// Asks the broker where a partition ends now, to confirm a topic reset that a message's
@@ -129,10 +142,11 @@ struct BatchWriter: Sendable {
     /// A batch on the primary that too few replicas acknowledged: asks the primary about its
     /// replicas (`INFO replication`) to say why in `/healthz`, logs it, and returns the error the
     /// retry waits on.
-    private func shortfall(_ pending: WriteTransaction.PendingAcknowledgement, on redis: RedisClient) async -> RedisError {
+    private func shortfall(_ pending: WriteTransaction.PendingAcknowledgement, on redis: RedisClient?) async -> RedisError {
         let error = pending.error(transaction.settings)
         var shortfall: ReplicaShortfall
         do throws(RedisError) {
+            guard let redis else { throw RedisError(kind: .invalidConfiguration, message: "replica acknowledgements are waited for on one Redis only") }
             shortfall = ReplicaShortfall(required: transaction.settings.minimumReplicaAcks, acknowledged: pending.acknowledged, info: try await redis.send(.replicationInfo()))
         } catch {
             // The cause is then unknown, and says why; the wait goes on either way.

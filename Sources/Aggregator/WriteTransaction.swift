@@ -54,6 +54,8 @@ public struct WriteTransaction: Sendable {
         /// Whether a message's Kafka offset is checked against the one its camera applied (on in
         /// the product; off only to measure what the check costs).
         public var checksAppliedOffsets = true
+        /// `PUBLISH`, or `SPUBLISH` on a Redis Cluster (the camera's shard channel, in its slot).
+        public var publishCommand = "PUBLISH"
 
         public init() {}
     }
@@ -337,7 +339,7 @@ public struct WriteTransaction: Sendable {
             xadd.append(body)
             commands.append(xadd)
             var publishCommand = RedisArguments(reservingBytes: body.count + camera.channel.utf8.count + 7, arguments: 3)
-            publishCommand.append("PUBLISH")
+            publishCommand.append(settings.publishCommand)
             publishCommand.append(camera.channel)
             publishCommand.append(body)
             commands.append(publishCommand)

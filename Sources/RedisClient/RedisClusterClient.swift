@@ -1,6 +1,6 @@
 public import Logging
 import Synchronization
-import Backoff
+public import Backoff
 
 /// Routes commands over a Redis Cluster: the slot map from `CLUSTER SHARDS` (or `CLUSTER
 /// SLOTS`), one `RedisClient` per node, each command sent to the primary of its key's slot.
@@ -25,7 +25,7 @@ public final class RedisClusterClient: Sendable {
     /// How often one command follows a redirection or waits out a cluster state before its
     /// last error is thrown.
     let attempts = 8
-    let pause = ReconnectBackoff.Policy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(640))
+    public let pause = ReconnectBackoff.Policy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(640))
 
     private struct State {
         var map: ClusterSlotMap
@@ -38,6 +38,15 @@ public final class RedisClusterClient: Sendable {
         self.label = label
         self.logger = logger
         state = Mutex(State(map: map))
+    }
+
+    /// A client that reads the slot map on first use (for services built synchronously): a
+    /// wrong URL, no reachable seed or a server not in cluster mode fails that first command.
+    public convenience init(configuration: RedisConfiguration, label: String = "redis-cluster", logger: Logger = Logger(label: "redis-cluster")) throws(RedisError) {
+        guard case .cluster(let seeds) = configuration.endpoint, !seeds.isEmpty else {
+            throw RedisError(kind: .invalidConfiguration, message: "\(configuration) is not a redis-cluster:// URL")
+        }
+        self.init(configuration: configuration, seeds: seeds, map: ClusterSlotMap(shards: []), label: label, logger: logger)
     }
 
     /// Connects through the configuration's seed nodes (`.cluster`) and reads the slot map, so a
@@ -87,8 +96,14 @@ public final class RedisClusterClient: Sendable {
             } else if let owner = primary(forSlot: slot) {
                 target = owner
             } else {
-                try? await refresh() // try?: the wait below and the next attempt report what stays wrong
-                try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
+                do {
+                    try await refresh()
+                } catch where error.kind == .invalidConfiguration || error.kind == .authenticationFailed {
+                    throw error // no retry mends a wrong URL or credentials
+                } catch {
+                    last = error
+                    try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
+                }
                 continue
             }
             do {

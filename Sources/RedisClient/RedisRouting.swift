@@ -13,6 +13,9 @@ public protocol RedisRouting: Sendable {
     /// Sends a command that concerns each server itself (`INFO`, `DBSIZE`) to every one: their
     /// replies, named by server.
     func sendToEach<Value>(_ command: RedisCommand<Value>) async throws(RedisError) -> [(server: String, value: Value)]
+    /// The values of string keys, nil where absent: one `MGET` on one server; on a cluster one
+    /// `GET` per key (keys of many slots), pipelined to each primary.
+    func values(of keys: [String]) async throws(RedisError) -> [[UInt8]?]
     func close() async
 }
 
@@ -42,6 +45,10 @@ extension RedisClient: RedisRouting {
 
     public func sendToEach<Value>(_ command: RedisCommand<Value>) async throws(RedisError) -> [(server: String, value: Value)] {
         [(configuration.description, try await send(command))]
+    }
+
+    public func values(of keys: [String]) async throws(RedisError) -> [[UInt8]?] {
+        try await send(.mget(keys))
     }
 }
 
@@ -85,6 +92,24 @@ extension RedisClusterClient: RedisRouting {
     public func sendToEach<Value>(_ command: RedisCommand<Value>) async throws(RedisError) -> [(server: String, value: Value)] {
         var values: [(server: String, value: Value)] = []
         for primary in primaries { values.append((primary.description, try await node(primary).send(command))) }
+        return values
+    }
+
+    public func values(of keys: [String]) async throws(RedisError) -> [[UInt8]?] {
+        if keys.isEmpty { return [] }
+        var pipeline = RedisPipeline(capacity: keys.count)
+        for key in keys { _ = pipeline.append(RedisCommand<[UInt8]?>.get(key)) }
+        let replies = try await execute(pipeline, routedBy: keys)
+        var values: [[UInt8]?] = []
+        values.reserveCapacity(keys.count)
+        for (index, reply) in replies.enumerated() {
+            switch reply {
+            case .bulk(let bytes): values.append(bytes)
+            case .null: values.append(nil)
+            case .error(let message): throw RedisError(kind: .server, message: message, command: "GET \(keys[index])")
+            default: throw RedisError(kind: .unexpectedReply, message: "GET answered \(reply)", command: "GET \(keys[index])")
+            }
+        }
         return values
     }
 }
