@@ -79,6 +79,93 @@ import Simulation
         await redis.close()
     }
 
+    /// A live camera's slot migrated to another primary mid-stream (`SETSLOT … IMPORTING` /
+    /// `MIGRATING`, `MIGRATE`, `SETSLOT … NODE`): its writes wait out `ASK`/`TRYAGAIN`, follow
+    /// `MOVED` to the new owner, and its history stays exactly once and gap-free.
+    @Test func aLiveCamerasSlotMigratedMidStreamLosesAndRepeatsNothing() async throws {
+        let cluster = try await RedisCluster()
+        let redis = try await RedisClusterClient.connect(configuration: cluster.configuration)
+        let topic = uniqueName("results")
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 4), .init(topic + ".dlq", partitions: 1)])
+        var config = AggregatorConfiguration()
+        config.kafkaBootstrap = kafka.bootstrapServers
+        config.topic = topic
+        config.deadLetterTopic = topic + ".dlq"
+        config.group = uniqueName("group")
+        config.redisURL = cluster.url
+        config.keys = KeySchema(namespace: uniqueName("ns") + ":")
+        config.kafkaProperties = EmbeddedKafka.recommendedConsumerProperties
+        config.batchSize = 100
+        config.alertListLength = 10_000
+        config.historyLength = 10_000
+        let keys = KeySchema(namespace: config.keys.namespace, hashTagged: true)
+        var simulator = ResultSimulator(cameras: 8, alertRatio: 0.25, seed: 23, runTag: "migrate")
+        let frames = (0..<2_400).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
+        var detections = RedisPipeline(capacity: frames.count)
+        for frame in frames { detections.append(.set(keys.detection(frame.requestId), frame.detection, expiry: .seconds(600))) }
+        _ = try await redis.execute(detections, routedBy: frames.map { keys.detection($0.requestId) })
+        let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
+        var next = 0
+        func produceMore() async throws {
+            guard next < frames.count else { return }
+            for frame in frames[next..<min(next + 60, frames.count)] { try producer.produce(topic: topic, key: Array(String(frame.cameraId).utf8), value: frame.assessment) }
+            try await producer.flush()
+            next = min(next + 60, frames.count)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        func applied(_ camera: Int) async throws -> Int {
+            try await redis.send(.hget(keys.position(camera), field: "offset"), routedBy: keys.position(camera)).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+        }
+        let service = try AggregatorService(configuration: config, bootstrap: kafka.bootstrapServers, logger: Logger(label: "test.aggregator.migrate"))
+        let running = Task { try await service.run() }
+        let moving = 3
+        try await waitUntil("camera \(moving) is being written", timeout: .seconds(60), every: .milliseconds(5)) {
+            try await produceMore()
+            return try await applied(moving) > 20
+        }
+
+        // Move the camera's slot while results keep coming.
+        let slot = HashSlot.of(keys.position(moving))
+        let source = try #require(redis.primary(forSlot: slot))
+        let target = try #require(redis.primaries.first { $0 != source })
+        let sourceID = try await redis.node(source).send(.raw(["CLUSTER", "MYID"])).string ?? ""
+        let targetID = try await redis.node(target).send(.raw(["CLUSTER", "MYID"])).string ?? ""
+        _ = try await redis.node(target).send(.raw(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceID]))
+        _ = try await redis.node(source).send(.raw(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetID]))
+        let before = try await applied(moving)
+        var moved = 0
+        while true {
+            try await produceMore()
+            guard case .array(let names) = try await redis.node(source).send(.raw(["CLUSTER", "GETKEYSINSLOT", String(slot), "100"])), !names.isEmpty else { break }
+            _ = try await redis.node(source).send(.raw(["MIGRATE", target.host, String(target.port), "", "0", "5000", "KEYS"] + names.compactMap(\.string)))
+            moved += names.count
+        }
+        for primary in [target, source] + redis.primaries.filter({ $0 != source && $0 != target }) {
+            _ = try await redis.node(primary).send(.raw(["CLUSTER", "SETSLOT", String(slot), "NODE", targetID]))
+        }
+        #expect(moved >= 4, "the camera's keys moved (\(moved))")
+        while next < frames.count { try await produceMore() }
+        try await waitUntil("every result applied", timeout: .seconds(90), every: .milliseconds(50)) {
+            var total = 0
+            for camera in 0..<8 { total += try await applied(camera) }
+            return total == frames.count
+        }
+        service.requestStop()
+        try await running.value
+        try await redis.refresh()
+        #expect(redis.primary(forSlot: slot) == target)
+        #expect(try await applied(moving) > before, "the camera was written on its new primary too")
+        for (camera, mine) in Dictionary(grouping: frames, by: \.cameraId) {
+            let history = try await redis.send(.xrange(keys.history(camera)), routedBy: keys.history(camera)).compactMap { $0["r"] }
+            #expect(history.map(Self.requestId) == mine.map(\.requestId), "camera \(camera): every result once, in order")
+            #expect(history.compactMap { ResultPosition.parse(prefixOf: $0)?.offset } == Array(1...Int64(mine.count)), "camera \(camera): gap-free")
+            let alerts = try await redis.send(.lrange(keys.alerts(camera), start: 0, stop: -1), routedBy: keys.alerts(camera)).map(Self.requestId)
+            #expect(alerts.count == Set(alerts).count && Set(alerts) == Set(mine.filter(\.isAlert).map(\.requestId)), "camera \(camera): every alert once")
+            #expect(try await redis.send(.get(keys.latest(camera)), routedBy: keys.latest(camera)).map(Self.requestId) == mine.last?.requestId)
+        }
+        await redis.close()
+    }
+
     @Test func replicaAcknowledgementsOrABracedNamespaceAreRefusedAtStart() async throws {
         var config = AggregatorConfiguration()
         config.redisURL = "redis-cluster://127.0.0.1:7000"
