@@ -61,9 +61,6 @@ public final class AggregatorService: Service, Sendable {
             if redisConfiguration.isCluster {
                 // Cluster mode: the camera id is every name's hash tag, results go to shard channels.
                 if let problem = KeySchema.clusterProblem(namespace: keys.namespace) { throw RedisError(kind: .invalidConfiguration, message: problem) }
-                guard configuration.minimumReplicaAcks == 0 else {
-                    throw RedisError(kind: .invalidConfiguration, message: "--min-replica-acks is not supported with redis-cluster:// yet (WAIT on each touched primary is still to come; docs/scaling.md): use 0")
-                }
                 keys.hashTagged = true
                 settings.publishCommand = "SPUBLISH"
                 redis = nil

@@ -7,7 +7,11 @@ import Backoff
 /// (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN` from its reads, `WATCH` or `EXEC`, none of which
 /// applied anything) is written again once the slot map was read again. Any other failure fails
 /// the batch, which `BatchWriter` writes again whole: the cameras that were written then skip
-/// their messages by the Kafka offsets they stored, so no effect happens twice.
+/// their messages by the Kafka offsets they stored, so no effect happens twice. That includes a
+/// dead primary (the map is read again from the other nodes first) and, with
+/// `--min-replica-acks N`, a camera whose `WAIT` on its primary counted fewer than N replicas:
+/// written again, it skips its messages, and the `WAIT` after that write covers the first one
+/// (`WAIT` counts everything its connection wrote before it).
 struct ClusterBatchWrite: Sendable {
     let cluster: RedisClusterClient
     let transaction: WriteTransaction
@@ -71,6 +75,11 @@ struct ClusterBatchWrite: Sendable {
                     // Mid-migration: wait until the slot has moved (then MOVED names the owner).
                     try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
                 default:
+                    if error.kind == .connectionFailed || error.kind == .connectionLost {
+                        // The primary may be dead: the batch is retried, by then on whoever the
+                        // other nodes name (its replica, once promoted).
+                        try? await cluster.refresh(avoiding: primary) // try?: the retried batch reads the map again if this fails
+                    }
                     throw error
                 }
             }
