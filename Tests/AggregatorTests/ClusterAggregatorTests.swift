@@ -166,6 +166,76 @@ import Simulation
         await redis.close()
     }
 
+    /// Two aggregators in one group on a cluster, the second joining mid-stream and leaving
+    /// again: every camera's results once, whichever member wrote them.
+    @Test func twoAggregatorsInOneGroupApplyEveryResultOnce() async throws {
+        let cluster = try await RedisCluster()
+        let redis = try await RedisClusterClient.connect(configuration: cluster.configuration)
+        let topic = uniqueName("results")
+        let kafka = try await EmbeddedKafka.start(topics: [.init(topic, partitions: 8), .init(topic + ".dlq", partitions: 1)])
+        var config = AggregatorConfiguration()
+        config.kafkaBootstrap = kafka.bootstrapServers
+        config.topic = topic
+        config.deadLetterTopic = topic + ".dlq"
+        config.group = uniqueName("group")
+        config.redisURL = cluster.url
+        config.keys = KeySchema(namespace: uniqueName("ns") + ":")
+        config.kafkaProperties = EmbeddedKafka.recommendedConsumerProperties
+        config.batchSize = 100
+        config.alertListLength = 10_000
+        config.historyLength = 10_000
+        let keys = KeySchema(namespace: config.keys.namespace, hashTagged: true)
+        var simulator = ResultSimulator(cameras: 12, alertRatio: 0.25, seed: 25, runTag: "pair")
+        let frames = (0..<6_000).map { simulator.next(at: 1_760_000_000_000 + Int64($0)) }
+        var detections = RedisPipeline(capacity: frames.count)
+        for frame in frames { detections.append(.set(keys.detection(frame.requestId), frame.detection, expiry: .seconds(600))) }
+        _ = try await redis.execute(detections, routedBy: frames.map { keys.detection($0.requestId) })
+        let producer = try KafkaProducer(configuration: kafka.producerConfiguration())
+        var next = 0
+        func produceMore(_ count: Int = 60) async throws {
+            guard next < frames.count else { return }
+            for frame in frames[next..<min(next + count, frames.count)] { try producer.produce(topic: topic, key: Array(String(frame.cameraId).utf8), value: frame.assessment) }
+            try await producer.flush()
+            next = min(next + count, frames.count)
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        func consumed(_ service: AggregatorService) -> Double {
+            String(decoding: service.metrics.render(), as: UTF8.self).split(separator: "\n")
+                .first { $0.hasPrefix("aggregator_messages_consumed_total ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        let first = try AggregatorService(configuration: config, bootstrap: kafka.bootstrapServers, logger: Logger(label: "test.aggregator.first"))
+        let firstRun = Task { try await first.run() }
+        try await waitUntil("the first member writes", timeout: .seconds(60), every: .milliseconds(5)) {
+            try await produceMore()
+            return consumed(first) > 0
+        }
+        let second = try AggregatorService(configuration: config, bootstrap: kafka.bootstrapServers, logger: Logger(label: "test.aggregator.second"))
+        let secondRun = Task { try await second.run() }
+        try await waitUntil("the second member took partitions and writes", timeout: .seconds(90), every: .milliseconds(5)) {
+            if next < frames.count * 3 / 4 { try await produceMore(20) }
+            return consumed(second) > 0
+        }
+        for _ in 0..<5 { try await produceMore() }
+        second.requestStop() // leaves with a batch in flight while messages keep arriving
+        while next < frames.count { try await produceMore(200) }
+        try await secondRun.value
+        try await waitUntil("every result applied", timeout: .seconds(120), every: .milliseconds(100)) {
+            var total = 0
+            for camera in 0..<12 { total += try await redis.send(.hget(keys.position(camera), field: "offset"), routedBy: keys.position(camera)).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0 }
+            return total == frames.count
+        }
+        first.requestStop()
+        try await firstRun.value
+        for (camera, mine) in Dictionary(grouping: frames, by: \.cameraId) {
+            let history = try await redis.send(.xrange(keys.history(camera)), routedBy: keys.history(camera)).compactMap { $0["r"] }
+            #expect(history.map(Self.requestId) == mine.map(\.requestId), "camera \(camera): every result once, in order")
+            let alerts = try await redis.send(.lrange(keys.alerts(camera), start: 0, stop: -1), routedBy: keys.alerts(camera)).map(Self.requestId)
+            #expect(alerts.count == Set(alerts).count && Set(alerts) == Set(mine.filter(\.isAlert).map(\.requestId)), "camera \(camera): every alert once")
+            #expect(try await redis.send(.get(keys.latest(camera)), routedBy: keys.latest(camera)).map(Self.requestId) == mine.last?.requestId)
+        }
+        await redis.close()
+    }
+
     @Test func aBracedNamespaceIsRefusedAtStart() async throws {
         var config = AggregatorConfiguration()
         config.redisURL = "redis-cluster://127.0.0.1:7000"
