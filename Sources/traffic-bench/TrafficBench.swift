@@ -8,7 +8,7 @@ struct TrafficBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "traffic-bench",
         abstract: "Benchmarks: prints throughput and latency figures with a reference run for comparison.",
-        subcommands: [RedisPipelineBench.self, KafkaThroughputBench.self, AggregatorEndToEndBench.self, AppliedOffsetCostBench.self, PlannerBench.self, GatewayBench.self, ReplicationBench.self]
+        subcommands: [RedisPipelineBench.self, KafkaThroughputBench.self, AggregatorEndToEndBench.self, AppliedOffsetCostBench.self, ClusterCostBench.self, PlannerBench.self, GatewayBench.self, ReplicationBench.self]
     )
 }
 
