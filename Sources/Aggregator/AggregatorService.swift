@@ -64,9 +64,9 @@ public final class AggregatorService: Service, Sendable {
                 keys.hashTagged = true
                 settings.publishCommand = "SPUBLISH"
                 redis = nil
-                let client = try RedisClusterClient(configuration: redisConfiguration, label: "aggregator", logger: Logger(label: "aggregator.redis"))
-                cluster = client
-                detectionReader = client
+                cluster = try RedisClusterClient(configuration: redisConfiguration, label: "aggregator", logger: Logger(label: "aggregator.redis"))
+                // Connections of their own for detection reads, so they overlap the previous batch's write.
+                detectionReader = try RedisClusterClient(configuration: redisConfiguration, label: "aggregator-detections", logger: Logger(label: "aggregator.redis"))
             } else {
                 redis = RedisClient(configuration: redisConfiguration, label: "aggregator", logger: Logger(label: "aggregator.redis"))
                 // A second connection for detection reads, so they overlap the previous batch's write.

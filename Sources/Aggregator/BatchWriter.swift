@@ -78,6 +78,10 @@ struct BatchWriter: Sendable {
                     outcome = value.outcome
                     offsetsStored = true
                 }
+            case .failure(let error) where error.kind == .replicaAcknowledgement:
+                // A cluster camera's `WAIT` came short: its primary answers, its replicas lag.
+                health.redis(up: true)
+                log.log(.error, key: "replicas", "result writes not acknowledged by the replicas, writing the batch again: \(error)")
             case .failure(let error):
                 metrics.redisErrors.increment()
                 health.redis(up: false, error)
@@ -117,7 +121,7 @@ struct BatchWriter: Sendable {
     }
 
     /// One attempt at writing the plan: its transaction on the one Redis, or on a cluster each
-    /// camera's transaction on its primary (no replica acknowledgements there yet).
+    /// camera's transaction on its primary (a short `WAIT` there fails the attempt: written again).
     private func writeOnce(_ plan: WritePlan) async throws(RedisError) -> WriteTransaction.Written {
         if let cluster {
             return WriteTransaction.Written(outcome: try await ClusterBatchWrite(cluster: cluster, transaction: transaction, partitionEnd: partitionEnd).write(plan))

@@ -5,10 +5,11 @@ import Backoff
 /// channel share the slot of its hash tag) on that slot's primary — each primary's cameras one
 /// after another on its connection, all primaries at once. A camera whose slot is moving
 /// (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN` from its reads, `WATCH` or `EXEC`, none of which
-/// applied anything) is written again once the slot map was read again. Any other failure fails
+/// applied anything) is written again: on the node `MOVED` names, or after a pause while the
+/// slot migrates. Any other failure fails
 /// the batch, which `BatchWriter` writes again whole: the cameras that were written then skip
 /// their messages by the Kafka offsets they stored, so no effect happens twice. That includes a
-/// dead primary (the map is read again from the other nodes first) and, with
+/// dead or unreachable primary (the map is read again from the other nodes first) and, with
 /// `--min-replica-acks N`, a camera whose `WAIT` on its primary counted fewer than N replicas:
 /// written again, it skips its messages, and the `WAIT` after that write covers the first one
 /// (`WAIT` counts everything its connection wrote before it).
@@ -53,34 +54,29 @@ struct ClusterBatchWrite: Sendable {
         return total
     }
 
-    /// One camera's transaction on its slot's primary, again while the slot moves.
+    /// One camera's transaction on its slot's primary, again while the slot moves (the client's
+    /// one redirection rule; `ASK` is waited out, as a transaction cannot follow it).
     private func writeCamera(_ plan: WritePlan) async throws(RedisError) -> WriteTransaction.Outcome {
         let slot = HashSlot.of(plan.latest[0].positionKey)
         var pauses = ReconnectBackoff(policy: cluster.pause)
-        var last = RedisError(kind: .server, message: "CLUSTERDOWN no primary serves slot \(slot)", command: "EXEC")
+        var last = RedisClusterClient.noOwner(slot, command: "EXEC")
         for _ in 0..<attempts {
             guard let primary = cluster.primary(forSlot: slot) else {
-                do { try await cluster.refresh() } catch { last = error }
-                try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
+                last = try await cluster.awaitOwner(of: slot, pauses: &pauses) ?? last
                 continue
             }
             do {
                 return try await transaction.apply(plan, on: cluster.node(primary), partitionEnd: partitionEnd)
             } catch {
                 last = error
-                switch error.serverCode {
-                case .moved?:
-                    try? await cluster.refresh() // try?: a failed refresh leaves the old map; the next attempt is told again
-                case .ask?, .tryAgain?, .clusterDown?:
+                switch await cluster.follow(error, slot: slot, from: primary, pauses: &pauses) {
+                case .retry:
+                    continue
+                case .ask:
                     // Mid-migration: wait until the slot has moved (then MOVED names the owner).
                     try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
-                default:
-                    if error.kind == .connectionFailed || error.kind == .connectionLost {
-                        // The primary may be dead: the batch is retried, by then on whoever the
-                        // other nodes name (its replica, once promoted).
-                        try? await cluster.refresh(avoiding: primary) // try?: the retried batch reads the map again if this fails
-                    }
-                    throw error
+                case .giveUp:
+                    throw error // the batch is written again whole (see the type)
                 }
             }
         }

@@ -10,7 +10,7 @@ public final class RedisCluster: Sendable {
     public let nodes: [RedisServer]
 
     /// Starts the nodes, creates the cluster and waits until every node sees all slots served
-    /// and every replica in sync.
+    /// and every replica online.
     public init(primaries: Int = 3, replicasPerPrimary: Int = 1, nodeTimeout: Duration = .seconds(2), appendOnly: Bool = true) async throws {
         let persistence = appendOnly ? ["--appendonly", "yes", "--appendfsync", "everysec"] : []
         var started: [RedisServer] = []

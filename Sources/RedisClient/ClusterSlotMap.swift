@@ -28,6 +28,18 @@ public struct ClusterSlotMap: Sendable, Equatable {
         }
     }
 
+    /// Routes `slot` to `primary` (as a `MOVED` reply names it) until the map is read again.
+    public mutating func assign(slot: Int, to primary: Address) {
+        guard (0..<HashSlot.count).contains(slot) else { return }
+        if let index = shards.firstIndex(where: { $0.primary == primary }) {
+            owners[slot] = Int16(index)
+            if !shards[index].slots.contains(where: { $0.contains(slot) }) { shards[index].slots.append(slot...slot) }
+        } else {
+            shards.append(Shard(primary: primary, slots: [slot...slot]))
+            owners[slot] = Int16(shards.count - 1)
+        }
+    }
+
     /// The primary serving `slot`; nil when none does.
     public func primary(forSlot slot: Int) -> Address? {
         guard (0..<HashSlot.count).contains(slot), owners[slot] >= 0 else { return nil }

@@ -43,18 +43,21 @@ public final class RedisClusterClient: Sendable {
     /// A client that reads the slot map on first use (for services built synchronously): a
     /// wrong URL, no reachable seed or a server not in cluster mode fails that first command.
     public convenience init(configuration: RedisConfiguration, label: String = "redis-cluster", logger: Logger = Logger(label: "redis-cluster")) throws(RedisError) {
+        self.init(configuration: configuration, seeds: try Self.seeds(of: configuration), map: ClusterSlotMap(shards: []), label: label, logger: logger)
+    }
+
+    /// The seed nodes of a `redis-cluster://` configuration.
+    private static func seeds(of configuration: RedisConfiguration) throws(RedisError) -> [Address] {
         guard case .cluster(let seeds) = configuration.endpoint, !seeds.isEmpty else {
             throw RedisError(kind: .invalidConfiguration, message: "\(configuration) is not a redis-cluster:// URL")
         }
-        self.init(configuration: configuration, seeds: seeds, map: ClusterSlotMap(shards: []), label: label, logger: logger)
+        return seeds
     }
 
     /// Connects through the configuration's seed nodes (`.cluster`) and reads the slot map, so a
     /// wrong URL, no reachable seed or a server not in cluster mode fails here, naming it.
     public static func connect(configuration: RedisConfiguration, label: String = "redis-cluster", logger: Logger = Logger(label: "redis-cluster")) async throws(RedisError) -> RedisClusterClient {
-        guard case .cluster(let seeds) = configuration.endpoint, !seeds.isEmpty else {
-            throw RedisError(kind: .invalidConfiguration, message: "\(configuration) is not a redis-cluster:// URL")
-        }
+        let seeds = try seeds(of: configuration)
         let map = try await fetchMap(from: seeds, configuration: configuration, clientFor: nil)
         return RedisClusterClient(configuration: configuration, seeds: seeds, map: map, label: label, logger: logger)
     }
@@ -88,7 +91,7 @@ public final class RedisClusterClient: Sendable {
     public func send<Value>(_ command: RedisCommand<Value>, slot: Int) async throws(RedisError) -> Value {
         var pauses = ReconnectBackoff(policy: pause)
         var asking: Address?
-        var last = RedisError(kind: .server, message: "CLUSTERDOWN no primary serves slot \(slot)", command: command.arguments.name)
+        var last = Self.noOwner(slot, command: command.arguments.name)
         for _ in 0..<attempts {
             let target: Address
             if let asking {
@@ -96,14 +99,7 @@ public final class RedisClusterClient: Sendable {
             } else if let owner = primary(forSlot: slot) {
                 target = owner
             } else {
-                do {
-                    try await refresh()
-                } catch where error.kind == .invalidConfiguration || error.kind == .authenticationFailed {
-                    throw error // no retry mends a wrong URL or credentials
-                } catch {
-                    last = error
-                    try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
-                }
+                last = try await awaitOwner(of: slot, pauses: &pauses) ?? last
                 continue
             }
             do {
@@ -118,24 +114,76 @@ public final class RedisClusterClient: Sendable {
                 return try await node(target).send(command)
             } catch {
                 last = error
-                switch error.serverCode {
-                case .moved?:
-                    logger.debug("slot \(slot) moved: \(error.message); reading the slot map again")
-                    try? await refresh() // try?: a failed refresh leaves the old map; the next attempt is told again
-                case .ask?:
-                    guard let node = Self.redirection(error.message) else { throw error }
-                    asking = node
-                case .tryAgain?, .clusterDown?:
-                    try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
-                default:
-                    guard error.kind == .connectionFailed else { throw error }
-                    // Refused before anything was sent: the node may be gone; ask another.
-                    try? await refresh(avoiding: target) // try?: as above
-                    try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
+                switch await follow(error, slot: slot, from: target, pauses: &pauses) {
+                case .retry: continue
+                case .ask(let node): asking = node
+                case .giveUp: throw error
                 }
             }
         }
         throw last
+    }
+
+    /// What to do after `error` from `target` for a command of `slot`.
+    public enum Redirection: Sendable, Equatable {
+        /// Send it again (the map was corrected, or a pause waited out a migration or a node).
+        case retry
+        /// Send `ASKING` and it once to this node (a slot being migrated), map unchanged.
+        case ask(Address)
+        /// Not a redirection, or the command may have run (its connection broke after sending):
+        /// throw the error.
+        case giveUp
+    }
+
+    /// The one redirection rule, for single commands and whole transactions alike: `MOVED`
+    /// routes the slot to the node it names (and reads the map again); `ASK` names the node to
+    /// ask once; `TRYAGAIN`/`CLUSTERDOWN` pause; a node that refused, timed out or dropped the
+    /// connection gets the map read again from the others (and a pause), but only a refused
+    /// connection, where nothing was sent, is retried.
+    public func follow(_ error: RedisError, slot: Int, from target: Address, pauses: inout ReconnectBackoff) async -> Redirection {
+        switch error.serverCode {
+        case .moved?:
+            logger.debug("slot \(slot) moved: \(error.message); reading the slot map again")
+            try? await refresh() // try?: a failed refresh leaves the old map; the MOVED reply's node is used below either way
+            if let owner = Self.redirection(error.message, asked: target) {
+                if slotMap.primary(forSlot: slot) == target { try? await Task.sleep(for: pauses.recordFailure()) } // try?: a cancelled pause only retries sooner
+                state.withLock { $0.map.assign(slot: slot, to: owner) }
+            }
+            return .retry
+        case .ask?:
+            guard let node = Self.redirection(error.message, asked: target) else { return .giveUp }
+            return .ask(node)
+        case .tryAgain?, .clusterDown?:
+            try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
+            return .retry
+        default:
+            guard [.connectionFailed, .connectionLost, .timeout].contains(error.kind) else { return .giveUp }
+            // The node may be gone or cut off: the others name its successor once they agree.
+            try? await refresh(avoiding: target) // try?: the next attempt, or the caller's retry, reads the map again
+            guard error.kind == .connectionFailed else { return .giveUp }
+            try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
+            return .retry
+        }
+    }
+
+    /// No primary serves `slot` in the map: read it again (a wrong URL or credentials throw),
+    /// and pause before the next look. Returns the error to report if it stays so.
+    public func awaitOwner(of slot: Int, pauses: inout ReconnectBackoff) async throws(RedisError) -> RedisError? {
+        var problem: RedisError?
+        do {
+            try await refresh()
+        } catch where error.isConfigurationProblem {
+            throw error // no retry mends a wrong URL or credentials
+        } catch {
+            problem = error
+        }
+        try? await Task.sleep(for: pauses.recordFailure()) // try?: a cancelled pause only retries sooner
+        return problem
+    }
+
+    /// The error for a slot no primary serves.
+    public static func noOwner(_ slot: Int, command: String) -> RedisError {
+        RedisError(kind: .server, message: "CLUSTERDOWN no primary serves slot \(slot)", command: command)
     }
 
     /// Every key matching `pattern` on every primary (`SCAN` on each), each once.
@@ -164,12 +212,14 @@ public final class RedisClusterClient: Sendable {
         for client in state.withLock({ Array($0.clients.values) }) { await client.close() }
     }
 
-    /// The node named by a `MOVED`/`ASK` error (`MOVED 3999 127.0.0.1:6381`).
-    static func redirection(_ message: String) -> Address? {
+    /// The node named by a `MOVED`/`ASK` error (`MOVED 3999 127.0.0.1:6381`); an empty or `?`
+    /// host (a node that does not know its own address) means the one asked, `asked`.
+    static func redirection(_ message: String, asked: Address) -> Address? {
         let parts = message.split(separator: " ")
         guard parts.count >= 3, let colon = parts[2].lastIndex(of: ":"), let port = Int(parts[2][parts[2].index(after: colon)...]) else { return nil }
         var host = String(parts[2][..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty || host == "?" { host = asked.host }
         return Address(host: host, port: port)
     }
 

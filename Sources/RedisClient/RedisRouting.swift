@@ -6,7 +6,8 @@ public protocol RedisRouting: Sendable {
     /// Sends `command`, whose key is `key`, to the server holding it.
     func send<Value>(_ command: RedisCommand<Value>, routedBy key: String) async throws(RedisError) -> Value
     /// Sends the pipeline's commands, `keys[i]` being command `i`'s key, one pipeline per server;
-    /// the replies come back in the pipeline's order (error replies included).
+    /// the replies come back in the pipeline's order (error replies included). Not atomic across
+    /// servers: when one fails, the others' commands may have run.
     func execute(_ pipeline: RedisPipeline, routedBy keys: [String]) async throws(RedisError) -> [RedisReply]
     /// Every key matching `pattern`, on every server that holds keys, each once.
     func keys(matching pattern: String, pageSize: Int) async throws(RedisError) -> [String]
@@ -58,7 +59,7 @@ extension RedisClusterClient: RedisRouting {
     public func execute(_ pipeline: RedisPipeline, routedBy keys: [String]) async throws(RedisError) -> [RedisReply] {
         let commands = pipeline.commands
         guard keys.count == commands.count else {
-            throw RedisError(kind: .invalidConfiguration, message: "\(commands.count) commands but \(keys.count) routing keys")
+            throw RedisError(kind: .unexpectedReply, message: "\(commands.count) commands but \(keys.count) routing keys: a bug in the caller", command: "pipeline")
         }
         var replies = [RedisReply](repeating: .null, count: commands.count)
         var byNode: [Address: [Int]] = [:]
@@ -106,6 +107,7 @@ extension RedisClusterClient: RedisRouting {
             switch reply {
             case .bulk(let bytes): values.append(bytes)
             case .null: values.append(nil)
+            case .error(let message) where RedisError.ServerCode(errorReply: message) == .wrongType: values.append(nil) // as MGET answers for a key that holds no string
             case .error(let message): throw RedisError(kind: .server, message: message, command: "GET \(keys[index])")
             default: throw RedisError(kind: .unexpectedReply, message: "GET answered \(reply)", command: "GET \(keys[index])")
             }

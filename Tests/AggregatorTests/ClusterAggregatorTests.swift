@@ -240,7 +240,12 @@ import Simulation
         var config = AggregatorConfiguration()
         config.redisURL = "redis-cluster://127.0.0.1:7000"
         config.keys = KeySchema(namespace: "{prod}:")
-        #expect(throws: RedisError.self) { _ = try AggregatorService(configuration: config, bootstrap: "127.0.0.1:9") }
+        do {
+            _ = try AggregatorService(configuration: config, bootstrap: "127.0.0.1:9")
+            Issue.record("a braced namespace accepted on a cluster")
+        } catch let error as RedisError {
+            #expect(error.kind == .invalidConfiguration && error.message.contains("contains '{' or '}'"), "\(error)")
+        }
     }
 
     /// A primary SIGKILLed mid-stream with `--min-replica-acks 1`: its replica is promoted, the

@@ -36,3 +36,27 @@ import Simulation
         #expect(Set(unit.keys.map { HashSlot.of("{\($0)}") }).count > 30, "cameras spread over many slots")
     }
 }
+
+/// `WritePlan.perCamera`: each camera's part of a batch, its indices renumbered.
+@Suite struct PerCameraPlanTests {
+    @Test func eachCamerasPlanKeepsItsOrderLatestAlertsAndFrames() throws {
+        let planner = WritePlanner(keys: KeySchema(namespace: "t:", hashTagged: true), alertRule: AlertRule(minimumLevel: .high))
+        func message(_ id: String, camera: Int, second: Int, level: String) throws -> AssessmentMessage {
+            try AssessmentMessage(validating: Array(#"{"requestId":"\#(id)","cameraId":\#(camera),"timestamp":"2025-01-01T00:00:0\#(second)Z","riskAssessment":{"maxRiskLevel":"\#(level)","hasDangerousDriving":false}}"#.utf8))
+        }
+        let valid = [try message("a1", camera: 1, second: 1, level: "low"), try message("b1", camera: 2, second: 1, level: "high"),
+                     try message("a2", camera: 1, second: 3, level: "high"), try message("b2", camera: 2, second: 2, level: "low"),
+                     try message("a3", camera: 1, second: 2, level: "low")]
+        let framed = Array(#"{"cameraId":2,"detectedObjects":[],"frameImage":"aGVsbG8="}"#.utf8)
+        let plan = planner.plan(valid, detections: [nil, framed, nil, nil, nil])
+        let parts = plan.perCamera()
+        #expect(parts.map { $0.latest.map(\.camera) } == [[1], [2]])
+        let ids = parts.map { part in part.publishes.map { String(decoding: $0.payload, as: UTF8.self) }.map { text in ["a1", "a2", "a3", "b1", "b2"].first { text.contains(#""requestId":"\#($0)""#) } ?? "?" } }
+        #expect(ids == [["a1", "a2", "a3"], ["b1", "b2"]], "each camera's results in input order")
+        #expect(parts.allSatisfy { $0.publishes.allSatisfy { $0.cameraSlot == 0 } })
+        #expect(parts[0].latest[0].publishIndex == 1, "camera 1's newest is a2, its second result")
+        #expect(parts[1].latest[0].publishIndex == 1, "camera 2's newest is b2")
+        #expect(parts[0].alerts.map(\.publishIndex) == [1] && parts[1].alerts.map(\.publishIndex) == [0])
+        #expect(parts[0].frames.isEmpty && parts[1].frames.map(\.publishIndex) == [0], "b1's frame follows it")
+    }
+}

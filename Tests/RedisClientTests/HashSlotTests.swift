@@ -12,7 +12,7 @@ import Testing
     @Test func theHashTagIsTheFirstNonEmptyBraces() {
         #expect(HashSlot.of("{user1000}.following") == HashSlot.of("{user1000}.followers"), "one tag, one slot")
         #expect(HashSlot.of("{user1000}.following") == HashSlot.of("user1000"))
-        #expect(HashSlot.of("foo{}{bar}") == HashSlot.of(bytes: Array("foo{}{bar}".utf8)), "empty braces: the whole key")
+        #expect(HashSlot.of("foo{}{bar}") == 8363 && HashSlot.of("foo{bar}{zap}") == 5061 && HashSlot.of("foo{{bar}}zap") == 4015, "values Redis gives (CLUSTER KEYSLOT)")
         #expect(String(decoding: HashSlot.hashed(Array("foo{}{bar}".utf8)), as: UTF8.self) == "foo{}{bar}")
         #expect(String(decoding: HashSlot.hashed(Array("foo{{bar}}zap".utf8)), as: UTF8.self) == "{bar", "from the first { to the first } after it")
         #expect(String(decoding: HashSlot.hashed(Array("foo{bar}{zap}".utf8)), as: UTF8.self) == "bar", "only the first tag counts")

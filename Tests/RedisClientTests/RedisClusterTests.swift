@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+@testable import RedisClient
 import Testing
 import TestSupport
 
@@ -21,6 +21,37 @@ import TestSupport
                 #expect(error.kind == .invalidConfiguration && error.message.contains(why), "\(url): \(error.message)")
             }
         }
+    }
+
+    @Test func clusterShardsIsParsedWithItsEdgeCases() throws {
+        func node(_ port: Int, _ role: String, _ health: String = "online", endpoint: String = "127.0.0.1") -> RedisReply {
+            .array([.bulk(Array("id".utf8)), .bulk(Array("n\(port)".utf8)), .bulk(Array("port".utf8)), .integer(Int64(port)), .bulk(Array("ip".utf8)), .bulk(Array("10.0.0.\(port % 10)".utf8)),
+                    .bulk(Array("endpoint".utf8)), .bulk(Array(endpoint.utf8)), .bulk(Array("role".utf8)), .bulk(Array(role.utf8)), .bulk(Array("health".utf8)), .bulk(Array(health.utf8))])
+        }
+        func shard(_ bounds: [Int], _ nodes: [RedisReply]) -> RedisReply {
+            .array([.bulk(Array("slots".utf8)), .array(bounds.map { .integer(Int64($0)) }), .bulk(Array("nodes".utf8)), .array(nodes)])
+        }
+        let reply: RedisReply = .array([
+            shard([0, 100, 200, 5460], [node(7001, "master"), node(7004, "replica", "fail")]), // two ranges; a failed replica left out
+            shard([5461, 10922], [node(7002, "master", endpoint: "?"), node(7005, "replica")]), // endpoint unknown: the ip is used
+            shard([10923, 16383], [node(7003, "master", "fail"), node(7006, "replica")]), // no live primary: its slots are uncovered
+        ])
+        let map = try ClusterSlotMap.parse(shards: reply)
+        #expect(map.primaries.map(\.port) == [7001, 7002])
+        #expect(map.shard(forSlot: 0)?.replicas.isEmpty == true && map.primary(forSlot: 150) == nil && map.primary(forSlot: 300)?.port == 7001)
+        #expect(map.primary(forSlot: 6000) == .init(host: "10.0.0.2", port: 7002))
+        #expect(map.uncoveredSlots == 99 + 5461)
+        var moved = map
+        moved.assign(slot: 150, to: .init(host: "127.0.0.1", port: 7003))
+        #expect(moved.primary(forSlot: 150)?.port == 7003 && moved.uncoveredSlots == map.uncoveredSlots - 1, "a MOVED reply routes its slot at once")
+    }
+
+    @Test func aRedirectionNamesItsNode() {
+        let asked = RedisConfiguration.Address(host: "10.0.0.9", port: 7000)
+        #expect(RedisClusterClient.redirection("MOVED 3999 127.0.0.1:6381", asked: asked) == .init(host: "127.0.0.1", port: 6381))
+        #expect(RedisClusterClient.redirection("ASK 3999 [::1]:6381", asked: asked) == .init(host: "::1", port: 6381))
+        #expect(RedisClusterClient.redirection("MOVED 3999 :6381", asked: asked) == .init(host: "10.0.0.9", port: 6381), "no host: the node asked")
+        #expect(RedisClusterClient.redirection("MOVED 3999", asked: asked) == nil)
     }
 
     @Test func clusterSlotsIsParsed() throws {
@@ -53,7 +84,11 @@ import TestSupport
             let key = "\(prefix):{tag\(index)}:x"
             #expect(try await client.send(.raw(["CLUSTER", "KEYSLOT", key]), routedBy: key) == .integer(Int64(HashSlot.of(key))))
         }
-        let found = try await client.keys(matching: "\(prefix):*")
+        // Values of many slots, in order; a key that holds no string reads as absent, as with MGET.
+        _ = try await client.send(.lpush("\(prefix):list", [Array("x".utf8)]), routedBy: "\(prefix):list")
+        let values = try await client.values(of: ["\(prefix):5", "\(prefix):none", "\(prefix):list", "\(prefix):41"])
+        #expect(values == [Array("v5".utf8), nil, nil, Array("v41".utf8)])
+        let found = try await client.keys(matching: "\(prefix):*").filter { !$0.hasSuffix(":list") }
         #expect(found.count == 60)
         var owners = Set<Int>()
         for key in found { if let owner = client.primary(forSlot: HashSlot.of(key)) { owners.insert(owner.port) } }
