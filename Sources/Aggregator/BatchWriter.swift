@@ -79,9 +79,9 @@ struct BatchWriter: Sendable {
                     offsetsStored = true
                 }
             case .failure(let error) where error.kind == .replicaAcknowledgement:
-                // A cluster camera's `WAIT` came short: its primary answers, its replicas lag.
+                // A cluster camera's `WAIT` came short (reported with its primary's replicas):
+                // its primary answers, its replicas lag.
                 health.redis(up: true)
-                log.log(.error, key: "replicas", "result writes not acknowledged by the replicas, writing the batch again: \(error)")
             case .failure(let error):
                 metrics.redisErrors.increment()
                 health.redis(up: false, error)
@@ -124,7 +124,12 @@ struct BatchWriter: Sendable {
     /// camera's transaction on its primary (a short `WAIT` there fails the attempt: written again).
     private func writeOnce(_ plan: WritePlan) async throws(RedisError) -> WriteTransaction.Written {
         if let cluster {
-            return WriteTransaction.Written(outcome: try await ClusterBatchWrite(cluster: cluster, transaction: transaction, partitionEnd: partitionEnd).write(plan))
+            let write = ClusterBatchWrite(cluster: cluster, transaction: transaction, partitionEnd: partitionEnd) { [health, log] shortfall in
+                log.log(.error, key: "replicas", "result writes not acknowledged by the replicas, writing the batch again: \(health.replicas(shortfall) ?? shortfall)")
+            }
+            let outcome = try await write.write(plan)
+            health.replicas(nil)
+            return WriteTransaction.Written(outcome: outcome)
         }
         guard let redis else { throw RedisError(kind: .invalidConfiguration, message: "no Redis to write to") }
         return try await transaction.write(plan, on: redis, partitionEnd: partitionEnd)

@@ -17,6 +17,9 @@ struct ClusterBatchWrite: Sendable {
     let cluster: RedisClusterClient
     let transaction: WriteTransaction
     let partitionEnd: WriteTransaction.PartitionEnd?
+    /// Told why a camera's `WAIT` came short (its primary's replicas), before the batch is
+    /// written again.
+    let shortfall: @Sendable (ReplicaShortfall) -> Void
     /// Tries per camera while its slot moves.
     var attempts = 8
 
@@ -65,8 +68,22 @@ struct ClusterBatchWrite: Sendable {
                 last = try await cluster.awaitOwner(of: slot, pauses: &pauses) ?? last
                 continue
             }
-            do {
-                return try await transaction.apply(plan, on: cluster.node(primary), partitionEnd: partitionEnd)
+            do throws(RedisError) {
+                let written = try await transaction.write(plan, on: cluster.node(primary), partitionEnd: partitionEnd)
+                guard let pending = written.pending else { return written.outcome }
+                // On the primary, not on enough replicas: say why, then fail the batch (it is
+                // written again, and this camera's messages are skipped then).
+                let info: ReplicationInfo?
+                var problem: String?
+                do throws(RedisError) { info = try await cluster.node(primary).send(.replicationInfo()) } catch {
+                    info = nil
+                    problem = error.description
+                }
+                var report = ReplicaShortfall(required: transaction.settings.minimumReplicaAcks, acknowledged: pending.acknowledged, info: info)
+                report.server = primary.description
+                report.infoProblem = problem
+                shortfall(report)
+                throw pending.error(transaction.settings)
             } catch {
                 last = error
                 switch await cluster.follow(error, slot: slot, from: primary, pauses: &pauses) {

@@ -17,6 +17,8 @@ public struct ReplicaShortfall: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var required: Int
+    /// The primary whose replicas fall short, on a cluster (nil: the one Redis).
+    public var server: String?
     /// Replicas that acknowledged the batch.
     public var acknowledged: Int
     public var cause: Cause
@@ -55,7 +57,7 @@ public struct ReplicaShortfall: Sendable, Equatable, CustomStringConvertible {
     public var connected: Int { replicas.filter(\.isOnline).count }
 
     public var description: String {
-        var text = "\(acknowledged) of \(required) required replicas acknowledged"
+        var text = (server.map { "primary \($0): " } ?? "") + "\(acknowledged) of \(required) required replicas acknowledged"
         switch cause {
         case .replicasMissing where connected == 0:
             text += ": no replica connected to the primary" + (replicas.isEmpty ? "" : " and synchronised (\(seen))")
@@ -79,6 +81,6 @@ public struct ReplicaShortfall: Sendable, Equatable, CustomStringConvertible {
     /// The `/healthz` object.
     public var json: String {
         let seen = replicas.map { #"{"address":\#(JSONText.quoted($0.address)),"state":\#(JSONText.quoted($0.state)),"offset":\#($0.offset),"lagSeconds":\#($0.lagSeconds)}"# }
-        return #"{"required":\#(required),"acknowledged":\#(acknowledged),"connected":\#(connected),"cause":\#(JSONText.quoted(cause.rawValue)),"waitingSeconds":\#(waitedSeconds.map(String.init) ?? "null"),"primaryOffset":\#(primaryOffset.map(String.init) ?? "null"),"replicas":[\#(seen.joined(separator: ","))]}"#
+        return #"{"server":\#(server.map(JSONText.quoted) ?? "null"),"required":\#(required),"acknowledged":\#(acknowledged),"connected":\#(connected),"cause":\#(JSONText.quoted(cause.rawValue)),"waitingSeconds":\#(waitedSeconds.map(String.init) ?? "null"),"primaryOffset":\#(primaryOffset.map(String.init) ?? "null"),"replicas":[\#(seen.joined(separator: ","))]}"#
     }
 }

@@ -71,7 +71,19 @@ extension RedisClusterClient: RedisRouting {
         for (address, indices) in byNode {
             var part = RedisPipeline(capacity: indices.count)
             for index in indices { _ = part.append(RedisCommand<RedisReply>.raw(commands[index])) }
-            let answered = try await node(address).execute(part)
+            let answered: [RedisReply]
+            do {
+                answered = try await node(address).execute(part)
+            } catch where error.kind == .connectionFailed {
+                // Refused before anything was sent: each command goes again on its own, after
+                // the map is read again (the node may be dead and its replica promoted).
+                unrouted += indices
+                continue
+            } catch where error.kind == .connectionLost || error.kind == .timeout {
+                // They may have run: not sent again; the map is read again for the caller's retry.
+                try? await refresh(avoiding: address) // try?: the retry reads the map again if this fails
+                throw error
+            }
             for (position, index) in indices.enumerated() {
                 if case .error(let message) = answered[position], [.moved, .ask, .tryAgain, .clusterDown].contains(RedisError.ServerCode(errorReply: message)) {
                     unrouted.append(index)

@@ -154,7 +154,13 @@ import Simulation
             return redis.primary(forSlot: slot).map { $0 != dead } ?? false
         }
         // The promoted replica has no replica of its own, so `WAIT 1` there waits until the dead
-        // node comes back (a restarted container) and rejoins as its replica.
+        // node comes back (a restarted container) and rejoins as its replica; /healthz says so.
+        let promoted = try #require(redis.primary(forSlot: slot))
+        try await waitUntil("the wait is reported for the promoted primary", timeout: .seconds(60), every: .milliseconds(20)) {
+            try await rig.produceMore()
+            guard let shortfall = service.health.replicas else { return false }
+            return shortfall.server == promoted.description && shortfall.cause == .replicasMissing && service.health.redis
+        }
         try await victim.start()
         while !rig.allProduced { try await rig.produceMore() }
         try await waitUntil("every result applied", timeout: .seconds(120), every: .milliseconds(100)) {
