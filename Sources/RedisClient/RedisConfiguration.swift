@@ -148,7 +148,7 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         case "redis-cluster", "redis+cluster":
             guard !rest.isEmpty else { throw invalid("expected redis-cluster://host:port[,host:port…]") }
             let seedText = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-            if seedText.count > 1, !seedText[1].isEmpty {
+            if seedText.count > 1, !seedText[1].isEmpty, seedText[1] != "0" {
                 throw invalid("a cluster has only database 0: remove '/\(seedText[1])'")
             }
             guard query["db"].map({ $0 == "0" }) ?? true else { throw invalid("a cluster has only database 0") }

@@ -10,6 +10,7 @@ import TestSupport
         #expect(config.endpoint == .cluster(seeds: [.init(host: "10.0.0.1", port: 7000), .init(host: "10.0.0.2", port: 6379), .init(host: "::1", port: 7002)]))
         #expect(config.username == "app" && config.password == "s@cret")
         #expect(config.description == "redis-cluster://app:***@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002")
+        #expect(try RedisConfiguration(url: "redis-cluster://h:7000/0").endpoint == .cluster(seeds: [.init(host: "h", port: 7000)]), "database 0 named is fine")
     }
 
     @Test func aBadClusterURLSaysWhatIsWrong() {
