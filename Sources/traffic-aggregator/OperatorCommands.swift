@@ -62,6 +62,10 @@ struct WatchCommand: AsyncParsableCommand {
     func run() async throws {
         let keys = KeySchema(namespace: redis.resolvedNamespace)
         let configuration = try RedisConfiguration(url: redis.resolvedURL)
+        if configuration.isCluster {
+            // Shard channels need a subscriber per primary, which is still to come (docs/scaling.md).
+            throw ValidationError("watch does not support redis-cluster:// yet: use latest/alerts, or watch a single Redis")
+        }
         let (subscriber, events) = RedisSubscriber.makeStream(configuration: configuration, bufferCapacity: 10_000)
         if let camera {
             guard let id = CameraID.parse(camera) else { throw ValidationError("camera '\(camera)' is not an integer ≥ 0") }

@@ -127,6 +127,8 @@ import TrafficModel
         #expect(object["camerasWithLatest"] as? [Int] == cameras, "the scan covers every primary")
         #expect((object["alertListLengths"] as? [String: Int])?.count == 12)
         #expect((object["servers"] as? [[String: Any]])?.count == 3, "memory and replicas of each primary")
+        let watch = try await cli("traffic-aggregator", ["watch", "--count", "1"] + args)
+        #expect(watch.status != 0 && watch.stderr.contains("watch does not support redis-cluster:// yet"), "stops at start, never a retry loop: \(watch.stderr)")
         let braces = try await cli("traffic-aggregator", ["latest", "7", "--redis-url", cluster.url, "--namespace", "{ops}:"])
         #expect(braces.status != 0 && braces.stderr.contains("contains '{' or '}'"), "\(braces.stderr)")
 
