@@ -153,15 +153,9 @@ struct BatchWriter: Sendable {
     /// retry waits on.
     private func shortfall(_ pending: WriteTransaction.PendingAcknowledgement, on redis: RedisClient?) async -> RedisError {
         let error = pending.error(transaction.settings)
-        var shortfall: ReplicaShortfall
-        do throws(RedisError) {
-            guard let redis else { throw RedisError(kind: .invalidConfiguration, message: "replica acknowledgements are waited for on one Redis only") }
-            shortfall = ReplicaShortfall(required: transaction.settings.minimumReplicaAcks, acknowledged: pending.acknowledged, info: try await redis.send(.replicationInfo()))
-        } catch {
-            // The cause is then unknown, and says why; the wait goes on either way.
-            shortfall = ReplicaShortfall(required: transaction.settings.minimumReplicaAcks, acknowledged: pending.acknowledged, info: nil)
-            shortfall.infoProblem = error.description
-        }
+        // Only a write on the one Redis waits for its replicas (a cluster's writes fail instead).
+        guard let redis else { return error }
+        let shortfall = await ReplicaShortfall.read(from: redis, required: transaction.settings.minimumReplicaAcks, acknowledged: pending.acknowledged)
         log.log(.error, key: "replicas", "result writes not acknowledged by the replicas, waiting: \(health.replicas(shortfall) ?? shortfall)")
         return error
     }

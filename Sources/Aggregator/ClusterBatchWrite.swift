@@ -73,16 +73,8 @@ struct ClusterBatchWrite: Sendable {
                 guard let pending = written.pending else { return written.outcome }
                 // On the primary, not on enough replicas: say why, then fail the batch (it is
                 // written again, and this camera's messages are skipped then).
-                let info: ReplicationInfo?
-                var problem: String?
-                do throws(RedisError) { info = try await cluster.node(primary).send(.replicationInfo()) } catch {
-                    info = nil
-                    problem = error.description
-                }
-                var report = ReplicaShortfall(required: transaction.settings.minimumReplicaAcks, acknowledged: pending.acknowledged, info: info)
-                report.server = primary.description
-                report.infoProblem = problem
-                shortfall(report)
+                shortfall(await ReplicaShortfall.read(from: cluster.node(primary), required: transaction.settings.minimumReplicaAcks,
+                                                      acknowledged: pending.acknowledged, server: primary.description))
                 throw pending.error(transaction.settings)
             } catch {
                 last = error

@@ -46,6 +46,21 @@ public struct ReplicaShortfall: Sendable, Equatable, CustomStringConvertible {
         cause = info.replicas.filter(\.isOnline).count < required ? .replicasMissing : .replicasLagging
     }
 
+    /// Asks `primary` (`INFO replication`) why `acknowledged` of `required` replicas took a
+    /// write; when that cannot be read, the cause is unknown and says why. `server` names the
+    /// primary on a cluster.
+    public static func read(from primary: RedisClient, required: Int, acknowledged: Int, server: String? = nil) async -> ReplicaShortfall {
+        var shortfall: ReplicaShortfall
+        do throws(RedisError) {
+            shortfall = ReplicaShortfall(required: required, acknowledged: acknowledged, info: try await primary.send(.replicationInfo()))
+        } catch {
+            shortfall = ReplicaShortfall(required: required, acknowledged: acknowledged, info: nil)
+            shortfall.infoProblem = error.description
+        }
+        shortfall.server = server
+        return shortfall
+    }
+
     /// What the primary's `info` says of `required` replicas without a batch to wait for (the
     /// operator's `stats`): a replica counts when it is synchronised and acknowledged within the
     /// last second. nil when enough do.

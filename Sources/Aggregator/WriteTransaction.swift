@@ -236,16 +236,17 @@ public struct WriteTransaction: Sendable {
         var skipped = [Int](repeating: 0, count: cameraCount)
         for (index, publish) in plan.publishes.enumerated() where settings.checksAppliedOffsets {
             guard let origin = publish.origin else { continue }
-            switch AppliedOffset.verdict(for: origin, stored: newPair[publish.cameraSlot] ?? stored.cameras[publish.cameraSlot].applied) {
+            let current = newPair[publish.cameraSlot] ?? stored.cameras[publish.cameraSlot].applied
+            switch AppliedOffset.verdict(for: origin, stored: current) {
             case .skip:
                 applied[index] = false
                 skipped[publish.cameraSlot] += 1
                 outcome.redeliveredSkipped += 1
                 continue
-            case .applyAfterReset where confirmsResets && origin.endConfirmedFor != (newPair[publish.cameraSlot] ?? stored.cameras[publish.cameraSlot].applied)?.offset:
+            case .applyAfterReset where confirmsResets && origin.endConfirmedFor != current?.offset:
                 // The consumer's watermark may be older than the stored offset's message: ask
                 // the broker before taking it for a recreated topic.
-                outcome.endsToConfirm[index] = (newPair[publish.cameraSlot] ?? stored.cameras[publish.cameraSlot].applied)?.offset
+                outcome.endsToConfirm[index] = current?.offset
                 continue
             case .applyAfterReset:
                 outcome.offsetResets += 1
