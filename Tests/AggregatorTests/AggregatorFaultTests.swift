@@ -201,9 +201,11 @@ import Simulation
             for camera in 0..<3 { total += try await h.redis.send(.xrange(h.keys.history(camera))).count }
             return total == before.count + after.count
         }
-        let metrics = String(decoding: service.metrics.render(), as: UTF8.self)
+        // Counted once the writes' outcomes are recorded, after Redis has them: read after the
+        // service stopped (its last batch recorded too).
         service.requestStop()
         try await running.value
+        let metrics = String(decoding: service.metrics.render(), as: UTF8.self)
         #expect(metrics.contains("aggregator_offset_resets_total ") && !metrics.contains("aggregator_offset_resets_total 0"), "the reset is counted")
         #expect(metrics.contains("aggregator_redelivered_skipped_total 0"), "nothing taken for a redelivery")
         try await h.expectExactlyOnce(before + after, published: nil)
