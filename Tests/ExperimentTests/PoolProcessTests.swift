@@ -288,12 +288,18 @@ import TestSupport
         server.kill()
         #expect(!before.isFinished, "restarted mid-job: \(before)")
         try await server.start()
+        // Checked once tasks are done again after the restart, while tasks are left: at the job's
+        // end a worker idle for `--idle-timeout` (2 s) may already have left, as it should.
+        try await waitUntil("tasks done after the restart", timeout: .seconds(120), every: .milliseconds(20)) {
+            let now = try? await pool.store().counts(job: job, on: pool.redis) // try?: not answering yet is not yet
+            return (now?.done ?? 0) > before.done
+        }
+        let allRunning = workers.allSatisfy { $0.isRunning }
+        #expect(allRunning, "the workers waited for Redis instead of exiting")
         try await pool.waitUntilFinished(job, timeout: .seconds(120))
         let states = try await pool.store().states(job: job, on: pool.redis)
         #expect(states.count == 15 && states.values.allSatisfy { $0.state == .done }, "\(states.filter { $0.value.state != .done })")
         #expect(try await pool.redis.send(.hgetall(pool.keys.results(job))).count == 15)
-        let allRunning = workers.allSatisfy { $0.isRunning }
-        #expect(allRunning, "the workers waited for Redis instead of exiting")
         let (status, text, _) = try await pool.results(job)
         #expect(status == 0 && text.contains("15 done, 0 failed"), "\(text)")
         await pool.stop(workers)
