@@ -138,6 +138,9 @@ import Simulation
             "--group", s.h.configuration.group, "--redis-url", s.h.redisServer.url, "--namespace", s.h.keys.namespace,
             "--alert-list-length", "10000", "--history-length", "10000", "--batch-size", "200", "--metrics-port", String(secondPort), "--metrics-host", "127.0.0.1",
             "-X", "fetch.wait.max.ms=10", "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
+            // Never commits before the kill: everything it wrote is read again by the first member,
+            // wherever the kill lands (with the 1 s default it may land just after a commit).
+            "-X", "auto.commit.interval.ms=600000",
         ], output: .appendToFile(s.log + ".second"))
         // The stream flows slowly until the group gave the second member partitions (the
         // embedded broker takes seconds to rebalance), then faster until it has written some.
@@ -149,7 +152,7 @@ import Simulation
         try await waitUntil("the second member writes", timeout: .seconds(60), every: .milliseconds(10)) {
             try await produceMore()
             guard let metrics = try? await httpGet(port: secondPort, path: "/metrics") else { return false } // try?: not listening yet
-            return metrics.text.split(separator: "\n").first { $0.hasPrefix("aggregator_messages_consumed_total ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0 > 0
+            return metrics.text.split(separator: "\n").first { $0.hasPrefix("aggregator_results_published_total ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0 > 0
         }
         for _ in 0..<5 { try await produceMore() }
         second.signal(SIGKILL) // with writes in flight and offsets uncommitted
