@@ -257,7 +257,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AggregatorTests",
-            dependencies: ["Aggregator", "Simulation", "TestSupport", "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "Digest"],
+            dependencies: ["Aggregator", "Gateway", "Simulation", "TestSupport", "TrafficModel", "RedisClient", "KafkaClient", "Websockets", "Digest", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -47,6 +47,26 @@ extension SubscriptionHub {
         return [.fetchCatchUp(camera: camera, after: after, generation: g)]
     }
 
+    /// Cameras that appeared on a cluster while "*" is watched, announced before their channels
+    /// are subscribed: their live results are held and their history read from the start, so "*"
+    /// clients get every result of a new camera, in order.
+    public mutating func camerasAppeared(_ appeared: [Int]) -> [HubAction] {
+        guard watchesAll else { return [] }
+        var actions: [HubAction] = []
+        for camera in appeared where cameras[camera]?.catchingUp != true {
+            let g = generation()
+            if let last = cameras[camera]?.last {
+                cameras[camera] = Camera(last: last, catchingUp: true, generation: g)
+                actions.append(.fetchCatchUp(camera: camera, after: last, generation: g))
+            } else {
+                let start = ResultPosition(offset: 0, epoch: "")
+                cameras[camera] = Camera(last: start, catchingUp: true, fromStart: true, generation: g)
+                actions.append(.fetchCatchUp(camera: camera, after: start, generation: g))
+            }
+        }
+        return actions
+    }
+
     /// The history read of a catch-up came back.
     public mutating func catchUpReady(camera: Int, generation: UInt64, read: HistoryRead) -> [HubAction] {
         guard let state = cameras[camera], state.catchingUp, state.generation == generation, state.last != nil else { return [] }
@@ -54,7 +74,17 @@ extension SubscriptionHub {
     }
 
     mutating func finishCatchUp(_ camera: Int, read: HistoryRead, reason: String) -> [HubAction] {
-        guard let state = cameras[camera], let after = state.last else { return [] }
+        guard let state = cameras[camera], var after = state.last else { return [] }
+        if state.fromStart {
+            guard let current = read.current else {
+                // Nothing to start from (no position, or the read gave up): the stream starts here.
+                cameras[camera] = Camera()
+                var actions: [HubAction] = []
+                for result in state.held { actions += receive(result) }
+                return actions
+            }
+            after = ResultPosition(offset: 0, epoch: current.epoch)
+        }
         let held = state.held
         var actions: [HubAction] = []
         if let current = read.current, current.epoch != after.epoch {

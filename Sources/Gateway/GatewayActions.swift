@@ -86,9 +86,9 @@ extension GatewayCore {
                 subscriptions.unsubscribe(configuration.keys.cameraChannel(camera))
                 if !hub.receives(camera) { cache.stopFollowing(camera) }
             case .subscribeAll:
-                subscriptions.psubscribe(configuration.keys.allCamerasPattern)
+                subscriptions.subscribeAll()
             case .unsubscribeAll:
-                subscriptions.punsubscribe(configuration.keys.allCamerasPattern)
+                subscriptions.unsubscribeAll()
                 cache.stopFollowing { !hub.receives($0) }
             case .fetchSnapshot(let id, let cameras, let all, let generation):
                 fetchSnapshot(id, cameras: cameras, all: all, generation: generation)

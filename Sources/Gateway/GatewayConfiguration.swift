@@ -29,6 +29,13 @@ public struct GatewayConfiguration: Sendable {
     public var housekeepingInterval: Duration = .seconds(10)
     /// How long SIGTERM waits for clients to close before dropping them.
     public var drainTimeout: Duration = .seconds(5)
+    /// On a Redis Cluster: subscribe shard channels on the slot's replicas rather than its
+    /// primary (the primaries then spend nothing on the gateway's fan-out).
+    public var readFromReplicas = false
+    /// On a Redis Cluster, where "every camera" has no pattern subscription: how often the
+    /// primaries are scanned for cameras that appeared (a new camera reaches "*" clients within
+    /// this, its first results read from its history).
+    public var cameraDiscoveryInterval: Duration = .seconds(2)
     /// Matches the aggregator's `--latest-ttl`: cached latest results older than this are stale.
     public var latestTTLSeconds = 300
     /// Most history entries one recovery or catch-up reads.

@@ -206,6 +206,8 @@ actor GatewayCore: WebServerDelegate {
                 perform(hub.redisLost())
             case .redisRestored:
                 perform(hub.redisRestored())
+            case .camerasAppeared(let cameras):
+                perform(hub.camerasAppeared(cameras))
             }
         }
     }

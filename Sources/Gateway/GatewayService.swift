@@ -23,30 +23,47 @@ public final class GatewayService: Service, Sendable {
     let logger: Logger
     let core: GatewayCore
     private let server: WebServer
-    private let redis: RedisClient
-    private let frameRedis: RedisClient
-    private let subscriber: RedisSubscriber
+    private let redis: any RedisRouting
+    private let frameRedis: any RedisRouting
+    private let channels: any LiveChannels
     private let subscriptions: SubscriptionQueue
     private let inbox: LiveInbox
     private let probe: HealthProbe
     private let probeTask: Task<Void, Never>
+    /// On a cluster: the periodic look for cameras that appeared (nil elsewhere).
+    private let discoveryTask: Task<Void, Never>?
     private let housekeeper: Housekeeper
 
+    /// Starts serving. A `redis-cluster://` URL switches the key schema to hash-tagged names
+    /// (a namespace with a brace is refused) and the live stream to shard channels.
     public init(configuration: GatewayConfiguration, logger: Logger = Logger(label: "gateway"), metrics: GatewayMetrics = GatewayMetrics()) throws {
+        let redisConfiguration = try RedisConfiguration(url: configuration.redisURL)
+        var configuration = configuration
+        configuration.keys.hashTagged = redisConfiguration.isCluster
+        if redisConfiguration.isCluster, let problem = KeySchema.clusterProblem(namespace: configuration.keys.namespace) {
+            throw RedisError(kind: .invalidConfiguration, message: problem)
+        }
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
-        let redisConfiguration = try RedisConfiguration(url: configuration.redisURL)
-        redis = RedisClient(configuration: redisConfiguration, label: "gateway.redis", logger: logger)
-        frameRedis = RedisClient(configuration: redisConfiguration, label: "gateway.frames", logger: logger)
-        let probe = HealthProbe(channel: "\(configuration.keys.namespace)gateway:probe:\(UUID().uuidString.prefix(8).lowercased())", interval: configuration.probeInterval)
+        let cluster = redisConfiguration.isCluster
+        if cluster {
+            redis = try RedisClusterClient(configuration: redisConfiguration, label: "gateway.redis", logger: logger)
+            frameRedis = try RedisClusterClient(configuration: redisConfiguration, label: "gateway.frames", logger: logger)
+        } else {
+            redis = RedisClient(configuration: redisConfiguration, label: "gateway.redis", logger: logger)
+            frameRedis = RedisClient(configuration: redisConfiguration, label: "gateway.frames", logger: logger)
+        }
+        let probeID = UUID().uuidString.prefix(8).lowercased()
+        // On a cluster the probe's shard channel is its own hash tag: it lands on some primary.
+        let probe = HealthProbe(channel: cluster ? "\(configuration.keys.namespace)gateway:{probe-\(probeID)}" : "\(configuration.keys.namespace)gateway:probe:\(probeID)", interval: configuration.probeInterval)
         self.probe = probe
         let inbox = LiveInbox()
         self.inbox = inbox
 
-        // Parsed on the subscriber thread; only the hand-over reaches the service thread.
+        // Parsed on the subscriber threads; only the hand-over reaches the service thread.
         let keys = configuration.keys
-        subscriber = RedisSubscriber(configuration: redisConfiguration, logger: logger) { event in
+        let handle: @Sendable (RedisSubscriberEvent) -> Void = { event in
             switch event {
             case .message(let message):
                 if message.channel == probe.channel {
@@ -71,11 +88,18 @@ public final class GatewayService: Service, Sendable {
                 // after a reconnect `.reconnected` does, once every subscription is live again.
                 metrics.redisUp.set(Int64(1))
                 if probe.probeSubscribed() { inbox.push(.redisRestored) }
-            case .subscribed, .unsubscribed:
-                break
+            case .subscribed, .unsubscribed, .shardChannelsLost:
+                break // a sharded subscriber places lost shard channels again itself
             }
         }
-        subscriptions = SubscriptionQueue(subscriber: subscriber, logger: logger)
+        if cluster {
+            let sharded = try RedisShardedSubscriber(configuration: redisConfiguration, readFromReplicas: configuration.readFromReplicas, logger: logger, handler: handle)
+            channels = ClusterChannels(subscriber: sharded, redis: redis, keys: keys) { inbox.push(.camerasAppeared($0)) }
+        } else {
+            channels = ServerChannels(subscriber: RedisSubscriber(configuration: redisConfiguration, logger: logger, handler: handle), keys: keys)
+        }
+        let subscriptions = SubscriptionQueue(channels: channels, logger: logger)
+        self.subscriptions = subscriptions
 
         var web = WebServerConfiguration(host: configuration.host, port: configuration.port)
         web.maximumInboundMessageBytes = configuration.maximumInboundBytes
@@ -87,8 +111,8 @@ public final class GatewayService: Service, Sendable {
             server = try WebServer(configuration: web)
         } catch {
             subscriptions.finish()
-            let subscriber = self.subscriber
-            Task { await subscriber.close() }
+            let channels = self.channels
+            Task { await channels.close() }
             throw error
         }
         core = GatewayCore(configuration: configuration, metrics: metrics, logger: logger, server: server,
@@ -101,9 +125,9 @@ public final class GatewayService: Service, Sendable {
         let (redis, interval) = (redis, configuration.probeInterval)
         probeTask = Task {
             while true {
-                let sent = Date().timeIntervalSince1970
+                let sent = Array(String(format: "%.6f", Date().timeIntervalSince1970).utf8)
                 do throws(RedisError) {
-                    _ = try await redis.send(.publish(probe.channel, Array(String(format: "%.6f", sent).utf8)))
+                    _ = try await redis.send(cluster ? .spublish(probe.channel, sent) : .publish(probe.channel, sent), routedBy: probe.channel)
                 } catch {
                     // The probe that does not come back is what turns /healthz red; this says why.
                     logger.debug("health probe not published", metadata: ["error": "\(error)"])
@@ -114,6 +138,21 @@ public final class GatewayService: Service, Sendable {
                     return // cancelled: the gateway stopped
                 }
             }
+        }
+        if cluster {
+            let every = configuration.cameraDiscoveryInterval
+            discoveryTask = Task {
+                while true {
+                    do {
+                        try await Task.sleep(for: every)
+                    } catch {
+                        return // cancelled: the gateway stopped
+                    }
+                    subscriptions.discover()
+                }
+            }
+        } else {
+            discoveryTask = nil
         }
         // Expired cache entries leave memory, then the allocator is asked to hand freed pages
         // back to the system (glibc keeps them otherwise, so RSS would stay at the peak a burst
@@ -133,10 +172,17 @@ public final class GatewayService: Service, Sendable {
     /// Checks the Redis URL once at start: a configuration that can never work (a master name
     /// no sentinel knows, a refused password) throws; a Redis that is only unreachable is
     /// logged and waited for (the gateway serves and tells clients Redis is down meanwhile).
+    /// On a cluster every seed unreachable counts as a configuration that cannot work too: the
+    /// URL names the nodes, and none of them answered.
     public func checkRedis() async throws(RedisError) {
         do {
-            _ = try await redis.send(.ping())
-        } catch where error.isConfigurationProblem {
+            if let cluster = redis as? RedisClusterClient {
+                try await cluster.refresh()
+                logger.info("Redis Cluster: \(cluster.primaries.count) primaries serve the slots", metadata: ["primaries": "\(cluster.primaries.map(\.description).joined(separator: ","))"])
+            } else {
+                _ = try await redis.send(.ping(), routedBy: probe.channel)
+            }
+        } catch where error.isConfigurationProblem || redis is RedisClusterClient {
             throw error
         } catch {
             logger.warning("Redis not reachable at start; will retry", metadata: ["error": "\(error)"])
@@ -199,11 +245,12 @@ public final class GatewayService: Service, Sendable {
     /// Stops at once: connections dropped, Redis closed.
     public func stop() async {
         probeTask.cancel()
+        discoveryTask?.cancel()
         housekeeper.stop()
         server.stop()
         inbox.detach()
         subscriptions.finish()
-        await subscriber.close()
+        await channels.close()
         await redis.close()
         await frameRedis.close()
     }

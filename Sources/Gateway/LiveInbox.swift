@@ -11,6 +11,9 @@ final class LiveInbox: Sendable {
         case redisLost
         /// Pub/sub (back) with every subscription live.
         case redisRestored
+        /// Cameras that appeared on a cluster while "every camera" is watched; their channels are
+        /// being subscribed now (so their history is read after that).
+        case camerasAppeared([Int])
     }
 
     private struct State {

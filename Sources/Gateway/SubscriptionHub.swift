@@ -50,6 +50,9 @@ public struct SubscriptionHub: Sendable {
         /// still go to clients (whose own positions drop what they have).
         var seeded = false
         var catchingUp = false
+        /// The catch-up reads the camera's history from its first offset in the current epoch
+        /// (a camera that appeared while "*" is watched: `last` is only a placeholder).
+        var fromStart = false
         var generation: UInt64 = 0
         var held: [LiveResult] = []
         var heldBytes = 0

@@ -2,9 +2,10 @@ import Logging
 import RedisClient
 import Synchronization
 
-/// Applies channel and pattern (un)subscriptions to the Redis subscriber strictly in the order
-/// the hub asked for them, one at a time, so a quick unsubscribe/subscribe of one camera can
-/// never end up reversed.
+/// Applies channel and "every camera" (un)subscriptions to the live channels strictly in the
+/// order the hub asked for them, one at a time, so a quick unsubscribe/subscribe of one camera
+/// can never end up reversed. On a cluster, the periodic look for new cameras goes through the
+/// same queue.
 ///
 /// `barrier()` returns once everything queued before it is confirmed by Redis: a history or
 /// snapshot read after the barrier cannot miss a result that the live stream will not bring.
@@ -12,8 +13,9 @@ final class SubscriptionQueue: Sendable {
     private enum Operation: Sendable {
         case subscribe(String)
         case unsubscribe(String)
-        case psubscribe(String)
-        case punsubscribe(String)
+        case subscribeAll
+        case unsubscribeAll
+        case discover
         case barrier(CheckedContinuation<Void, Never>)
     }
 
@@ -37,7 +39,7 @@ final class SubscriptionQueue: Sendable {
     /// confirmation lost with a broken connection must not stall every later change.
     static let confirmationTimeout: Duration = .seconds(10)
 
-    init(subscriber: RedisSubscriber, logger: Logger, confirmationTimeout: Duration = SubscriptionQueue.confirmationTimeout) {
+    init(channels: any LiveChannels, logger: Logger, confirmationTimeout: Duration = SubscriptionQueue.confirmationTimeout) {
         let (stream, continuation) = AsyncStream<Operation>.makeStream()
         self.continuation = continuation
         let finishing = Finishing()
@@ -53,17 +55,18 @@ final class SubscriptionQueue: Sendable {
                 }
                 let change: (@Sendable () async throws(RedisError) -> Void)?
                 switch operation {
-                case .subscribe(let channel): change = { () async throws(RedisError) in try await subscriber.subscribe([channel]) }
-                case .unsubscribe(let channel): change = { () async throws(RedisError) in try await subscriber.unsubscribe([channel]) }
-                case .psubscribe(let pattern): change = { () async throws(RedisError) in try await subscriber.psubscribe([pattern]) }
-                case .punsubscribe(let pattern): change = { () async throws(RedisError) in try await subscriber.punsubscribe([pattern]) }
+                case .subscribe(let channel): change = { () async throws(RedisError) in try await channels.subscribe(channel) }
+                case .unsubscribe(let channel): change = { () async throws(RedisError) in try await channels.unsubscribe(channel) }
+                case .subscribeAll: change = { () async throws(RedisError) in try await channels.subscribeAll() }
+                case .unsubscribeAll: change = { () async throws(RedisError) in try await channels.unsubscribeAll() }
+                case .discover: change = { () async throws(RedisError) in await channels.discover() }
                 case .barrier(let waiter):
                     finishing.barriers.withLock { $0 -= 1 }
                     waiter.resume()
                     change = nil
                 }
                 guard let change else { continue }
-                switch await Self.withTimeout(confirmationTimeout, change) {
+                switch await awaitConfirmation(within: confirmationTimeout, change) {
                 case .done, .closed: break
                 case .failed(let error): logger.warning("pub/sub subscription change failed", metadata: ["error": "\(error)"])
                 case .timedOut: logger.warning("pub/sub subscription change not confirmed in time; moving on (it is re-sent on reconnect)")
@@ -72,43 +75,12 @@ final class SubscriptionQueue: Sendable {
         }
     }
 
-    private enum Outcome: Sendable { case done, closed, failed(RedisError), timedOut }
-
-    /// Runs `change`, but returns after `timeout` even if it has not finished (it keeps running).
-    private static func withTimeout(_ timeout: Duration, _ change: @escaping @Sendable () async throws(RedisError) -> Void) async -> Outcome {
-        let once = Mutex<CheckedContinuation<Outcome, Never>?>(nil)
-        return await withCheckedContinuation { continuation in
-            once.withLock { $0 = continuation }
-            let finish: @Sendable (Outcome) -> Void = { outcome in
-                once.withLock { waiting in
-                    waiting?.resume(returning: outcome)
-                    waiting = nil
-                }
-            }
-            let timer = Task {
-                do {
-                    try await Task.sleep(for: timeout)
-                    finish(.timedOut)
-                } catch {
-                    // Cancelled: the change finished first.
-                }
-            }
-            Task {
-                do throws(RedisError) {
-                    try await change()
-                    finish(.done)
-                } catch {
-                    if case .closed = error.kind { finish(.closed) } else { finish(.failed(error)) }
-                }
-                timer.cancel()
-            }
-        }
-    }
-
     func subscribe(_ channel: String) { continuation.yield(.subscribe(channel)) }
     func unsubscribe(_ channel: String) { continuation.yield(.unsubscribe(channel)) }
-    func psubscribe(_ pattern: String) { continuation.yield(.psubscribe(pattern)) }
-    func punsubscribe(_ pattern: String) { continuation.yield(.punsubscribe(pattern)) }
+    func subscribeAll() { continuation.yield(.subscribeAll) }
+    func unsubscribeAll() { continuation.yield(.unsubscribeAll) }
+    /// Looks for new cameras (a cluster's "every camera"); a no-op elsewhere.
+    func discover() { continuation.yield(.discover) }
 
     /// Waits until every change queued so far is confirmed.
     func barrier() async {

@@ -212,6 +212,14 @@ extension RedisCommand where Value == Int {
         return Self(args, decode: Decode.integer)
     }
 
+    /// `SPUBLISH`: a message on a Redis Cluster shard channel (delivered by the nodes of the
+    /// channel's slot only); send it routed by the channel's name.
+    public static func spublish<Bytes: Collection & Sendable>(_ channel: String, _ message: Bytes) -> Self where Bytes.Element == UInt8 {
+        var args = RedisArguments("SPUBLISH", [channel])
+        args.append(message)
+        return Self(args, decode: Decode.integer)
+    }
+
     /// `LPUSH key value…`: the list length after the push.
     public static func lpush<Bytes: Collection & Sendable>(_ key: String, _ values: [Bytes]) -> Self where Bytes.Element == UInt8 {
         var args = RedisArguments("LPUSH", [key])

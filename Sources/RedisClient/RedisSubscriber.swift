@@ -122,9 +122,27 @@ public final class RedisSubscriber: Sendable {
         try await request(.punsubscribe, patterns)
     }
 
+    /// Subscribes to shard channels of a Redis Cluster node (`SSUBSCRIBE`, one command per hash
+    /// slot) and returns once each is confirmed. A node that does not serve a channel's slot
+    /// refuses it: that throws (`MOVED …`), the channel is not held, and the handler hears
+    /// `.shardChannelsLost`. `RedisShardedSubscriber` places channels on the right nodes.
+    public func ssubscribe(_ channels: [String]) async throws(RedisError) {
+        try await request(.ssubscribe, channels)
+    }
+
+    /// Stops delivery from shard channels; returns once the server confirmed each of them.
+    public func sunsubscribe(_ channels: [String]) async throws(RedisError) {
+        try await request(.sunsubscribe, channels)
+    }
+
     /// The channels and patterns currently held (re-subscribed after a reconnect).
     public var subscriptions: (channels: Set<String>, patterns: Set<String>) {
         shared.state.withLock { ($0.channels, $0.patterns) }
+    }
+
+    /// The shard channels currently held (re-subscribed after a reconnect).
+    public var shardChannels: Set<String> {
+        shared.state.withLock { $0.shardChannels }
     }
 
     /// Stops the thread and closes the connection (and, for a Sentinel endpoint, the watch on

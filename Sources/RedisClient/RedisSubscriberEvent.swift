@@ -10,7 +10,7 @@ public struct RedisPubSubMessage: Sendable, Hashable {
 /// What a `RedisSubscriber` reports.
 public enum RedisSubscriberEvent: Sendable, Hashable {
     case message(RedisPubSubMessage)
-    /// The server confirmed a SUBSCRIBE (or PSUBSCRIBE when `pattern`).
+    /// The server confirmed a SUBSCRIBE (or PSUBSCRIBE when `pattern`, or SSUBSCRIBE).
     case subscribed(String, pattern: Bool)
     /// The server confirmed an UNSUBSCRIBE (or PUNSUBSCRIBE).
     case unsubscribed(String, pattern: Bool)
@@ -19,6 +19,11 @@ public enum RedisSubscriberEvent: Sendable, Hashable {
     case disconnected(String)
     /// Connected again and every channel and pattern was subscribed anew.
     case reconnected
+    /// The server no longer delivers these shard channels to this connection and the subscriber
+    /// stopped holding them: it refused their `SSUBSCRIBE` (`MOVED`: another node serves the
+    /// slot now) or unsubscribed them itself (their slot moved away). `reason` is its word.
+    /// Whoever needs them subscribes them again on the node that serves them now.
+    case shardChannelsLost([String], reason: String)
 }
 
 /// What a bounded event buffer does when its reader falls behind.

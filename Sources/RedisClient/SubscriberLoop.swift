@@ -18,7 +18,7 @@ final class SubscriberLoop {
     let wakeRead: Int32
     var connection: RedisConnection?
     var backoff: ReconnectBackoff
-    /// Waiters per "c:name" / "p:name" until the server confirms that name.
+    /// Waiters per "c:name" / "p:name" / "s:name" until the server confirms that name.
     var waiting: [String: [ConfirmationWaiter]] = [:]
     var everConnected = false
     var reportedDown = false
@@ -27,6 +27,10 @@ final class SubscriberLoop {
     /// After a reconnect: the held names whose re-subscription the server has not confirmed
     /// yet; `.reconnected` is reported once it is empty.
     var resubscribing: Set<String>?
+    /// The `SSUBSCRIBE`/`SUNSUBSCRIBE` commands sent on this connection and not answered yet,
+    /// oldest first: a cluster node answers one it refuses with a single error reply that names
+    /// no channel, so the order tells which names it refused.
+    var shardInFlight: [(kind: SubscriptionKind, names: Set<String>)] = []
 
     init(shared: SubscriberShared, wakeRead: Int32) {
         self.shared = shared
@@ -49,8 +53,10 @@ final class SubscriberLoop {
                         switch request.kind {
                         case .subscribe: state.channels.insert(name)
                         case .psubscribe: state.patterns.insert(name)
+                        case .ssubscribe: state.shardChannels.insert(name)
                         case .unsubscribe: state.channels.remove(name)
                         case .punsubscribe: state.patterns.remove(name)
+                        case .sunsubscribe: state.shardChannels.remove(name)
                         }
                     }
                 }
@@ -62,7 +68,7 @@ final class SubscriberLoop {
             }
             for request in requests {
                 for name in request.names {
-                    waiting[key(request.kind.isPattern, name), default: []].append(request.waiter)
+                    waiting[request.kind.family.key(name), default: []].append(request.waiter)
                 }
             }
             pending += requests
@@ -76,7 +82,7 @@ final class SubscriberLoop {
             guard let connection else { continue }
             do {
                 for request in pending {
-                    try connection.append(RedisArguments(request.kind.command, request.names))
+                    try send(request.kind, request.names, on: connection)
                 }
                 pending.removeAll()
                 try connection.flush()
@@ -96,13 +102,11 @@ final class SubscriberLoop {
             connectedGeneration = generation
             // A pub/sub connection only waits for pushes: no command timeout on reads.
             made.withContextPointer { _ = redisSetTimeoutZero($0) }
-            let (channels, patterns) = shared.state.withLock { ($0.channels, $0.patterns) }
-            if !channels.isEmpty {
-                try made.append(RedisArguments(SubscriptionKind.subscribe.command, channels.sorted()))
-            }
-            if !patterns.isEmpty {
-                try made.append(RedisArguments(SubscriptionKind.psubscribe.command, patterns.sorted()))
-            }
+            let (channels, patterns, shardChannels) = shared.state.withLock { ($0.channels, $0.patterns, $0.shardChannels) }
+            shardInFlight.removeAll()
+            try send(.subscribe, channels.sorted(), on: made)
+            try send(.psubscribe, patterns.sorted(), on: made)
+            try send(.ssubscribe, shardChannels.sorted(), on: made)
             try made.flush()
             connection = made
             backoff.recordSuccess()
@@ -110,7 +114,7 @@ final class SubscriberLoop {
             // sets, and the re-subscription just sent brings one reply per held name. So every
             // removal is done, a name no longer held needs nothing, and of the additions of a
             // held name the newest waits for that reply and any others are done now.
-            let held = Set(channels.map { key(false, $0) } + patterns.map { key(true, $0) })
+            let held = Set(channels.map { SubscriptionFamily.channel.key($0) } + patterns.map { SubscriptionFamily.pattern.key($0) } + shardChannels.map { SubscriptionFamily.shard.key($0) })
             for (name, waiters) in waiting {
                 let bare = String(name.dropFirst(2))
                 // The newest addition is the one its caller is still waiting on; older ones
@@ -120,7 +124,7 @@ final class SubscriberLoop {
                 waiting[name] = keep.map { [$0] }
             }
             if everConnected {
-                shared.logger.info("Redis subscriber reconnected", metadata: ["redis": "\(shared.configuration)", "channels": "\(channels.count)", "patterns": "\(patterns.count)"])
+                shared.logger.info("Redis subscriber reconnected", metadata: ["redis": "\(shared.configuration)", "channels": "\(channels.count + shardChannels.count)", "patterns": "\(patterns.count)"])
                 // Reported once every held name is subscribed again, so whoever reacts (reads
                 // what was missed) cannot read before the subscription is live.
                 resubscribing = held
@@ -144,6 +148,7 @@ final class SubscriberLoop {
     private func dropConnection(_ error: RedisError) {
         connection = nil
         resubscribing = nil
+        shardInFlight.removeAll()
         shared.logger.warning("Redis subscriber connection lost", metadata: ["error": "\(error.message)"])
         reportedDown = true
         shared.handler(.disconnected(error.description))
@@ -169,10 +174,32 @@ final class SubscriberLoop {
         }
     }
 
+    /// Appends the command for `names` (none: nothing). Shard channels go one command per hash
+    /// slot (a cluster refuses an `SSUBSCRIBE` whose channels span slots), each remembered until
+    /// it is answered.
+    private func send(_ kind: SubscriptionKind, _ names: [String], on connection: RedisConnection) throws(RedisError) {
+        if names.isEmpty { return }
+        guard kind.family == .shard else {
+            try connection.append(RedisArguments(kind.command, names))
+            return
+        }
+        var bySlot: [Int: [String]] = [:]
+        for name in names { bySlot[HashSlot.of(name), default: []].append(name) }
+        for slot in bySlot.keys.sorted() {
+            let group = bySlot[slot]!
+            try connection.append(RedisArguments(kind.command, group))
+            shardInFlight.append((kind, Set(group)))
+        }
+    }
+
     private func handle(_ reply: RedisReply) {
+        if case .error(let message) = reply {
+            refused(message)
+            return
+        }
         guard case .array(let parts) = reply, let kind = parts.first?.string else { return }
         switch kind {
-        case "message" where parts.count == 3:
+        case "message" where parts.count == 3, "smessage" where parts.count == 3:
             if let channel = parts[1].string, let payload = parts[2].bytes {
                 shared.handler(.message(RedisPubSubMessage(channel: channel, pattern: nil, payload: payload)))
             }
@@ -180,18 +207,65 @@ final class SubscriberLoop {
             if let pattern = parts[1].string, let channel = parts[2].string, let payload = parts[3].bytes {
                 shared.handler(.message(RedisPubSubMessage(channel: channel, pattern: pattern, payload: payload)))
             }
-        case "subscribe", "psubscribe", "unsubscribe", "punsubscribe":
+        case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
             guard parts.count >= 2, let name = parts[1].string else { return }
-            let isPattern = kind.hasPrefix("p")
-            confirm(isPattern, name)
-            if resubscribing != nil, !kind.hasSuffix("unsubscribe") {
-                resubscribing?.remove(key(isPattern, name))
+            let family = SubscriptionFamily(replyKind: kind)
+            let removal = kind.hasSuffix("unsubscribe")
+            if family == .shard, !answered(removal ? .sunsubscribe : .ssubscribe, name) {
+                // Nothing of ours asked: the node dropped the channel (its slot left this node).
+                lost([name], reason: "the node unsubscribed it: its slot moved to another node")
+                return
+            }
+            confirm(family, name)
+            if resubscribing != nil, !removal {
+                resubscribing?.remove(family.key(name))
                 reportResubscribed()
             }
-            shared.handler(kind.hasSuffix("unsubscribe") ? .unsubscribed(name, pattern: isPattern) : .subscribed(name, pattern: isPattern))
+            shared.handler(removal ? .unsubscribed(name, pattern: family == .pattern) : .subscribed(name, pattern: family == .pattern))
         default:
             break
         }
+    }
+
+    /// Marks `name` answered in the oldest shard command; false when that command did not ask
+    /// for it (an unsolicited reply).
+    private func answered(_ kind: SubscriptionKind, _ name: String) -> Bool {
+        guard let first = shardInFlight.first, first.kind == kind, first.names.contains(name) else { return false }
+        shardInFlight[0].names.remove(name)
+        if shardInFlight[0].names.isEmpty { shardInFlight.removeFirst() }
+        return true
+    }
+
+    /// An error reply: in subscribed mode only a cluster node's refusal of a shard command
+    /// (`MOVED`, `CROSSSLOT`), which answers the oldest one unanswered.
+    private func refused(_ message: String) {
+        guard !shardInFlight.isEmpty else {
+            shared.logger.warning("Redis subscriber got an error reply it did not expect", metadata: ["error": "\(message)"])
+            return
+        }
+        let (kind, names) = shardInFlight.removeFirst()
+        let error = RedisError(kind: .server, message: message, command: kind.command)
+        for name in names.sorted() {
+            guard var waiters = waiting.removeValue(forKey: SubscriptionFamily.shard.key(name)), !waiters.isEmpty else { continue }
+            let waiter = waiters.removeFirst()
+            if !waiters.isEmpty { waiting[SubscriptionFamily.shard.key(name)] = waiters }
+            // A refused removal is moot: the channel is not subscribed here either way.
+            if kind.adds { waiter.fail(name, error) } else { waiter.resolve(name) }
+        }
+        if kind.adds { lost(names.sorted(), reason: message) }
+    }
+
+    /// The node will not deliver these shard channels: no longer held, and reported.
+    private func lost(_ names: [String], reason: String) {
+        shared.state.withLock { state in
+            for name in names { state.shardChannels.remove(name) }
+        }
+        if resubscribing != nil {
+            for name in names { resubscribing?.remove(SubscriptionFamily.shard.key(name)) }
+        }
+        shared.logger.notice("Redis shard channels lost", metadata: ["channels": "\(names.count)", "reason": "\(reason)"])
+        shared.handler(.shardChannelsLost(names, reason: reason))
+        reportResubscribed()
     }
 
     private func reportResubscribed() {
@@ -200,15 +274,11 @@ final class SubscriberLoop {
         shared.handler(.reconnected)
     }
 
-    private func confirm(_ isPattern: Bool, _ name: String) {
-        guard var waiters = waiting.removeValue(forKey: key(isPattern, name)), !waiters.isEmpty else { return }
+    private func confirm(_ family: SubscriptionFamily, _ name: String) {
+        guard var waiters = waiting.removeValue(forKey: family.key(name)), !waiters.isEmpty else { return }
         let waiter = waiters.removeFirst()
-        if !waiters.isEmpty { waiting[key(isPattern, name)] = waiters }
+        if !waiters.isEmpty { waiting[family.key(name)] = waiters }
         waiter.resolve(name)
-    }
-
-    private func key(_ isPattern: Bool, _ name: String) -> String {
-        (isPattern ? "p:" : "c:") + name
     }
 
     private func pollWake(timeoutMs: Int32) {

@@ -6,11 +6,36 @@ import Synchronization
 import Glibc
 #endif
 
-enum SubscriptionKind: String {
-    case subscribe, psubscribe, unsubscribe, punsubscribe
+/// The three kinds of subscription a connection can hold: channels (`SUBSCRIBE`), patterns
+/// (`PSUBSCRIBE`) and shard channels of a Redis Cluster (`SSUBSCRIBE`, in the slot of the
+/// channel's name).
+enum SubscriptionFamily: String {
+    case channel = "c:", pattern = "p:", shard = "s:"
 
-    var isPattern: Bool { self == .psubscribe || self == .punsubscribe }
-    var adds: Bool { self == .subscribe || self == .psubscribe }
+    /// The family of a reply's kind (`subscribe`, `punsubscribe`, `ssubscribe`, …).
+    init(replyKind kind: String) {
+        switch kind {
+        case "psubscribe", "punsubscribe", "pmessage": self = .pattern
+        case "ssubscribe", "sunsubscribe", "smessage": self = .shard
+        default: self = .channel
+        }
+    }
+
+    /// The waiter book's key of a name.
+    func key(_ name: String) -> String { rawValue + name }
+}
+
+enum SubscriptionKind: String {
+    case subscribe, psubscribe, ssubscribe, unsubscribe, punsubscribe, sunsubscribe
+
+    var family: SubscriptionFamily {
+        switch self {
+        case .subscribe, .unsubscribe: .channel
+        case .psubscribe, .punsubscribe: .pattern
+        case .ssubscribe, .sunsubscribe: .shard
+        }
+    }
+    var adds: Bool { self == .subscribe || self == .psubscribe || self == .ssubscribe }
     var command: String { rawValue.uppercased() }
 }
 
@@ -32,6 +57,14 @@ final class ConfirmationWaiter {
         guard remaining.remove(name) != nil else { return }
         if remaining.isEmpty { continuation.resume(returning: .success(())) }
     }
+
+    /// The server refused `name` (a shard channel whose slot another node serves): the whole
+    /// request fails, once; later confirmations of its other names change nothing.
+    func fail(_ name: String, _ error: RedisError) {
+        guard remaining.remove(name) != nil else { return }
+        remaining.removeAll()
+        continuation.resume(returning: .failure(error))
+    }
 }
 
 struct SubscriptionRequest {
@@ -45,6 +78,7 @@ struct SubscriberState {
     var inbox: [SubscriptionRequest] = []
     var channels: Set<String> = []
     var patterns: Set<String> = []
+    var shardChannels: Set<String> = []
     /// The thread's wake-up pipe: nil until the thread is started (which waits for the pipe:
     /// a process out of descriptors gets none) and once it has finished.
     var wake: WakePipe?

@@ -29,7 +29,7 @@ public func setting(_ flag: String?, env name: String) -> String? {
 public struct RedisOptions: ParsableArguments {
     public init() {}
 
-    @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL). redis://[user:password@]host:port/db, unix:///path, or redis-sentinel://[user:password@]host:26379,host:26379/master-name[/db] for a primary behind Sentinel")
+    @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL). redis://[user:password@]host:port/db, unix:///path, redis-sentinel://[user:password@]host:26379,host:26379/master-name[/db] for a primary behind Sentinel, or redis-cluster://[user:password@]host:port[,host:port…] for a Redis Cluster")
     public var redisURL: String?
 
     @Option(help: "Key namespace prefix, e.g. 'prod:' (env TRAFFIC_NAMESPACE).")

@@ -36,9 +36,12 @@ struct RunGateway: AsyncParsableCommand {
     @Option(name: .customLong("latest-ttl"), help: "The aggregator's latest TTL in seconds (env LATEST_TTL).") var latestTTL: Int?
     @Option(name: .customLong("housekeeping-seconds"), help: "How often expired cached results are dropped and freed memory is returned to the system (env GATEWAY_HOUSEKEEPING_SECONDS).") var housekeepingSeconds: Int?
     @Option(name: .customLong("drain-seconds"), help: "On SIGTERM, how long clients get to close (env GATEWAY_DRAIN_SECONDS).") var drainSeconds: Int?
+    @Flag(name: .customLong("read-from-replicas"), help: "Redis Cluster: subscribe camera channels on each slot's replicas, not its primary (env GATEWAY_READ_FROM_REPLICAS=1).") var readFromReplicas = false
+    @Option(name: .customLong("camera-discovery-seconds"), help: "Redis Cluster: how often the primaries are scanned for new cameras for \"*\" clients (env GATEWAY_CAMERA_DISCOVERY_SECONDS; default 2).") var cameraDiscoverySeconds: Double?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (env LOG_LEVEL).") var logLevel: String?
 
     func validate() throws {
+        if let seconds = cameraDiscoverySeconds, !(seconds > 0) { throw ValidationError("--camera-discovery-seconds must be positive, got \(seconds)") }
         if setting(authToken, env: "GATEWAY_AUTH_TOKEN") != nil, setting(jwtSecret, env: "GATEWAY_JWT_SECRET") != nil {
             throw ValidationError("--auth-token and --jwt-secret are exclusive: choose one way to authenticate")
         }
@@ -56,6 +59,11 @@ struct RunGateway: AsyncParsableCommand {
         if config.host == "0.0.0.0" || config.host == "*" { config.host = nil }
         config.redisURL = redis.resolvedURL
         config.keys = KeySchema(namespace: redis.resolvedNamespace)
+        config.readFromReplicas = readFromReplicas || ["1", "true", "yes"].contains(env("GATEWAY_READ_FROM_REPLICAS")?.lowercased() ?? "")
+        if let seconds = try setting(cameraDiscoverySeconds, env: "GATEWAY_CAMERA_DISCOVERY_SECONDS") {
+            guard seconds > 0 else { throw ValidationError("GATEWAY_CAMERA_DISCOVERY_SECONDS must be positive, got \(seconds)") }
+            config.cameraDiscoveryInterval = .milliseconds(Int64(seconds * 1000))
+        }
         config.maximumQueuedBytes = try setting(maxQueueBytes, env: "GATEWAY_MAX_QUEUE_BYTES") ?? config.maximumQueuedBytes
         config.maximumInboundBytes = try setting(maxFrameBytes, env: "GATEWAY_MAX_FRAME_BYTES") ?? config.maximumInboundBytes
         config.maximumConnections = try setting(maxConnections, env: "GATEWAY_MAX_CONNECTIONS") ?? config.maximumConnections

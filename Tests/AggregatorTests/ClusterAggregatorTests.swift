@@ -44,9 +44,12 @@ import Simulation
     @Test func aLiveCamerasSlotMigratedMidStreamLosesAndRepeatsNothing() async throws {
         let rig = try await ClusterRig(cameras: 8, results: 2_400, seed: 23)
         let redis = rig.redis
+        let watch = try await ClusterGatewayWatch(rig)
+        let moving = 3
+        let named = try await watch.watch([moving, 5])
+        let everyCamera = try await watch.watch(nil)
         let service = try rig.service(label: "migrate")
         let running = Task { try await service.run() }
-        let moving = 3
         try await waitUntil("camera \(moving) is being written", timeout: .seconds(60), every: .milliseconds(5)) {
             try await rig.produceMore()
             return try await rig.applied(moving) > 20
@@ -55,21 +58,8 @@ import Simulation
         let slot = HashSlot.of(rig.keys.position(moving))
         let source = try #require(redis.primary(forSlot: slot))
         let target = try #require(redis.primaries.first { $0 != source })
-        let sourceID = try await redis.node(source).send(.raw(["CLUSTER", "MYID"])).string ?? ""
-        let targetID = try await redis.node(target).send(.raw(["CLUSTER", "MYID"])).string ?? ""
-        _ = try await redis.node(target).send(.raw(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceID]))
-        _ = try await redis.node(source).send(.raw(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetID]))
         let before = try await rig.applied(moving)
-        var moved = 0
-        while true {
-            try await rig.produceMore()
-            guard case .array(let names) = try await redis.node(source).send(.raw(["CLUSTER", "GETKEYSINSLOT", String(slot), "100"])), !names.isEmpty else { break }
-            _ = try await redis.node(source).send(.raw(["MIGRATE", target.host, String(target.port), "", "0", "5000", "KEYS"] + names.compactMap(\.string)))
-            moved += names.count
-        }
-        for primary in [target, source] + redis.primaries.filter({ $0 != source && $0 != target }) {
-            _ = try await redis.node(primary).send(.raw(["CLUSTER", "SETSLOT", String(slot), "NODE", targetID]))
-        }
+        let moved = try await rig.cluster.moveSlot(slot, to: target, using: redis) { try await rig.produceMore() }
         #expect(moved >= 4, "the camera's keys moved (\(moved))")
         while !rig.allProduced { try await rig.produceMore() }
         try await waitUntil("every result applied", timeout: .seconds(90), every: .milliseconds(50)) { try await rig.total() == rig.frames.count }
@@ -79,13 +69,22 @@ import Simulation
         #expect(redis.primary(forSlot: slot) == target)
         #expect(try await rig.applied(moving) > before, "the camera was written on its new primary too")
         try await rig.expectExactlyOnce()
+        // Browsers watching the moved camera (by name and through "*") saw every result.
+        let totals = rig.perCamera
+        for camera in [moving, 5] { try await watch.expectEveryResultOrGap(named, camera: camera, total: totals[camera] ?? 0) }
+        for (camera, results) in totals { try await watch.expectEveryResultOrGap(everyCamera, camera: camera, total: results) }
+        await watch.stop()
         await rig.close()
     }
 
     /// Two aggregators in one group on a cluster, the second joining mid-stream and leaving
-    /// again: every camera's results once, whichever member wrote them.
+    /// again: every camera's results once, whichever member wrote them. A browser watches every
+    /// camera from before any exists: each is found on its primary and delivered from its first
+    /// result.
     @Test func twoAggregatorsInOneGroupApplyEveryResultOnce() async throws {
         let rig = try await ClusterRig(cameras: 12, results: 6_000, partitions: 8, seed: 25)
+        let watch = try await ClusterGatewayWatch(rig)
+        let everyCamera = try await watch.watch(nil)
         func consumed(_ service: AggregatorService) -> Double {
             String(decoding: service.metrics.render(), as: UTF8.self).split(separator: "\n")
                 .first { $0.hasPrefix("aggregator_messages_consumed_total ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
@@ -110,6 +109,9 @@ import Simulation
         first.requestStop()
         try await firstRun.value
         try await rig.expectExactlyOnce()
+        for (camera, results) in rig.perCamera { try await watch.expectEveryResultOrGap(everyCamera, camera: camera, total: results) }
+        #expect(watch.gaps(everyCamera) == 0, "nothing was lost: no gap notice")
+        await watch.stop()
         await rig.close()
     }
 
@@ -136,9 +138,12 @@ import Simulation
         let redis = rig.redis
         // The detections are on the replicas too before a primary dies.
         for (_, acks) in try await redis.sendToEach(.raw(["WAIT", "1", "5000"])) { #expect(acks == .integer(1)) }
+        let victimCamera = 4
+        let watch = try await ClusterGatewayWatch(rig)
+        let named = try await watch.watch([victimCamera])
+        let everyCamera = try await watch.watch(nil)
         let service = try rig.service(label: "kill")
         let running = Task { try await service.run() }
-        let victimCamera = 4
         try await waitUntil("camera \(victimCamera) is being written", timeout: .seconds(60), every: .milliseconds(5)) {
             try await rig.produceMore()
             return try await rig.applied(victimCamera) > 30
@@ -169,6 +174,13 @@ import Simulation
         service.requestStop()
         try await running.value
         try await rig.expectExactlyOnce()
+        // The browsers were told the stream broke, and then got every result (what the dead
+        // primary had acknowledged was on its replica), or a gap notice for what was not.
+        let totals = rig.perCamera
+        try await watch.expectEveryResultOrGap(named, camera: victimCamera, total: totals[victimCamera] ?? 0)
+        for (camera, results) in totals { try await watch.expectEveryResultOrGap(everyCamera, camera: camera, total: results) }
+        #expect(watch.clients.objects(named).contains { $0["type"] as? String == "status" && $0["redis"] as? String == "down" }, "the interruption was announced")
+        await watch.stop()
         await rig.close()
     }
 }

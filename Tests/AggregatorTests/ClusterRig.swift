@@ -50,6 +50,9 @@ final class ClusterRig: Sendable {
         _ = try await redis.execute(detections, routedBy: frames.map { keys.detection($0.requestId) })
     }
 
+    /// How many results each camera gets.
+    var perCamera: [Int: Int] { Dictionary(grouping: frames, by: \.cameraId).mapValues(\.count) }
+
     /// Results produced so far.
     var next: Int { produced.values.reduce(0, +) }
     var allProduced: Bool { next >= frames.count }

@@ -34,6 +34,42 @@ import TrafficModel
         actions.lazy.compactMap { if case .fetchCatchUp(_, _, let g) = $0 { g } else { nil } }.first
     }
 
+    /// On a cluster a camera that appears while "*" is watched is announced before its channel
+    /// is subscribed: its live results wait while its history is read from the start.
+    @Test func aCameraThatAppearsUnderStarGetsItsFirstResultsFromHistory() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        let subscribe = hub.subscribe(1, .all)
+        #expect(subscribe.contains(.subscribeAll))
+        _ = hub.snapshotReady(1, entries: [], all: true, generation: try #require(snapshotGeneration(subscribe)))
+        let appeared = hub.camerasAppeared([9])
+        #expect(appeared == [.fetchCatchUp(camera: 9, after: ResultPosition(offset: 0, epoch: ""), generation: try #require(catchUpGeneration(appeared)))])
+        // Live results arrive before the history: held.
+        #expect(hub.receive(result(9, 4)).isEmpty && hub.receive(result(9, 5)).isEmpty)
+        let read = HistoryRead(current: ResultPosition(offset: 5, epoch: "e1"), entries: (1...4).map { result(9, $0) })
+        let caughtUp = hub.catchUpReady(camera: 9, generation: try #require(catchUpGeneration(appeared)), read: read)
+        #expect(delivered(caughtUp, to: 1) == [1, 2, 3, 4, 5], "every result once, in order")
+        #expect(!caughtUp.contains { if case .send(_, .gap) = $0 { true } else { false } }, "no gap notice for a new camera")
+        #expect(delivered(hub.receive(result(9, 6)), to: 1) == [6])
+        // A camera the hub already follows catches up from where it is; without "*" nothing happens.
+        let again = hub.camerasAppeared([9])
+        #expect(again == [.fetchCatchUp(camera: 9, after: ResultPosition(offset: 6, epoch: "e1"), generation: try #require(catchUpGeneration(again)))])
+        _ = hub.unsubscribe(1, .all)
+        #expect(hub.camerasAppeared([10]).isEmpty)
+    }
+
+    @Test func aCameraThatAppearsWithoutAPositionStartsWithItsLiveStream() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        let subscribe = hub.subscribe(1, .all)
+        _ = hub.snapshotReady(1, entries: [], all: true, generation: try #require(snapshotGeneration(subscribe)))
+        let appeared = hub.camerasAppeared([3])
+        #expect(hub.receive(result(3, 1)).isEmpty)
+        let caughtUp = hub.catchUpReady(camera: 3, generation: try #require(catchUpGeneration(appeared)), read: HistoryRead(current: nil, entries: []))
+        #expect(delivered(caughtUp, to: 1) == [1])
+        #expect(delivered(hub.receive(result(3, 2)), to: 1) == [2])
+    }
+
     @Test func livePendingUntilSnapshotThenOnlyNewerResults() throws {
         var hub = SubscriptionHub()
         hub.connect(1, permission: .all)
@@ -265,7 +301,7 @@ import TrafficModel
         var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(try FreePort.find())")
         configuration.reconnect = .init(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200))
         let subscriber = RedisSubscriber(configuration: configuration) { _ in }
-        let queue = SubscriptionQueue(subscriber: subscriber, logger: Logger(label: "test"), confirmationTimeout: .seconds(1))
+        let queue = SubscriptionQueue(channels: ServerChannels(subscriber: subscriber, keys: KeySchema()), logger: Logger(label: "test"), confirmationTimeout: .seconds(1))
         for camera in 0..<20 { queue.subscribe("camera:\(camera)") }
         let answered = Task { await queue.barrier(); return true }
         try await waitUntil("the barrier is queued behind the changes") { queue.pendingBarriers == 1 }
