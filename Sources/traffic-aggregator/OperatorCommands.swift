@@ -56,23 +56,81 @@ struct WatchCommand: AsyncParsableCommand {
 
     @Option(help: "Only this camera (default: all).") var camera: String?
     @Option(help: "Stop after this many results (default: run until interrupted).") var count: Int?
+    @Option(name: .customLong("discovery-seconds"), help: "On a Redis Cluster without --camera: how often the primaries are scanned for new cameras.") var discoverySeconds = 2.0
     @OptionGroup var redis: RedisOptions
     @Flag(help: "Print each result's JSON.") var json = false
 
+    func validate() throws {
+        guard discoverySeconds > 0 else { throw ValidationError("--discovery-seconds must be positive, got \(discoverySeconds)") }
+    }
+
     func run() async throws {
-        let keys = KeySchema(namespace: redis.resolvedNamespace)
         let configuration = try RedisConfiguration(url: redis.resolvedURL)
-        if configuration.isCluster {
-            // Shard channels need a subscriber per primary, which is still to come (docs/scaling.md).
-            throw ValidationError("watch does not support redis-cluster:// yet: use latest/alerts, or watch a single Redis")
+        let camera = try self.camera.map { text in
+            guard let id = CameraID.parse(text) else { throw ValidationError("camera '\(text)' is not an integer ≥ 0") }
+            return id
         }
+        if configuration.isCluster {
+            try await tailCluster(configuration, camera: camera)
+            return
+        }
+        let keys = KeySchema(namespace: redis.resolvedNamespace)
         let (subscriber, events) = RedisSubscriber.makeStream(configuration: configuration, bufferCapacity: 10_000)
         if let camera {
-            guard let id = CameraID.parse(camera) else { throw ValidationError("camera '\(camera)' is not an integer ≥ 0") }
-            try await subscriber.subscribe([keys.cameraChannel(id)])
+            try await subscriber.subscribe([keys.cameraChannel(camera)])
         } else {
             try await subscriber.psubscribe([keys.allCamerasPattern])
         }
+        await tail(events, keys: keys)
+        await subscriber.close()
+    }
+
+    /// On a cluster: shard channels, each on the primary of its camera's slot. Without a camera,
+    /// every camera with a position hash on any primary, scanned again every `--discovery-seconds`
+    /// (shard channels have no pattern form).
+    private func tailCluster(_ configuration: RedisConfiguration, camera: Int?) async throws {
+        if let problem = KeySchema.clusterProblem(namespace: redis.resolvedNamespace) { throw ValidationError(problem) }
+        let keys = KeySchema(namespace: redis.resolvedNamespace, hashTagged: true)
+        let cluster = try await RedisClusterClient.connect(configuration: configuration, label: "watch")
+        let (events, continuation) = AsyncStream<RedisSubscriberEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let subscriber = try RedisShardedSubscriber(configuration: configuration) { continuation.yield($0) }
+        let discovery: Task<Void, Never>?
+        if let camera {
+            try await subscriber.subscribe([keys.cameraChannel(camera)])
+            discovery = nil
+        } else {
+            let seconds = discoverySeconds
+            let every = Duration.milliseconds(Int64(seconds * 1000))
+            discovery = Task {
+                var watched = Set<Int>()
+                while !Task.isCancelled {
+                    do throws(RedisError) {
+                        let found = Set(try await cluster.keys(matching: "\(keys.namespace)camera:{*}:position").compactMap { keys.camera(fromKey: $0, suffix: "position") })
+                        let fresh = found.subtracting(watched).sorted()
+                        if !fresh.isEmpty {
+                            try await subscriber.subscribe(fresh.map(keys.cameraChannel))
+                            if watched.isEmpty { FileHandle.standardError.write(Data("watch: \(fresh.count) cameras on \(cluster.primaries.count) primaries; new ones are picked up within \(seconds) s\n".utf8)) }
+                            watched.formUnion(fresh)
+                        }
+                    } catch {
+                        FileHandle.standardError.write(Data("watch: looking for cameras failed (\(error)); trying again\n".utf8))
+                    }
+                    do {
+                        try await Task.sleep(for: every)
+                    } catch {
+                        return // cancelled: watch ends
+                    }
+                }
+            }
+        }
+        await tail(events, keys: keys)
+        discovery?.cancel()
+        await subscriber.close()
+        await cluster.close()
+    }
+
+    /// Prints results until `--count` or the stream ends.
+    private func tail(_ events: AsyncStream<RedisSubscriberEvent>, keys: KeySchema) async {
         var seen = 0
         for await event in events {
             switch event {
@@ -80,7 +138,7 @@ struct WatchCommand: AsyncParsableCommand {
                 guard keys.camera(fromChannel: message.channel) != nil else { continue }
                 emit(json ? String(decoding: message.payload, as: UTF8.self) : ResultFormatting.summary(message.payload, highlightAlerts: stdoutIsTTY))
                 seen += 1
-                if let count, seen >= count { await subscriber.close(); return }
+                if let count, seen >= count { return }
             case .disconnected(let why):
                 FileHandle.standardError.write(Data("watch: Redis connection lost (\(why)); reconnecting…\n".utf8))
             case .reconnected:

@@ -127,8 +127,22 @@ import TrafficModel
         #expect(object["camerasWithLatest"] as? [Int] == cameras, "the scan covers every primary")
         #expect((object["alertListLengths"] as? [String: Int])?.count == 12)
         #expect((object["servers"] as? [[String: Any]])?.count == 3, "memory and replicas of each primary")
-        let watch = try await cli("traffic-aggregator", ["watch", "--count", "1"] + args)
-        #expect(watch.status != 0 && watch.stderr.contains("watch does not support redis-cluster:// yet"), "stops at start, never a retry loop: \(watch.stderr)")
+        // watch finds every camera with a position on any primary and tails its shard channel.
+        for camera in cameras { _ = try await redis.send(.hset(keys.position(camera), [("offset", "1")]), routedBy: keys.position(camera)) }
+        let watcher = Task { try await cli("traffic-aggregator", ["watch", "--count", "2", "--json", "--discovery-seconds", "0.2"] + args) }
+        let channels = [keys.cameraChannel(2), keys.cameraChannel(9)]
+        try await waitUntil("watch subscribed the cameras' shard channels", timeout: .seconds(30)) {
+            for channel in channels {
+                let reply = try await redis.send(.raw(["PUBSUB", "SHARDNUMSUB", channel]), routedBy: channel)
+                guard case .array(let parts) = reply, parts.count == 2, parts[1] == .integer(1) else { return false }
+            }
+            return true
+        }
+        for (index, channel) in channels.enumerated() {
+            _ = try await redis.send(.spublish(channel, Array(#"{"requestId":"w\#(index)"}"#.utf8)), routedBy: channel)
+        }
+        let watch = try await watcher.value
+        #expect(watch.status == 0 && watch.stdout.contains(#""requestId":"w0""#) && watch.stdout.contains(#""requestId":"w1""#), "\(watch.stdout) \(watch.stderr)")
         let braces = try await cli("traffic-aggregator", ["latest", "7", "--redis-url", cluster.url, "--namespace", "{ops}:"])
         #expect(braces.status != 0 && braces.stderr.contains("contains '{' or '}'"), "\(braces.stderr)")
 
