@@ -168,20 +168,37 @@ private final class ConnectionSlot: @unchecked Sendable {
     func run<T>(_ body: (RedisConnection) throws(RedisError) -> T) -> Result<T, RedisError> {
         do {
             let connection = try ensureConnection()
-            return .success(try body(connection))
+            let value = try body(connection)
+            if case .clusterSlot = configuration.endpoint {
+                if let reply = value as? RedisReply {
+                    dropIfMoved([reply])
+                } else if let replies = value as? [RedisReply] {
+                    dropIfMoved(replies)
+                }
+            }
+            return .success(value)
         } catch {
             return .failure(failed(error))
         }
     }
 
+    /// A connection pinned to a cluster slot's primary whose slot moved (a `MOVED` reply) is
+    /// dropped: the next command asks the cluster again where the slot is served.
+    private func dropIfMoved(_ replies: [RedisReply]) {
+        guard let moved = replies.first(where: { if case .error(let message) = $0 { RedisError.ServerCode(errorReply: message) == .moved } else { false } }),
+              case .error(let message) = moved else { return }
+        _ = failed(RedisError(kind: .server, message: message))
+    }
+
     /// Drops the connection after an error that leaves it unusable; returns the error.
     private func failed(_ error: RedisError) -> RedisError {
         switch error.kind {
-        case .server where error.serverCode != .readOnly:
+        case .server where error.serverCode != .readOnly && error.serverCode != .moved:
             break
         case .connectionLost, .timeout, .protocol, .server:
             // (`-READONLY`: the primary this connection reached was demoted by a failover;
-            // the next command reconnects, through the sentinels when configured so.)
+            // the next command reconnects, through the sentinels when configured so. `-MOVED`:
+            // a cluster slot this connection was pinned to moved; the next connect asks again.)
             if self.connection != nil {
                 self.connection = nil
                 connected.withLock { $0 = false }

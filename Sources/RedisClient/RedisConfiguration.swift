@@ -19,6 +19,20 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
         /// A Redis Cluster, found through these seed nodes (any that answers gives the slot map);
         /// served by `RedisClusterClient`, which connects to each primary with `.tcp`.
         case cluster(seeds: [Address])
+        /// The primary serving the hash slot of `key` in a Redis Cluster, asked of the seeds at
+        /// every connect (so a failover or a reshard is followed by reconnecting; a `MOVED`
+        /// reply drops the connection). For parts of the product whose keys all share one hash
+        /// tag and so live on one primary: the experiment pipeline and the grid pool.
+        case clusterSlot(seeds: [Address], key: String)
+    }
+
+    /// This cluster configuration narrowed to the primary of `key`'s slot (`.clusterSlot`);
+    /// any other configuration as it is.
+    public func pinned(toSlotOf key: String) -> RedisConfiguration {
+        guard case .cluster(let seeds) = endpoint else { return self }
+        var pinned = self
+        pinned.endpoint = .clusterSlot(seeds: seeds, key: key)
+        return pinned
     }
 
     /// A host and port.
@@ -221,6 +235,8 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible {
             return "redis-sentinel://\(auth)\(sentinels.addresses.map(\.description).joined(separator: ","))/\(sentinels.master)/\(database)"
         case .cluster(let seeds):
             return "redis-cluster://\(auth)\(seeds.map(\.description).joined(separator: ","))"
+        case .clusterSlot(let seeds, let key):
+            return "redis-cluster://\(auth)\(seeds.map(\.description).joined(separator: ",")) (the primary of slot \(HashSlot.of(key)), key '\(key)')"
         }
     }
 

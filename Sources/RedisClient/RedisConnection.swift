@@ -40,6 +40,10 @@ public final class RedisConnection {
             let primary = try Self.primary(of: sentinels, timeout: configuration.connectTimeout)
             target = "\(primary), primary of '\(sentinels.master)'"
             made = redisConnectWithTimeout(primary.host, Int32(primary.port), connectTimeout)
+        case .clusterSlot(let seeds, let key):
+            let primary = try Self.primary(ofSlotOf: key, seeds: seeds, configuration: configuration)
+            target = "\(primary), primary of slot \(HashSlot.of(key))"
+            made = redisConnectWithTimeout(primary.host, Int32(primary.port), connectTimeout)
         case .cluster:
             throw RedisError(kind: .invalidConfiguration, message: "\(configuration) names a Redis Cluster, but this connects to one server: use redis:// or redis-sentinel:// here (cluster mode goes through RedisClusterClient, where the product supports it)")
         }
@@ -119,6 +123,36 @@ public final class RedisConnection {
         }
         let unknown = unknownTo.isEmpty ? "" : "; '\(sentinels.master)' unknown to \(unknownTo.joined(separator: ", "))"
         throw RedisError(kind: .connectionFailed, message: "no sentinel named a primary for '\(sentinels.master)': \(failures.joined(separator: "; "))\(unknown)")
+    }
+
+    /// The primary serving `key`'s slot, from the first seed that gives a slot map (`CLUSTER
+    /// SHARDS`, or `CLUSTER SLOTS` from an older server).
+    static func primary(ofSlotOf key: String, seeds: [RedisConfiguration.Address], configuration: RedisConfiguration) throws(RedisError) -> RedisConfiguration.Address {
+        let slot = HashSlot.of(key)
+        var failures: [String] = []
+        for seed in seeds {
+            var node = configuration
+            node.endpoint = .tcp(host: seed.host, port: seed.port)
+            node.database = 0
+            do {
+                let connection = try RedisConnection(configuration: node)
+                let map: ClusterSlotMap
+                do {
+                    map = try ClusterSlotMap.parse(shards: try connection.send(RedisCommand<RedisReply>.raw(["CLUSTER", "SHARDS"])))
+                } catch where error.serverCode == .err && error.message.lowercased().contains("unknown subcommand") {
+                    map = try ClusterSlotMap.parse(slots: try connection.send(RedisCommand<RedisReply>.raw(["CLUSTER", "SLOTS"])))
+                }
+                if let primary = map.primary(forSlot: slot) { return primary }
+                failures.append("\(seed): no primary serves slot \(slot)")
+            } catch where error.message.contains("cluster support disabled") {
+                throw RedisError(kind: .invalidConfiguration, message: "\(seed) is not in cluster mode (cluster-enabled no): use a redis:// URL for a single server", command: "CLUSTER SHARDS")
+            } catch where error.kind == .authenticationFailed {
+                throw error
+            } catch {
+                failures.append("\(seed): \(error.message)")
+            }
+        }
+        throw RedisError(kind: .connectionFailed, message: "no cluster node named the primary of slot \(slot) (\(failures.joined(separator: "; ")))", command: "CLUSTER SHARDS")
     }
 
     deinit {

@@ -16,8 +16,8 @@ extension RedisError {
         case busyGroup
         /// `NOGROUP`: the stream or its consumer group does not exist.
         case noGroup
-        /// `UNBLOCKED`: a blocked command was ended by `CLIENT UNBLOCK … ERROR`, or its stream or
-        /// group was deleted while it waited.
+        /// `UNBLOCKED`: a blocked command was ended by `CLIENT UNBLOCK … ERROR`, its stream or
+        /// group was deleted while it waited, or its server turned replica (a failover).
         case unblocked
         /// `BUSY`: a script or function runs too long; the server answers nothing else until it ends.
         case busy
@@ -121,10 +121,11 @@ extension RedisError {
 
         /// Replies that say "not now" rather than "never": the same command can succeed later.
         /// (`READONLY`: the client reconnects, through the sentinels when configured so, and
-        /// finds the new primary.)
+        /// finds the new primary. `MOVED`: cluster clients follow it, a client pinned to a
+        /// cluster slot reconnects to its new primary. `UNBLOCKED`: the wait can be asked again.)
         public var isTransient: Bool {
             switch self {
-            case .loading, .busy, .tryAgain, .readOnly: true
+            case .loading, .busy, .tryAgain, .readOnly, .moved, .clusterDown, .unblocked: true
             default: false
             }
         }
@@ -140,7 +141,8 @@ extension RedisError {
             case .misconfigured: "the server cannot save its data: check its disk and log (or stop-writes-on-bgsave-error)"
             case .outOfMemory: "the server reached maxmemory: free memory, raise maxmemory or set an eviction policy"
             case .noReplicas: "fewer replicas than min-replicas-to-write are connected: check the replicas"
-            case .moved, .ask, .crossSlot, .clusterDown, .tryAgain: "this client speaks to one Redis, not a Cluster: point it at a standalone or Sentinel-managed primary"
+            case .moved: "the slot is served by another node now: cluster clients follow it and retry; a client of one server must be pointed at a standalone or Sentinel-managed primary"
+            case .ask, .crossSlot, .clusterDown, .tryAgain: "a cluster state a client of one server cannot follow: use a redis-cluster:// URL, or point it at a standalone or Sentinel-managed primary"
             default: nil
             }
         }

@@ -36,8 +36,9 @@ struct Grid: AsyncParsableCommand {
             do { bytes = Array(try Data(contentsOf: URL(fileURLWithPath: grid))) } catch { throw ExperimentError(.io, "\(grid): cannot read the grid file", cause: error) }
             let spec = try GridSpec.parse(bytes, path: grid)
             _ = try KFold(rows: dataset.rowCount, folds: folds, seed: seed)
-            let redis = try await connection.connect(label: "grid")
-            let job = try await JobStore(keys: pool.keys).create(dataset, grid: spec, folds: folds, seed: seed, priority: priority, maxAttempts: maxAttempts, on: redis)
+            let keys = pool.keys(connection)
+            let redis = try await connection.connect(label: "grid", slotOf: keys.jobs)
+            let job = try await JobStore(keys: keys).create(dataset, grid: spec, folds: folds, seed: seed, priority: priority, maxAttempts: maxAttempts, on: redis)
             await redis.close()
             if quiet {
                 emit(job.id)

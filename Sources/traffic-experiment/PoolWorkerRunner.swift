@@ -36,7 +36,7 @@ struct PoolWorkerRunner {
         func connect(_ label: String) async throws(ExperimentError) -> RedisClient {
             try await patience.run("connecting") { () throws(ExperimentError) -> RedisClient in
                 do {
-                    return try await connection.connect(label: label)
+                    return try await connection.connect(label: label, slotOf: keys.jobs)
                 } catch let error as ExperimentError {
                     throw error
                 } catch {

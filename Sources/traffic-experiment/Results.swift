@@ -24,14 +24,15 @@ struct Results: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let redis = try await connection.connect(label: "results")
-            let store = JobStore(keys: pool.keys)
+            let keys = pool.keys(connection)
+            let redis = try await connection.connect(label: "results", slotOf: keys.jobs)
+            let store = JobStore(keys: keys)
             guard try await store.description(job: job, on: redis) != nil else { throw ExperimentError(.parameter, "no job \(job) in pool '\(pool.prefix)' (see `status`)") }
             let deadline = ContinuousClock.now + .seconds(saturating: max(0, wait))
             var counts = try await store.counts(job: job, on: redis)
             // Woken by the job's completion event; a poll each second covers an event lost to a
             // reconnect.
-            let events = counts.isFinished || wait <= 0 ? nil : PoolEventWatch(configuration: try connection.configuration(), keys: pool.keys, job: job, wake: .completion)
+            let events = counts.isFinished || wait <= 0 ? nil : PoolEventWatch(configuration: try connection.configuration(slotOf: keys.jobs), keys: keys, job: job, wake: .completion)
             while !counts.isFinished {
                 guard ContinuousClock.now < deadline, let events else {
                     await events?.close()
@@ -42,7 +43,7 @@ struct Results: AsyncParsableCommand {
             }
             await events?.close()
             let output = self.output
-            var finaliser = Finaliser(keys: pool.keys, name: processName)
+            var finaliser = Finaliser(keys: keys, name: processName)
             finaliser.onWait = { emit("[results] another finaliser is writing job \(job)'s results; waiting for it") }
             let outcome = try await finaliser.finalise(job: job, on: redis) { results throws(ExperimentError) in
                 let (json, html) = try results.write(to: output)

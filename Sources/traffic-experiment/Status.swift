@@ -19,15 +19,16 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let redis = try await connection.connect(label: "status")
-            let reader = PoolStatusReader(keys: pool.keys)
+            let keys = pool.keys(connection)
+            let redis = try await connection.connect(label: "status", slotOf: keys.jobs)
+            let reader = PoolStatusReader(keys: keys)
             if json || !stdoutIsTTY {
                 let snapshot = try await reader.snapshot(job: job, on: redis)
                 FileHandle.standardOutput.write(snapshot.json() + Data("\n".utf8))
                 if let job, snapshot.jobs.isEmpty { fail("no job \(job) in pool '\(pool.prefix)'") }
             } else {
                 // Redrawn on every pool event (at most ten times a second) and every --interval.
-                let events = PoolEventWatch(configuration: try connection.configuration(), keys: pool.keys, job: job)
+                let events = PoolEventWatch(configuration: try connection.configuration(slotOf: keys.jobs), keys: keys, job: job)
                 while true {
                     let snapshot = try await reader.snapshot(job: job, on: redis)
                     FileHandle.standardOutput.write(Data(("\u{1B}[H\u{1B}[2J" + snapshot.table()).utf8))

@@ -47,7 +47,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         if joinsPool {
             do {
-                try await PoolWorkerRunner(connection: connection, keys: PoolKeys(prefix: poolPrefix), concurrency: concurrency, name: name, threads: options.threads,
+                try await PoolWorkerRunner(connection: connection, keys: PoolKeys(prefix: connection.tagged(poolPrefix)), concurrency: concurrency, name: name, threads: options.threads,
                                            idleTimeout: idleTimeout, heartbeat: heartbeat, stopGrace: stopGrace).run()
             } catch let error as ExperimentError {
                 fail("[pool] \(error.message)")

@@ -39,10 +39,13 @@ import TestSupport
 
     @Test func transientServerCodesAreTheNotNowOnes() {
         for message in ["LOADING Redis is loading the dataset in memory", "BUSY Redis is busy running a script",
-                        "TRYAGAIN Multiple keys request during rehashing", "READONLY You can't write against a read only replica."] {
+                        "TRYAGAIN Multiple keys request during rehashing", "READONLY You can't write against a read only replica.",
+                        "MOVED 3999 127.0.0.1:6381", "CLUSTERDOWN The cluster is down",
+                        "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"] {
             #expect(RedisError(kind: .server, message: message).isTransient, "\(message)")
         }
-        for message in ["BUSYGROUP Consumer Group name already exists", "WRONGTYPE Operation against a key", "ERR unknown command", "NOSCRIPT No matching script"] {
+        for message in ["BUSYGROUP Consumer Group name already exists", "WRONGTYPE Operation against a key", "ERR unknown command", "NOSCRIPT No matching script",
+                        "CROSSSLOT Keys in request don't hash to the same slot"] {
             #expect(!RedisError(kind: .server, message: message).isTransient, "\(message)")
         }
     }
