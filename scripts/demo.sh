@@ -7,6 +7,8 @@
 #   DEMO_RATE=R     simulated results per second (default 20)
 #   DEMO_FRAME_EVERY=N  every n-th detection carries a painted frame image (default 5; 0: none)
 #   GATEWAY_PORT=P  dashboard and WebSocket port (default 8080, or a free one if taken)
+#   DEMO_REDIS=cluster  a private 6-node Redis Cluster (3 primaries, 3 replicas) instead of
+#                   one redis-server: every component on redis-cluster://
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -39,12 +41,38 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-redis-server --port "$PORT" --bind 127.0.0.1 --dir "$DEMO_DIR" --save "" --appendonly no \
-  --logfile "$DEMO_DIR/redis.log" --daemonize no &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-export REDIS_URL="redis://127.0.0.1:$PORT"
-echo "==> private redis-server at $REDIS_URL"
+wait_ping() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done; echo "redis-server on $1 did not start" >&2; exit 1; }
+case "${DEMO_REDIS:-single}" in
+  cluster)
+    nodes=()
+    for n in 1 2 3 4 5 6; do
+      p=$(free_port)
+      mkdir -p "$DEMO_DIR/node$n"
+      redis-server --port "$p" --bind 127.0.0.1 --dir "$DEMO_DIR/node$n" --save "" --appendonly yes \
+        --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+        --logfile "$DEMO_DIR/node$n/redis.log" --daemonize no &
+      pids+=($!)
+      nodes+=("127.0.0.1:$p")
+    done
+    for node in "${nodes[@]}"; do wait_ping "${node##*:}"; done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes > "$DEMO_DIR/cluster-create.log" 2>&1
+    for _ in $(seq 100); do redis-cli -p "${nodes[0]##*:}" cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+    REDIS_URL="redis-cluster://$(IFS=,; echo "${nodes[*]}")"
+    export REDIS_URL
+    echo "==> private Redis Cluster (3 primaries, 3 replicas) at $REDIS_URL"
+    ;;
+  single)
+    redis-server --port "$PORT" --bind 127.0.0.1 --dir "$DEMO_DIR" --save "" --appendonly no \
+      --logfile "$DEMO_DIR/redis.log" --daemonize no &
+    pids+=($!)
+    wait_ping "$PORT"
+    export REDIS_URL="redis://127.0.0.1:$PORT"
+    echo "==> private redis-server at $REDIS_URL"
+    ;;
+  *)
+    echo "DEMO_REDIS must be 'single' (default) or 'cluster', got '$DEMO_REDIS'" >&2; exit 2
+    ;;
+esac
 
 "$BIN/traffic-aggregator" run --bootstrap-file "$DEMO_DIR/bootstrap" --metrics-port "$METRICS_PORT" > "$DEMO_DIR/aggregator.log" 2>&1 &
 pids+=($!)

@@ -10,9 +10,12 @@ import Backoff
 /// the batch, which `BatchWriter` writes again whole: the cameras that were written then skip
 /// their messages by the Kafka offsets they stored, so no effect happens twice. That includes a
 /// dead or unreachable primary (the map is read again from the other nodes first) and, with
-/// `--min-replica-acks N`, a camera whose `WAIT` on its primary counted fewer than N replicas:
-/// written again, it skips its messages, and the `WAIT` after that write covers the first one
-/// (`WAIT` counts everything its connection wrote before it).
+/// `--min-replica-acks N`, a primary whose `WAIT` counted fewer than N replicas: written again,
+/// its cameras skip their messages, and the `WAIT` after that write covers the first one.
+///
+/// `WAIT` runs once per primary, after its last camera, on the connection that wrote them (it
+/// counts everything its connection wrote before it); when a camera went over another connection
+/// or node (a reconnect, a slot that moved), each connection gets its own `WAIT`.
 struct ClusterBatchWrite: Sendable {
     let cluster: RedisClusterClient
     let transaction: WriteTransaction
@@ -33,12 +36,16 @@ struct ClusterBatchWrite: Sendable {
             for cameras in groups.values {
                 group.addTask {
                     var total = WriteTransaction.Outcome()
-                    for camera in cameras {
-                        do throws(RedisError) {
-                            total.add(try await writeCamera(camera))
-                        } catch {
-                            return .failure(error)
+                    var written: [Connection] = []
+                    do throws(RedisError) {
+                        for camera in cameras {
+                            let (outcome, connection) = try await writeCamera(camera)
+                            total.add(outcome)
+                            if let connection, !written.contains(connection) { written.append(connection) }
                         }
+                        for connection in written { try await awaitReplicas(connection) }
+                    } catch {
+                        return .failure(error)
                     }
                     return .success(total)
                 }
@@ -57,9 +64,35 @@ struct ClusterBatchWrite: Sendable {
         return total
     }
 
+    /// A connection to a primary that wrote cameras of the batch.
+    struct Connection: Sendable, Equatable {
+        let primary: RedisConfiguration.Address
+        let serial: UInt64
+    }
+
+    /// The transaction of each camera: the batch's, without its `WAIT` (`awaitReplicas` waits
+    /// once per connection instead).
+    private var cameraTransaction: WriteTransaction {
+        var each = transaction
+        each.settings.minimumReplicaAcks = 0
+        return each
+    }
+
+    /// `WAIT` for the replicas on a connection that wrote cameras; too few fail the batch (it is
+    /// written again) after saying why; a connection gone fails it too (the primary may have
+    /// died with what it wrote).
+    private func awaitReplicas(_ connection: Connection) async throws(RedisError) {
+        guard let wait = transaction.waitCommand else { return }
+        let node = cluster.node(connection.primary)
+        let count = try await node.send(wait, onConnection: connection.serial)
+        guard count < transaction.settings.minimumReplicaAcks else { return }
+        shortfall(await ReplicaShortfall.read(from: node, required: transaction.settings.minimumReplicaAcks, acknowledged: count, server: connection.primary.description))
+        throw WriteTransaction.PendingAcknowledgement(connection: connection.serial, acknowledged: count).error(transaction.settings)
+    }
+
     /// One camera's transaction on its slot's primary, again while the slot moves (the client's
     /// one redirection rule; `ASK` is waited out, as a transaction cannot follow it).
-    private func writeCamera(_ plan: WritePlan) async throws(RedisError) -> WriteTransaction.Outcome {
+    private func writeCamera(_ plan: WritePlan) async throws(RedisError) -> (WriteTransaction.Outcome, Connection?) {
         let slot = HashSlot.of(plan.latest[0].positionKey)
         var pauses = ReconnectBackoff(policy: cluster.pause)
         var last = RedisClusterClient.noOwner(slot, command: "EXEC")
@@ -69,13 +102,8 @@ struct ClusterBatchWrite: Sendable {
                 continue
             }
             do throws(RedisError) {
-                let written = try await transaction.write(plan, on: cluster.node(primary), partitionEnd: partitionEnd)
-                guard let pending = written.pending else { return written.outcome }
-                // On the primary, not on enough replicas: say why, then fail the batch (it is
-                // written again, and this camera's messages are skipped then).
-                shortfall(await ReplicaShortfall.read(from: cluster.node(primary), required: transaction.settings.minimumReplicaAcks,
-                                                      acknowledged: pending.acknowledged, server: primary.description))
-                throw pending.error(transaction.settings)
+                let written = try await cameraTransaction.write(plan, on: cluster.node(primary), partitionEnd: partitionEnd)
+                return (written.outcome, written.connection.map { Connection(primary: primary, serial: $0) })
             } catch {
                 last = error
                 switch await cluster.follow(error, slot: slot, from: primary, pauses: &pauses) {

@@ -22,6 +22,9 @@ extension WriteTransaction {
         public var outcome: Outcome
         /// nil when acknowledged by `minimumReplicaAcks` replicas (or none are required).
         public var pending: PendingAcknowledgement?
+        /// The connection that wrote it (`RedisConnection.serial`; nil when nothing was sent),
+        /// for a `WAIT` after more writes on it.
+        public var connection: UInt64?
     }
 
     /// Waits again for the replicas to acknowledge a written batch, on the connection that wrote

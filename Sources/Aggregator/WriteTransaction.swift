@@ -201,7 +201,7 @@ public struct WriteTransaction: Sendable {
             outcome.conflicts = conflicts
             outcome.commandErrors = Self.errors(in: result.replies, commands: result.value.1)
             let pending = acknowledged.map { PendingAcknowledgement(connection: result.connection, acknowledged: $0) }
-            return Written(outcome: outcome, pending: pending)
+            return Written(outcome: outcome, pending: pending, connection: result.connection)
         }
         throw RedisError(kind: .transactionConflict, message: "watched keys kept changing during \(conflicts) attempts", command: "EXEC")
     }

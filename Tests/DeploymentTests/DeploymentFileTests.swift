@@ -18,7 +18,7 @@ import TestSupport
 
     @Test func bothComposeFilesAreValid() async throws {
         let compose = try Self.dockerCompose()
-        for file in ["deployment/docker-compose.yml", "deployment/docker-compose.infra.yml"] {
+        for file in ["deployment/docker-compose.yml", "deployment/docker-compose.infra.yml", "deployment/docker-compose.cluster.yml"] {
             let result = try await runCommand(compose, ["-f", Self.path(file), "config", "--quiet"], timeout: .seconds(60))
             #expect(result.status == 0, "\(file): \(result.stderr)")
         }
@@ -47,10 +47,12 @@ import TestSupport
         return names
     }
 
-    @Test func everyVariableAndPortTheStackSetsMatchesTheCode() async throws {
+    /// The Sentinel stack and the Redis Cluster stack.
+    @Test(arguments: ["deployment/docker-compose.yml", "deployment/docker-compose.cluster.yml"])
+    func everyVariableAndPortTheStackSetsMatchesTheCode(file: String) async throws {
         // The compose file as docker-compose resolves it (anchors merged), as JSON.
         let compose = try Self.dockerCompose()
-        let config = try await runCommand(compose, ["-f", Self.path("deployment/docker-compose.yml"), "config"], timeout: .seconds(60))
+        let config = try await runCommand(compose, ["-f", Self.path(file), "config"], timeout: .seconds(60))
         #expect(config.status == 0, "\(config.stderr)")
         let json = try await runCommand("/usr/bin/python3", ["-c", "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"], input: config.stdout)
         #expect(json.status == 0, "\(json.stderr)")
@@ -80,10 +82,23 @@ import TestSupport
             func value(_ key: String) -> String? { environment[key].map { "\($0)" } }
             if let url = value("REDIS_URL") {
                 let redis = try RedisConfiguration(url: url)
-                guard case .sentinel(let sentinels) = redis.endpoint else { Issue.record("\(name): REDIS_URL is not a Sentinel URL: \(url)"); continue }
-                #expect(sentinels.master == monitored, "\(name): master '\(sentinels.master)' is what the sentinels monitor ('\(monitored ?? "?")')")
-                for address in sentinels.addresses {
-                    #expect(services[address.host] != nil && address.port == 26379, "\(name): \(address) is a sentinel service of the stack")
+                switch redis.endpoint {
+                case .sentinel(let sentinels):
+                    #expect(sentinels.master == monitored, "\(name): master '\(sentinels.master)' is what the sentinels monitor ('\(monitored ?? "?")')")
+                    for address in sentinels.addresses {
+                        #expect(services[address.host] != nil && address.port == 26379, "\(name): \(address) is a sentinel service of the stack")
+                    }
+                case .cluster(let seeds):
+                    let create = (services["redis-cluster-create"]?["command"] as? [String])?.joined(separator: " ") ?? ""
+                    #expect(create.contains("--cluster create") && create.contains("--cluster-replicas 1"), "the stack creates its cluster once")
+                    for address in seeds {
+                        let node = (services[address.host]?["command"] as? String) ?? ((services[address.host]?["command"] as? [String])?.joined(separator: " ") ?? "")
+                        #expect(node.contains("--cluster-enabled yes") && node.contains("--cluster-announce-hostname \(address.host)") && address.port == 6379,
+                                "\(name): \(address) is a cluster node of the stack that announces its service name")
+                    }
+                    #expect(seeds.count == 6, "\(name): every node is a seed")
+                default:
+                    Issue.record("\(name): REDIS_URL is neither a Sentinel nor a Cluster URL: \(url)")
                 }
             }
             if let topic = value("KAFKA_TOPIC") { #expect(topicsCommand.contains("--topic \(topic) "), "\(name): \(topic) is created by kafka-topics") }
