@@ -36,6 +36,25 @@ import Simulation
         redis.stop()
     }
 
+    /// A `redis-cluster://` URL that cannot work stops the gateway at start, saying why: no seed
+    /// answers, a seed is a plain server, or the namespace has a brace.
+    @Test func aClusterURLThatCannotWorkStopsTheGatewayAtStart() async throws {
+        let plain = try await RedisServer()
+        defer { plain.stop() }
+        let nobody = try FreePort.find()
+        for (arguments, expected) in [
+            (["--redis-url", "redis-cluster://127.0.0.1:\(nobody)"], "no cluster node answered"),
+            (["--redis-url", "redis-cluster://127.0.0.1:\(plain.port)"], "is not in cluster mode"),
+            (["--redis-url", "redis-cluster://127.0.0.1:\(plain.port)", "--namespace", "{prod}:"], "contains '{' or '}'"),
+        ] {
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("gateway-cluster") + ".log").path
+            let process = try ChildProcess(Self.binary, ["run", "--port", String(try FreePort.find())] + arguments, output: .appendToFile(log))
+            let status = try await process.wait(timeout: .seconds(30))
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" // try?: no file yet reads as empty
+            #expect(status != 0 && output.contains(expected), "\(arguments): exit \(status): \(output.suffix(400))")
+        }
+    }
+
     /// Resident memory of a process in bytes, from /proc.
     static func residentBytes(_ pid: pid_t) -> Int {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "" // try?: no file yet reads as empty
