@@ -102,7 +102,7 @@ final class ClusterChannels: LiveChannels {
     /// Subscribes the cameras found on the primaries that are not subscribed yet.
     private func subscribeFound(announcing: Bool) async throws(RedisError) {
         var cameras: Set<Int> = []
-        for key in try await redis.keys(matching: "\(keys.namespace)camera:{*}:position") {
+        for key in try await redis.keys(matching: keys.allPositionsPattern) {
             if let camera = keys.camera(fromKey: key, suffix: "position") { cameras.insert(camera) }
         }
         // Cameras watched by name are subscribed already: only the others are new to the stream.

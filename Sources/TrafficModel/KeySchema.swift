@@ -54,6 +54,10 @@ public struct KeySchema: Sendable, Equatable {
     /// not channels); in cluster mode a SCAN pattern only (shard channels have no pattern form).
     public var allCamerasPattern: String { "\(namespace)camera:*" }
 
+    /// The SCAN pattern matching every camera's position hash: every camera that ever had a
+    /// result (how cameras are found on a cluster, whose shard channels have no pattern form).
+    public var allPositionsPattern: String { hashTagged ? "\(namespace)camera:{*}:position" : "\(namespace)camera:*:position" }
+
     /// The camera id of a channel name of this namespace, or nil.
     public func camera(fromChannel channel: String) -> Int? {
         let prefix = "\(namespace)camera:"

@@ -105,7 +105,7 @@ struct WatchCommand: AsyncParsableCommand {
                 var watched = Set<Int>()
                 while !Task.isCancelled {
                     do throws(RedisError) {
-                        let found = Set(try await cluster.keys(matching: "\(keys.namespace)camera:{*}:position").compactMap { keys.camera(fromKey: $0, suffix: "position") })
+                        let found = Set(try await cluster.keys(matching: keys.allPositionsPattern).compactMap { keys.camera(fromKey: $0, suffix: "position") })
                         let fresh = found.subtracting(watched).sorted()
                         if !fresh.isEmpty {
                             try await subscriber.subscribe(fresh.map(keys.cameraChannel))

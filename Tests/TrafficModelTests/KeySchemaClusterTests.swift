@@ -12,6 +12,7 @@ import TrafficModel
         #expect(keys.detection("r1") == "prod:detection:r1", "named by the camera pipeline: unchanged")
         let single = KeySchema(namespace: "prod:")
         #expect(single.latest(7) == "prod:camera:7:latest" && single.alerts(7) == "prod:alerts:7", "single-node mode keeps today's names")
+        #expect(keys.allPositionsPattern == "prod:camera:{*}:position" && single.allPositionsPattern == "prod:camera:*:position")
     }
 
     @Test func idsAreReadBackFromEitherForm() {
