@@ -14,12 +14,14 @@ public struct HTTPGetResult: Sendable {
     public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-public func httpGet(port: Int, path: String, headers: [String: String] = [:], timeout: Duration = .seconds(5)) async throws -> HTTPGetResult {
+/// `timeout` bounds the wait for the answer: generous, since tests run beside every other suite
+/// on two shared cores (a test checks what is answered, never how fast).
+public func httpGet(port: Int, path: String, headers: [String: String] = [:], timeout: Duration = .seconds(15)) async throws -> HTTPGetResult {
     try await httpRequest(port: port, method: "GET", path: path, headers: headers, timeout: timeout)
 }
 
 /// The same for any method, with an optional body (sent with its Content-Length).
-public func httpRequest(port: Int, method: String, path: String, headers: [String: String] = [:], body: [UInt8] = [], timeout: Duration = .seconds(5)) async throws -> HTTPGetResult {
+public func httpRequest(port: Int, method: String, path: String, headers: [String: String] = [:], body: [UInt8] = [], timeout: Duration = .seconds(15)) async throws -> HTTPGetResult {
     // The blocking socket calls run on a thread of their own: not on the cooperative pool, and
     // not on Dispatch's global queue either, which on Linux shares its width with that pool
     // (forty blocked requests there would starve the in-process server they are waiting on).
