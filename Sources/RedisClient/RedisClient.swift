@@ -76,22 +76,14 @@ public final class RedisClient: Sendable {
         return try await perform { connection throws(RedisError) in try connection.pipeline(commands) }
     }
 
-    /// Sends the pipeline as `execute` does, and says which connection ran it
-    /// (`RedisConnection.serial`), for a `WAIT` on that connection afterwards.
-    public func executeReportingConnection(_ pipeline: RedisPipeline) async throws(RedisError) -> (replies: [RedisReply], connection: UInt64) {
-        let commands = pipeline.commands
-        return try await perform { connection throws(RedisError) in (try connection.pipeline(commands), connection.serial) }
-    }
-
-    /// The script's SHA1 for `EVALSHA`: as loaded before by this client, or loaded now.
-    public func scriptHash(_ script: RedisScript) async throws(RedisError) -> String {
-        if let cached = scriptHashes.withLock({ $0[script.source] }) { return cached }
-        return try await load(script)
-    }
-
     /// Runs a Lua script with `EVALSHA`, loading it first when the server does not know it.
     public func run(_ script: RedisScript, keys: [String], arguments: [[UInt8]]) async throws(RedisError) -> RedisReply {
-        var sha = try await scriptHash(script)
+        var sha: String
+        if let cached = scriptHashes.withLock({ $0[script.source] }) {
+            sha = cached
+        } else {
+            sha = try await load(script)
+        }
         do {
             return try await send(RedisScript.evalsha(sha: sha, keys: keys, arguments: arguments))
         } catch where error.serverCode == .noScript {
