@@ -2,8 +2,10 @@ import RedisClient
 import Backoff
 
 /// A batch written to a Redis Cluster: one `WriteTransaction` per camera (its keys and shard
-/// channel share the slot of its hash tag) on that slot's primary — each primary's cameras one
-/// after another on its connection, all primaries at once. A camera whose slot is moving
+/// channel share the slot of its hash tag) on that slot's primary — each primary's cameras
+/// spread over its `connectionsPerNode` connections (lanes), one after another on a lane, all
+/// lanes of all primaries at once: a transaction is two round trips, and a primary's cameras
+/// share its lanes instead of waiting for each other. A camera whose slot is moving
 /// (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN` from its reads, `WATCH` or `EXEC`, none of which
 /// applied anything) is written again: on the node `MOVED` names, or after a pause while the
 /// slot migrates. Any other failure fails
@@ -13,9 +15,9 @@ import Backoff
 /// `--min-replica-acks N`, a primary whose `WAIT` counted fewer than N replicas: written again,
 /// its cameras skip their messages, and the `WAIT` after that write covers the first one.
 ///
-/// `WAIT` runs once per primary, after its last camera, on the connection that wrote them (it
-/// counts everything its connection wrote before it); when a camera went over another connection
-/// or node (a reconnect, a slot that moved), each connection gets its own `WAIT`.
+/// `WAIT` runs once per lane that wrote, after its last camera, on that connection (it counts
+/// everything its connection wrote before it); when a camera went over another connection or node
+/// (a reconnect, a slot that moved), that connection gets its own `WAIT`.
 struct ClusterBatchWrite: Sendable {
     let cluster: RedisClusterClient
     let transaction: WriteTransaction
@@ -27,19 +29,25 @@ struct ClusterBatchWrite: Sendable {
     var attempts = 8
 
     func write(_ plan: WritePlan) async throws(RedisError) -> WriteTransaction.Outcome {
-        // By primary; cameras of a slot no primary serves now (nil) wait for the map on their own.
+        // By primary, then lane; cameras of a slot no primary serves now (nil) wait for the map
+        // on their own.
         var groups: [RedisConfiguration.Address?: [WritePlan]] = [:]
         for camera in plan.perCamera() {
             groups[cluster.primary(forSlot: HashSlot.of(camera.latest[0].positionKey)), default: []].append(camera)
         }
+        var lanes: [(lane: Int, cameras: [WritePlan])] = []
+        for cameras in groups.values {
+            let count = min(cameras.count, cluster.connectionsPerNode)
+            for lane in 0..<count { lanes.append((lane, stride(from: lane, to: cameras.count, by: count).map { cameras[$0] })) }
+        }
         let results = await withTaskGroup(of: Result<WriteTransaction.Outcome, RedisError>.self) { group in
-            for cameras in groups.values {
+            for (lane, cameras) in lanes {
                 group.addTask {
                     var total = WriteTransaction.Outcome()
                     var written: [Connection] = []
                     do throws(RedisError) {
                         for camera in cameras {
-                            let (outcome, connection) = try await writeCamera(camera)
+                            let (outcome, connection) = try await writeCamera(camera, lane: lane)
                             total.add(outcome)
                             if let connection, !written.contains(connection) { written.append(connection) }
                         }
@@ -67,6 +75,7 @@ struct ClusterBatchWrite: Sendable {
     /// A connection to a primary that wrote cameras of the batch.
     struct Connection: Sendable, Equatable {
         let primary: RedisConfiguration.Address
+        let lane: Int
         let serial: UInt64
     }
 
@@ -83,7 +92,7 @@ struct ClusterBatchWrite: Sendable {
     /// died with what it wrote).
     private func awaitReplicas(_ connection: Connection) async throws(RedisError) {
         guard let wait = transaction.waitCommand else { return }
-        let node = cluster.node(connection.primary)
+        let node = cluster.node(connection.primary, lane: connection.lane)
         let count = try await node.send(wait, onConnection: connection.serial)
         guard count < transaction.settings.minimumReplicaAcks else { return }
         shortfall(await ReplicaShortfall.read(from: node, required: transaction.settings.minimumReplicaAcks, acknowledged: count, server: connection.primary.description))
@@ -92,7 +101,7 @@ struct ClusterBatchWrite: Sendable {
 
     /// One camera's transaction on its slot's primary, again while the slot moves (the client's
     /// one redirection rule; `ASK` is waited out, as a transaction cannot follow it).
-    private func writeCamera(_ plan: WritePlan) async throws(RedisError) -> (WriteTransaction.Outcome, Connection?) {
+    private func writeCamera(_ plan: WritePlan, lane: Int) async throws(RedisError) -> (WriteTransaction.Outcome, Connection?) {
         let slot = HashSlot.of(plan.latest[0].positionKey)
         var pauses = ReconnectBackoff(policy: cluster.pause)
         var last = RedisClusterClient.noOwner(slot, command: "EXEC")
@@ -102,8 +111,8 @@ struct ClusterBatchWrite: Sendable {
                 continue
             }
             do throws(RedisError) {
-                let written = try await cameraTransaction.write(plan, on: cluster.node(primary), partitionEnd: partitionEnd)
-                return (written.outcome, written.connection.map { Connection(primary: primary, serial: $0) })
+                let written = try await cameraTransaction.write(plan, on: cluster.node(primary, lane: lane), partitionEnd: partitionEnd)
+                return (written.outcome, written.connection.map { Connection(primary: primary, lane: lane, serial: $0) })
             } catch {
                 last = error
                 switch await cluster.follow(error, slot: slot, from: primary, pauses: &pauses) {

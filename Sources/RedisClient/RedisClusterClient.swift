@@ -3,7 +3,8 @@ import Synchronization
 public import Backoff
 
 /// Routes commands over a Redis Cluster: the slot map from `CLUSTER SHARDS` (or `CLUSTER
-/// SLOTS`), one `RedisClient` per node, each command sent to the primary of its key's slot.
+/// SLOTS`), a pool of `connectionsPerNode` `RedisClient`s (one connection each) per node, each
+/// command sent to the primary of its key's slot.
 ///
 /// Redirections are followed: `MOVED` refreshes the map and sends the command again to the
 /// new owner; `ASK` (a slot being migrated) sends `ASKING` and the command once to the node named,
@@ -26,25 +27,36 @@ public final class RedisClusterClient: Sendable {
     /// last error is thrown.
     let attempts = 8
     public let pause = ReconnectBackoff.Policy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(640))
+    /// Connections kept per node (made as they are first used): a writer spreads one node's
+    /// transactions over them, so they run side by side instead of one after another.
+    public let connectionsPerNode: Int
 
     private struct State {
         var map: ClusterSlotMap
-        var clients: [Address: RedisClient] = [:]
+        /// Per node, its connections by lane (lane 0 first).
+        var clients: [Address: [Int: RedisClient]] = [:]
     }
 
-    private init(configuration: RedisConfiguration, seeds: [Address], map: ClusterSlotMap, label: String, logger: Logger) {
+    private init(configuration: RedisConfiguration, seeds: [Address], map: ClusterSlotMap, label: String, logger: Logger, connectionsPerNode: Int) {
         self.configuration = configuration
         self.seeds = seeds
         self.label = label
         self.logger = logger
+        self.connectionsPerNode = max(1, connectionsPerNode)
         state = Mutex(State(map: map))
     }
 
     /// A client that reads the slot map on first use (for services built synchronously): a
     /// wrong URL, no reachable seed or a server not in cluster mode fails that first command.
-    public convenience init(configuration: RedisConfiguration, label: String = "redis-cluster", logger: Logger = Logger(label: "redis-cluster")) throws(RedisError) {
-        self.init(configuration: configuration, seeds: try Self.seeds(of: configuration), map: ClusterSlotMap(shards: []), label: label, logger: logger)
+    public convenience init(configuration: RedisConfiguration, label: String = "redis-cluster", logger: Logger = Logger(label: "redis-cluster"),
+                            connectionsPerNode: Int = RedisClusterClient.defaultConnectionsPerNode) throws(RedisError) {
+        self.init(configuration: configuration, seeds: try Self.seeds(of: configuration), map: ClusterSlotMap(shards: []), label: label, logger: logger,
+                  connectionsPerNode: connectionsPerNode)
     }
+
+    /// Four connections per node: enough to keep a primary's transactions in flight side by side
+    /// on a LAN, few enough that hundreds of clients stay far under a node's `maxclients`.
+    public static let defaultConnectionsPerNode = 4
 
     /// The seed nodes of a `redis-cluster://` configuration.
     private static func seeds(of configuration: RedisConfiguration) throws(RedisError) -> [Address] {
@@ -56,10 +68,11 @@ public final class RedisClusterClient: Sendable {
 
     /// Connects through the configuration's seed nodes (`.cluster`) and reads the slot map, so a
     /// wrong URL, no reachable seed or a server not in cluster mode fails here, naming it.
-    public static func connect(configuration: RedisConfiguration, label: String = "redis-cluster", logger: Logger = Logger(label: "redis-cluster")) async throws(RedisError) -> RedisClusterClient {
+    public static func connect(configuration: RedisConfiguration, label: String = "redis-cluster", logger: Logger = Logger(label: "redis-cluster"),
+                               connectionsPerNode: Int = RedisClusterClient.defaultConnectionsPerNode) async throws(RedisError) -> RedisClusterClient {
         let seeds = try seeds(of: configuration)
         let map = try await fetchMap(from: seeds, configuration: configuration, clientFor: nil)
-        return RedisClusterClient(configuration: configuration, seeds: seeds, map: map, label: label, logger: logger)
+        return RedisClusterClient(configuration: configuration, seeds: seeds, map: map, label: label, logger: logger, connectionsPerNode: connectionsPerNode)
     }
 
     /// The slot map as last read.
@@ -71,10 +84,17 @@ public final class RedisClusterClient: Sendable {
     /// The client of one node (made on first use, then kept), e.g. for a transaction on the
     /// primary of a slot: the caller then handles redirections itself.
     public func node(_ address: Address) -> RedisClient {
-        state.withLock { state in
-            if let client = state.clients[address] { return client }
-            let client = RedisClient(configuration: Self.nodeConfiguration(address, configuration), label: "\(label).\(address)", logger: logger)
-            state.clients[address] = client
+        node(address, lane: 0)
+    }
+
+    /// One of the node's `connectionsPerNode` connections (`lane` modulo their number), made on
+    /// first use, then kept. Commands on one lane run in order; lanes run side by side.
+    public func node(_ address: Address, lane: Int) -> RedisClient {
+        let lane = ((lane % connectionsPerNode) + connectionsPerNode) % connectionsPerNode
+        return state.withLock { state in
+            if let client = state.clients[address]?[lane] { return client }
+            let client = RedisClient(configuration: Self.nodeConfiguration(address, configuration), label: "\(label).\(address)#\(lane)", logger: logger)
+            state.clients[address, default: [:]][lane] = client
             return client
         }
     }
@@ -209,7 +229,7 @@ public final class RedisClusterClient: Sendable {
 
     /// Closes every node's connection.
     public func close() async {
-        for client in state.withLock({ Array($0.clients.values) }) { await client.close() }
+        for client in state.withLock({ $0.clients.values.flatMap(\.values) }) { await client.close() }
     }
 
     /// The node named by a `MOVED`/`ASK` error (`MOVED 3999 127.0.0.1:6381`); an empty or `?`

@@ -183,4 +183,65 @@ import Simulation
         await watch.stop()
         await rig.close()
     }
+
+    /// The aggregator and the gateway as operators run them — processes on a `redis-cluster://`
+    /// URL — while a primary is SIGKILLed (its replica promoted, the node restarted) and the
+    /// aggregator is SIGKILLed and restarted: every result once, alerts once, `latest` the newest,
+    /// and a browser on `"*"` saw every result of every camera or a gap notice.
+    @Test func theProcessesOnAClusterRideOutAPrimaryAndTheAggregatorKilled() async throws {
+        let rig = try await ClusterRig(cameras: 9, results: 2_700, seed: 26)
+        let bin = URL(fileURLWithPath: AggregatorProcessTests.binary).deletingLastPathComponent()
+        func log(_ name: String) -> String { FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName(name) + ".log").path }
+        let gatewayPort = try FreePort.find()
+        let gateway = try ChildProcess(bin.appendingPathComponent("traffic-gateway").path, [
+            "run", "--port", String(gatewayPort), "--redis-url", rig.cluster.url, "--namespace", rig.keys.namespace,
+            "--camera-discovery-seconds", "0.3", "--max-queue-bytes", String(64 << 20),
+        ], output: .appendToFile(log("cluster-gateway")))
+        try await waitUntil("the gateway process is healthy", timeout: .seconds(30)) { (try? await httpGet(port: gatewayPort, path: "/healthz"))?.status == 200 } // try?: not listening yet
+        let clients = try WebSocketTestClients(port: gatewayPort)
+        let everyCamera = try await clients.watch(nil)
+        let aggregatorLog = log("cluster-aggregator")
+        func aggregator() throws -> ChildProcess {
+            try ChildProcess(AggregatorProcessTests.binary, [
+                "run", "--kafka-bootstrap", rig.kafka.bootstrapServers, "--topic", rig.configuration.topic, "--dlq-topic", rig.configuration.deadLetterTopic,
+                "--group", rig.configuration.group, "--redis-url", rig.cluster.url, "--namespace", rig.keys.namespace,
+                "--alert-list-length", "10000", "--history-length", "10000", "--batch-size", "100", "--metrics-port", String(try FreePort.find()), "--metrics-host", "127.0.0.1",
+                "-X", "fetch.wait.max.ms=10", "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
+            ], output: .appendToFile(aggregatorLog))
+        }
+        var process = try aggregator()
+        let victimCamera = 4
+        try await waitUntil("camera \(victimCamera) is being written", timeout: .seconds(60), every: .milliseconds(5)) {
+            try await rig.produceMore()
+            return try await rig.applied(victimCamera) > 30
+        }
+        let redis = rig.redis
+        let slot = HashSlot.of(rig.keys.position(victimCamera))
+        let dead = try #require(redis.primary(forSlot: slot))
+        let victim = try #require(rig.cluster.node(port: dead.port))
+        victim.kill()
+        try await waitUntil("the replica is promoted", timeout: .seconds(60), every: .milliseconds(50)) {
+            try await rig.produceMore()
+            try? await redis.refresh(avoiding: dead) // try?: the map is read again until a live node answers
+            return redis.primary(forSlot: slot).map { $0 != dead } ?? false
+        }
+        for _ in 0..<5 { try await rig.produceMore() }
+        process.signal(SIGKILL) // with writes in flight, offsets uncommitted
+        _ = try await process.wait(timeout: .seconds(30))
+        try await victim.start()
+        process = try aggregator()
+        while !rig.allProduced { try await rig.produceMore() }
+        try await waitUntil("every result applied", timeout: .seconds(120), every: .milliseconds(100)) {
+            (try? await rig.total()) == rig.frames.count // try?: a camera still on its way to a new primary counts as not yet
+        }
+        process.signal(SIGTERM)
+        #expect(try await process.wait(timeout: .seconds(60)) == 0)
+        try await rig.expectExactlyOnce()
+        for (camera, results) in rig.perCamera { try await clients.expectEveryResultOrGap(everyCamera, camera: camera, total: results) }
+        #expect(clients.objects(everyCamera).contains { $0["type"] as? String == "status" && $0["redis"] as? String == "down" }, "the primary's death was announced")
+        clients.stop()
+        gateway.signal(SIGTERM)
+        #expect(try await gateway.wait(timeout: .seconds(30)) == 0)
+        await rig.close()
+    }
 }

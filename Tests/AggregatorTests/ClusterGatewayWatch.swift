@@ -32,13 +32,33 @@ final class ClusterGatewayWatch: Sendable {
     }
 
     /// A client watching `cameras` (nil: every camera, `"*"`), once its snapshot arrived.
+    func watch(_ cameras: [Int]?) async throws -> WebSocketID { try await clients.watch(cameras) }
+
+    func expectEveryResultOrGap(_ id: WebSocketID, camera: Int, total: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await clients.expectEveryResultOrGap(id, camera: camera, total: total, sourceLocation: sourceLocation)
+    }
+
+    /// Gap notices `id` got (a failover loses what the dead primary had not replicated).
+    func gaps(_ id: WebSocketID) -> Int { clients.gaps(id) }
+
+    func stop() async {
+        clients.stop()
+        await gateway.stop()
+    }
+}
+
+/// What a browser saw of a camera, checked the same way for an in-process gateway and a process.
+extension WebSocketTestClients {
+    /// A client watching `cameras` (nil: every camera, `"*"`), once its snapshot arrived.
     func watch(_ cameras: [Int]?) async throws -> WebSocketID {
-        let id = try await clients.open()
+        let id = try await open()
         let list = cameras.map { "[" + $0.map(String.init).joined(separator: ",") + "]" } ?? #""*""#
-        clients.send(#"{"type":"subscribe","cameras":\#(list)}"#, to: id)
-        _ = try await clients.waitFor(id, type: "snapshot", timeout: .seconds(30))
+        send(#"{"type":"subscribe","cameras":\#(list)}"#, to: id)
+        _ = try await waitFor(id, type: "snapshot", timeout: .seconds(30))
         return id
     }
+
+    func gaps(_ id: WebSocketID) -> Int { objects(id).filter { $0["type"] as? String == "gap" }.count }
 
     /// The offsets `id` got of `camera` in order, from its snapshot on, each marked with whether
     /// a `gap` notice for the camera came since the previous one.
@@ -46,7 +66,7 @@ final class ClusterGatewayWatch: Sendable {
         var start: Int64 = 0
         var offsets: [(Int64, Bool)] = []
         var gap = false
-        for object in clients.objects(id) {
+        for object in objects(id) {
             switch object["type"] as? String {
             case "snapshot":
                 for entry in object["cameras"] as? [[String: Any]] ?? [] where entry["camera"] as? Int == camera {
@@ -78,7 +98,7 @@ final class ClusterGatewayWatch: Sendable {
             }
         } catch {
             let got = stream(id, camera: camera)
-            let kinds = clients.objects(id).compactMap { $0["type"] as? String }
+            let kinds = objects(id).compactMap { $0["type"] as? String }
             throw LocalServiceError("\(error): it got from \(got.start) the offsets \(got.offsets.map(\.offset).prefix(20))… (\(got.offsets.count)); messages: \(Dictionary(grouping: kinds, by: { $0 }).mapValues(\.count))")
         }
         let (start, offsets) = stream(id, camera: camera)
@@ -95,11 +115,4 @@ final class ClusterGatewayWatch: Sendable {
         #expect(last == Int64(total), "camera \(camera): up to its newest result", sourceLocation: sourceLocation)
     }
 
-    /// Gap notices `id` got (a failover loses what the dead primary had not replicated).
-    func gaps(_ id: WebSocketID) -> Int { clients.objects(id).filter { $0["type"] as? String == "gap" }.count }
-
-    func stop() async {
-        clients.stop()
-        await gateway.stop()
-    }
 }
