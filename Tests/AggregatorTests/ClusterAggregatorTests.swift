@@ -215,6 +215,12 @@ import Simulation
             try await rig.produceMore()
             return try await rig.applied(victimCamera) > 30
         }
+        // The browser's gateway has found the camera and follows its shard channel on the primary
+        // about to die.
+        try await waitUntil("the '*' browser gets camera \(victimCamera) live", timeout: .seconds(60), every: .milliseconds(20)) {
+            try await rig.produceMore()
+            return !clients.stream(everyCamera, camera: victimCamera).offsets.isEmpty
+        }
         let redis = rig.redis
         let slot = HashSlot.of(rig.keys.position(victimCamera))
         let dead = try #require(redis.primary(forSlot: slot))
