@@ -68,21 +68,40 @@ extension RedisClusterClient: RedisRouting {
         for (index, key) in keys.enumerated() {
             if let owner = map.primary(forSlot: HashSlot.of(key)) { byNode[owner, default: []].append(index) } else { unrouted.append(index) }
         }
-        for (address, indices) in byNode {
-            var part = RedisPipeline(capacity: indices.count)
-            for index in indices { _ = part.append(RedisCommand<RedisReply>.raw(commands[index])) }
+        // Every node's part at once: the pipeline costs one round trip of wall time, not one per node.
+        let parts = await withTaskGroup(of: (RedisConfiguration.Address, [Int], Result<[RedisReply], RedisError>).self) { group in
+            for (address, indices) in byNode {
+                var part = RedisPipeline(capacity: indices.count)
+                for index in indices { _ = part.append(RedisCommand<RedisReply>.raw(commands[index])) }
+                let client = node(address)
+                group.addTask {
+                    do throws(RedisError) {
+                        return (address, indices, .success(try await client.execute(part)))
+                    } catch {
+                        return (address, indices, .failure(error))
+                    }
+                }
+            }
+            var all: [(RedisConfiguration.Address, [Int], Result<[RedisReply], RedisError>)] = []
+            for await part in group { all.append(part) }
+            return all
+        }
+        var lost: RedisError?
+        for (address, indices, result) in parts {
             let answered: [RedisReply]
-            do {
-                answered = try await node(address).execute(part)
-            } catch where error.kind == .connectionFailed {
+            switch result {
+            case .success(let replies):
+                answered = replies
+            case .failure(let error) where error.kind == .connectionFailed:
                 // Refused before anything was sent: each command goes again on its own, after
                 // the map is read again (the node may be dead and its replica promoted).
                 unrouted += indices
                 continue
-            } catch where error.kind == .connectionLost || error.kind == .timeout {
+            case .failure(let error):
                 // They may have run: not sent again; the map is read again for the caller's retry.
-                try? await refresh(avoiding: address) // try?: the retry reads the map again if this fails
-                throw error
+                if error.kind == .connectionLost || error.kind == .timeout { try? await refresh(avoiding: address) } // try?: the retry reads the map again if this fails
+                lost = lost ?? error
+                continue
             }
             for (position, index) in indices.enumerated() {
                 if case .error(let message) = answered[position], [.moved, .ask, .tryAgain, .clusterDown].contains(RedisError.ServerCode(errorReply: message)) {
@@ -92,6 +111,7 @@ extension RedisClusterClient: RedisRouting {
                 }
             }
         }
+        if let lost { throw lost }
         for index in unrouted.sorted() {
             do {
                 replies[index] = try await send(RedisCommand<RedisReply>.raw(commands[index]), routedBy: keys[index])
