@@ -48,6 +48,10 @@ import Simulation
         let moving = 3
         let named = try await watch.watch([moving, 5])
         let everyCamera = try await watch.watch(nil)
+        // A second gateway subscribes on the replicas: the source's replica stops serving the slot
+        // too, and the subscription must follow it to the target's replica.
+        let replicaWatch = try await ClusterGatewayWatch(rig, readFromReplicas: true)
+        let onReplica = try await replicaWatch.watch([moving])
         let service = try rig.service(label: "migrate")
         let running = Task { try await service.run() }
         try await waitUntil("camera \(moving) is being written", timeout: .seconds(60), every: .milliseconds(5)) {
@@ -73,7 +77,9 @@ import Simulation
         let totals = rig.perCamera
         for camera in [moving, 5] { try await watch.expectEveryResultOrGap(named, camera: camera, total: totals[camera] ?? 0) }
         for (camera, results) in totals { try await watch.expectEveryResultOrGap(everyCamera, camera: camera, total: results) }
+        try await replicaWatch.expectEveryResultOrGap(onReplica, camera: moving, total: totals[moving] ?? 0)
         await watch.stop()
+        await replicaWatch.stop()
         await rig.close()
     }
 

@@ -12,8 +12,9 @@ final class ClusterGatewayWatch: Sendable {
     let gateway: GatewayService
     let clients: WebSocketTestClients
 
-    init(_ rig: ClusterRig) async throws {
+    init(_ rig: ClusterRig, readFromReplicas: Bool = false) async throws {
         var config = GatewayConfiguration()
+        config.readFromReplicas = readFromReplicas
         config.port = try FreePort.find()
         config.redisURL = rig.cluster.url
         config.keys = KeySchema(namespace: rig.keys.namespace)
