@@ -208,6 +208,8 @@ actor GatewayCore: WebServerDelegate {
                 perform(hub.redisRestored())
             case .camerasAppeared(let cameras):
                 perform(hub.camerasAppeared(cameras))
+            case .camerasRestored(let cameras):
+                perform(hub.camerasRestored(cameras))
             }
         }
     }

@@ -88,8 +88,14 @@ public final class GatewayService: Service, Sendable {
                 // after a reconnect `.reconnected` does, once every subscription is live again.
                 metrics.redisUp.set(Int64(1))
                 if probe.probeSubscribed() { inbox.push(.redisRestored) }
-            case .subscribed, .unsubscribed, .shardChannelsLost:
-                break // a sharded subscriber places lost shard channels again itself
+            case .shardChannelsLost(let channels, let reason):
+                // Placed again by the subscriber; `.shardChannelsRestored` follows.
+                logger.info("camera channels interrupted (their slots moved)", metadata: ["channels": "\(channels.count)", "reason": "\(reason)"])
+            case .shardChannelsRestored(let channels):
+                let cameras = channels.compactMap(keys.camera(fromChannel:))
+                if !cameras.isEmpty { inbox.push(.camerasRestored(cameras)) }
+            case .subscribed, .unsubscribed:
+                break
             }
         }
         if cluster {

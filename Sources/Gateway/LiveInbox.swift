@@ -14,6 +14,8 @@ final class LiveInbox: Sendable {
         /// Cameras that appeared on a cluster while "every camera" is watched; their channels are
         /// being subscribed now (so their history is read after that).
         case camerasAppeared([Int])
+        /// Cameras whose subscriptions were interrupted (their slot moved) are live again.
+        case camerasRestored([Int])
     }
 
     private struct State {

@@ -253,7 +253,19 @@ public struct SubscriptionHub: Sendable {
             redisUp = true
             actions += clients.keys.sorted().map { .send($0, .status(redis: true)) }
         }
-        for camera in cameras.keys.sorted() {
+        return actions + catchUp(cameras.keys.sorted())
+    }
+
+    /// Some cameras' subscriptions were interrupted and are live again (on a cluster, their slot
+    /// moved): those cameras catch up from their history; clients need not hear of it.
+    public mutating func camerasRestored(_ restored: [Int]) -> [HubAction] {
+        catchUp(restored.sorted())
+    }
+
+    /// Each followed camera reads its history after the last result it got.
+    mutating func catchUp(_ list: [Int]) -> [HubAction] {
+        var actions: [HubAction] = []
+        for camera in list {
             guard let state = cameras[camera], !state.catchingUp, let last = state.last else { continue }
             let g = generation()
             cameras[camera] = Camera(last: last, catchingUp: true, generation: g)

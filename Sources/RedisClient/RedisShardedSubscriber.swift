@@ -7,12 +7,15 @@ import Backoff
 /// `SPUBLISH` messages too, and spare the primaries the fan-out). One `RedisSubscriber` per node
 /// in use, so a shard costs one connection however many channels it serves.
 ///
-/// The placement follows the cluster: when a node refuses a channel (`MOVED`), drops it (its
-/// slot moved away), or its connection breaks (a failover), the handler hears `.disconnected`,
-/// the slot map is read again, every channel is subscribed anew where it is served now, and the
-/// handler hears `.reconnected` once all are confirmed. Messages published to a channel in
-/// between are not delivered (pub/sub keeps nothing): `.reconnected` is the cue to read what was
-/// missed, as after a reconnect of a single `RedisSubscriber`.
+/// The placement follows the cluster. When a node refuses a channel (`MOVED`), drops it (its slot
+/// moved away) or no longer serves its slot (checked against the map), only those channels are
+/// interrupted: the handler hears `.shardChannelsLost`, then `.shardChannelsRestored` once they
+/// are subscribed where they are served now — a reshard moving thousands of slots interrupts
+/// each camera once, not every camera per slot. When a node's connection breaks (a failover) or
+/// a subscription cannot be placed at all, the handler hears `.disconnected`, and `.reconnected`
+/// once every channel is placed again. Messages published to a channel in between are not
+/// delivered (pub/sub keeps nothing): the restored and reconnected events are the cue to read what
+/// was missed, as after a reconnect of a single `RedisSubscriber`.
 ///
 /// Changes are applied one at a time by one task, in the order asked; the handler is called on
 /// the node subscribers' threads (keep it short). Shard channels have no pattern form.
@@ -51,6 +54,8 @@ public final class RedisShardedSubscriber: Sendable {
         var down: Set<Address> = []
         /// `.disconnected` was reported and `.reconnected` not yet.
         var degraded = false
+        /// Channels reported lost (`.shardChannelsLost`) and not restored yet.
+        var interrupted: Set<String> = []
         var repairQueued = false
         var closed = false
     }
@@ -167,7 +172,11 @@ public final class RedisShardedSubscriber: Sendable {
                     try await place(unplaced, avoidReplicas: false)
                     continuation.resume(returning: .success(()))
                 } catch {
-                    degrade("shard channels could not be subscribed: \(error.message)")
+                    if error.serverCode == .moved {
+                        queueRepair() // the node's own report made them lost: restored once placed
+                    } else {
+                        degrade("shard channels could not be subscribed: \(error.message)")
+                    }
                     continuation.resume(returning: .failure(error))
                 }
             case .unsubscribe(let channels, let continuation):
@@ -241,9 +250,13 @@ public final class RedisShardedSubscriber: Sendable {
                     // After a failed attempt, primaries only: a replica may be what failed.
                     try await place(unplaced, avoidReplicas: attempt > 1)
                     await closeIdleNodes()
+                    announceRestored()
                     let (done, announce, count) = state.withLock { state -> (Bool, Bool, Int) in
                         guard state.down.isEmpty, state.held.allSatisfy({ state.placed[$0] != nil }) else { return (false, false, 0) }
-                        defer { state.degraded = false }
+                        defer {
+                            state.degraded = false
+                            state.interrupted = []
+                        }
                         return (true, state.degraded, state.held.count)
                     }
                     if announce {
@@ -272,11 +285,41 @@ public final class RedisShardedSubscriber: Sendable {
             }
             let map = cluster.slotMap
             let misplaced = state.withLock { state in
-                state.placed.contains { channel, address in
+                state.placed.filter { channel, address in
                     map.shard(forSlot: HashSlot.of(channel)).map { $0.primary != address && !$0.replicas.contains(address) } ?? true
-                }
+                }.keys.sorted()
             }
-            if misplaced { degrade("a shard channel's slot is served elsewhere now") }
+            if !misplaced.isEmpty { interrupt(misplaced, reason: "their slots are served elsewhere now") }
+        }
+
+        /// Channels that stopped delivering while the rest go on (their slot moved): reported,
+        /// and placed again by a repair.
+        func interrupt(_ names: [String], reason: String) {
+            let fresh = state.withLock { state -> [String] in
+                let fresh = names.filter { state.held.contains($0) && !state.interrupted.contains($0) }
+                state.interrupted.formUnion(fresh)
+                return fresh
+            }
+            if !fresh.isEmpty {
+                logger.notice("shard channels interrupted; placing them again", metadata: ["channels": "\(fresh.count)", "reason": "\(reason)"])
+                handler(.shardChannelsLost(fresh, reason: reason))
+            }
+            queueRepair()
+        }
+
+        /// Reports the interrupted channels that are placed again.
+        func announceRestored() {
+            let restored = state.withLock { state -> [String] in
+                // During an outage `.reconnected` covers every channel at once.
+                guard !state.degraded else { return [] }
+                let restored = state.interrupted.filter { state.placed[$0] != nil || !state.held.contains($0) }
+                state.interrupted.subtract(restored)
+                return restored.filter { state.held.contains($0) }.sorted()
+            }
+            if !restored.isEmpty {
+                logger.notice("shard channels placed again", metadata: ["channels": "\(restored.count)"])
+                handler(.shardChannelsRestored(restored))
+            }
         }
 
         /// Channels confirmed on a node the fresh map no longer names for their slot: released
@@ -292,6 +335,7 @@ public final class RedisShardedSubscriber: Sendable {
                 for (_, names) in byNode { for name in names { state.placed[name] = nil } }
                 return byNode
             }
+            if !misplaced.isEmpty { interrupt(misplaced.values.flatMap { $0 }.sorted(), reason: "their slots are served elsewhere now") }
             for (address, names) in misplaced {
                 guard let node = state.withLock({ $0.nodes[address] }) else { continue }
                 switch await awaitConfirmation(within: RedisShardedSubscriber.confirmationTimeout, { () async throws(RedisError) in try await node.subscriber.sunsubscribe(names) }) {
@@ -320,7 +364,7 @@ public final class RedisShardedSubscriber: Sendable {
             let current = state.withLock { $0.nodes[address]?.id == id && !$0.closed }
             guard current else { return }
             switch event {
-            case .message, .subscribed, .unsubscribed:
+            case .message, .subscribed, .unsubscribed, .shardChannelsRestored:
                 handler(event)
             case .disconnected(let reason):
                 state.withLock { _ = $0.down.insert(address) }
@@ -333,8 +377,7 @@ public final class RedisShardedSubscriber: Sendable {
                 state.withLock { state in
                     for name in names where state.placed[name] == address { state.placed[name] = nil }
                 }
-                degrade("\(address): \(reason)")
-                queueRepair()
+                interrupt(names, reason: "\(address): \(reason)")
             }
         }
 

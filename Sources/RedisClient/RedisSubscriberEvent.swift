@@ -24,6 +24,9 @@ public enum RedisSubscriberEvent: Sendable, Hashable {
     /// slot now) or unsubscribed them itself (their slot moved away). `reason` is its word.
     /// Whoever needs them subscribes them again on the node that serves them now.
     case shardChannelsLost([String], reason: String)
+    /// `RedisShardedSubscriber`: shard channels reported lost (their slot moved) are subscribed
+    /// again where they are served now; what was published to them meanwhile was not delivered.
+    case shardChannelsRestored([String])
 }
 
 /// What a bounded event buffer does when its reader falls behind.

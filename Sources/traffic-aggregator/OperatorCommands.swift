@@ -143,6 +143,10 @@ struct WatchCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("watch: Redis connection lost (\(why)); reconnecting…\n".utf8))
             case .reconnected:
                 FileHandle.standardError.write(Data("watch: reconnected\n".utf8))
+            case .shardChannelsLost(let channels, let reason):
+                FileHandle.standardError.write(Data("watch: \(channels.count) camera channels interrupted (\(reason)); subscribing them where they are served now…\n".utf8))
+            case .shardChannelsRestored(let channels):
+                FileHandle.standardError.write(Data("watch: \(channels.count) camera channels back\n".utf8))
             default:
                 break
             }

@@ -58,6 +58,24 @@ import TrafficModel
         #expect(hub.camerasAppeared([10]).isEmpty)
     }
 
+    /// A camera whose subscription was interrupted (its slot moved) catches up alone, without a
+    /// notice to clients; other cameras are left alone.
+    @Test func aRestoredCameraCatchesUpAloneAndQuietly() throws {
+        var hub = SubscriptionHub()
+        hub.connect(1, permission: .all)
+        let subscribe = hub.subscribe(1, .cameras([3, 4]))
+        _ = hub.snapshotReady(1, entries: [SnapshotEntry(camera: 3, latest: result(3, 1)), SnapshotEntry(camera: 4, latest: result(4, 1))], all: false, generation: try #require(snapshotGeneration(subscribe)))
+        #expect(delivered(hub.receive(result(3, 2)), to: 1) == [2])
+        _ = hub.receive(result(4, 2))
+        let restored = hub.camerasRestored([3])
+        #expect(restored == [.fetchCatchUp(camera: 3, after: ResultPosition(offset: 2, epoch: "e1"), generation: try #require(catchUpGeneration(restored)))])
+        #expect(hub.receive(result(3, 4)).isEmpty, "held while the history is read")
+        let caughtUp = hub.catchUpReady(camera: 3, generation: try #require(catchUpGeneration(restored)), read: HistoryRead(current: ResultPosition(offset: 4, epoch: "e1"), entries: [result(3, 3)]))
+        #expect(delivered(caughtUp, to: 1) == [3, 4], "what the move missed, then what came meanwhile")
+        #expect(!caughtUp.contains { if case .send(_, .status) = $0 { true } else { false } })
+        #expect(delivered(hub.receive(result(4, 3)), to: 1) == [3], "the other camera went on")
+    }
+
     @Test func aCameraThatAppearsWithoutAPositionStartsWithItsLiveStream() throws {
         var hub = SubscriptionHub()
         hub.connect(1, permission: .all)
