@@ -245,6 +245,8 @@ final class SubscriberLoop {
         }
         let (kind, names) = shardInFlight.removeFirst()
         let error = RedisError(kind: .server, message: message, command: kind.command)
+        // Let go of them first: a caller resumed below already finds them not held.
+        if kind.adds { lost(names.sorted(), reason: message) }
         for name in names.sorted() {
             guard var waiters = waiting.removeValue(forKey: SubscriptionFamily.shard.key(name)), !waiters.isEmpty else { continue }
             let waiter = waiters.removeFirst()
@@ -252,7 +254,6 @@ final class SubscriberLoop {
             // A refused removal is moot: the channel is not subscribed here either way.
             if kind.adds { waiter.fail(name, error) } else { waiter.resolve(name) }
         }
-        if kind.adds { lost(names.sorted(), reason: message) }
     }
 
     /// The node will not deliver these shard channels: no longer held, and reported.
