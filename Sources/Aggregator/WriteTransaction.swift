@@ -56,6 +56,9 @@ public struct WriteTransaction: Sendable {
         public var checksAppliedOffsets = true
         /// `PUBLISH`, or `SPUBLISH` on a Redis Cluster (the camera's shard channel, in its slot).
         public var publishCommand = "PUBLISH"
+        /// On a Redis Cluster: where a camera whose counter starts (its first result, or a new
+        /// epoch) is announced, in the same transaction (`KeySchema.camerasAnnounced`).
+        public var announceChannel: String?
 
         public init() {}
     }
@@ -293,7 +296,10 @@ public struct WriteTransaction: Sendable {
             }
             guard counts[slot] > 0 else { continue }
             let (offset, epoch) = stored.cameras[slot].counter ?? (0, stored.newEpoch)
-            if stored.cameras[slot].counter == nil { commands.append(RedisCommand.del([camera.historyKey]).arguments) }
+            if stored.cameras[slot].counter == nil {
+                commands.append(RedisCommand.del([camera.historyKey]).arguments)
+                if let channel = settings.announceChannel { commands.append(RedisCommand.publish(channel, Array(String(camera.camera).utf8)).arguments) }
+            }
             nextOffset[slot] = offset
             var fields = [("offset", String(offset + Int64(counts[slot]))), ("epoch", epoch)]
             if let pair = newPair[slot] { fields += [("kafka_partition", String(pair.partition)), ("kafka_offset", String(pair.offset)), ("kafka_topic", pair.topic)] }

@@ -32,10 +32,11 @@ public struct GatewayConfiguration: Sendable {
     /// On a Redis Cluster: subscribe shard channels on the slot's replicas rather than its
     /// primary (the primaries then spend nothing on the gateway's fan-out).
     public var readFromReplicas = false
-    /// On a Redis Cluster, where "every camera" has no pattern subscription: how often the
-    /// primaries are scanned for cameras that appeared (a new camera reaches "*" clients within
-    /// this, its first results read from its history).
-    public var cameraDiscoveryInterval: Duration = .seconds(2)
+    /// On a Redis Cluster, where "every camera" has no pattern subscription: new cameras are
+    /// subscribed when the aggregator announces them; this is how often the primaries are scanned
+    /// anyway, for an announcement missed (a reconnect): the bound on how late a new camera can
+    /// reach "*" clients, its first results read from its history.
+    public var cameraDiscoveryInterval: Duration = .seconds(30)
     /// Matches the aggregator's `--latest-ttl`: cached latest results older than this are stale.
     public var latestTTLSeconds = 300
     /// Most history entries one recovery or catch-up reads.

@@ -32,6 +32,8 @@ public final class GatewayService: Service, Sendable {
     private let probeTask: Task<Void, Never>
     /// On a cluster: the periodic look for cameras that appeared (nil elsewhere).
     private let discoveryTask: Task<Void, Never>?
+    /// On a cluster: the aggregator's announcements of new cameras (nil elsewhere).
+    private let announcements: RedisSubscriber?
     private let housekeeper: Housekeeper
 
     /// Starts serving. A `redis-cluster://` URL switches the key schema to hash-tagged names
@@ -106,6 +108,26 @@ public final class GatewayService: Service, Sendable {
         }
         let subscriptions = SubscriptionQueue(channels: channels, logger: logger)
         self.subscriptions = subscriptions
+        if cluster {
+            // Classic pub/sub, which a cluster carries to every node: pinned to one slot's primary,
+            // followed across failovers.
+            let announced = keys.camerasAnnounced
+            let announcements = RedisSubscriber(configuration: redisConfiguration.pinned(toSlotOf: announced), logger: logger) { event in
+                guard case .message(let message) = event, message.channel == announced,
+                      let camera = CameraID.parse(String(decoding: message.payload, as: UTF8.self)) else { return }
+                subscriptions.appeared([camera])
+            }
+            self.announcements = announcements
+            Task {
+                do throws(RedisError) {
+                    try await announcements.subscribe([announced]) // held from here on: subscribed again on every reconnect
+                } catch {
+                    logger.debug("new-camera announcements not subscribed (closed)", metadata: ["error": "\(error)"])
+                }
+            }
+        } else {
+            announcements = nil
+        }
 
         var web = WebServerConfiguration(host: configuration.host, port: configuration.port)
         web.maximumInboundMessageBytes = configuration.maximumInboundBytes
@@ -117,8 +139,11 @@ public final class GatewayService: Service, Sendable {
             server = try WebServer(configuration: web)
         } catch {
             subscriptions.finish()
-            let channels = self.channels
-            Task { await channels.close() }
+            let (channels, announcements) = (self.channels, self.announcements)
+            Task {
+                await channels.close()
+                await announcements?.close()
+            }
             throw error
         }
         core = GatewayCore(configuration: configuration, metrics: metrics, logger: logger, server: server,
@@ -257,6 +282,7 @@ public final class GatewayService: Service, Sendable {
         inbox.detach()
         subscriptions.finish()
         await channels.close()
+        await announcements?.close()
         await redis.close()
         await frameRedis.close()
     }

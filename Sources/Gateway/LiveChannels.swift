@@ -12,6 +12,8 @@ protocol LiveChannels: Sendable {
     func unsubscribeAll() async throws(RedisError)
     /// Looks for cameras that appeared since the last look, where that is not automatic.
     func discover() async
+    /// Cameras the aggregator announced (their first result), where that is not automatic.
+    func appeared(_ cameras: [Int]) async
     func close() async
 }
 
@@ -26,15 +28,18 @@ struct ServerChannels: LiveChannels {
     func subscribeAll() async throws(RedisError) { try await subscriber.psubscribe([keys.allCamerasPattern]) }
     func unsubscribeAll() async throws(RedisError) { try await subscriber.punsubscribe([keys.allCamerasPattern]) }
     func discover() async {}
+    func appeared(_ cameras: [Int]) async {}
     func close() async { await subscriber.close() }
 }
 
 /// A Redis Cluster: every channel a shard channel (`SSUBSCRIBE` on the node serving its slot).
 /// Shard channels have no pattern form, so "every camera" is every camera with a position hash
-/// on any primary (`SCAN` of each), subscribed one by one, and `discover()` (every
-/// `--camera-discovery-seconds`) subscribes the ones that appeared since. A camera found that way
-/// is announced *before* its subscription is sent (`announce`), so the hub holds its live results
-/// and reads its history from the start: "*" clients get its first results too.
+/// on any primary (`SCAN` of each), subscribed one by one; after that, cameras the aggregator
+/// announces (`appeared`: its first result, on `KeySchema.camerasAnnounced`) are subscribed at
+/// once, and `discover()` (every `--camera-discovery-seconds`) scans again for any announcement
+/// that was missed. A new camera is told to the hub *before* its subscription is sent
+/// (`announce`), so the hub holds its live results and reads its history from the start: "*"
+/// clients get its first results too.
 final class ClusterChannels: LiveChannels {
     let subscriber: RedisShardedSubscriber
     let redis: any RedisRouting
@@ -99,12 +104,25 @@ final class ClusterChannels: LiveChannels {
         }
     }
 
+    func appeared(_ cameras: [Int]) async {
+        do throws(RedisError) {
+            try await subscribe(Set(cameras), announcing: true)
+        } catch {
+            // The sharded subscriber holds them and places them when it can.
+        }
+    }
+
     /// Subscribes the cameras found on the primaries that are not subscribed yet.
     private func subscribeFound(announcing: Bool) async throws(RedisError) {
         var cameras: Set<Int> = []
         for key in try await redis.keys(matching: keys.allPositionsPattern) {
             if let camera = keys.camera(fromKey: key, suffix: "position") { cameras.insert(camera) }
         }
+        try await subscribe(cameras, announcing: announcing)
+    }
+
+    /// Subscribes those of `cameras` that "every camera" does not cover yet.
+    private func subscribe(_ cameras: Set<Int>, announcing: Bool) async throws(RedisError) {
         // Cameras watched by name are subscribed already: only the others are new to the stream.
         let fresh = state.withLock { state -> [Int] in
             guard state.all else { return [] }

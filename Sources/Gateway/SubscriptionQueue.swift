@@ -16,6 +16,7 @@ final class SubscriptionQueue: Sendable {
         case subscribeAll
         case unsubscribeAll
         case discover
+        case appeared([Int])
         case barrier(CheckedContinuation<Void, Never>)
     }
 
@@ -60,6 +61,7 @@ final class SubscriptionQueue: Sendable {
                 case .subscribeAll: change = { () async throws(RedisError) in try await channels.subscribeAll() }
                 case .unsubscribeAll: change = { () async throws(RedisError) in try await channels.unsubscribeAll() }
                 case .discover: change = { () async throws(RedisError) in await channels.discover() }
+                case .appeared(let cameras): change = { () async throws(RedisError) in await channels.appeared(cameras) }
                 case .barrier(let waiter):
                     finishing.barriers.withLock { $0 -= 1 }
                     waiter.resume()
@@ -81,6 +83,8 @@ final class SubscriptionQueue: Sendable {
     func unsubscribeAll() { continuation.yield(.unsubscribeAll) }
     /// Looks for new cameras (a cluster's "every camera"); a no-op elsewhere.
     func discover() { continuation.yield(.discover) }
+    /// Cameras the aggregator announced (a cluster's "every camera"); a no-op elsewhere.
+    func appeared(_ cameras: [Int]) { continuation.yield(.appeared(cameras)) }
 
     /// Waits until every change queued so far is confirmed.
     func barrier() async {

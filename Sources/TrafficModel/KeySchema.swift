@@ -54,6 +54,12 @@ public struct KeySchema: Sendable, Equatable {
     /// not channels); in cluster mode a SCAN pattern only (shard channels have no pattern form).
     public var allCamerasPattern: String { "\(namespace)camera:*" }
 
+    /// The classic pub/sub channel on which the aggregator announces, in cluster mode, a camera's
+    /// first result (its id): shard channels have no pattern form, so gateways watching every
+    /// camera learn of new ones here rather than by scanning (a cluster carries `PUBLISH` to every
+    /// node; it is sent once per camera and epoch).
+    public var camerasAnnounced: String { "\(namespace)cameras:new" }
+
     /// The SCAN pattern matching every camera's position hash: every camera that ever had a
     /// result (how cameras are found on a cluster, whose shard channels have no pattern form).
     public var allPositionsPattern: String { hashTagged ? "\(namespace)camera:{*}:position" : "\(namespace)camera:*:position" }

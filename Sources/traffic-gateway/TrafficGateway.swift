@@ -37,7 +37,7 @@ struct RunGateway: AsyncParsableCommand {
     @Option(name: .customLong("housekeeping-seconds"), help: "How often expired cached results are dropped and freed memory is returned to the system (env GATEWAY_HOUSEKEEPING_SECONDS).") var housekeepingSeconds: Int?
     @Option(name: .customLong("drain-seconds"), help: "On SIGTERM, how long clients get to close (env GATEWAY_DRAIN_SECONDS).") var drainSeconds: Int?
     @Flag(name: .customLong("read-from-replicas"), help: "Redis Cluster: subscribe camera channels on each slot's replicas, not its primary (env GATEWAY_READ_FROM_REPLICAS=1).") var readFromReplicas = false
-    @Option(name: .customLong("camera-discovery-seconds"), help: "Redis Cluster: how often the primaries are scanned for new cameras for \"*\" clients (env GATEWAY_CAMERA_DISCOVERY_SECONDS; default 2).") var cameraDiscoverySeconds: Double?
+    @Option(name: .customLong("camera-discovery-seconds"), help: "Redis Cluster: how often the primaries are scanned for new cameras the aggregator's announcements missed, for \"*\" clients (env GATEWAY_CAMERA_DISCOVERY_SECONDS; default 30).") var cameraDiscoverySeconds: Double?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (env LOG_LEVEL).") var logLevel: String?
 
     func validate() throws {

@@ -27,14 +27,20 @@ import Simulation
             try await running.value
         }
         #expect(try await rig.expectExactlyOnce().count == 3, "the cameras were written on every primary")
-        // Shard channels, not PUBLISH (which every node of a cluster would carry).
+        // Shard channels, not PUBLISH (which every node of a cluster would carry): PUBLISH only
+        // announces each camera once, at its first result.
         var spublished = 0
+        var published = 0
+        func calls(_ command: String, in info: String) -> Int {
+            guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }) else { return 0 }
+            return line.split(separator: ",").first?.split(separator: "=").last.flatMap { Int($0) } ?? 0
+        }
         for (_, info) in try await rig.redis.sendToEach(.info("commandstats")) {
-            if let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_spublish:") }),
-               let calls = line.split(separator: ",").first?.split(separator: "=").last.flatMap({ Int($0) }) { spublished += calls }
-            #expect(!info.contains("cmdstat_publish:"), "no PUBLISH on a cluster")
+            spublished += calls("spublish", in: info)
+            published += calls("publish", in: info)
         }
         #expect(spublished == rig.frames.count, "one SPUBLISH per result, none for the redeliveries")
+        #expect(published == rig.perCamera.count, "one announcement per camera: \(published)")
         await rig.close()
     }
 
@@ -85,11 +91,11 @@ import Simulation
 
     /// Two aggregators in one group on a cluster, the second joining mid-stream and leaving
     /// again: every camera's results once, whichever member wrote them. A browser watches every
-    /// camera from before any exists: each is found on its primary and delivered from its first
-    /// result.
+    /// camera from before any exists: each is announced by the aggregator (the gateway's scan is
+    /// an hour away) and delivered from its first result.
     @Test func twoAggregatorsInOneGroupApplyEveryResultOnce() async throws {
         let rig = try await ClusterRig(cameras: 12, results: 6_000, partitions: 8, seed: 25)
-        let watch = try await ClusterGatewayWatch(rig)
+        let watch = try await ClusterGatewayWatch(rig, discovery: .seconds(3600))
         let everyCamera = try await watch.watch(nil)
         func consumed(_ service: AggregatorService) -> Double {
             String(decoding: service.metrics.render(), as: UTF8.self).split(separator: "\n")

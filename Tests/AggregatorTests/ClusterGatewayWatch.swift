@@ -12,14 +12,15 @@ final class ClusterGatewayWatch: Sendable {
     let gateway: GatewayService
     let clients: WebSocketTestClients
 
-    init(_ rig: ClusterRig, readFromReplicas: Bool = false) async throws {
+    /// `discovery`: how often the gateway scans for cameras the aggregator's announcements missed.
+    init(_ rig: ClusterRig, readFromReplicas: Bool = false, discovery: Duration = .milliseconds(300)) async throws {
         var config = GatewayConfiguration()
         config.readFromReplicas = readFromReplicas
         config.port = try FreePort.find()
         config.redisURL = rig.cluster.url
         config.keys = KeySchema(namespace: rig.keys.namespace)
         config.probeInterval = .milliseconds(200)
-        config.cameraDiscoveryInterval = .milliseconds(300)
+        config.cameraDiscoveryInterval = discovery
         config.historyReadLimit = 10_000
         config.drainTimeout = .seconds(2)
         // A whole pre-produced stream arrives in seconds: these clients are about correctness,
