@@ -56,7 +56,7 @@ struct WatchCommand: AsyncParsableCommand {
 
     @Option(help: "Only this camera (default: all).") var camera: String?
     @Option(help: "Stop after this many results (default: run until interrupted).") var count: Int?
-    @Option(name: .customLong("discovery-seconds"), help: "On a Redis Cluster without --camera: how often the primaries are scanned for new cameras.") var discoverySeconds = 2.0
+    @Option(name: .customLong("discovery-seconds"), help: "On a Redis Cluster without --camera: new cameras are followed when the aggregator announces them; this is how often the primaries are scanned anyway, for one missed.") var discoverySeconds = 30.0
     @OptionGroup var redis: RedisOptions
     @Flag(help: "Print each result's JSON.") var json = false
 
@@ -86,8 +86,9 @@ struct WatchCommand: AsyncParsableCommand {
     }
 
     /// On a cluster: shard channels, each on the primary of its camera's slot. Without a camera,
-    /// every camera with a position hash on any primary, scanned again every `--discovery-seconds`
-    /// (shard channels have no pattern form).
+    /// every camera with a position hash on any primary, then each one the aggregator announces on
+    /// `cameras:new`, and a scan every `--discovery-seconds` for an announcement missed (shard
+    /// channels have no pattern form) — as the gateway finds them.
     private func tailCluster(_ configuration: RedisConfiguration, camera: Int?) async throws {
         if let problem = KeySchema.clusterProblem(namespace: redis.resolvedNamespace) { throw ValidationError(problem) }
         let keys = KeySchema(namespace: redis.resolvedNamespace, hashTagged: true)
@@ -95,10 +96,25 @@ struct WatchCommand: AsyncParsableCommand {
         let (events, continuation) = AsyncStream<RedisSubscriberEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
         let subscriber = try RedisShardedSubscriber(configuration: configuration) { continuation.yield($0) }
         let discovery: Task<Void, Never>?
+        var announcements: RedisSubscriber?
         if let camera {
             try await subscriber.subscribe([keys.cameraChannel(camera)])
             discovery = nil
         } else {
+            let announced = keys.camerasAnnounced
+            let made = RedisSubscriber(configuration: configuration.pinned(toSlotOf: announced)) { event in
+                guard case .message(let message) = event, message.channel == announced,
+                      let camera = CameraID.parse(String(decoding: message.payload, as: UTF8.self)) else { return }
+                Task {
+                    do throws(RedisError) {
+                        try await subscriber.subscribe([keys.cameraChannel(camera)])
+                    } catch {
+                        // Held by the subscriber, placed when it can (the scan finds it too).
+                    }
+                }
+            }
+            try await made.subscribe([announced])
+            announcements = made
             let seconds = discoverySeconds
             let every = Duration.milliseconds(Int64(seconds * 1000))
             discovery = Task {
@@ -125,6 +141,7 @@ struct WatchCommand: AsyncParsableCommand {
         }
         await tail(events, keys: keys)
         discovery?.cancel()
+        await announcements?.close()
         await subscriber.close()
         await cluster.close()
     }
