@@ -161,15 +161,8 @@ import Simulation
             return try await rig.applied(victimCamera) > 30
         }
         let slot = HashSlot.of(rig.keys.position(victimCamera))
-        let dead = try #require(redis.primary(forSlot: slot))
-        let victim = try #require(rig.cluster.node(port: dead.port))
-        victim.kill()
         // The stream goes on while the cluster fails over.
-        try await waitUntil("the replica is promoted", timeout: .seconds(60), every: .milliseconds(50)) {
-            try await rig.produceMore()
-            try? await redis.refresh(avoiding: dead) // try?: the map is read again until a live node answers
-            return redis.primary(forSlot: slot).map { $0 != dead } ?? false
-        }
+        let (victim, _) = try await rig.killPrimary(of: victimCamera)
         // The promoted replica has no replica of its own, so `WAIT 1` there waits until the dead
         // node comes back (a restarted container) and rejoins as its replica; /healthz says so.
         let promoted = try #require(redis.primary(forSlot: slot))
@@ -233,16 +226,7 @@ import Simulation
             try await rig.produceMore()
             return !clients.stream(everyCamera, camera: victimCamera).offsets.isEmpty
         }
-        let redis = rig.redis
-        let slot = HashSlot.of(rig.keys.position(victimCamera))
-        let dead = try #require(redis.primary(forSlot: slot))
-        let victim = try #require(rig.cluster.node(port: dead.port))
-        victim.kill()
-        try await waitUntil("the replica is promoted", timeout: .seconds(60), every: .milliseconds(50)) {
-            try await rig.produceMore()
-            try? await redis.refresh(avoiding: dead) // try?: the map is read again until a live node answers
-            return redis.primary(forSlot: slot).map { $0 != dead } ?? false
-        }
+        let (victim, _) = try await rig.killPrimary(of: victimCamera)
         for _ in 0..<5 { try await rig.produceMore() }
         process.signal(SIGKILL) // with writes in flight, offsets uncommitted
         _ = try await process.wait(timeout: .seconds(30))

@@ -83,6 +83,21 @@ final class ClusterRig: Sendable {
         return sum
     }
 
+    /// SIGKILLs the primary serving `camera` and waits, the stream flowing, until its replica is
+    /// promoted; returns the dead node (to restart it) and its address.
+    func killPrimary(of camera: Int) async throws -> (victim: RedisServer, dead: RedisConfiguration.Address) {
+        let slot = HashSlot.of(keys.position(camera))
+        let dead = try #require(redis.primary(forSlot: slot))
+        let victim = try #require(cluster.node(port: dead.port))
+        victim.kill()
+        try await waitUntil("the replica is promoted", timeout: .seconds(60), every: .milliseconds(50)) {
+            try await produceMore()
+            try? await redis.refresh(avoiding: dead) // try?: the map is read again until a live node answers
+            return redis.primary(forSlot: slot).map { $0 != dead } ?? false
+        }
+        return (victim, dead)
+    }
+
     func service(_ configuration: AggregatorConfiguration? = nil, label: String) throws -> AggregatorService {
         try AggregatorService(configuration: configuration ?? self.configuration, bootstrap: kafka.bootstrapServers, logger: Logger(label: "test.aggregator.\(label)"))
     }
