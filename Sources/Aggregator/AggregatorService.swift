@@ -63,7 +63,7 @@ public final class AggregatorService: Service, Sendable {
                 if let problem = KeySchema.clusterProblem(namespace: keys.namespace) { throw RedisError(kind: .invalidConfiguration, message: problem) }
                 keys.hashTagged = true
                 settings.publishCommand = "SPUBLISH"
-                settings.announceChannel = keys.camerasAnnounced
+                settings.announcing = keys
                 redis = nil
                 cluster = try RedisClusterClient(configuration: redisConfiguration, label: "aggregator", logger: Logger(label: "aggregator.redis"))
                 // Connections of their own for detection reads, so they overlap the previous batch's write.

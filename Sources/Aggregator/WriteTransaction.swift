@@ -1,6 +1,6 @@
 public import RedisClient
 public import KafkaClient
-import TrafficModel
+public import TrafficModel
 import Backoff
 
 /// Applies a `WritePlan` to Redis atomically: one optimistic transaction of plain commands,
@@ -56,9 +56,10 @@ public struct WriteTransaction: Sendable {
         public var checksAppliedOffsets = true
         /// `PUBLISH`, or `SPUBLISH` on a Redis Cluster (the camera's shard channel, in its slot).
         public var publishCommand = "PUBLISH"
-        /// On a Redis Cluster: where a camera whose counter starts (its first result, or a new
-        /// epoch) is announced, in the same transaction (`KeySchema.camerasAnnounced`).
-        public var announceChannel: String?
+        /// On a Redis Cluster: the names by which a camera whose counter starts (its first
+        /// result, or a new epoch) is announced in the same transaction
+        /// (`KeySchema.camerasAnnounced`, `announcement(of:)`).
+        public var announcing: KeySchema?
 
         public init() {}
     }
@@ -298,7 +299,7 @@ public struct WriteTransaction: Sendable {
             let (offset, epoch) = stored.cameras[slot].counter ?? (0, stored.newEpoch)
             if stored.cameras[slot].counter == nil {
                 commands.append(RedisCommand.del([camera.historyKey]).arguments)
-                if let channel = settings.announceChannel { commands.append(RedisCommand.publish(channel, Array(String(camera.camera).utf8)).arguments) }
+                if let keys = settings.announcing { commands.append(RedisCommand.publish(keys.camerasAnnounced, keys.announcement(of: camera.camera)).arguments) }
             }
             nextOffset[slot] = offset
             var fields = [("offset", String(offset + Int64(counts[slot]))), ("epoch", epoch)]

@@ -54,15 +54,15 @@ extension SubscriptionHub {
         guard watchesAll else { return [] }
         var actions: [HubAction] = []
         for camera in appeared where cameras[camera]?.catchingUp != true {
-            let g = generation()
-            if let last = cameras[camera]?.last {
-                cameras[camera] = Camera(last: last, catchingUp: true, generation: g)
-                actions.append(.fetchCatchUp(camera: camera, after: last, generation: g))
-            } else {
-                let start = ResultPosition(offset: 0, epoch: "")
-                cameras[camera] = Camera(last: start, catchingUp: true, fromStart: true, generation: g)
-                actions.append(.fetchCatchUp(camera: camera, after: start, generation: g))
+            // A camera the hub follows already (a snapshot seeded it) catches up from where it is.
+            if cameras[camera]?.last != nil {
+                actions += catchUp([camera])
+                continue
             }
+            let g = generation()
+            let start = ResultPosition(offset: 0, epoch: "")
+            cameras[camera] = Camera(last: start, catchingUp: true, fromStart: true, generation: g)
+            actions.append(.fetchCatchUp(camera: camera, after: start, generation: g))
         }
         return actions
     }

@@ -113,8 +113,7 @@ public final class GatewayService: Service, Sendable {
             // followed across failovers.
             let announced = keys.camerasAnnounced
             let announcements = RedisSubscriber(configuration: redisConfiguration.pinned(toSlotOf: announced), logger: logger) { event in
-                guard case .message(let message) = event, message.channel == announced,
-                      let camera = CameraID.parse(String(decoding: message.payload, as: UTF8.self)) else { return }
+                guard case .message(let message) = event, let camera = keys.announcedCamera(channel: message.channel, payload: message.payload) else { return }
                 subscriptions.appeared([camera])
             }
             self.announcements = announcements

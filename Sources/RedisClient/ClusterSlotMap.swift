@@ -58,6 +58,27 @@ public struct ClusterSlotMap: Sendable, Equatable {
     /// Slots no primary serves.
     public var uncoveredSlots: Int { owners.filter { $0 < 0 }.count }
 
+    /// Reads the map on one connection: `CLUSTER SHARDS`, or `CLUSTER SLOTS` from a server that
+    /// does not know it (before 7.0). The one way the client layer asks a node for the map.
+    static func read(from connection: RedisConnection) throws(RedisError) -> ClusterSlotMap {
+        do {
+            return try parse(shards: try connection.send(RedisCommand<RedisReply>.raw(["CLUSTER", "SHARDS"])))
+        } catch where error.serverCode == .err && error.message.lowercased().contains("unknown subcommand") {
+            return try parse(slots: try connection.send(RedisCommand<RedisReply>.raw(["CLUSTER", "SLOTS"])))
+        }
+    }
+
+    /// The error to stop at when asking `node` for the map failed so that no other node can do
+    /// better — it is no cluster node, or the credentials are refused —; nil when another may.
+    static func stopAsking(after error: RedisError, from node: Address) -> RedisError? {
+        if error.message.contains("cluster support disabled") {
+            var refused = RedisError(kind: .invalidConfiguration, message: "\(node) is not in cluster mode (cluster-enabled no): use a redis:// URL for a single server", command: "CLUSTER SHARDS")
+            refused.cause = error
+            return refused
+        }
+        return error.kind == .authenticationFailed ? error : nil
+    }
+
     /// Parses the reply of `CLUSTER SHARDS`: per shard a map with `slots` (pairs of bounds) and
     /// `nodes` (maps with `ip`/`endpoint`, `port`, `role`, `health`). Nodes that are not online
     /// are left out of the replicas; a shard without an online primary serves nothing.

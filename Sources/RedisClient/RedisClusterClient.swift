@@ -262,27 +262,18 @@ public final class RedisClusterClient: Sendable {
                 problems.append("\(address): no primary serves any slot (the cluster is not created yet?)")
             case .success(let map):
                 return map
-            case .failure(let error) where error.message.contains("cluster support disabled"):
-                var refused = RedisError(kind: .invalidConfiguration, message: "\(address) is not in cluster mode (cluster-enabled no): use a redis:// URL for a single server", command: "CLUSTER SHARDS")
-                refused.cause = error
-                throw refused
-            case .failure(let error) where error.kind == .authenticationFailed:
-                throw error
             case .failure(let error):
+                if let stop = ClusterSlotMap.stopAsking(after: error, from: address) { throw stop }
                 problems.append("\(address): \(error.message)")
             }
         }
         throw RedisError(kind: .connectionFailed, message: "no cluster node answered with a slot map (\(problems.joined(separator: "; ")))", command: "CLUSTER SHARDS")
     }
 
-    /// `CLUSTER SHARDS`, or `CLUSTER SLOTS` from a server that does not know it.
+    /// The map as `client`'s node tells it (`ClusterSlotMap.read`, on the client's connection).
     private static func readMap(_ client: RedisClient) async -> Result<ClusterSlotMap, RedisError> {
         do throws(RedisError) {
-            do {
-                return .success(try ClusterSlotMap.parse(shards: try await client.send(.raw(["CLUSTER", "SHARDS"]))))
-            } catch where error.serverCode == .err && error.message.lowercased().contains("unknown subcommand") {
-                return .success(try ClusterSlotMap.parse(slots: try await client.send(.raw(["CLUSTER", "SLOTS"]))))
-            }
+            return .success(try await client.perform { connection throws(RedisError) in try ClusterSlotMap.read(from: connection) })
         } catch {
             return .failure(error)
         }

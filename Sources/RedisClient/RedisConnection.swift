@@ -135,20 +135,11 @@ public final class RedisConnection {
             node.endpoint = .tcp(host: seed.host, port: seed.port)
             node.database = 0
             do {
-                let connection = try RedisConnection(configuration: node)
-                let map: ClusterSlotMap
-                do {
-                    map = try ClusterSlotMap.parse(shards: try connection.send(RedisCommand<RedisReply>.raw(["CLUSTER", "SHARDS"])))
-                } catch where error.serverCode == .err && error.message.lowercased().contains("unknown subcommand") {
-                    map = try ClusterSlotMap.parse(slots: try connection.send(RedisCommand<RedisReply>.raw(["CLUSTER", "SLOTS"])))
-                }
+                let map = try ClusterSlotMap.read(from: try RedisConnection(configuration: node))
                 if let primary = map.primary(forSlot: slot) { return primary }
                 failures.append("\(seed): no primary serves slot \(slot)")
-            } catch where error.message.contains("cluster support disabled") {
-                throw RedisError(kind: .invalidConfiguration, message: "\(seed) is not in cluster mode (cluster-enabled no): use a redis:// URL for a single server", command: "CLUSTER SHARDS")
-            } catch where error.kind == .authenticationFailed {
-                throw error
             } catch {
+                if let stop = ClusterSlotMap.stopAsking(after: error, from: seed) { throw stop }
                 failures.append("\(seed): \(error.message)")
             }
         }

@@ -60,6 +60,14 @@ public struct KeySchema: Sendable, Equatable {
     /// node; it is sent once per camera and epoch).
     public var camerasAnnounced: String { "\(namespace)cameras:new" }
 
+    /// The message announcing `camera` on `camerasAnnounced`: its id in decimal.
+    public func announcement(of camera: Int) -> [UInt8] { Array(String(camera).utf8) }
+
+    /// The camera a message announces, nil when it is not an announcement of this namespace.
+    public func announcedCamera(channel: String, payload: [UInt8]) -> Int? {
+        channel == camerasAnnounced ? CameraID.parse(String(decoding: payload, as: UTF8.self)) : nil
+    }
+
     /// The SCAN pattern matching every camera's position hash: every camera that ever had a
     /// result (how cameras are found on a cluster, whose shard channels have no pattern form).
     public var allPositionsPattern: String { hashTagged ? "\(namespace)camera:{*}:position" : "\(namespace)camera:*:position" }

@@ -103,8 +103,7 @@ struct WatchCommand: AsyncParsableCommand {
         } else {
             let announced = keys.camerasAnnounced
             let made = RedisSubscriber(configuration: configuration.pinned(toSlotOf: announced)) { event in
-                guard case .message(let message) = event, message.channel == announced,
-                      let camera = CameraID.parse(String(decoding: message.payload, as: UTF8.self)) else { return }
+                guard case .message(let message) = event, let camera = keys.announcedCamera(channel: message.channel, payload: message.payload) else { return }
                 Task {
                     do throws(RedisError) {
                         try await subscriber.subscribe([keys.cameraChannel(camera)])

@@ -13,6 +13,9 @@ import TrafficModel
         let single = KeySchema(namespace: "prod:")
         #expect(single.latest(7) == "prod:camera:7:latest" && single.alerts(7) == "prod:alerts:7", "single-node mode keeps today's names")
         #expect(keys.allPositionsPattern == "prod:camera:{*}:position" && single.allPositionsPattern == "prod:camera:*:position")
+        #expect(keys.announcedCamera(channel: keys.camerasAnnounced, payload: keys.announcement(of: 42)) == 42, "announced and read back")
+        #expect(keys.announcedCamera(channel: "other:cameras:new", payload: keys.announcement(of: 42)) == nil, "another namespace's")
+        #expect(keys.announcedCamera(channel: keys.camerasAnnounced, payload: Array("4x".utf8)) == nil, "not an id")
     }
 
     @Test func idsAreReadBackFromEitherForm() {
